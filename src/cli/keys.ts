@@ -1,0 +1,61 @@
+/** genkey / pubkey / genpsk: byte-for-byte the formats of `wg genkey|pubkey|genpsk` (base64 + newline). */
+import { type Command, parseFlags, UsageError } from "./command.ts";
+import { decodeKey, encodeKey, generatePrivateKey, publicKey } from "../crypto/x25519.ts";
+import { randomBytes } from "../util/random.ts";
+
+async function readStdin(): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of Deno.stdin.readable) {
+    chunks.push(chunk);
+    total += chunk.length;
+    if (total > 4096) throw new UsageError("pubkey: input too long; expected one base64 private key");
+  }
+  const all = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.length;
+  }
+  return new TextDecoder().decode(all);
+}
+
+export const genkeyCommand: Command = {
+  name: "genkey",
+  summary: "Generate a new private key (base64) on stdout, like `wg genkey`.",
+  usage: "genkey",
+  run(args) {
+    if (!parseFlags(this, args, {}, false)) return Promise.resolve(0);
+    console.log(encodeKey(generatePrivateKey()));
+    return Promise.resolve(0);
+  },
+};
+
+export const genpskCommand: Command = {
+  name: "genpsk",
+  summary: "Generate a new preshared key (base64) on stdout, like `wg genpsk`.",
+  usage: "genpsk",
+  run(args) {
+    if (!parseFlags(this, args, {}, false)) return Promise.resolve(0);
+    console.log(encodeKey(randomBytes(32)));
+    return Promise.resolve(0);
+  },
+};
+
+export const pubkeyCommand: Command = {
+  name: "pubkey",
+  summary: "Read a private key on stdin, print its public key, like `wg pubkey`.",
+  usage: "pubkey < private.key",
+  async run(args) {
+    if (!parseFlags(this, args, {}, false)) return 0;
+    const text = await readStdin();
+    let key: Uint8Array;
+    try {
+      key = decodeKey(text, "private key on stdin");
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    console.log(encodeKey(publicKey(key)));
+    return 0;
+  },
+};

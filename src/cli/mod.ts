@@ -1,0 +1,11 @@
+/** The command table. Each command lives in its own file; add it here. */
+import type { Command } from "./command.ts";
+import { versionCommand } from "./version.ts";
+import { genkeyCommand, genpskCommand, pubkeyCommand } from "./keys.ts";
+
+export const commands: Command[] = [
+  versionCommand,
+  genkeyCommand,
+  pubkeyCommand,
+  genpskCommand,
+];

@@ -1,0 +1,262 @@
+/**
+ * Network-namespace and wireguard-go harness for interop tests (recipe: shared/spec/testing.md).
+ *
+ * A test that needs root, `ip netns` or wireguard-go is ignored with a printed reason locally, and FAILS when
+ * WGEDGE_REQUIRE_INTEROP=1 (CI) so a missing tool can never pass silently.
+ */
+
+const REQUIRED = Deno.env.get("WGEDGE_REQUIRE_INTEROP") === "1";
+const DENO = Deno.execPath();
+export const MAIN_TS = new URL("../../main.ts", import.meta.url).pathname;
+export const DENO_JSON = new URL("../../deno.json", import.meta.url).pathname;
+
+let probed: string | null | undefined;
+
+async function which(tool: string): Promise<boolean> {
+  try {
+    const out = await new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "null", stderr: "null" })
+      .output();
+    return out.success;
+  } catch {
+    return false;
+  }
+}
+
+/** null when interop tests can run, else why not. */
+export async function interopUnavailable(tools: string[] = []): Promise<string | null> {
+  if (probed === undefined) {
+    probed = null;
+    if (Deno.build.os !== "linux") probed = "not Linux";
+    else if (Deno.uid() !== 0) probed = "not root";
+    else {
+      for (const t of ["ip", "wireguard-go", "wg"]) {
+        if (!(await which(t))) {
+          probed = `${t} not installed`;
+          break;
+        }
+      }
+    }
+  }
+  if (probed) return probed;
+  for (const t of tools) if (!(await which(t))) return `${t} not installed`;
+  return null;
+}
+
+/**
+ * Deno.test for interop: runs when the machine can, is ignored with a printed reason when it cannot,
+ * and fails in CI (WGEDGE_REQUIRE_INTEROP=1) when it cannot.
+ */
+export function interopTest(
+  name: string,
+  fn: (t: Deno.TestContext) => Promise<void>,
+  opts: { tools?: string[] } = {},
+): void {
+  Deno.test({
+    name,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn(t) {
+      const why = await interopUnavailable(opts.tools ?? []);
+      if (why) {
+        if (REQUIRED) throw new Error(`interop required (WGEDGE_REQUIRE_INTEROP=1) but unavailable: ${why}`);
+        console.warn(`SKIPPED (not counted as passed in CI): ${name}: ${why}`);
+        return;
+      }
+      await fn(t);
+    },
+  });
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function run(cmd: string[], opts: { stdin?: string; check?: boolean } = {}): Promise<RunResult> {
+  const child = new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdin: opts.stdin !== undefined ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const res = {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+  if (opts.check !== false && res.code !== 0) {
+    throw new Error(`${cmd.join(" ")} exited ${res.code}: ${res.stderr || res.stdout}`);
+  }
+  return res;
+}
+
+let counter = 0;
+
+/** A network namespace created for one test; destroy() removes it and everything spawned in it. */
+export class Netns {
+  readonly children: Deno.ChildProcess[] = [];
+  readonly cleanups: (() => Promise<void> | void)[] = [];
+
+  private constructor(readonly name: string) {}
+
+  static async create(prefix = "wge"): Promise<Netns> {
+    const name = `${prefix}-${Deno.pid}-${++counter}-${Math.floor(Math.random() * 1e6)}`;
+    await run(["ip", "netns", "add", name]);
+    const ns = new Netns(name);
+    await ns.exec(["ip", "link", "set", "lo", "up"]);
+    return ns;
+  }
+
+  exec(cmd: string[], opts: { stdin?: string; check?: boolean } = {}): Promise<RunResult> {
+    return run(["ip", "netns", "exec", this.name, ...cmd], opts);
+  }
+
+  /** Starts a long-running process inside the namespace; killed by destroy(). */
+  spawn(cmd: string[], opts: { env?: Record<string, string>; stdout?: "piped" | "null" | "inherit"; stderr?: "piped" | "null" | "inherit"; stdin?: "piped" | "null" } = {}): Deno.ChildProcess {
+    const envArgs = opts.env ? ["env", ...Object.entries(opts.env).map(([k, v]) => `${k}=${v}`)] : [];
+    const child = new Deno.Command("ip", {
+      args: ["netns", "exec", this.name, ...envArgs, ...cmd],
+      stdin: opts.stdin ?? "null",
+      stdout: opts.stdout ?? "null",
+      stderr: opts.stderr ?? "null",
+    }).spawn();
+    this.children.push(child);
+    return child;
+  }
+
+  /** Runs wgedge (deno run main.ts ...) inside the namespace. */
+  spawnWgedge(args: string[], opts: { env?: Record<string, string>; stdout?: "piped" | "null" | "inherit"; stderr?: "piped" | "null" | "inherit"; stdin?: "piped" | "null" } = {}): Deno.ChildProcess {
+    return this.spawn([DENO, "run", "-A", "--config", DENO_JSON, MAIN_TS, ...args], opts);
+  }
+
+  async destroy(): Promise<void> {
+    for (const c of this.cleanups.reverse()) {
+      try {
+        await c();
+      } catch { /* best effort */ }
+    }
+    for (const c of this.children) {
+      try {
+        c.kill("SIGKILL");
+      } catch { /* already gone */ }
+      try {
+        await c.status;
+      } catch { /* ignore */ }
+    }
+    await run(["ip", "netns", "pids", this.name], { check: false }).then(async (r) => {
+      for (const pid of r.stdout.split(/\s+/).filter(Boolean)) {
+        await run(["kill", "-9", pid], { check: false });
+      }
+    });
+    await run(["ip", "netns", "del", this.name], { check: false });
+  }
+}
+
+export interface WgPeerSpec {
+  publicKey: string;
+  allowedIps: string[];
+  endpoint?: string;
+  presharedKey?: string;
+  persistentKeepalive?: number;
+}
+
+export interface WgGoSpec {
+  privateKey: string;
+  listenPort?: number;
+  addresses: string[];
+  peers: WgPeerSpec[];
+  mtu?: number;
+}
+
+/** A wireguard-go interface inside a namespace, configured with `wg set` (keys passed through files). */
+export class WireguardGo {
+  private constructor(readonly ns: Netns, readonly ifname: string, readonly child: Deno.ChildProcess) {}
+
+  static async start(ns: Netns, spec: WgGoSpec): Promise<WireguardGo> {
+    const ifname = `wg${Deno.pid % 10000}x${++counter}`.slice(0, 15);
+    const child = ns.spawn(["wireguard-go", "-f", ifname], {
+      env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1", LOG_LEVEL: "error" },
+    });
+    ns.cleanups.push(async () => {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await Deno.remove(`/var/run/wireguard/${ifname}.sock`).catch(() => {});
+    });
+    // wireguard-go creates its UAPI socket asynchronously; poll (bounded) until `wg` can talk to it.
+    for (let i = 0; i < 100; i++) {
+      const r = await ns.exec(["wg", "show", ifname], { check: false });
+      if (r.code === 0) break;
+      if (i === 99) throw new Error(`wireguard-go ${ifname} did not come up: ${r.stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const wg = new WireguardGo(ns, ifname, child);
+    const dir = await Deno.makeTempDir({ prefix: "wgedge-test-" });
+    ns.cleanups.push(() => Deno.remove(dir, { recursive: true }));
+    const keyFile = `${dir}/private.key`;
+    await Deno.writeTextFile(keyFile, spec.privateKey + "\n", { mode: 0o600 });
+    const args = ["wg", "set", ifname, "private-key", keyFile];
+    if (spec.listenPort) args.push("listen-port", String(spec.listenPort));
+    await ns.exec(args);
+    for (const [i, p] of spec.peers.entries()) await wg.setPeer(p, `${dir}/psk${i}`);
+    for (const a of spec.addresses) await ns.exec(["ip", "addr", "add", a, "dev", ifname]);
+    await ns.exec(["ip", "link", "set", ifname, "mtu", String(spec.mtu ?? 1420), "up"]);
+    return wg;
+  }
+
+  async setPeer(p: WgPeerSpec, pskFile?: string): Promise<void> {
+    const args = ["wg", "set", this.ifname, "peer", p.publicKey, "allowed-ips", p.allowedIps.join(",")];
+    if (p.endpoint) args.push("endpoint", p.endpoint);
+    if (p.persistentKeepalive) args.push("persistent-keepalive", String(p.persistentKeepalive));
+    if (p.presharedKey) {
+      const f = pskFile ?? (await Deno.makeTempFile({ prefix: "wgedge-psk-" }));
+      await Deno.writeTextFile(f, p.presharedKey + "\n", { mode: 0o600 });
+      args.push("preshared-key", f);
+    }
+    await this.ns.exec(args);
+  }
+
+  /** `wg show <if> <what>` output (e.g. "latest-handshakes", "transfer", "endpoints"). */
+  async show(what: string): Promise<string> {
+    return (await this.ns.exec(["wg", "show", this.ifname, what])).stdout;
+  }
+}
+
+/** Fresh key pair via `wg genkey`/`wg pubkey` (the reference tool, so tests never trust our own encoding). */
+export async function wgKeyPair(): Promise<{ privateKey: string; publicKey: string }> {
+  const privateKey = (await run(["wg", "genkey"])).stdout.trim();
+  const publicKey = (await run(["wg", "pubkey"], { stdin: privateKey + "\n" })).stdout.trim();
+  return { privateKey, publicKey };
+}
+
+export async function wgPsk(): Promise<string> {
+  return (await run(["wg", "genpsk"])).stdout.trim();
+}
+
+/** Polls cond every intervalMs until true or the bounded number of tries runs out. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, tries = 200, intervalMs = 50): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Collects a child's piped stream into a growing string (for waiting on log lines). */
+export function collect(stream: ReadableStream<Uint8Array>): { text: () => string; done: Promise<void> } {
+  let buf = "";
+  const dec = new TextDecoder();
+  const done = (async () => {
+    try {
+      for await (const chunk of stream) buf += dec.decode(chunk, { stream: true });
+    } catch { /* closed */ }
+  })();
+  return { text: () => buf, done };
+}
