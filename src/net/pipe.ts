@@ -1,0 +1,137 @@
+/**
+ * pipe(a, b): copies bytes both ways between two connections until both directions are done.
+ *
+ * Shared by the port relay, the reverse proxy and `up --forward`. Semantics follow socat/frp:
+ * - full duplex, one copy loop per direction with its own buffer;
+ * - half-close is carried: EOF read from one side becomes closeWrite() (FIN) on the other, and the opposite
+ *   direction keeps flowing (SMTP/HTTP/1.0 clients that shut down their write side still get the reply);
+ * - when both directions have ended, or either side errors (reset, write to a closed peer), both are closed;
+ * - byte counters are updated live (so a status page sees long-lived connections move) and returned.
+ */
+import type { Conn } from "./types.ts";
+
+/** Live byte counts; pipe() adds to these as data moves, so callers may read them at any time. */
+export interface PipeCounters {
+  /** Bytes read from a and written to b. */
+  aToB: number;
+  /** Bytes read from b and written to a. */
+  bToA: number;
+}
+
+export interface PipeOptions {
+  /** Per-direction copy buffer in bytes (default 32 KiB; socat uses 8 KiB, frp 16 KiB). */
+  bufferSize?: number;
+  /** Counters to update live; a fresh object is used when omitted. */
+  counters?: PipeCounters;
+  /** Aborting closes both connections (relay shutdown, reload of a changed relay). */
+  signal?: AbortSignal;
+  /**
+   * Closes both sides when no byte moved in either direction for this long (ms). 0/undefined: never —
+   * TCP keepalive is what detects dead peers; this is for services that want an application idle limit.
+   */
+  idleTimeoutMs?: number;
+}
+
+export interface PipeResult extends PipeCounters {
+  /** The first error that ended the pipe early (undefined when both directions ended with EOF). */
+  error?: unknown;
+  /** Which side reported the first error. */
+  errorSide?: "a" | "b";
+  /** True when the pipe ended because of the signal or the idle timeout. */
+  aborted: boolean;
+}
+
+export const DEFAULT_PIPE_BUFFER = 32 * 1024;
+
+/** Writes all of p, looping over partial writes. */
+export async function writeAll(conn: Conn, p: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < p.length) {
+    const n = await conn.write(off === 0 ? p : p.subarray(off));
+    if (n <= 0) throw new Error("write returned no progress");
+    off += n;
+  }
+}
+
+function closeQuietly(c: Conn): void {
+  try {
+    c.close();
+  } catch {
+    // already closed
+  }
+}
+
+export function pipe(a: Conn, b: Conn, opts: PipeOptions = {}): Promise<PipeResult> {
+  const bufferSize = opts.bufferSize ?? DEFAULT_PIPE_BUFFER;
+  if (!(bufferSize >= 1)) throw new RangeError(`pipe: bufferSize must be >= 1, got ${bufferSize}`);
+  const counters = opts.counters ?? { aToB: 0, bToA: 0 };
+  let closed = false;
+  let aborted = false;
+  let error: unknown;
+  let errorSide: "a" | "b" | undefined;
+  let lastActivity = Date.now();
+
+  const closeBoth = () => {
+    if (closed) return;
+    closed = true;
+    closeQuietly(a);
+    closeQuietly(b);
+  };
+
+  const onAbort = () => {
+    aborted = true;
+    closeBoth();
+  };
+  if (opts.signal) {
+    if (opts.signal.aborted) onAbort();
+    else opts.signal.addEventListener("abort", onAbort, { once: true });
+  }
+
+  let idleTimer: ReturnType<typeof setTimeout> | undefined;
+  if (opts.idleTimeoutMs && opts.idleTimeoutMs > 0) {
+    const idleMs = opts.idleTimeoutMs;
+    const check = () => {
+      const quietFor = Date.now() - lastActivity;
+      if (quietFor >= idleMs) {
+        aborted = true;
+        closeBoth();
+        return;
+      }
+      idleTimer = setTimeout(check, idleMs - quietFor);
+    };
+    idleTimer = setTimeout(check, idleMs);
+  }
+
+  const copy = async (src: Conn, dst: Conn, srcName: "a" | "b", key: keyof PipeCounters): Promise<void> => {
+    const buf = new Uint8Array(bufferSize);
+    let side: "a" | "b" = srcName;
+    try {
+      for (;;) {
+        side = srcName;
+        const n = await src.read(buf);
+        if (n === null) break;
+        if (n === 0) continue;
+        side = srcName === "a" ? "b" : "a";
+        await writeAll(dst, buf.subarray(0, n));
+        counters[key] += n;
+        lastActivity = Date.now();
+      }
+      // EOF: carry the half-close. The other direction keeps running until it ends too.
+      side = srcName === "a" ? "b" : "a";
+      if (!closed) await dst.closeWrite();
+    } catch (e) {
+      if (!closed && error === undefined) {
+        error = e;
+        errorSide = side;
+      }
+      closeBoth();
+    }
+  };
+
+  return Promise.all([copy(a, b, "a", "aToB"), copy(b, a, "b", "bToA")]).then(() => {
+    closeBoth();
+    if (idleTimer !== undefined) clearTimeout(idleTimer);
+    opts.signal?.removeEventListener("abort", onAbort);
+    return { aToB: counters.aToB, bToA: counters.bToA, error, errorSide, aborted };
+  });
+}
