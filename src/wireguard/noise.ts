@@ -44,14 +44,14 @@ export enum HandshakeState {
 /** Handshake state for one peer (wireguard-go `Handshake`). */
 export class Handshake {
   state = HandshakeState.Zeroed;
-  hash = new Uint8Array(32);
-  chainKey = new Uint8Array(32);
-  localEphemeral = new Uint8Array(32);
-  remoteEphemeral = new Uint8Array(32);
+  hash: Uint8Array = new Uint8Array(32);
+  chainKey: Uint8Array = new Uint8Array(32);
+  localEphemeral: Uint8Array = new Uint8Array(32);
+  remoteEphemeral: Uint8Array = new Uint8Array(32);
   localIndex = 0;
   remoteIndex = 0;
   /** Greatest TAI64N seen from this peer: an initiation not newer than it is a replay. */
-  lastTimestamp = new Uint8Array(12);
+  lastTimestamp: Uint8Array = new Uint8Array(12);
   /** Monotonic ms of the last consumed initiation (flood guard). */
   lastInitiationConsumed = -Infinity;
   /** DH(S_local, S_remote), fixed for the pair of static keys. */
