@@ -20,7 +20,7 @@ export const systemClock: Clock = {
   now: () => performance.now(),
   wallMs: () => Date.now(),
   setTimer(fn, ms) {
-    const id = setTimeout(fn, Math.max(0, ms));
+    const id = setTimeout(fn, Math.max(0, ms)) as unknown as number; // node types make it a Timeout
     Deno.unrefTimer(id);
     return { id };
   },
