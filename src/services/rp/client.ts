@@ -1,0 +1,381 @@
+/**
+ * rpc: the reverse-proxy client. For each route it listens on a random port of its tunnel address, registers
+ * a mapping with the server's API (inside the tunnel), and forwards each tunnel connection or UDP flow to the
+ * local service on its own host.
+ *
+ * Liveness: a heartbeat every 20 s. When the server's `server_startup_time` changes (it restarted) or the
+ * server comes back after being unreachable, every route is registered again (replacing is idempotent). While
+ * the server is unreachable the client retries with exponential backoff and never gives up by itself.
+ */
+import type { Net } from "../../net/types.ts";
+import { http1Fetch, type Http1Response } from "../../net/http1.ts";
+import { type Clock, systemClock, type TimerHandle } from "../../util/clock.ts";
+import { logger } from "../../util/log.ts";
+import { fmtAddr, type ForwardStats, newForwardStats, TcpForwarder, UdpForwarder } from "./forward.ts";
+import { DEFAULT_BUFFER_KB, HEARTBEAT_INTERVAL_MS, RP_API_PORT, type RpProtocol } from "./server.ts";
+
+const log = logger("rpc");
+
+export interface RpRoute {
+  /** The route as written, for messages. */
+  spec: string;
+  localHost: string;
+  localPort: number;
+  remotePort: number;
+  protocol: RpProtocol;
+}
+
+function parsePort(text: string, what: string, spec: string): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
+    throw new Error(`route "${spec}": ${what} "${text}" is not a port 1..65535`);
+  }
+  return Number(text);
+}
+
+/**
+ * Parses `HOST:PORT-REMOTE[/tcp|/udp]`. The split is at the LAST `-`, so host names with hyphens work;
+ * IPv6 hosts are bracketed: `[::1]:8080-8080`.
+ */
+export function parseRoute(spec: string): RpRoute {
+  const expected = `expected HOST:PORT-REMOTE_PORT[/tcp|/udp], e.g. localhost:8080-8080 or [::1]:53-5353/udp`;
+  let text = spec.trim();
+  let protocol: RpProtocol = "tcp";
+  const slash = text.lastIndexOf("/");
+  if (slash >= 0) {
+    const p = text.slice(slash + 1).toLowerCase();
+    if (p !== "tcp" && p !== "udp") throw new Error(`route "${spec}": unknown protocol "${p}"; ${expected}`);
+    protocol = p;
+    text = text.slice(0, slash);
+  }
+  const dash = text.lastIndexOf("-");
+  if (dash <= 0) throw new Error(`route "${spec}": no "-REMOTE_PORT"; ${expected}`);
+  const remotePort = parsePort(text.slice(dash + 1), "remote port", spec);
+  const local = text.slice(0, dash);
+  let host: string, portText: string;
+  const v6 = /^\[([0-9A-Fa-f:.]+)\]:(\d+)$/.exec(local);
+  if (v6) [host, portText] = [v6[1], v6[2]];
+  else {
+    const colon = local.lastIndexOf(":");
+    if (colon <= 0 || local.slice(0, colon).includes(":")) {
+      throw new Error(`route "${spec}": local address "${local}" is not HOST:PORT; ${expected}`);
+    }
+    [host, portText] = [local.slice(0, colon), local.slice(colon + 1)];
+    if (!/^[A-Za-z0-9.\-_]+$/.test(host)) {
+      throw new Error(`route "${spec}": invalid host "${host}"; ${expected}`);
+    }
+  }
+  return { spec, localHost: host, localPort: parsePort(portText, "local port", spec), remotePort, protocol };
+}
+
+export interface RpClientOptions {
+  tunnelNet: Net;
+  hostNet: Net;
+  routes: RpRoute[];
+  /** The server's API address inside the tunnel. */
+  serverApi: { host: string; port?: number };
+  /** Sent as client_ip for wg-rp compatibility; the server checks it against the connection's source. */
+  clientIp?: string;
+  /** Tunnel address the internal listeners bind (default: clientIp, else all). */
+  listenHost?: string;
+  bufferSize?: number;
+  clock?: Clock;
+  heartbeatIntervalMs?: number;
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  /** Timeout of one API request. */
+  requestTimeoutMs?: number;
+  udpIdleTimeoutMs?: number;
+  /** Timeout of the dial to the local service. */
+  dialTimeoutMs?: number;
+}
+
+export type RouteState = "pending" | "registered" | "rejected";
+
+interface RouteRuntime {
+  route: RpRoute;
+  forwarder: TcpForwarder | UdpForwarder;
+  stats: ForwardStats;
+  state: RouteState;
+  lastError?: string;
+}
+
+/** The server refused or could not be reached; message is meant for the user. */
+export class RpClientError extends Error {}
+
+export class RpClient {
+  readonly #opts: RpClientOptions;
+  readonly #clock: Clock;
+  readonly #routes: RouteRuntime[] = [];
+  #serverStartup: number | undefined;
+  #reachable = false;
+  #failures = 0;
+  #timer: TimerHandle | undefined;
+  #stopped = false;
+  #tick: Promise<void> = Promise.resolve();
+  /** Times every route was (re-)registered after the first time; tests and status read it. */
+  reregistrations = 0;
+
+  constructor(opts: RpClientOptions) {
+    if (opts.routes.length === 0) throw new RpClientError("no routes configured");
+    this.#opts = opts;
+    this.#clock = opts.clock ?? systemClock;
+  }
+
+  get serverStartupTime(): number | undefined {
+    return this.#serverStartup;
+  }
+
+  get reachable(): boolean {
+    return this.#reachable;
+  }
+
+  #api(method: string, path: string, body?: unknown): Promise<Http1Response> {
+    const { host, port } = this.#opts.serverApi;
+    return http1Fetch(this.#opts.tunnelNet, host, port ?? RP_API_PORT, path, {
+      method,
+      headers: body === undefined ? undefined : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      timeoutMs: this.#opts.requestTimeoutMs ?? 10_000,
+    });
+  }
+
+  /** One heartbeat; resolves the server's startup time or throws with a user-facing reason. */
+  async checkServer(): Promise<number> {
+    const body = this.#opts.clientIp ? { client_ip: this.#opts.clientIp } : {};
+    const res = await this.#api("POST", "/api/v1/heartbeat", body);
+    const json = safeJson(res);
+    if (res.status !== 200 || typeof json?.server_startup_time !== "number") {
+      throw new RpClientError(
+        `heartbeat refused: HTTP ${res.status} ${json?.message ?? res.text().slice(0, 200)}`,
+      );
+    }
+    return json.server_startup_time;
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.#clock.setTimer(resolve, ms));
+  }
+
+  #backoff(failures: number): number {
+    const initial = this.#opts.backoffInitialMs ?? 1000;
+    const max = this.#opts.backoffMaxMs ?? 30_000;
+    return Math.min(max, initial * 2 ** Math.min(20, Math.max(0, failures - 1)));
+  }
+
+  /**
+   * Checks the server (retrying with backoff for up to startTimeoutMs), opens the internal listeners and
+   * registers every route. Throws RpClientError (after cleaning up) when the server stays unreachable or
+   * refuses a route; on success the heartbeat loop runs until stop().
+   */
+  async start(startTimeoutMs = 30_000): Promise<void> {
+    const deadline = this.#clock.now() + startTimeoutMs;
+    for (let attempt = 1;; attempt++) {
+      try {
+        this.#serverStartup = await this.checkServer();
+        break;
+      } catch (e) {
+        const wait = this.#backoff(attempt);
+        if (this.#stopped || this.#clock.now() + wait > deadline) {
+          throw new RpClientError(
+            `server API ${this.#apiText()} not reachable through the tunnel after ${attempt} attempt(s): ${
+              (e as Error).message
+            }`,
+          );
+        }
+        log.warn("server not answering yet; retrying", { api: this.#apiText(), inMs: wait, error: e });
+        await this.#sleep(wait);
+      }
+    }
+    this.#reachable = true;
+    log.info("server answered", { api: this.#apiText(), serverStartupTime: this.#serverStartup });
+    try {
+      for (const route of this.#opts.routes) this.#routes.push(this.#openRoute(route));
+      for (const rt of this.#routes) {
+        await this.#register(rt);
+        if (rt.state !== "registered") throw new RpClientError(`route ${rt.route.spec}: ${rt.lastError}`);
+      }
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    this.#schedule(this.#opts.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS);
+  }
+
+  #apiText(): string {
+    const { host, port } = this.#opts.serverApi;
+    return fmtAddr({ hostname: host, port: port ?? RP_API_PORT });
+  }
+
+  #openRoute(route: RpRoute): RouteRuntime {
+    const { tunnelNet, hostNet } = this.#opts;
+    const listenHost = this.#opts.listenHost ?? this.#opts.clientIp;
+    const stats = newForwardStats();
+    const rlog = log.child(`${route.protocol}/${route.remotePort}`);
+    const target = route.localHost === "localhost" ? "127.0.0.1" : route.localHost;
+    let forwarder: TcpForwarder | UdpForwarder;
+    if (route.protocol === "tcp") {
+      forwarder = new TcpForwarder({
+        listener: tunnelNet.listenTcp({ hostname: listenHost, port: 0 }),
+        dial: () =>
+          hostNet.dialTcp(target, route.localPort, { timeoutMs: this.#opts.dialTimeoutMs ?? 10_000 }),
+        stats,
+        bufferSize: this.#opts.bufferSize ?? DEFAULT_BUFFER_KB * 1024,
+        log: rlog,
+      });
+    } else {
+      forwarder = new UdpForwarder({
+        front: tunnelNet.listenUdp({ hostname: listenHost, port: 0 }),
+        openUpstream: () => hostNet.listenUdp({ hostname: target.includes(":") ? "::" : "0.0.0.0", port: 0 }),
+        target: () => ({ transport: "udp", hostname: target, port: route.localPort }),
+        stats,
+        log: rlog,
+        clock: this.#clock,
+        idleTimeoutMs: this.#opts.udpIdleTimeoutMs,
+      });
+    }
+    rlog.debug("internal listener", { addr: fmtAddr(forwarder.addr) });
+    return { route, forwarder, stats, state: "pending" };
+  }
+
+  async #register(rt: RouteRuntime): Promise<void> {
+    const { route } = rt;
+    const body: Record<string, unknown> = {
+      local_addr: `${
+        route.localHost.includes(":") ? `[${route.localHost}]` : route.localHost
+      }:${route.localPort}`,
+      remote_port: route.remotePort,
+      client_port: rt.forwarder.addr.port,
+      protocol: route.protocol,
+    };
+    if (this.#opts.clientIp) body.client_ip = this.#opts.clientIp;
+    try {
+      const res = await this.#api("POST", "/api/v1/port-mappings", body);
+      const json = safeJson(res);
+      if (res.status === 200 && json?.success === true) {
+        if (rt.state !== "registered") {
+          log.info("mapping registered", { route: route.spec, message: json.message });
+        }
+        rt.state = "registered";
+        rt.lastError = undefined;
+        return;
+      }
+      rt.state = res.status >= 400 && res.status < 500 ? "rejected" : "pending";
+      rt.lastError = `server answered ${res.status}: ${json?.message ?? res.text().slice(0, 200)}`;
+    } catch (e) {
+      rt.state = "pending";
+      rt.lastError = (e as Error).message;
+    }
+    log.warn("mapping not registered", { route: route.spec, error: rt.lastError });
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    this.#clock.clearTimer(this.#timer);
+    this.#timer = this.#clock.setTimer(() => {
+      this.#tick = this.#heartbeatTick();
+    }, ms);
+  }
+
+  async #heartbeatTick(): Promise<void> {
+    if (this.#stopped) return;
+    let startup: number;
+    try {
+      startup = await this.checkServer();
+    } catch (e) {
+      this.#failures++;
+      const wait = this.#backoff(this.#failures);
+      if (this.#reachable || this.#failures % 10 === 0) {
+        log.warn("server unreachable; retrying with backoff", { api: this.#apiText(), inMs: wait, error: e });
+      }
+      this.#reachable = false;
+      this.#schedule(wait);
+      return;
+    }
+    const restarted = this.#serverStartup !== undefined && startup !== this.#serverStartup;
+    const recovered = !this.#reachable;
+    this.#reachable = true;
+    this.#failures = 0;
+    this.#serverStartup = startup;
+    if (restarted || recovered) {
+      // After a restart the server forgot us; after an outage longer than its expiry it swept us. Replacing
+      // is idempotent, so register everything again.
+      log.info(
+        restarted ? "server restarted; registering again" : "server reachable again; registering again",
+      );
+      this.reregistrations++;
+      for (const rt of this.#routes) await this.#register(rt);
+    } else {
+      for (const rt of this.#routes) {
+        if (rt.state === "pending" || rt.state === "rejected") await this.#register(rt);
+      }
+    }
+    const anyUnregistered = this.#routes.some((rt) => rt.state !== "registered");
+    this.#schedule(
+      anyUnregistered
+        ? Math.min(this.#backoff(1) * 5, this.#opts.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS)
+        : this.#opts.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS,
+    );
+  }
+
+  /** Route states for status output. */
+  status(): Record<string, unknown> {
+    return {
+      server_api: this.#apiText(),
+      server_reachable: this.#reachable,
+      server_startup_time: this.#serverStartup,
+      routes: this.#routes.map((rt) => ({
+        route: rt.route.spec,
+        protocol: rt.route.protocol,
+        remote_port: rt.route.remotePort,
+        internal_port: rt.forwarder.addr.port,
+        state: rt.state,
+        error: rt.lastError,
+        connections_total: rt.stats.connectionsTotal,
+        connections_active: rt.stats.connectionsActive,
+        bytes_in: rt.stats.bytesIn,
+        bytes_out: rt.stats.bytesOut,
+      })),
+    };
+  }
+
+  get routeStates(): RouteState[] {
+    return this.#routes.map((rt) => rt.state);
+  }
+
+  /**
+   * Deletes every registered mapping (bounded by deleteTimeoutMs overall), then closes the internal
+   * listeners and live connections.
+   */
+  async stop(deleteTimeoutMs = 5000): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#clock.clearTimer(this.#timer);
+    await this.#tick.catch(() => {});
+    const deletes = this.#routes.filter((rt) => rt.state === "registered").map(async (rt) => {
+      const q = `port=${rt.route.remotePort}${rt.route.protocol === "udp" ? "&protocol=udp" : ""}`;
+      try {
+        const res = await this.#api("DELETE", `/api/v1/port-mappings?${q}`);
+        if (res.status === 200 || res.status === 404) log.info("mapping deleted", { route: rt.route.spec });
+        else log.warn("mapping delete refused", { route: rt.route.spec, status: res.status });
+      } catch (e) {
+        log.warn("mapping delete failed", { route: rt.route.spec, error: e });
+      }
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled(deletes),
+      new Promise((r) => (timer = setTimeout(r, deleteTimeoutMs))),
+    ]);
+    clearTimeout(timer);
+    await Promise.allSettled(this.#routes.map((rt) => rt.forwarder.close()));
+  }
+}
+
+function safeJson(res: Http1Response): Record<string, unknown> | undefined {
+  try {
+    const v = res.json();
+    return typeof v === "object" && v !== null ? v as Record<string, unknown> : undefined;
+  } catch {
+    return undefined;
+  }
+}

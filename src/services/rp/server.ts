@@ -1,0 +1,420 @@
+/**
+ * rps: the reverse-proxy server. Holds the mapping table (owned by the tunnel source address of the client
+ * that registered it), opens and closes public listeners on the host Net on request, dials each public
+ * connection or UDP flow through the tunnel Net to the owner's internal port, and expires clients that stop
+ * sending heartbeats.
+ *
+ * The API (api.ts) is a thin HTTP layer over register/unregister/list/heartbeat here; the operator routes of
+ * the admin API use listAll/unregister with no caller.
+ */
+import type { Listener, Net } from "../../net/types.ts";
+import { type Http1Server, serveHttp1 } from "../../net/http1.ts";
+import { type Clock, systemClock, type TimerHandle } from "../../util/clock.ts";
+import { logger } from "../../util/log.ts";
+import { type ForwardStats, newForwardStats, TcpForwarder, UdpForwarder } from "./forward.ts";
+import { canonicalIp } from "./ip.ts";
+
+export type RpProtocol = "tcp" | "udp";
+
+/** Inclusive public port range. */
+export interface PortRange {
+  from: number;
+  to: number;
+}
+
+/** wg-rp's timing: heartbeat every 20 s, sweep every 30 s, a client silent for 60 s is expired. */
+export const HEARTBEAT_INTERVAL_MS = 20_000;
+export const SWEEP_INTERVAL_MS = 30_000;
+export const CLIENT_EXPIRY_MS = 60_000;
+/** The API port on the server's tunnel addresses (wg-rp). */
+export const RP_API_PORT = 80;
+export const DEFAULT_BUFFER_KB = 32;
+export const DEFAULT_MAX_MAPPINGS_PER_CLIENT = 64;
+
+export interface RpServerOptions {
+  tunnelNet: Net;
+  hostNet: Net;
+  /** Allowed public ports; empty/undefined = 1..65535. */
+  allowPorts?: PortRange[];
+  maxMappingsPerClient?: number;
+  /** Address public listeners bind on the host (default 0.0.0.0; "::" for dual stack). */
+  publicBind?: string;
+  /** Copy buffer per direction, bytes. */
+  bufferSize?: number;
+  clock?: Clock;
+  clientExpiryMs?: number;
+  sweepIntervalMs?: number;
+  udpIdleTimeoutMs?: number;
+  /** Timeout of the tunnel dial to the client's internal port. */
+  dialTimeoutMs?: number;
+}
+
+export interface MappingRequest {
+  remotePort: number;
+  protocol: RpProtocol;
+  clientPort: number;
+  /** The client's local service as it described it (informational). */
+  localAddr: string;
+}
+
+/** One mapping as shown to clients, the operator and the status page. */
+export interface MappingView {
+  remote_port: number;
+  protocol: RpProtocol;
+  client_ip: string;
+  client_port: number;
+  local_addr: string;
+  created_at: string;
+  connections_total: number;
+  connections_active: number;
+  bytes_in: number;
+  bytes_out: number;
+  dial_failures: number;
+}
+
+export interface RpResult {
+  status: number;
+  body: { success: boolean; message: string; [k: string]: unknown };
+}
+
+interface MappingEntry {
+  key: string;
+  protocol: RpProtocol;
+  remotePort: number;
+  owner: string;
+  clientPort: number;
+  localAddr: string;
+  createdWallMs: number;
+  stats: ForwardStats;
+  forwarder: TcpForwarder | UdpForwarder;
+}
+
+interface ClientRecord {
+  ip: string;
+  lastSeen: number;
+  firstSeenWallMs: number;
+}
+
+const log = logger("rps");
+
+function mappingKey(protocol: RpProtocol, port: number): string {
+  return `${protocol}/${port}`;
+}
+
+export function portAllowed(ranges: PortRange[] | undefined, port: number): boolean {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return false;
+  if (!ranges || ranges.length === 0) return true;
+  return ranges.some((r) => port >= r.from && port <= r.to);
+}
+
+export function formatPortRanges(ranges: PortRange[] | undefined): string {
+  if (!ranges || ranges.length === 0) return "1-65535";
+  return ranges.map((r) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`)).join(",");
+}
+
+/** Totals over all mappings ever removed plus the live ones, for Prometheus counters that never go down. */
+export interface RpTotals {
+  registrations: number;
+  expiredClients: number;
+  removedMappings: number;
+}
+
+export class RpServer {
+  readonly startupTime: number;
+  readonly clock: Clock;
+  readonly #opts: RpServerOptions;
+  readonly #mappings = new Map<string, MappingEntry>();
+  readonly #clients = new Map<string, ClientRecord>();
+  readonly #apiServers: Http1Server[] = [];
+  readonly totals: RpTotals = { registrations: 0, expiredClients: 0, removedMappings: 0 };
+  /** Bytes and connections of mappings already removed, so totals stay monotonic. */
+  readonly retired = newForwardStats();
+  #sweepTimer: TimerHandle | undefined;
+  #closed = false;
+
+  constructor(opts: RpServerOptions) {
+    this.#opts = opts;
+    this.clock = opts.clock ?? systemClock;
+    this.startupTime = Math.floor(this.clock.wallMs() / 1000);
+    this.#armSweep();
+  }
+
+  get allowPorts(): PortRange[] | undefined {
+    return this.#opts.allowPorts;
+  }
+
+  get clientExpiryMs(): number {
+    return this.#opts.clientExpiryMs ?? CLIENT_EXPIRY_MS;
+  }
+
+  #armSweep(): void {
+    if (this.#closed) return;
+    this.#sweepTimer = this.clock.setTimer(() => {
+      void this.sweep();
+      this.#armSweep();
+    }, this.#opts.sweepIntervalMs ?? SWEEP_INTERVAL_MS);
+  }
+
+  /** Records that `caller` is alive (every authenticated API call counts as a heartbeat). */
+  touch(caller: string): void {
+    const ip = canonicalIp(caller) ?? caller;
+    const rec = this.#clients.get(ip);
+    if (rec) rec.lastSeen = this.clock.now();
+    else this.#clients.set(ip, { ip, lastSeen: this.clock.now(), firstSeenWallMs: this.clock.wallMs() });
+  }
+
+  heartbeat(caller: string): RpResult {
+    this.touch(caller);
+    return {
+      status: 200,
+      body: { success: true, message: "Heartbeat received", server_startup_time: this.startupTime },
+    };
+  }
+
+  /** Expires clients silent for longer than the expiry: their mappings and public listeners go. */
+  sweep(): Promise<void> {
+    const closing: Promise<void>[] = [];
+    const now = this.clock.now();
+    for (const rec of [...this.#clients.values()]) {
+      if (now - rec.lastSeen < this.clientExpiryMs) continue;
+      this.#clients.delete(rec.ip);
+      const owned = [...this.#mappings.values()].filter((m) => m.owner === rec.ip);
+      if (owned.length > 0) {
+        this.totals.expiredClients++;
+        log.info("client expired (no heartbeat)", {
+          client: rec.ip,
+          silentMs: Math.round(now - rec.lastSeen),
+          mappings: owned.length,
+        });
+      }
+      for (const m of owned) closing.push(this.#remove(m, "client expired"));
+    }
+    return Promise.all(closing).then(() => {});
+  }
+
+  register(caller: string, req: MappingRequest): RpResult {
+    const owner = canonicalIp(caller) ?? caller;
+    this.touch(owner);
+    if (this.#closed) return { status: 503, body: { success: false, message: "server is shutting down" } };
+    if (!portAllowed(this.#opts.allowPorts, req.remotePort)) {
+      return {
+        status: 400,
+        body: {
+          success: false,
+          message: `remote_port ${req.remotePort} is outside the allowed range ${
+            formatPortRanges(this.#opts.allowPorts)
+          }`,
+        },
+      };
+    }
+    const key = mappingKey(req.protocol, req.remotePort);
+    const existing = this.#mappings.get(key);
+    if (existing && existing.owner !== owner) {
+      return {
+        status: 409,
+        body: { success: false, message: `${key} is already mapped by another client` },
+      };
+    }
+    if (existing) {
+      // Same client re-registering (restart, new internal port): keep the public listener, retarget it.
+      existing.clientPort = req.clientPort;
+      existing.localAddr = req.localAddr;
+      log.info("mapping replaced", { mapping: key, client: owner, clientPort: req.clientPort });
+      return {
+        status: 200,
+        body: { success: true, message: `Port mapping ${key} replaced`, mapping: this.#view(existing) },
+      };
+    }
+    const max = this.#opts.maxMappingsPerClient ?? DEFAULT_MAX_MAPPINGS_PER_CLIENT;
+    const held = [...this.#mappings.values()].filter((m) => m.owner === owner).length;
+    if (held >= max) {
+      return {
+        status: 400,
+        body: { success: false, message: `client already holds ${held} mappings (max ${max})` },
+      };
+    }
+    let entry: MappingEntry;
+    try {
+      entry = this.#open(owner, req);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      log.warn("public listen refused", { mapping: key, client: owner, error: why });
+      return {
+        status: 500,
+        body: { success: false, message: `cannot listen on ${req.protocol} port ${req.remotePort}: ${why}` },
+      };
+    }
+    this.#mappings.set(key, entry);
+    this.totals.registrations++;
+    log.info("mapping created", {
+      mapping: key,
+      client: owner,
+      clientPort: req.clientPort,
+      localAddr: req.localAddr,
+    });
+    return {
+      status: 200,
+      body: { success: true, message: `Port mapping ${key} created`, mapping: this.#view(entry) },
+    };
+  }
+
+  #open(owner: string, req: MappingRequest): MappingEntry {
+    const { hostNet, tunnelNet } = this.#opts;
+    const hostname = this.#opts.publicBind ?? "0.0.0.0";
+    const stats = newForwardStats();
+    const key = mappingKey(req.protocol, req.remotePort);
+    const entry = {
+      key,
+      protocol: req.protocol,
+      remotePort: req.remotePort,
+      owner,
+      clientPort: req.clientPort,
+      localAddr: req.localAddr,
+      createdWallMs: this.clock.wallMs(),
+      stats,
+    } as MappingEntry;
+    const mlog = log.child(key);
+    if (req.protocol === "tcp") {
+      const listener: Listener = hostNet.listenTcp({ hostname, port: req.remotePort });
+      entry.forwarder = new TcpForwarder({
+        listener,
+        dial: () =>
+          tunnelNet.dialTcp(entry.owner, entry.clientPort, { timeoutMs: this.#opts.dialTimeoutMs ?? 10_000 }),
+        stats,
+        bufferSize: this.#opts.bufferSize ?? DEFAULT_BUFFER_KB * 1024,
+        log: mlog,
+      });
+    } else {
+      const front = hostNet.listenUdp({ hostname, port: req.remotePort });
+      entry.forwarder = new UdpForwarder({
+        front,
+        openUpstream: () => tunnelNet.listenUdp({ port: 0 }),
+        target: () => ({ transport: "udp", hostname: entry.owner, port: entry.clientPort }),
+        stats,
+        log: mlog,
+        clock: this.clock,
+        idleTimeoutMs: this.#opts.udpIdleTimeoutMs,
+      });
+    }
+    return entry;
+  }
+
+  /** Removes a mapping; resolves once its public listener is closed (the port is free again). */
+  #remove(entry: MappingEntry, why: string): Promise<void> {
+    if (this.#mappings.get(entry.key) !== entry) return Promise.resolve();
+    this.#mappings.delete(entry.key);
+    this.totals.removedMappings++;
+    const s = entry.stats;
+    const retire = () => {
+      this.retired.connectionsTotal += s.connectionsTotal;
+      this.retired.bytesIn += s.bytesIn;
+      this.retired.bytesOut += s.bytesOut;
+      this.retired.dialFailures += s.dialFailures;
+      this.retired.datagramsDropped += s.datagramsDropped;
+    };
+    log.info("mapping removed", { mapping: entry.key, client: entry.owner, why });
+    return entry.forwarder.close().then(retire, retire);
+  }
+
+  /**
+   * Deletes a mapping. `caller` null = the operator (admin API): any mapping. Otherwise only the owner may.
+   */
+  async unregister(caller: string | null, port: number, protocol: RpProtocol): Promise<RpResult> {
+    if (caller !== null) this.touch(caller);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      return { status: 400, body: { success: false, message: `invalid port ${port}` } };
+    }
+    const key = mappingKey(protocol, port);
+    const entry = this.#mappings.get(key);
+    if (!entry) return { status: 404, body: { success: false, message: `no mapping ${key}` } };
+    const owner = caller === null ? null : canonicalIp(caller) ?? caller;
+    if (owner !== null && entry.owner !== owner) {
+      return { status: 403, body: { success: false, message: `${key} belongs to another client` } };
+    }
+    await this.#remove(entry, owner === null ? "deleted by operator" : "deleted by client");
+    return { status: 200, body: { success: true, message: `Port mapping ${key} deleted` } };
+  }
+
+  #view(m: MappingEntry): MappingView {
+    return {
+      remote_port: m.remotePort,
+      protocol: m.protocol,
+      client_ip: m.owner,
+      client_port: m.clientPort,
+      local_addr: m.localAddr,
+      created_at: new Date(m.createdWallMs).toISOString(),
+      connections_total: m.stats.connectionsTotal,
+      connections_active: m.stats.connectionsActive,
+      bytes_in: m.stats.bytesIn,
+      bytes_out: m.stats.bytesOut,
+      dial_failures: m.stats.dialFailures,
+    };
+  }
+
+  /** The caller's own mappings. */
+  listFor(caller: string): MappingView[] {
+    const owner = canonicalIp(caller) ?? caller;
+    this.touch(owner);
+    return [...this.#mappings.values()].filter((m) => m.owner === owner).map((m) => this.#view(m));
+  }
+
+  /** Every mapping (operator view). */
+  listAll(): MappingView[] {
+    return [...this.#mappings.values()].map((m) => this.#view(m)).sort((a, b) =>
+      a.remote_port - b.remote_port || a.protocol.localeCompare(b.protocol)
+    );
+  }
+
+  /** Status JSON section: settings, clients with last-seen age, mappings with counters. */
+  status(): Record<string, unknown> {
+    const now = this.clock.now();
+    return {
+      startup_time: this.startupTime,
+      allow_ports: formatPortRanges(this.#opts.allowPorts),
+      client_expiry_ms: this.clientExpiryMs,
+      api: this.#apiServers.map((s) => `${s.addr.hostname}:${s.addr.port}`),
+      clients: [...this.#clients.values()].map((c) => ({
+        client_ip: c.ip,
+        last_seen_ms_ago: Math.round(now - c.lastSeen),
+        mappings: [...this.#mappings.values()].filter((m) => m.owner === c.ip).length,
+      })),
+      mappings: this.listAll(),
+    };
+  }
+
+  /**
+   * Serves the API (a fetch-style handler, normally createRpApi) on TCP port 80 of each given tunnel address.
+   * Addresses that cannot be bound are reported; at least one must succeed.
+   */
+  serveApi(
+    handler: (
+      req: Request,
+      info: { remoteAddr: { hostname: string; port: number } },
+    ) => Response | Promise<Response>,
+    addresses: string[],
+    port = RP_API_PORT,
+  ): void {
+    const errors: string[] = [];
+    for (const hostname of addresses) {
+      try {
+        const listener = this.#opts.tunnelNet.listenTcp({ hostname, port });
+        this.#apiServers.push(serveHttp1(listener, handler, { limits: { maxBodyBytes: 64 * 1024 } }));
+        log.info("API listening", { addr: `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}` });
+      } catch (e) {
+        errors.push(`${hostname}:${port}: ${(e as Error).message}`);
+      }
+    }
+    if (this.#apiServers.length === 0) throw new Error(`rps API could not listen: ${errors.join("; ")}`);
+    for (const e of errors) log.warn("API listen failed", { error: e });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.clock.clearTimer(this.#sweepTimer);
+    await Promise.allSettled(this.#apiServers.map((s) => s.close()));
+    const closing = [...this.#mappings.values()].map((m) => m.forwarder.close());
+    this.#mappings.clear();
+    await Promise.allSettled(closing);
+  }
+}
