@@ -2,10 +2,12 @@
 import type { Command } from "./command.ts";
 import { versionCommand } from "./version.ts";
 import { genkeyCommand, genpskCommand, pubkeyCommand } from "./keys.ts";
+import { checkConfigCommand } from "./check_config.ts";
 
 export const commands: Command[] = [
   versionCommand,
   genkeyCommand,
   pubkeyCommand,
   genpskCommand,
+  checkConfigCommand,
 ];

@@ -1,0 +1,94 @@
+/**
+ * `wgedge check-config`: load the configuration exactly as `serve` would and print the effective result with
+ * secrets redacted, or every problem (one per line, `source:line: key: expected ...`) and exit 1.
+ */
+import { type Command, parseFlags } from "./command.ts";
+import { ConfigErrors, loadConfig } from "../config/mod.ts";
+import { redactConfig } from "../config/redact.ts";
+
+function isPrefixShape(v: Record<string, unknown>): boolean {
+  const keys = Object.keys(v);
+  return keys.length === 2 && typeof v.address === "string" && typeof v.prefix === "number";
+}
+
+function isEndpointShape(v: Record<string, unknown>): boolean {
+  const keys = Object.keys(v);
+  return keys.length === 2 && typeof v.host === "string" && typeof v.port === "number";
+}
+
+/** Compact text for leaf-like values: prefixes as a/len, endpoints as host:port. */
+function leaf(v: unknown): string | undefined {
+  if (v === null) return "null";
+  if (typeof v !== "object") return String(v);
+  const o = v as Record<string, unknown>;
+  if (isPrefixShape(o)) return `${o.address}/${o.prefix}`;
+  if (isEndpointShape(o)) {
+    return String(o.host).includes(":") ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
+  }
+  return undefined;
+}
+
+/** Indented `key: value` text of a redacted (JSON-able) config. */
+export function renderText(value: unknown, indent = ""): string[] {
+  const out: string[] = [];
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    out.push(indent + (leaf(value) ?? JSON.stringify(value)));
+    return out;
+  }
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const simple = leaf(v);
+    if (simple !== undefined) {
+      out.push(`${indent}${k}: ${simple}`);
+    } else if (Array.isArray(v)) {
+      const leaves = v.map(leaf);
+      if (v.length === 0) out.push(`${indent}${k}: (none)`);
+      else if (leaves.every((x) => x !== undefined)) out.push(`${indent}${k}: ${leaves.join(", ")}`);
+      else {
+        out.push(`${indent}${k}:`);
+        for (const item of v) {
+          const lines = renderText(item, indent + "    ");
+          if (lines.length > 0) lines[0] = `${indent}  - ${lines[0].trimStart()}`;
+          out.push(...lines);
+        }
+      }
+    } else {
+      const nested = renderText(v, indent + "  ");
+      out.push(nested.length === 0 ? `${indent}${k}: (none)` : `${indent}${k}:`, ...nested);
+    }
+  }
+  return out;
+}
+
+export const checkConfigCommand: Command = {
+  name: "check-config",
+  summary:
+    "Load the configuration and print it with secrets redacted, or every error with file/variable and line.",
+  usage: "check-config [-c FILE] [--env-file FILE] [--json]",
+  async run(args) {
+    const parsed = parseFlags(this, args, {
+      config: { type: "string", short: "c" },
+      "env-file": { type: "string" },
+      json: { type: "boolean" },
+    }, false);
+    if (!parsed) return 0;
+    const flags = parsed.values as Record<string, string | boolean | undefined>;
+    let loaded;
+    try {
+      loaded = await loadConfig({
+        env: Deno.env.toObject(),
+        flags: { config: flags.config as string | undefined },
+        envFile: flags["env-file"] as string | undefined,
+      });
+    } catch (e) {
+      const errors = ConfigErrors.flatten(e);
+      for (const err of errors) console.error(err.message);
+      console.error(`check-config: ${errors.length} error${errors.length === 1 ? "" : "s"}`);
+      return 1;
+    }
+    for (const w of loaded.warnings) console.error(`warning: ${w}`);
+    const redacted = redactConfig(loaded.config);
+    if (flags.json) console.log(JSON.stringify(redacted, null, 2));
+    else console.log(renderText(redacted).join("\n"));
+    return 0;
+  },
+};

@@ -1,0 +1,114 @@
+/**
+ * Configuration errors. Every problem names where it came from (a file path, an environment variable or a
+ * flag), the 1-based line when there is one, the key, and what was expected, so an operator can fix it
+ * without reading code. A loader collects every problem into one ConfigErrors instead of stopping at the
+ * first: fixing a file one error per restart is miserable.
+ *
+ * Secrets: `got` is only ever set for non-secret values. Key fields (PrivateKey, PresharedKey, Obfs, tokens)
+ * report what was wrong without echoing the value, and `got` is truncated so a pasted blob cannot flood a log.
+ */
+
+export interface ConfigErrorInit {
+  /** File path, environment variable name (`WG_MTU`) or flag (`--config`). */
+  source: string;
+  /** 1-based line within `source`, when the source has lines. */
+  line?: number;
+  /** The key or field the value was given for (`Address`, `RELAY_3`). */
+  key?: string;
+  /** What a valid value looks like, phrased to follow "expected ". */
+  expected: string;
+  /** The offending value, shown quoted. Never pass a secret here. */
+  got?: string;
+}
+
+/** Longest `got` shown verbatim; longer values are cut with an ellipsis. */
+const MAX_SHOWN_VALUE = 80;
+
+function quote(value: string): string {
+  const shown = value.length > MAX_SHOWN_VALUE ? value.slice(0, MAX_SHOWN_VALUE) + "…" : value;
+  return JSON.stringify(shown);
+}
+
+/** `source:line: key: expected X, got "Y"` with absent parts left out. */
+export function formatConfigProblem(p: ConfigErrorInit): string {
+  let where = p.source;
+  if (p.line !== undefined) where += `:${p.line}`;
+  const key = p.key ? `${p.key}: ` : "";
+  const got = p.got !== undefined ? `, got ${quote(p.got)}` : "";
+  return `${where}: ${key}expected ${p.expected}${got}`;
+}
+
+export class ConfigError extends Error {
+  readonly source: string;
+  readonly line?: number;
+  readonly key?: string;
+  readonly expected: string;
+  readonly got?: string;
+
+  constructor(init: ConfigErrorInit) {
+    super(formatConfigProblem(init));
+    this.name = "ConfigError";
+    this.source = init.source;
+    this.line = init.line;
+    this.key = init.key;
+    this.expected = init.expected;
+    this.got = init.got;
+  }
+}
+
+/** Every problem found in one load, in the order they were found. Never empty. */
+export class ConfigErrors extends Error {
+  readonly errors: ConfigError[];
+
+  constructor(errors: ConfigError[]) {
+    const list = errors.length > 0
+      ? errors
+      : [new ConfigError({ source: "config", expected: "a valid config" })];
+    super(list.map((e) => e.message).join("\n"));
+    this.name = "ConfigErrors";
+    this.errors = list;
+  }
+
+  /** Flattens ConfigError/ConfigErrors into a list; anything else is not a config problem and is rethrown. */
+  static flatten(e: unknown): ConfigError[] {
+    if (e instanceof ConfigErrors) return e.errors;
+    if (e instanceof ConfigError) return [e];
+    throw e;
+  }
+}
+
+/**
+ * Collects problems while parsing. `fail()` at the end throws ConfigErrors when anything was collected.
+ * Warnings are strings in the same `source:line: key: ...` shape.
+ */
+export class ProblemCollector {
+  readonly errors: ConfigError[] = [];
+
+  constructor(readonly warnings: string[] = []) {}
+
+  error(init: ConfigErrorInit): void {
+    this.errors.push(new ConfigError(init));
+  }
+
+  /** Runs fn and records any ConfigError/ConfigErrors it throws; other exceptions propagate. */
+  capture<T>(fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (e) {
+      this.errors.push(...ConfigErrors.flatten(e));
+      return undefined;
+    }
+  }
+
+  warn(source: string, line: number | undefined, message: string): void {
+    this.warnings.push(`${source}${line !== undefined ? `:${line}` : ""}: ${message}`);
+  }
+
+  get ok(): boolean {
+    return this.errors.length === 0;
+  }
+
+  throwIfAny(): void {
+    if (this.errors.length > 0) throw new ConfigErrors(this.errors);
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * THE config loader: flags + environment + env file + config files -> one typed, validated Config.
+ *
+ * Precedence, for every setting: command-line flag > environment variable > env file > config file > default.
+ * (An env-file value is an environment variable that the real environment may still override; a config file
+ * such as WG_CONFIG's wg-quick file sits below both, its single settings overridable by WG_MTU and friends.)
+ *
+ * The config is a set of independent sections. Each section loader reads its settings through the
+ * LoadContext (which resolves precedence and remembers which variables were used), reports every bad value
+ * with ctx.error(...) or by throwing ConfigError/ConfigErrors, and returns its part of the Config. The loader
+ * runs all sections, so one start-up lists every problem at once, then throws ConfigErrors if there were any.
+ *
+ * How to add a section (e.g. relays from RELAY_N):
+ *   1. In your own file (src/config/relay.ts) export the part's type and a loader:
+ *        export interface RelaySection { relays: RelayConfig[] }
+ *        export function loadRelaySection(ctx: LoadContext): RelaySection | Promise<RelaySection> { ... }
+ *      Read values with ctx.setting("NAME", "flag-name") / ctx.envSetting / ctx.envWithPrefix("RELAY_"), and
+ *      reuse ctx.int, ctx.oneOf, ctx.wgConfig, and the helpers in ip.ts (parseHostPort, parsePrefix).
+ *      Name secret fields like secrets (password, token, privateKey...) so redact.ts hides them.
+ *   2. Here: add the field to `Config` (`relays: RelayConfig[]`) and the loader to SECTIONS below.
+ * That is all: check-config prints the new section (redacted) without further changes.
+ */
+import type { WgConfig } from "../wireguard/config.ts";
+import { ConfigError, ConfigErrors } from "./errors.ts";
+import { type EnvFileEntry, parseEnvFile } from "./envfile.ts";
+import { type Flags, LoadContext } from "./context.ts";
+import { readConfigFile } from "./source.ts";
+import { loadTunnelSection, loadTunnelsSection } from "./tunnel.ts";
+import { type AdminConfig, loadAdminSection } from "./admin.ts";
+import { loadLogSection, type LogConfig } from "./logging.ts";
+
+export { ConfigError, ConfigErrors } from "./errors.ts";
+export { type Flags, LoadContext, type Setting } from "./context.ts";
+export type { AdminConfig } from "./admin.ts";
+export type { LogConfig } from "./logging.ts";
+
+export interface Config {
+  /** The main tunnel (-c/--config or WG_CONFIG, with WG_* overrides); absent when not configured. */
+  tunnel?: WgConfig;
+  /** Named tunnels from WG_TUNNEL_<NAME>, keyed by the lowercased name. */
+  tunnels: Map<string, WgConfig>;
+  admin: AdminConfig;
+  log: LogConfig;
+}
+
+export interface Section {
+  /** For messages and docs. */
+  name: string;
+  load(ctx: LoadContext): Partial<Config> | Promise<Partial<Config>>;
+}
+
+/** Every section, in load order. Add new ones at the end. */
+export const SECTIONS: Section[] = [
+  { name: "tunnel", load: loadTunnelSection },
+  { name: "tunnels", load: loadTunnelsSection },
+  { name: "admin", load: loadAdminSection },
+  { name: "log", load: loadLogSection },
+];
+
+export interface LoadOptions {
+  /** The process environment (Deno.env.toObject()); tests pass their own. */
+  env: Record<string, string | undefined>;
+  /** Parsed command-line flags by long name (`config`, `mtu`, ...). */
+  flags: Flags;
+  /** Env file path (--env-file); when absent, WGEDGE_ENV_FILE from `env` is used. */
+  envFile?: string;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** `source:line: message` lines: ignored keys, repeated settings, weak tokens... */
+  warnings: string[];
+}
+
+async function readEnvFile(
+  path: string,
+  sourceName: string,
+  warnings: string[],
+): Promise<Map<string, EnvFileEntry>> {
+  const text = await readConfigFile(path, sourceName);
+  return parseEnvFile(text, path, warnings);
+}
+
+/**
+ * Loads and validates the whole configuration. Throws ConfigErrors (every problem, each naming its file or
+ * variable, line and expectation); never includes a secret in an error or warning.
+ */
+export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
+  const warnings: string[] = [];
+  const fromFlag = opts.envFile !== undefined && opts.envFile.trim() !== "";
+  const envFilePath = fromFlag ? opts.envFile!.trim() : opts.env.WGEDGE_ENV_FILE?.trim() || undefined;
+  let envFile = new Map<string, EnvFileEntry>();
+  if (envFilePath !== undefined) {
+    // A broken env file stops here: the sections would only report the consequences of its errors.
+    envFile = await readEnvFile(envFilePath, fromFlag ? "--env-file" : "WGEDGE_ENV_FILE", warnings);
+  }
+  const ctx = new LoadContext(opts.env, envFile, envFilePath, opts.flags, warnings);
+  ctx.envSetting("WGEDGE_ENV_FILE"); // consumed above
+  const config: Partial<Config> = {};
+  for (const section of SECTIONS) {
+    const part = await ctx.capture(() => section.load(ctx));
+    if (part) Object.assign(config, part);
+  }
+  ctx.warnUnusedEnvFileEntries();
+  ctx.problems.throwIfAny();
+  return { config: config as Config, warnings };
+}
+
+/** Loads from the real process: Deno.env plus the given flags. */
+export function loadConfigFromProcess(flags: Flags, envFile?: string): Promise<LoadedConfig> {
+  return loadConfig({ env: Deno.env.toObject(), flags, envFile });
+}
+
+/** True for the errors loadConfig throws (ConfigError or ConfigErrors). */
+export function isConfigError(e: unknown): e is ConfigError | ConfigErrors {
+  return e instanceof ConfigError || e instanceof ConfigErrors;
+}
