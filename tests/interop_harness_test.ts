@@ -1,5 +1,5 @@
 import { assert, assertStringIncludes } from "./helpers/assert.ts";
-import { interopTest, Netns, WireguardGo, wgKeyPair } from "./helpers/interop.ts";
+import { interopTest, Netns, wgKeyPair, WireguardGo } from "./helpers/interop.ts";
 
 interopTest("harness: wireguard-go comes up in a fresh namespace with its address", async () => {
   const ns = await Netns.create();

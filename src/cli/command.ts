@@ -41,7 +41,13 @@ export function parseFlags<O extends Options>(
 }
 
 /** Parses an integer flag within [min, max] or throws UsageError naming the flag. */
-export function intFlag(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
+export function intFlag(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   if (value === undefined) return fallback;
   if (!/^-?\d+$/.test(value.trim())) throw new UsageError(`--${name}: expected an integer, got "${value}"`);
   const n = Number(value);

@@ -73,8 +73,10 @@ export const RFC8439_VECTOR = {
   key: "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f",
   nonce: "070000004041424344454647",
   aad: "50515253c0c1c2c3c4c5c6c7",
-  plaintext: "4c616469657320616e642047656e746c656d656e206f662074686520636c617373206f66202739393a204966204920636f756c64206f6666657220796f75206f6e6c79206f6e652074697020666f7220746865206675747572652c2073756e73637265656e20776f756c642062652069742e",
-  sealed: "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d63dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc3ff4def08e4b7a9de576d26586cec64b6116" +
+  plaintext:
+    "4c616469657320616e642047656e746c656d656e206f662074686520636c617373206f66202739393a204966204920636f756c64206f6666657220796f75206f6e6c79206f6e652074697020666f7220746865206675747572652c2073756e73637265656e20776f756c642062652069742e",
+  sealed:
+    "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d63dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc3ff4def08e4b7a9de576d26586cec64b6116" +
     "1ae10b594f09e26a7e902ecbd0600691",
 };
 
@@ -121,11 +123,21 @@ export function counterNonce(counter: number, out: Uint8Array = new Uint8Array(N
   return out;
 }
 
-export function xaeadSeal(key: Uint8Array, nonce24: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
+export function xaeadSeal(
+  key: Uint8Array,
+  nonce24: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+): Uint8Array {
   return xchacha20poly1305(key, nonce24, aad).encrypt(plaintext);
 }
 
-export function xaeadOpen(key: Uint8Array, nonce24: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array | null {
+export function xaeadOpen(
+  key: Uint8Array,
+  nonce24: Uint8Array,
+  sealed: Uint8Array,
+  aad: Uint8Array,
+): Uint8Array | null {
   try {
     return xchacha20poly1305(key, nonce24, aad).decrypt(sealed);
   } catch {

@@ -23,7 +23,9 @@ export function cookieKey(publicKey: Uint8Array): Uint8Array {
 }
 
 /** The message bytes a MAC covers: everything before the mac field (mac1 at len-32, mac2 at len-16). */
-function macInputs(msg: Uint8Array): { beforeMac1: Uint8Array; beforeMac2: Uint8Array; mac1: Uint8Array; mac2: Uint8Array } {
+function macInputs(
+  msg: Uint8Array,
+): { beforeMac1: Uint8Array; beforeMac2: Uint8Array; mac1: Uint8Array; mac2: Uint8Array } {
   const m1 = msg.length - 2 * MAC_SIZE, m2 = msg.length - MAC_SIZE;
   return {
     beforeMac1: msg.subarray(0, m1),

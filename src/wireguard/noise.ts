@@ -190,7 +190,11 @@ export function consumeInitiation(
 }
 
 /** Fills a response to the consumed initiation (MACs left zero). Sets hs to ResponseCreated. */
-export function createResponse(hs: Handshake, localIndex: number, random: RandomFill = cryptoRandom): ResponseMessage | null {
+export function createResponse(
+  hs: Handshake,
+  localIndex: number,
+  random: RandomFill = cryptoRandom,
+): ResponseMessage | null {
   if (hs.state !== HandshakeState.InitiationConsumed) return null;
   const msg = ResponseMessage.create();
   msg.sender = localIndex;

@@ -6,7 +6,9 @@ export function assert(cond: unknown, msg = "assertion failed"): asserts cond {
 }
 
 function show(v: unknown): string {
-  if (v instanceof Uint8Array) return `Uint8Array(${v.length})[${Array.from(v.slice(0, 32)).join(",")}${v.length > 32 ? ",…" : ""}]`;
+  if (v instanceof Uint8Array) {
+    return `Uint8Array(${v.length})[${Array.from(v.slice(0, 32)).join(",")}${v.length > 32 ? ",…" : ""}]`;
+  }
   try {
     return JSON.stringify(v, (_k, x) => typeof x === "bigint" ? x.toString() + "n" : x);
   } catch {
@@ -38,7 +40,9 @@ export function assertEquals<T>(actual: T, expected: T, msg?: string): void {
 }
 
 export function assertNotEquals<T>(actual: T, expected: T, msg?: string): void {
-  if (equal(actual, expected)) throw new AssertionError(`${msg ? msg + ": " : ""}expected not ${show(expected)}`);
+  if (equal(actual, expected)) {
+    throw new AssertionError(`${msg ? msg + ": " : ""}expected not ${show(expected)}`);
+  }
 }
 
 export function assertStringIncludes(actual: string, expected: string, msg?: string): void {
@@ -48,7 +52,9 @@ export function assertStringIncludes(actual: string, expected: string, msg?: str
 }
 
 export function assertMatch(actual: string, re: RegExp, msg?: string): void {
-  if (!re.test(actual)) throw new AssertionError(`${msg ? msg + ": " : ""}expected ${show(actual)} to match ${re}`);
+  if (!re.test(actual)) {
+    throw new AssertionError(`${msg ? msg + ": " : ""}expected ${show(actual)} to match ${re}`);
+  }
 }
 
 export function assertThrows(fn: () => unknown, includes?: string): Error {
@@ -56,7 +62,9 @@ export function assertThrows(fn: () => unknown, includes?: string): Error {
     fn();
   } catch (e) {
     if (includes && !String((e as Error).message).includes(includes)) {
-      throw new AssertionError(`expected error including ${show(includes)}, got ${show((e as Error).message)}`);
+      throw new AssertionError(
+        `expected error including ${show(includes)}, got ${show((e as Error).message)}`,
+      );
     }
     return e as Error;
   }
@@ -68,7 +76,9 @@ export async function assertRejects(fn: () => Promise<unknown>, includes?: strin
     await fn();
   } catch (e) {
     if (includes && !String((e as Error).message).includes(includes)) {
-      throw new AssertionError(`expected rejection including ${show(includes)}, got ${show((e as Error).message)}`);
+      throw new AssertionError(
+        `expected rejection including ${show(includes)}, got ${show((e as Error).message)}`,
+      );
     }
     return e as Error;
   }

@@ -14,7 +14,11 @@ let probed: string | null | undefined;
 
 async function which(tool: string): Promise<boolean> {
   try {
-    const out = await new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "null", stderr: "null" })
+    const out = await new Deno.Command("sh", {
+      args: ["-c", `command -v ${tool}`],
+      stdout: "null",
+      stderr: "null",
+    })
       .output();
     return out.success;
   } catch {
@@ -119,7 +123,15 @@ export class Netns {
   }
 
   /** Starts a long-running process inside the namespace; killed by destroy(). */
-  spawn(cmd: string[], opts: { env?: Record<string, string>; stdout?: "piped" | "null" | "inherit"; stderr?: "piped" | "null" | "inherit"; stdin?: "piped" | "null" } = {}): Deno.ChildProcess {
+  spawn(
+    cmd: string[],
+    opts: {
+      env?: Record<string, string>;
+      stdout?: "piped" | "null" | "inherit";
+      stderr?: "piped" | "null" | "inherit";
+      stdin?: "piped" | "null";
+    } = {},
+  ): Deno.ChildProcess {
     const envArgs = opts.env ? ["env", ...Object.entries(opts.env).map(([k, v]) => `${k}=${v}`)] : [];
     const child = new Deno.Command("ip", {
       args: ["netns", "exec", this.name, ...envArgs, ...cmd],
@@ -132,7 +144,15 @@ export class Netns {
   }
 
   /** Runs wgedge (deno run main.ts ...) inside the namespace. */
-  spawnWgedge(args: string[], opts: { env?: Record<string, string>; stdout?: "piped" | "null" | "inherit"; stderr?: "piped" | "null" | "inherit"; stdin?: "piped" | "null" } = {}): Deno.ChildProcess {
+  spawnWgedge(
+    args: string[],
+    opts: {
+      env?: Record<string, string>;
+      stdout?: "piped" | "null" | "inherit";
+      stderr?: "piped" | "null" | "inherit";
+      stdin?: "piped" | "null";
+    } = {},
+  ): Deno.ChildProcess {
     return this.spawn([DENO, "run", "-A", "--config", DENO_JSON, MAIN_TS, ...args], opts);
   }
 
@@ -241,7 +261,12 @@ export async function wgPsk(): Promise<string> {
 }
 
 /** Polls cond every intervalMs until true or the bounded number of tries runs out. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, tries = 200, intervalMs = 50): Promise<void> {
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  tries = 200,
+  intervalMs = 50,
+): Promise<void> {
   for (let i = 0; i < tries; i++) {
     if (await cond()) return;
     await new Promise((r) => setTimeout(r, intervalMs));

@@ -1,0 +1,594 @@
+/**
+ * A userspace WireGuard device (wireguard-go device.go + receive.go): owns the UDP bind, the static identity,
+ * the peers, the index table and cryptokey routing. Above it sits anything that speaks IP packets through
+ * PacketInterface (the netstack). Every datagram is counted: received = accepted + dropped-by-reason.
+ */
+import { aead, counterNonce } from "../crypto/aead.ts";
+import { encodeKey } from "../crypto/x25519.ts";
+import { equalBytes } from "../util/bytes.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
+import { type Logger, logger } from "../util/log.ts";
+import { cryptoRandom, type RandomFill, randomU32 } from "../util/random.ts";
+import { parseIpv4 } from "../wire/ipv4.ts";
+import { parseIpv6 } from "../wire/ipv6.ts";
+import {
+  CookieReplyMessage,
+  InitiationMessage,
+  MESSAGE_COOKIE_REPLY,
+  MESSAGE_INITIATION,
+  MESSAGE_RESPONSE,
+  MESSAGE_TRANSPORT,
+  messageType,
+  ResponseMessage,
+  TRANSPORT_HEADER_SIZE,
+} from "../wire/wireguard.ts";
+import { AllowedIps } from "./allowedips.ts";
+import { type Bind, type BindEndpoint, endpointKey, UdpBind } from "./bind.ts";
+import type { Endpoint, WgPeerConfig } from "./config.ts";
+import {
+  DEFAULT_MTU,
+  HANDSHAKE_BURST_PER_SOURCE,
+  HANDSHAKE_INITIATION_RATE_MS,
+  HANDSHAKES_PER_SECOND_PER_SOURCE,
+  REJECT_AFTER_MESSAGES,
+  REJECT_AFTER_TIME_MS,
+  UNDER_LOAD_AFTER_TIME_MS,
+  UNDER_LOAD_HANDSHAKES_PER_SECOND,
+} from "./constants.ts";
+import { CookieChecker } from "./cookie.ts";
+import { Keypair } from "./keypair.ts";
+import {
+  consumeInitiation,
+  consumeResponse,
+  deriveSessionKeys,
+  HandshakeState,
+  type StaticIdentity,
+  staticIdentity,
+} from "./noise.ts";
+import { Peer, type PeerHost } from "./peer.ts";
+
+/** Transforms every datagram on the wire (obfuscation). decode returns null to drop. */
+export interface PacketTransform {
+  encode(message: Uint8Array): Uint8Array;
+  decode(datagram: Uint8Array): Uint8Array | null;
+}
+
+export type Resolver = (host: string) => Promise<string[]>;
+
+export interface DeviceOptions {
+  privateKey: Uint8Array;
+  listenPort?: number;
+  mtu?: number;
+  peers?: WgPeerConfig[];
+  clock?: Clock;
+  random?: RandomFill;
+  bind?: Bind;
+  transform?: PacketTransform;
+  resolve?: Resolver;
+  /** Name for logs and status (e.g. the tunnel name). */
+  name?: string;
+  /** Handshake messages per second above which cookies are demanded (default as wireguard-go). */
+  underLoadThreshold?: number;
+  /** How often hostname endpoints are resolved again (ms, default 5 min; 0 = never). */
+  reresolveIntervalMs?: number;
+}
+
+export type DropReason =
+  | "malformed"
+  | "transform"
+  | "mac1"
+  | "cookieRequired"
+  | "rateLimited"
+  | "handshakeRejected"
+  | "unknownIndex"
+  | "cookieReply"
+  | "replay"
+  | "decrypt"
+  | "expiredKey"
+  | "innerMalformed"
+  | "allowedIps";
+
+export interface DeviceStats {
+  rxDatagrams: number;
+  rxAccepted: number;
+  dropped: Record<DropReason, number>;
+  txDatagrams: number;
+  /** Outbound IP packets with no peer for their destination. */
+  txNoRoute: number;
+  cookieRepliesSent: number;
+}
+
+interface IndexEntry {
+  peer: Peer;
+  keypair?: Keypair;
+}
+
+export interface PeerStatus {
+  publicKey: string;
+  endpoint: string | null;
+  allowedIps: string[];
+  persistentKeepalive: number;
+  presharedKey: boolean;
+  lastHandshake: string | null;
+  rxBytes: number;
+  txBytes: number;
+  handshakes: number;
+}
+
+export class Device implements PeerHost {
+  readonly clock: Clock;
+  readonly random: RandomFill;
+  readonly log: Logger;
+  readonly mtu: number;
+  readonly identity: StaticIdentity;
+  readonly publicKey: string;
+  readonly peers: Peer[] = [];
+  readonly stats: DeviceStats = {
+    rxDatagrams: 0,
+    rxAccepted: 0,
+    dropped: {
+      malformed: 0,
+      transform: 0,
+      mac1: 0,
+      cookieRequired: 0,
+      rateLimited: 0,
+      handshakeRejected: 0,
+      unknownIndex: 0,
+      cookieReply: 0,
+      replay: 0,
+      decrypt: 0,
+      expiredKey: 0,
+      innerMalformed: 0,
+      allowedIps: 0,
+    },
+    txDatagrams: 0,
+    txNoRoute: 0,
+    cookieRepliesSent: 0,
+  };
+  listenPort = 0;
+  readonly #bind: Bind;
+  readonly #transform: PacketTransform | undefined;
+  readonly #resolve: Resolver;
+  readonly #cookieChecker: CookieChecker;
+  readonly #indices = new Map<number, IndexEntry>();
+  readonly #routes = new AllowedIps<Peer>();
+  readonly #peerByKey = new Map<string, Peer>();
+  #receiver: (packet: Uint8Array) => void = () => {};
+  #handshakeWindowStart = 0;
+  #handshakesInWindow = 0;
+  #underLoadUntil = -Infinity;
+  readonly #underLoadThreshold: number;
+  readonly #sourceBuckets = new Map<string, { tokens: number; at: number }>();
+  readonly #nonce = new Uint8Array(12);
+  readonly #reresolveMs: number;
+  #reresolveTimer: ReturnType<Clock["setTimer"]> | undefined;
+  #closed = false;
+  readonly #logLimiter = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(private readonly opts: DeviceOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.random = opts.random ?? cryptoRandom;
+    this.log = logger(opts.name ? `wg.${opts.name}` : "wg");
+    this.mtu = opts.mtu ?? DEFAULT_MTU;
+    this.identity = staticIdentity(opts.privateKey);
+    this.publicKey = encodeKey(this.identity.publicKey);
+    this.#bind = opts.bind ?? new UdpBind();
+    this.#transform = opts.transform;
+    this.#resolve = opts.resolve ?? defaultResolver;
+    this.#cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
+    this.#underLoadThreshold = opts.underLoadThreshold ?? UNDER_LOAD_HANDSHAKES_PER_SECOND;
+    this.#reresolveMs = opts.reresolveIntervalMs ?? 300_000;
+    for (const p of opts.peers ?? []) this.addPeer(p);
+  }
+
+  /** Opens the socket and resolves peer endpoints; peers with persistent keepalive start a handshake. */
+  async start(): Promise<void> {
+    this.listenPort = await this.#bind.open(
+      this.opts.listenPort,
+      (data, from) => this.receiveDatagram(data, from),
+    );
+    await this.#resolveEndpoints(true);
+    if (this.#reresolveMs > 0) this.#scheduleReresolve();
+    for (const p of this.peers) {
+      if (p.persistentKeepaliveMs > 0 && p.endpoint) p.sendKeepalive();
+    }
+    this.log.info("device up", {
+      publicKey: this.publicKey,
+      listenPort: this.listenPort,
+      peers: this.peers.length,
+    });
+  }
+
+  addPeer(cfg: WgPeerConfig): Peer {
+    const key = encodeKey(cfg.publicKey);
+    if (this.#peerByKey.has(key)) throw new Error(`duplicate peer ${key}`);
+    if (equalBytes(cfg.publicKey, this.identity.publicKey)) {
+      throw new Error("a peer cannot have the device's own public key");
+    }
+    const peer = new Peer(this, this.identity, cfg.publicKey, cfg.presharedKey, cfg.persistentKeepalive);
+    peer.configuredEndpoint = cfg.endpoint;
+    const literal = cfg.endpoint && literalIp(cfg.endpoint.host);
+    if (cfg.endpoint && literal) peer.endpoint = { address: cfg.endpoint.host, port: cfg.endpoint.port };
+    for (const a of cfg.allowedIps) {
+      const bytes = literalIp(a.address);
+      if (!bytes) throw new Error(`AllowedIPs ${a.address}/${a.prefix}: not an IP address`);
+      this.#routes.insert(bytes, a.prefix, peer);
+    }
+    this.peers.push(peer);
+    this.#peerByKey.set(key, peer);
+    return peer;
+  }
+
+  async #resolveEndpoints(initial: boolean): Promise<void> {
+    for (const p of this.peers) {
+      const e = p.configuredEndpoint;
+      if (!e || literalIp(e.host)) continue;
+      // Don't override a peer that roamed to an endpoint it authenticated from recently.
+      if (
+        !initial && p.keypairs.current && this.clock.now() - p.keypairs.current.created < REJECT_AFTER_TIME_MS
+      ) continue;
+      try {
+        const addrs = await this.#resolve(e.host);
+        if (addrs.length === 0) throw new Error("no addresses");
+        p.endpoint = { address: addrs[0], port: e.port };
+      } catch (err) {
+        this.log.warn("cannot resolve peer endpoint", {
+          peer: p.name,
+          host: e.host,
+          error: (err as Error).message,
+        });
+      }
+    }
+  }
+
+  #scheduleReresolve(): void {
+    this.#reresolveTimer = this.clock.setTimer(() => {
+      if (this.#closed) return;
+      this.#resolveEndpoints(false).finally(() => !this.#closed && this.#scheduleReresolve());
+    }, this.#reresolveMs);
+  }
+
+  // ---- PacketInterface (the netstack's link) ----
+
+  setReceiver(receive: (packet: Uint8Array) => void): void {
+    this.#receiver = receive;
+  }
+
+  /** Sends one IP packet to the peer whose AllowedIPs cover its destination. */
+  send(packet: Uint8Array): void {
+    if (this.#closed) return;
+    const dst = ipDestination(packet);
+    const peer = dst ? this.#routes.lookup(dst) : undefined;
+    if (!peer) {
+      this.stats.txNoRoute++;
+      return;
+    }
+    peer.send(packet);
+  }
+
+  // ---- PeerHost ----
+
+  newIndex(peer: Peer): number {
+    for (;;) {
+      const index = randomU32(this.random);
+      if (index !== 0 && !this.#indices.has(index)) {
+        this.#indices.set(index, { peer });
+        return index;
+      }
+    }
+  }
+
+  releaseIndex(index: number): void {
+    this.#indices.delete(index);
+  }
+
+  registerKeypair(keypair: Keypair, peer: Peer): void {
+    this.#indices.set(keypair.localIndex, { peer, keypair });
+  }
+
+  sendDatagram(data: Uint8Array, to: BindEndpoint): void {
+    this.stats.txDatagrams++;
+    this.#bind.send(this.#transform ? this.#transform.encode(data) : data, to);
+  }
+
+  // ---- receive path ----
+
+  #drop(reason: DropReason, detail?: Record<string, unknown>): void {
+    this.stats.dropped[reason]++;
+    if (detail) this.#rateLimitedLog(reason, detail);
+  }
+
+  /** At most one line per reason per 10 s, so a flood cannot fill the log. */
+  #rateLimitedLog(reason: string, detail: Record<string, unknown>): void {
+    const now = this.clock.now();
+    const entry = this.#logLimiter.get(reason);
+    if (entry && now - entry.at < 10_000) {
+      entry.suppressed++;
+      return;
+    }
+    const suppressed = entry?.suppressed ?? 0;
+    this.#logLimiter.set(reason, { at: now, suppressed: 0 });
+    this.log.warn(String(detail.msg ?? reason), {
+      ...detail,
+      msg: undefined,
+      ...(suppressed ? { suppressed } : {}),
+    });
+  }
+
+  /** Entry point for every UDP datagram. Never throws. */
+  receiveDatagram(raw: Uint8Array, from: BindEndpoint): void {
+    if (this.#closed) return;
+    this.stats.rxDatagrams++;
+    let data = raw;
+    if (this.#transform) {
+      const decoded = this.#transform.decode(raw);
+      if (!decoded) return this.#drop("transform");
+      data = decoded;
+    }
+    switch (messageType(data)) {
+      case MESSAGE_INITIATION:
+      case MESSAGE_RESPONSE:
+        return this.#receiveHandshake(data, from);
+      case MESSAGE_COOKIE_REPLY:
+        return this.#receiveCookieReply(data);
+      case MESSAGE_TRANSPORT:
+        return this.#receiveTransport(data, from);
+      default:
+        return this.#drop("malformed");
+    }
+  }
+
+  #isUnderLoad(): boolean {
+    const now = this.clock.now();
+    if (now - this.#handshakeWindowStart >= 1000) {
+      this.#handshakeWindowStart = now;
+      this.#handshakesInWindow = 0;
+    }
+    this.#handshakesInWindow++;
+    if (this.#handshakesInWindow > this.#underLoadThreshold) {
+      this.#underLoadUntil = now + UNDER_LOAD_AFTER_TIME_MS;
+    }
+    return now < this.#underLoadUntil;
+  }
+
+  /** Token bucket per source IP, 20/s with a burst of 5 (applies only under load). */
+  #allowSource(address: string): boolean {
+    const now = this.clock.now();
+    let b = this.#sourceBuckets.get(address);
+    if (!b) {
+      if (this.#sourceBuckets.size > 4096) this.#sourceBuckets.clear();
+      b = { tokens: HANDSHAKE_BURST_PER_SOURCE, at: now };
+      this.#sourceBuckets.set(address, b);
+    }
+    b.tokens = Math.min(
+      HANDSHAKE_BURST_PER_SOURCE,
+      b.tokens + (now - b.at) * HANDSHAKES_PER_SECOND_PER_SOURCE / 1000,
+    );
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  #receiveHandshake(data: Uint8Array, from: BindEndpoint): void {
+    if (!this.#cookieChecker.checkMac1(data)) {
+      return this.#drop("mac1", {
+        msg: "handshake message with invalid mac1 (wrong peer public key?)",
+        from: endpointKey(from),
+      });
+    }
+    const now = this.clock.now();
+    if (this.#isUnderLoad()) {
+      const source = sourceBytes(from);
+      if (!this.#cookieChecker.checkMac2(data, source, now)) {
+        const sender = new DataView(data.buffer, data.byteOffset).getUint32(4, true);
+        this.stats.cookieRepliesSent++;
+        this.sendDatagram(this.#cookieChecker.createReply(data, sender, source, now), from);
+        return this.#drop("cookieRequired");
+      }
+      if (!this.#allowSource(from.address)) return this.#drop("rateLimited");
+    }
+    if (data[0] === MESSAGE_INITIATION) this.#receiveInitiation(new InitiationMessage(data), from);
+    else this.#receiveResponse(new ResponseMessage(data), from);
+  }
+
+  #receiveInitiation(msg: InitiationMessage, from: BindEndpoint): void {
+    const result = consumeInitiation(
+      this.identity,
+      msg,
+      (key) => this.#peerByKey.get(encodeKey(key))?.handshake,
+      this.clock.now(),
+      HANDSHAKE_INITIATION_RATE_MS,
+    );
+    if ("rejected" in result) {
+      const what = {
+        "decrypt": "handshake initiation failed to decrypt (wrong keys?)",
+        "unknown-peer": "handshake initiation from an unknown peer public key",
+        "replay": "replayed handshake initiation (timestamp not newer)",
+        "flood": "handshake initiation flood from a peer",
+      }[result.rejected];
+      return this.#drop("handshakeRejected", { msg: what, from: endpointKey(from) });
+    }
+    const peer = this.#peerByKey.get(encodeKey(result.hs.remoteStatic))!;
+    this.stats.rxAccepted++;
+    peer.endpoint = from;
+    peer.timers.anyAuthenticatedPacketTraversal();
+    peer.timers.anyAuthenticatedPacketReceived();
+    if (!peer.sendHandshakeResponse()) {
+      this.log.warn("failed to create handshake response", { peer: peer.name });
+      return;
+    }
+    peer.onHandshakeComplete();
+  }
+
+  #receiveResponse(msg: ResponseMessage, from: BindEndpoint): void {
+    const entry = this.#indices.get(msg.receiver);
+    const peer = entry?.peer;
+    if (!peer || entry.keypair || peer.handshake.state !== HandshakeState.InitiationCreated) {
+      return this.#drop("unknownIndex");
+    }
+    if (!consumeResponse(peer.handshake, msg)) {
+      return this.#drop("handshakeRejected", {
+        msg: "handshake response failed to authenticate (wrong keys or preshared key?)",
+        from: endpointKey(from),
+      });
+    }
+    const keys = deriveSessionKeys(peer.handshake)!;
+    this.stats.rxAccepted++;
+    peer.endpoint = from;
+    peer.timers.anyAuthenticatedPacketTraversal();
+    peer.timers.anyAuthenticatedPacketReceived();
+    peer.handshakeCompletedAsInitiator(new Keypair(keys, this.clock.now()));
+  }
+
+  #receiveCookieReply(data: Uint8Array): void {
+    const msg = new CookieReplyMessage(data);
+    const entry = this.#indices.get(msg.receiver);
+    if (!entry || entry.keypair) return this.#drop("unknownIndex");
+    if (!entry.peer.cookieGenerator.consumeReply(msg, this.clock.now())) return this.#drop("cookieReply");
+    this.stats.rxAccepted++;
+    this.log.debug("cookie reply accepted; next handshake carries mac2", { peer: entry.peer.name });
+  }
+
+  #receiveTransport(data: Uint8Array, from: BindEndpoint): void {
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const entry = this.#indices.get(view.getUint32(4, true));
+    const kp = entry?.keypair;
+    if (!entry || !kp) return this.#drop("unknownIndex");
+    const peer = entry.peer;
+    const counter = view.getUint32(8, true) + view.getUint32(12, true) * 0x1_0000_0000;
+    if (counter >= REJECT_AFTER_MESSAGES) return this.#drop("replay");
+    if (this.clock.now() - kp.created >= REJECT_AFTER_TIME_MS) return this.#drop("expiredKey");
+    const plaintext = aead().open(
+      kp.receiveKey,
+      counterNonce(counter, this.#nonce),
+      data.subarray(TRANSPORT_HEADER_SIZE),
+    );
+    if (!plaintext) return this.#drop("decrypt");
+    if (!kp.replay.validate(counter, REJECT_AFTER_MESSAGES)) return this.#drop("replay");
+
+    // Authenticated: roam to wherever it came from.
+    peer.endpoint = from;
+    peer.stats.rxBytes += data.length;
+    peer.stats.rxPackets++;
+    if (peer.receivedWithKeypair(kp)) {
+      peer.timers.handshakeComplete();
+      peer.sendStaged();
+    }
+    peer.keepKeyFreshReceiving();
+    peer.timers.anyAuthenticatedPacketTraversal();
+    peer.timers.anyAuthenticatedPacketReceived();
+    if (plaintext.length === 0) {
+      this.stats.rxAccepted++;
+      return; // keepalive
+    }
+    peer.timers.dataReceived();
+    const packet = trimToIpLength(plaintext);
+    if (!packet) return this.#drop("innerMalformed");
+    const src = ipSource(packet);
+    if (!src || this.#routes.lookup(src) !== peer) return this.#drop("allowedIps");
+    this.stats.rxAccepted++;
+    try {
+      this.#receiver(packet);
+    } catch (e) {
+      this.log.error("inner packet handler threw", { error: (e as Error).stack ?? String(e) });
+    }
+  }
+
+  /** A status snapshot with no secrets (public keys only). */
+  status(): { publicKey: string; listenPort: number; peers: PeerStatus[]; stats: DeviceStats } {
+    return {
+      publicKey: this.publicKey,
+      listenPort: this.listenPort,
+      stats: structuredClone(this.stats),
+      peers: this.peers.map((p) => ({
+        publicKey: encodeKey(p.publicKey),
+        endpoint: p.endpoint ? endpointKey(p.endpoint) : null,
+        allowedIps: this.#routes.entriesFor(p).map((e) => `${formatAddr(e.addr)}/${e.prefix}`),
+        persistentKeepalive: p.persistentKeepaliveMs / 1000,
+        presharedKey: !equalBytes(p.handshake.presharedKey, new Uint8Array(32)),
+        lastHandshake: p.stats.lastHandshakeWallMs
+          ? new Date(p.stats.lastHandshakeWallMs).toISOString()
+          : null,
+        rxBytes: p.stats.rxBytes,
+        txBytes: p.stats.txBytes,
+        handshakes: p.stats.handshakes,
+      })),
+    };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.clock.clearTimer(this.#reresolveTimer);
+    for (const p of this.peers) p.stop();
+    this.#indices.clear();
+    this.#bind.close();
+  }
+}
+
+function literalIp(host: string): Uint8Array | null {
+  return host.includes(":") ? parseIpv6(host) : parseIpv4(host);
+}
+
+function formatAddr(a: Uint8Array): string {
+  if (a.length === 4) return a.join(".");
+  const parts: string[] = [];
+  for (let i = 0; i < 16; i += 2) parts.push(((a[i] << 8) | a[i + 1]).toString(16));
+  return parts.join(":").replace(/(^|:)0(:0)+(:|$)/, "::");
+}
+
+/** IP bytes || port (big-endian): what a cookie is bound to. */
+function sourceBytes(e: BindEndpoint): Uint8Array {
+  const ip = literalIp(e.address) ?? new Uint8Array(0);
+  const out = new Uint8Array(ip.length + 2);
+  out.set(ip);
+  out[ip.length] = e.port >> 8;
+  out[ip.length + 1] = e.port & 0xff;
+  return out;
+}
+
+function ipDestination(p: Uint8Array): Uint8Array | undefined {
+  const v = p.length > 0 ? p[0] >> 4 : 0;
+  if (v === 4 && p.length >= 20) return p.subarray(16, 20);
+  if (v === 6 && p.length >= 40) return p.subarray(24, 40);
+  return undefined;
+}
+
+function ipSource(p: Uint8Array): Uint8Array | undefined {
+  const v = p[0] >> 4;
+  if (v === 4) return p.subarray(12, 16);
+  if (v === 6) return p.subarray(8, 24);
+  return undefined;
+}
+
+/** Drops the transport padding: the IP header says how long the packet really is. */
+function trimToIpLength(p: Uint8Array): Uint8Array | null {
+  if (p.length < 1) return null;
+  const v = p[0] >> 4;
+  let len: number;
+  if (v === 4) {
+    if (p.length < 20) return null;
+    len = (p[2] << 8) | p[3];
+    if (len < 20) return null;
+  } else if (v === 6) {
+    if (p.length < 40) return null;
+    len = 40 + ((p[4] << 8) | p[5]);
+  } else return null;
+  if (len > p.length) return null;
+  return p.subarray(0, len);
+}
+
+export const defaultResolver: Resolver = async (host) => {
+  const out: string[] = [];
+  for (const type of ["A", "AAAA"] as const) {
+    try {
+      out.push(...(await Deno.resolveDns(host, type)));
+    } catch { /* try the other family */ }
+    if (out.length) break;
+  }
+  if (out.length === 0) throw new Error(`cannot resolve ${host}`);
+  return out;
+};
+
+export type { Endpoint };
