@@ -1,0 +1,323 @@
+/**
+ * The relay section of the config: seed 002's `RELAY_N="in_port;out_port;out_host;TCP|UDP"` plus its global
+ * variables, and wgedge's optional `key=value` fields. A pure function over an env map so the loader, the
+ * `relay`/`serve` commands and `check-config` share it; every problem names the variable and what was
+ * expected, and all problems are reported together (ConfigErrors).
+ */
+import { ConfigError, ConfigErrors, ProblemCollector } from "./errors.ts";
+
+export type RelayProtocol = "tcp" | "udp";
+
+export interface RelaySpec {
+  /** Where it came from: `RELAY_3`, or `--relay #2` for command-line relays. Stable key for reloads. */
+  id: string;
+  inPort: number;
+  outPort: number;
+  /** Host name or literal IP (IPv6 without brackets); resolved on every dial. */
+  outHost: string;
+  protocol: RelayProtocol;
+  /** Listen address (default all IPv4: 0.0.0.0). */
+  bind?: string;
+  /** Egress: `wg:NAME` or `socks5://[user:pass@]host:port`; absent = host network. May hold a secret. */
+  via?: string;
+  /** UDP flow idle timeout in seconds (default 60). */
+  udpTimeoutSec: number;
+  /** UDP flow table bound for this relay. */
+  maxFlows: number;
+  /** TCP: PROXY protocol header sent to the target. */
+  proxyProtocol?: "v1" | "v2";
+}
+
+export interface RelayOptions {
+  connectTimeoutMs: number;
+  keepAliveIdleSec: number;
+  keepAliveIntervalSec: number;
+  keepAliveCount: number;
+  logging: boolean;
+  healthCheck: boolean;
+  healthCheckTimeoutMs: number;
+  healthCheckRetries: number;
+  healthCheckIntervalMs: number;
+}
+
+export interface RelayConfig {
+  relays: RelaySpec[];
+  options: RelayOptions;
+}
+
+export type Env = Record<string, string | undefined>;
+
+export const RELAY_DEFAULTS: RelayOptions = {
+  connectTimeoutMs: 15_000,
+  keepAliveIdleSec: 30,
+  keepAliveIntervalSec: 10,
+  keepAliveCount: 3,
+  logging: true,
+  healthCheck: false,
+  healthCheckTimeoutMs: 10_000,
+  healthCheckRetries: 3,
+  healthCheckIntervalMs: 30_000,
+};
+export const DEFAULT_UDP_TIMEOUT_SEC = 60;
+export const DEFAULT_UDP_MAX_FLOWS = 4096;
+
+const RELAY_VAR = /^RELAY_(\d+)$/;
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$/;
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+function isIpv4(s: string): boolean {
+  const m = IPV4.exec(s);
+  return !!m && m.slice(1).every((o) => Number(o) <= 255);
+}
+
+function isIpv6(s: string): boolean {
+  if (!s.includes(":") || !/^[0-9a-fA-F:.]+$/.test(s)) return false;
+  try {
+    new URL(`http://[${s}]/`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A host: literal IPv4/IPv6 (brackets allowed) or a DNS name. Returns the unbracketed form or undefined. */
+export function parseHost(s: string): string | undefined {
+  const h = s.startsWith("[") && s.endsWith("]") ? s.slice(1, -1) : s;
+  if (isIpv4(h) || isIpv6(h)) return h;
+  if (h !== s) return undefined;
+  if (/^\d+(\.\d+)*$/.test(h)) return undefined; // "300.1.1.1" is a bad IP, not a name
+  return HOSTNAME.test(h) ? h : undefined;
+}
+
+function parseIntStrict(s: string): number | undefined {
+  const t = s.trim();
+  return /^\d{1,10}$/.test(t) ? Number(t) : undefined;
+}
+
+/** Parses one RELAY_N value. `source` is the variable name (or flag) used in error messages. */
+export function parseRelayLine(value: string, source: string): RelaySpec {
+  const p = new ProblemCollector();
+  const fields = value.trim().split(";").map((f) => f.trim());
+  const shape = "in_port;out_port;out_host;TCP|UDP[;key=value...]";
+  if (fields.length < 4) {
+    throw new ConfigError({
+      source,
+      expected: `"${shape}" (4 fields separated by ';')`,
+      got: redactVia(value),
+    });
+  }
+  const port = (s: string, what: string): number => {
+    const n = parseIntStrict(s);
+    if (n === undefined || n < 1 || n > 65535) {
+      p.error({ source, key: what, expected: "a port number 1..65535", got: s });
+      return 0;
+    }
+    return n;
+  };
+  const inPort = port(fields[0], "in_port");
+  const outPort = port(fields[1], "out_port");
+  const outHost = parseHost(fields[2]);
+  if (outHost === undefined) {
+    p.error({ source, key: "out_host", expected: "a host name or IP address", got: fields[2] });
+  }
+  const proto = fields[3].toLowerCase();
+  if (proto !== "tcp" && proto !== "udp") {
+    p.error({ source, key: "protocol", expected: "TCP or UDP", got: fields[3] });
+  }
+
+  const spec: RelaySpec = {
+    id: source,
+    inPort,
+    outPort,
+    outHost: outHost ?? "",
+    protocol: proto === "udp" ? "udp" : "tcp",
+    udpTimeoutSec: DEFAULT_UDP_TIMEOUT_SEC,
+    maxFlows: DEFAULT_UDP_MAX_FLOWS,
+  };
+  const seen = new Set<string>();
+  for (const extra of fields.slice(4)) {
+    if (extra === "") continue;
+    const eq = extra.indexOf("=");
+    const key = eq < 0 ? extra.toLowerCase() : extra.slice(0, eq).trim().toLowerCase();
+    const val = eq < 0 ? "" : extra.slice(eq + 1).trim();
+    const known =
+      "bind=ADDR, via=wg:NAME|socks5://..., udp_timeout=SECONDS, max_flows=N, proxy_protocol=v1|v2";
+    if (eq < 0) {
+      p.error({ source, key: extra, expected: `key=value (one of ${known})` });
+      continue;
+    }
+    if (seen.has(key)) {
+      p.error({ source, key, expected: "each option at most once" });
+      continue;
+    }
+    seen.add(key);
+    switch (key) {
+      case "bind": {
+        const h = parseHost(val);
+        if (h === undefined || !(isIpv4(h) || isIpv6(h))) {
+          p.error({ source, key: "bind", expected: "an IPv4 or IPv6 address to listen on", got: val });
+        } else spec.bind = h;
+        break;
+      }
+      case "via": {
+        if (/^wg:[A-Za-z0-9_-]{1,64}$/.test(val)) spec.via = val;
+        else if (/^socks5h?:\/\//i.test(val)) {
+          if (
+            !/^socks5h?:\/\/(?:[^:@/]*(?::[^@/]*)?@)?(\[[0-9a-fA-F:.]+\]|[^:/@\[\]]+):(\d{1,5})\/?$/i.test(
+              val,
+            )
+          ) {
+            p.error({ source, key: "via", expected: "socks5://[user:pass@]host:port" });
+          } else {
+            const portNum = Number(/:(\d{1,5})\/?$/.exec(val)![1]);
+            if (portNum < 1 || portNum > 65535) {
+              p.error({ source, key: "via", expected: "a proxy port 1..65535", got: String(portNum) });
+            } else spec.via = val;
+          }
+        } else {
+          p.error({
+            source,
+            key: "via",
+            expected: "wg:NAME or socks5://[user:pass@]host:port",
+            got: redactVia(val),
+          });
+        }
+        break;
+      }
+      case "udp_timeout": {
+        const n = parseIntStrict(val);
+        if (n === undefined || n < 1 || n > 86400) {
+          p.error({ source, key: "udp_timeout", expected: "seconds 1..86400", got: val });
+        } else spec.udpTimeoutSec = n;
+        break;
+      }
+      case "max_flows": {
+        const n = parseIntStrict(val);
+        if (n === undefined || n < 1 || n > 1_000_000) {
+          p.error({ source, key: "max_flows", expected: "an integer 1..1000000", got: val });
+        } else spec.maxFlows = n;
+        break;
+      }
+      case "proxy_protocol": {
+        const v = val.toLowerCase();
+        if (v !== "v1" && v !== "v2") {
+          p.error({ source, key: "proxy_protocol", expected: "v1 or v2", got: val });
+        } else spec.proxyProtocol = v;
+        break;
+      }
+      default:
+        p.error({ source, key, expected: `a known option (${known})` });
+    }
+  }
+  if (spec.protocol === "udp" && spec.proxyProtocol) {
+    p.error({ source, key: "proxy_protocol", expected: "proxy_protocol only on TCP relays" });
+  }
+  if (spec.protocol === "udp" && spec.via?.toLowerCase().startsWith("socks5")) {
+    p.error({
+      source,
+      key: "via",
+      expected: "wg:NAME for UDP relays (SOCKS5 UDP ASSOCIATE is not supported)",
+    });
+  }
+  p.throwIfAny();
+  return spec;
+}
+
+/** Hides the credentials of a socks5:// URL so an error message never echoes a password. */
+export function redactVia(s: string): string {
+  return s.replace(/(socks5h?:\/\/)[^@/;]*@/gi, "$1[redacted]@");
+}
+
+function parseBool(env: Env, name: string, fallback: boolean, p: ProblemCollector): boolean {
+  const v = env[name];
+  if (v === undefined || v.trim() === "") return fallback;
+  const t = v.trim().toLowerCase();
+  if (["y", "yes", "true", "1", "on"].includes(t)) return true;
+  if (["n", "no", "false", "0", "off"].includes(t)) return false;
+  p.error({ source: name, expected: "y or n (yes/no, true/false, 1/0)", got: v });
+  return fallback;
+}
+
+function parseNum(
+  env: Env,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+  p: ProblemCollector,
+): number {
+  const v = env[name];
+  if (v === undefined || v.trim() === "") return fallback;
+  const n = parseIntStrict(v);
+  if (n === undefined || n < min || n > max) {
+    p.error({ source: name, expected: `an integer ${min}..${max}`, got: v });
+    return fallback;
+  }
+  return n;
+}
+
+export function parseRelayOptions(env: Env, p: ProblemCollector): RelayOptions {
+  const d = RELAY_DEFAULTS;
+  return {
+    connectTimeoutMs: parseNum(env, "CONNECT_TIMEOUT", d.connectTimeoutMs / 1000, 1, 3600, p) * 1000,
+    keepAliveIdleSec: parseNum(env, "KEEPALIVE_IDLE", d.keepAliveIdleSec, 1, 86400, p),
+    keepAliveIntervalSec: parseNum(env, "KEEPALIVE_INTVL", d.keepAliveIntervalSec, 1, 3600, p),
+    keepAliveCount: parseNum(env, "KEEPALIVE_CNT", d.keepAliveCount, 1, 127, p),
+    logging: parseBool(env, "ENABLE_LOGGING", d.logging, p),
+    healthCheck: parseBool(env, "ENABLE_HEALTH_CHECK", d.healthCheck, p),
+    healthCheckTimeoutMs: parseNum(env, "HEALTH_CHECK_TIMEOUT", d.healthCheckTimeoutMs / 1000, 1, 3600, p) *
+      1000,
+    healthCheckRetries: parseNum(env, "HEALTH_CHECK_RETRIES", d.healthCheckRetries, 1, 100, p),
+    healthCheckIntervalMs:
+      parseNum(env, "HEALTH_CHECK_INTERVAL", d.healthCheckIntervalMs / 1000, 1, 86400, p) *
+      1000,
+  };
+}
+
+/**
+ * Parses every `RELAY_N` in env (numbering may have gaps) plus relays given as flags (`-r`), and the seed-002
+ * globals. Throws ConfigErrors listing every problem. Relays are ordered by N, flag relays last.
+ */
+export function parseRelayConfig(env: Env, flagRelays: string[] = []): RelayConfig {
+  const p = new ProblemCollector();
+  const entries: [number, string, string][] = [];
+  for (const [name, value] of Object.entries(env)) {
+    const m = RELAY_VAR.exec(name);
+    if (!m || value === undefined) continue;
+    if (value.trim() === "") continue; // an emptied RELAY_N disables it
+    entries.push([Number(m[1]), name, value]);
+  }
+  entries.sort((a, b) => a[0] - b[0]);
+  flagRelays.forEach((v, i) => entries.push([Number.MAX_SAFE_INTEGER, `--relay #${i + 1}`, v]));
+
+  const relays: RelaySpec[] = [];
+  const byPort = new Map<string, string>();
+  for (const [, name, value] of entries) {
+    const spec = p.capture(() => parseRelayLine(value, name));
+    if (!spec) continue;
+    const key = `${spec.protocol}/${spec.inPort}`;
+    const prev = byPort.get(key);
+    if (prev) {
+      p.error({
+        source: name,
+        key: "in_port",
+        expected: `an in_port not already used by ${prev} for ${spec.protocol.toUpperCase()}`,
+        got: String(spec.inPort),
+      });
+      continue;
+    }
+    byPort.set(key, name);
+    relays.push(spec);
+  }
+  const options = parseRelayOptions(env, p);
+  p.throwIfAny();
+  return { relays, options };
+}
+
+/** True when env (or flags) configure at least one relay: `serve` starts the relay service only then. */
+export function hasRelayConfig(env: Env, flagRelays: string[] = []): boolean {
+  return flagRelays.length > 0 || Object.entries(env).some(([k, v]) => RELAY_VAR.test(k) && !!v?.trim());
+}
+
+export { ConfigErrors };

@@ -1,0 +1,173 @@
+/**
+ * The host Net: plain OS sockets (Deno.connect / Deno.listen / Deno.listenDatagram).
+ *
+ * Dials honour a connect timeout through an AbortSignal, set TCP_NODELAY (relays forward interactive
+ * protocols: stratum, SSH, SMTP) and SO_KEEPALIVE (dead peers behind NAT are found by the kernel). Names are
+ * resolved on every dial: by the OS inside Deno.connect (Happy Eyeballs) unless a Resolver is injected, in
+ * which case each returned address is tried in order within the same deadline.
+ */
+import type { Conn, DatagramConn, DialOptions, Listener, ListenOptions, Net, NetAddr } from "./types.ts";
+import { isIpv6Literal, type Resolver, unbracket } from "./resolve.ts";
+
+export interface HostNetOptions {
+  /** Resolve names with this instead of the OS (tests, fixed tables). */
+  resolver?: Resolver;
+  /** TCP_NODELAY on dialled and accepted connections (default true). */
+  noDelay?: boolean;
+  /** SO_KEEPALIVE on dialled and accepted connections (default true). */
+  keepAlive?: boolean;
+}
+
+export class DialError extends Error {
+  constructor(
+    readonly target: string,
+    readonly reason: "timeout" | "refused" | "resolve" | "other",
+    cause?: unknown,
+  ) {
+    super(
+      `connect ${target}: ${
+        reason === "timeout" ? "timed out" : cause instanceof Error ? cause.message : String(cause ?? reason)
+      }`,
+    );
+    this.name = "DialError";
+  }
+}
+
+function formatTarget(host: string, port: number): string {
+  return `${isIpv6Literal(host) ? `[${host}]` : host}:${port}`;
+}
+
+function toNetAddr(a: Deno.Addr, transport: "tcp" | "udp"): NetAddr {
+  if (a.transport === "tcp" || a.transport === "udp") {
+    return { transport, hostname: a.hostname, port: a.port };
+  }
+  return { transport, hostname: "", port: 0 };
+}
+
+function tune(c: Deno.TcpConn, opts: HostNetOptions): void {
+  try {
+    if (opts.noDelay !== false) c.setNoDelay(true);
+    if (opts.keepAlive !== false) c.setKeepAlive(true);
+  } catch {
+    // The socket may already be reset by the peer; the first read/write reports it.
+  }
+}
+
+function classify(e: unknown): "timeout" | "refused" | "other" {
+  if (e instanceof Deno.errors.ConnectionRefused) return "refused";
+  if (e instanceof Deno.errors.TimedOut) return "timeout";
+  return "other";
+}
+
+class HostListener implements Listener {
+  readonly addr: NetAddr;
+  constructor(private inner: Deno.TcpListener, private opts: HostNetOptions) {
+    this.addr = toNetAddr(inner.addr, "tcp");
+  }
+  async accept(): Promise<Conn> {
+    const c = await this.inner.accept();
+    tune(c, this.opts);
+    return c;
+  }
+  close(): void {
+    try {
+      this.inner.close();
+    } catch {
+      // already closed
+    }
+  }
+  async *[Symbol.asyncIterator](): AsyncIterator<Conn> {
+    for (;;) {
+      let c: Conn;
+      try {
+        c = await this.accept();
+      } catch (e) {
+        if (e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted) return;
+        throw e;
+      }
+      yield c;
+    }
+  }
+}
+
+class HostDatagramConn implements DatagramConn {
+  readonly addr: NetAddr;
+  constructor(private inner: Deno.DatagramConn) {
+    this.addr = toNetAddr(inner.addr, "udp");
+  }
+  send(data: Uint8Array, to: NetAddr): Promise<number> {
+    return this.inner.send(data, { transport: "udp", hostname: to.hostname, port: to.port });
+  }
+  async receive(): Promise<[Uint8Array, NetAddr]> {
+    const [data, from] = await this.inner.receive();
+    return [data, toNetAddr(from, "udp")];
+  }
+  close(): void {
+    try {
+      this.inner.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+export function createHostNet(opts: HostNetOptions = {}): Net {
+  async function connectOnce(
+    hostname: string,
+    port: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Deno.TcpConn> {
+    return await Deno.connect({ hostname, port, transport: "tcp", signal });
+  }
+
+  return {
+    name: "host",
+    async dialTcp(hostname: string, port: number, dial: DialOptions = {}): Promise<Conn> {
+      const host = unbracket(hostname);
+      const target = formatTarget(host, port);
+      const signals: AbortSignal[] = [];
+      if (dial.timeoutMs && dial.timeoutMs > 0) signals.push(AbortSignal.timeout(dial.timeoutMs));
+      if (dial.signal) signals.push(dial.signal);
+      const signal = signals.length === 0
+        ? undefined
+        : signals.length === 1
+        ? signals[0]
+        : AbortSignal.any(signals);
+      const timedOut = () => signal?.aborted && !dial.signal?.aborted;
+
+      let addrs: string[] = [host];
+      if (opts.resolver) {
+        try {
+          addrs = await opts.resolver.resolve(host);
+        } catch (e) {
+          throw new DialError(target, "resolve", e);
+        }
+      }
+      let last: unknown;
+      for (const addr of addrs) {
+        if (signal?.aborted) break;
+        try {
+          const c = await connectOnce(addr, port, signal);
+          tune(c, opts);
+          return c;
+        } catch (e) {
+          last = e;
+        }
+      }
+      if (timedOut()) throw new DialError(target, "timeout");
+      if (dial.signal?.aborted) throw new DialError(target, "other", new Error("aborted"));
+      throw new DialError(target, classify(last), last);
+    },
+    listenTcp(l: ListenOptions): Listener {
+      const hostname = unbracket(l.hostname ?? "0.0.0.0");
+      return new HostListener(Deno.listen({ hostname, port: l.port, transport: "tcp" }), opts);
+    },
+    listenUdp(l: ListenOptions): DatagramConn {
+      const hostname = unbracket(l.hostname ?? "0.0.0.0");
+      return new HostDatagramConn(Deno.listenDatagram({ hostname, port: l.port, transport: "udp" }));
+    },
+  };
+}
+
+/** The default host Net (OS resolver, nodelay + keepalive). */
+export const hostNet: Net = createHostNet();

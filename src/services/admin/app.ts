@@ -1,0 +1,73 @@
+/**
+ * The admin HTTP API (Hono): `GET /healthz`, `GET /metrics` (Prometheus text), `GET /api/v1/status` (JSON),
+ * `GET /` (dashboard), plus operator routes services add through the ServiceRegistry.
+ *
+ * With a token every route except /healthz needs `Authorization: Bearer <token>` (or Basic with the token as
+ * password, for browsers). Everything that leaves here goes through redactDeep/redactString first.
+ */
+import { Hono } from "hono";
+import type { ServiceRegistry } from "../registry.ts";
+import { isAuthorized } from "./auth.ts";
+import { renderDashboard } from "./dashboard.ts";
+import { redactDeep, redactString } from "./redact.ts";
+import type { Clock } from "../../util/clock.ts";
+import { systemClock } from "../../util/clock.ts";
+
+export interface AdminDeps {
+  registry: ServiceRegistry;
+  /** Bearer token; undefined = no auth (loopback only; the server refuses a public bind without one). */
+  token?: string;
+  version?: string;
+  clock?: Clock;
+  /** Dashboard refresh period in seconds (default 5). */
+  refreshSeconds?: number;
+}
+
+export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+export function createAdminApp(deps: AdminDeps): Hono {
+  const clock = deps.clock ?? systemClock;
+  const app = new Hono();
+
+  app.onError((err, c) => {
+    // Never echo internals (could carry a value from config); the message is generic and the status 500.
+    const status = (err as { status?: number }).status;
+    if (typeof status === "number" && status >= 400 && status < 500) {
+      return c.json({ error: redactString(err.message) }, status as 400);
+    }
+    return c.json({ error: "internal error" }, 500);
+  });
+  app.notFound((c) => c.json({ error: "not found" }, 404));
+
+  app.get("/healthz", (c) => c.text("ok\n"));
+
+  if (deps.token !== undefined) {
+    const token = deps.token;
+    app.use("*", async (c, next) => {
+      if (c.req.path === "/healthz") return await next();
+      if (!isAuthorized(c.req.header("authorization"), token)) {
+        c.header("WWW-Authenticate", 'Basic realm="wgedge", charset="UTF-8"');
+        return c.json({ error: "unauthorized: send Authorization: Bearer <WGEDGE_ADMIN_TOKEN>" }, 401);
+      }
+      await next();
+    });
+  }
+
+  const status = () =>
+    redactDeep({
+      service: "wgedge",
+      version: deps.version ?? "dev",
+      uptimeSeconds: Math.max(0, Math.round((clock.wallMs() - deps.registry.startedAtMs) / 1000)),
+      ...deps.registry.status(),
+    }) as Record<string, unknown>;
+
+  app.get("/metrics", (c) => {
+    c.header("Content-Type", PROMETHEUS_CONTENT_TYPE);
+    return c.body(redactString(deps.registry.metrics.render()));
+  });
+  app.get("/api/v1/status", (c) => c.json(status()));
+  app.get("/", (c) => c.html(renderDashboard(status(), deps.refreshSeconds ?? 5)));
+
+  for (const install of deps.registry.routes) install(app);
+  return app;
+}

@@ -1,0 +1,72 @@
+/**
+ * The dashboard page (seed 002's `./monitor`, in a browser): the status JSON rendered as tables on the server,
+ * refreshed by the page itself every few seconds (meta refresh: works without JavaScript, and with Basic auth
+ * the browser resends the credentials). Every value is HTML-escaped.
+ */
+
+export function escapeHtml(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(
+    /'/g,
+    "&#39;",
+  );
+}
+
+function cell(v: unknown): string {
+  if (v === null || v === undefined) return "";
+  if (typeof v === "object") return escapeHtml(JSON.stringify(v));
+  return escapeHtml(String(v));
+}
+
+function table(rows: Record<string, unknown>[]): string {
+  const cols: string[] = [];
+  for (const r of rows) for (const k of Object.keys(r)) if (!cols.includes(k)) cols.push(k);
+  const head = cols.map((c) => `<th>${escapeHtml(c)}</th>`).join("");
+  const body = rows.map((r) => {
+    const cls = r.health === "down" || r.state === "error" ? ' class="bad"' : "";
+    return `<tr${cls}>${cols.map((c) => `<td>${cell(r[c])}</td>`).join("")}</tr>`;
+  }).join("\n");
+  return `<table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
+}
+
+function section(name: string, v: unknown): string {
+  let inner: string;
+  if (Array.isArray(v)) {
+    inner = v.length === 0
+      ? '<p class="empty">none</p>'
+      : v.every((x) => x && typeof x === "object" && !Array.isArray(x))
+      ? table(v as Record<string, unknown>[])
+      : `<pre>${escapeHtml(JSON.stringify(v, null, 2))}</pre>`;
+  } else if (v && typeof v === "object") {
+    inner = table(Object.entries(v).map(([k, x]) => ({ key: k, value: x })));
+  } else {
+    inner = `<p>${cell(v)}</p>`;
+  }
+  return `<section><h2>${escapeHtml(name)}</h2>\n${inner}\n</section>`;
+}
+
+export function renderDashboard(status: Record<string, unknown>, refreshSeconds = 5): string {
+  const { service: _service, version, uptimeSeconds, ...sections } = status;
+  const body = Object.entries(sections).map(([k, v]) => section(k, v)).join("\n");
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="${refreshSeconds}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>wgedge</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
+table{border-collapse:collapse;margin-bottom:1rem;font-size:.9rem}
+th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
+th{background:#f3f3f3} tr.bad td{background:#fde2e2} .empty{color:#888}
+</style>
+</head>
+<body>
+<h1>wgedge ${cell(version)}</h1>
+<p>up ${cell(uptimeSeconds)} s &middot; refreshes every ${refreshSeconds} s &middot;
+<a href="api/v1/status">status JSON</a> &middot; <a href="metrics">metrics</a></p>
+${body}
+</body>
+</html>
+`;
+}

@@ -1,0 +1,52 @@
+/**
+ * How services report into the admin surface. Each service registers a status section (a function returning
+ * JSON-safe data, never secrets) and reports metrics into the shared MetricsRegistry; operator routes (port
+ * mappings) are added as Hono route installers. The admin app reads this registry and knows no service.
+ */
+import type { Hono } from "hono";
+import { MetricsRegistry } from "./admin/metrics.ts";
+
+export type StatusProvider = () => unknown;
+export type RouteInstaller = (app: Hono) => void;
+
+export class ServiceRegistry {
+  readonly metrics = new MetricsRegistry();
+  readonly #sections = new Map<string, StatusProvider>();
+  readonly #routes: RouteInstaller[] = [];
+  readonly startedAtMs: number;
+
+  constructor(nowMs: number = Date.now()) {
+    this.startedAtMs = nowMs;
+  }
+
+  /** Registers the status section `name` (e.g. "relays", "tunnels"); returns the unregister function. */
+  registerStatus(name: string, provider: StatusProvider): () => void {
+    if (this.#sections.has(name)) throw new Error(`status section "${name}" already registered`);
+    this.#sections.set(name, provider);
+    return () => {
+      if (this.#sections.get(name) === provider) this.#sections.delete(name);
+    };
+  }
+
+  /** Adds API routes (mounted under the admin app, behind its auth). Install before the app is created. */
+  addRoutes(install: RouteInstaller): void {
+    this.#routes.push(install);
+  }
+
+  get routes(): readonly RouteInstaller[] {
+    return this.#routes;
+  }
+
+  /** Every section's current status; a failing provider reports its error instead of breaking the page. */
+  status(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [name, provider] of this.#sections) {
+      try {
+        out[name] = provider();
+      } catch (e) {
+        out[name] = { error: (e as Error).message ?? String(e) };
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * The relay service: owns every configured relay, applies a (re)loaded RelayConfig by diffing it against the
+ * running set — only relays whose definition changed are restarted, so live connections on the others are
+ * untouched — and reports status and metrics into the ServiceRegistry.
+ */
+import type { Net } from "../../net/types.ts";
+import { hostNet } from "../../net/host.ts";
+import { osResolver, type Resolver } from "../../net/resolve.ts";
+import type { RelayConfig, RelayOptions, RelaySpec } from "../../config/relay.ts";
+import type { ServiceRegistry } from "../registry.ts";
+import { type Clock, systemClock } from "../../util/clock.ts";
+import { type Logger, logger } from "../../util/log.ts";
+import { TcpRelay } from "./tcp.ts";
+import { UdpRelay } from "./udp.ts";
+import { HealthChecker } from "./health.ts";
+import { createEgressLookup, type EgressLookup, viaDisplay } from "./egress.ts";
+import type { RelayStats } from "./stats.ts";
+
+export interface RelayServiceDeps {
+  listenNet?: Net;
+  /** Egress per `via=`; default: host, socks5 from the URL, no tunnels. */
+  egress?: EgressLookup;
+  resolver?: Resolver;
+  clock?: Clock;
+  log?: Logger;
+  registry?: ServiceRegistry;
+}
+
+export interface RelayStatus {
+  id: string;
+  protocol: "tcp" | "udp";
+  listen: string;
+  target: string;
+  via: string;
+  state: RelayStats["state"];
+  health: RelayStats["health"];
+  active: number;
+  total: number;
+  failed: number;
+  bytesToTarget: number;
+  bytesToClient: number;
+  packetsToTarget?: number;
+  packetsToClient?: number;
+  flowsEvicted?: number;
+  flowsExpired?: number;
+  packetsDropped?: number;
+  lastError?: string;
+}
+
+interface Running {
+  spec: RelaySpec;
+  key: string;
+  relay: TcpRelay | UdpRelay;
+  health?: HealthChecker;
+}
+
+export interface ApplyResult {
+  started: string[];
+  stopped: string[];
+  unchanged: string[];
+  /** Relays that failed to start: id -> message. */
+  failed: Record<string, string>;
+}
+
+function definitionKey(spec: RelaySpec, options: RelayOptions): string {
+  return JSON.stringify([spec, options]);
+}
+
+const METRIC_LABELS = ["relay", "protocol", "listen", "target"] as const;
+
+export class RelayService {
+  readonly #running = new Map<string, Running>();
+  /** Relays that could not start (bind failed...): shown in status as state "error". */
+  readonly #failed = new Map<string, { spec: RelaySpec; error: string }>();
+  readonly #listenNet: Net;
+  readonly #egress: EgressLookup;
+  readonly #resolver: Resolver;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  #unregister: (() => void)[] = [];
+  #applying: Promise<unknown> = Promise.resolve();
+
+  constructor(deps: RelayServiceDeps = {}) {
+    this.#listenNet = deps.listenNet ?? hostNet;
+    this.#resolver = deps.resolver ?? osResolver;
+    this.#egress = deps.egress ?? createEgressLookup(this.#listenNet);
+    this.#clock = deps.clock ?? systemClock;
+    this.#log = deps.log ?? logger("relay");
+    if (deps.registry) this.#register(deps.registry);
+  }
+
+  /** The running relay with this id (tests and the CLI read its live stats). */
+  get(id: string): TcpRelay | UdpRelay | undefined {
+    return this.#running.get(id)?.relay;
+  }
+
+  /**
+   * Brings the running set in line with config. Unchanged relays keep running; changed ones are stopped
+   * before their replacement binds (same port). With `strict`, the first failure to start throws (start-up);
+   * otherwise failures are recorded and reported (reload keeps the rest running).
+   */
+  apply(config: RelayConfig, strict = false): Promise<ApplyResult> {
+    const run = this.#applying.then(() => this.#apply(config, strict));
+    this.#applying = run.catch(() => {});
+    return run;
+  }
+
+  async #apply(config: RelayConfig, strict: boolean): Promise<ApplyResult> {
+    const result: ApplyResult = { started: [], stopped: [], unchanged: [], failed: {} };
+    const wanted = new Map(
+      config.relays.map((s) => [s.id, { spec: s, key: definitionKey(s, config.options) }]),
+    );
+    // Stop removed or changed relays first, so a changed relay can rebind its port.
+    for (const [id, r] of [...this.#running]) {
+      const w = wanted.get(id);
+      if (w && w.key === r.key) continue;
+      await this.#stopOne(r);
+      this.#running.delete(id);
+      result.stopped.push(id);
+    }
+    this.#failed.clear();
+    for (const [id, { spec, key }] of wanted) {
+      if (this.#running.has(id)) {
+        result.unchanged.push(id);
+        continue;
+      }
+      try {
+        this.#running.set(id, await this.#startOne(spec, config.options, key));
+        result.started.push(id);
+      } catch (e) {
+        const msg = (e as Error).message ?? String(e);
+        result.failed[id] = msg;
+        this.#failed.set(id, { spec, error: msg });
+        this.#log.error("relay failed to start", { relay: id, error: msg });
+        if (strict) throw e;
+      }
+    }
+    return result;
+  }
+
+  async #startOne(spec: RelaySpec, options: RelayOptions, key: string): Promise<Running> {
+    const egress = await this.#egress(spec.via);
+    const log = this.#log;
+    const relay = spec.protocol === "tcp"
+      ? new TcpRelay(spec, options, { listenNet: this.#listenNet, egress, log })
+      : new UdpRelay(spec, options, {
+        listenNet: this.#listenNet,
+        egress,
+        resolver: this.#resolver,
+        clock: this.#clock,
+        log,
+      });
+    relay.start();
+    let health: HealthChecker | undefined;
+    if (options.healthCheck) {
+      health = new HealthChecker(spec, options, relay.stats, {
+        egress,
+        resolver: this.#resolver,
+        clock: this.#clock,
+        log,
+      });
+      health.start();
+    }
+    log.info("relay started", {
+      relay: spec.id,
+      protocol: spec.protocol,
+      listen: relay.listenAddr,
+      target: `${spec.outHost}:${spec.outPort}`,
+      via: viaDisplay(spec.via),
+    });
+    return { spec, key, relay, health };
+  }
+
+  async #stopOne(r: Running): Promise<void> {
+    await r.health?.stop();
+    await r.relay.stop();
+    this.#log.info("relay stopped", { relay: r.spec.id });
+  }
+
+  status(): RelayStatus[] {
+    const out: RelayStatus[] = [];
+    for (const r of this.#running.values()) {
+      const s = r.relay.stats;
+      const st: RelayStatus = {
+        id: r.spec.id,
+        protocol: r.spec.protocol,
+        listen: r.relay.listenAddr,
+        target: `${r.spec.outHost}:${r.spec.outPort}`,
+        via: viaDisplay(r.spec.via),
+        state: s.state,
+        health: s.health,
+        active: s.active,
+        total: s.total,
+        failed: s.failed,
+        bytesToTarget: s.bytesToTarget,
+        bytesToClient: s.bytesToClient,
+      };
+      if (r.spec.protocol === "udp") {
+        Object.assign(st, {
+          packetsToTarget: s.packetsToTarget,
+          packetsToClient: s.packetsToClient,
+          flowsEvicted: s.flowsEvicted,
+          flowsExpired: s.flowsExpired,
+          packetsDropped: s.packetsDropped,
+        });
+      }
+      if (s.lastError) st.lastError = s.lastError;
+      out.push(st);
+    }
+    for (const [id, f] of this.#failed) {
+      out.push({
+        id,
+        protocol: f.spec.protocol,
+        listen: `${f.spec.bind ?? "0.0.0.0"}:${f.spec.inPort}`,
+        target: `${f.spec.outHost}:${f.spec.outPort}`,
+        via: viaDisplay(f.spec.via),
+        state: "error",
+        health: "unknown",
+        active: 0,
+        total: 0,
+        failed: 0,
+        bytesToTarget: 0,
+        bytesToClient: 0,
+        lastError: f.error,
+      });
+    }
+    return out;
+  }
+
+  #register(registry: ServiceRegistry): void {
+    this.#unregister.push(registry.registerStatus("relays", () => this.status()));
+    const m = registry.metrics;
+    const L = METRIC_LABELS;
+    const up = m.gauge("wgedge_relay_up", "1 while the relay is listening, 0 when it failed to start.", L);
+    const healthy = m.gauge(
+      "wgedge_relay_target_healthy",
+      "Health check result: 1 target reachable, 0 marked down after HEALTH_CHECK_RETRIES failures (absent when unchecked).",
+      L,
+    );
+    const active = m.gauge("wgedge_relay_connections_active", "Open TCP connections or UDP flows.", L);
+    const total = m.counter(
+      "wgedge_relay_connections_total",
+      "TCP connections accepted or UDP flows created.",
+      L,
+    );
+    const failed = m.counter(
+      "wgedge_relay_connect_failures_total",
+      "Dials to the target that failed (refused, timeout, resolve, proxy).",
+      L,
+    );
+    const bytes = m.counter("wgedge_relay_bytes_total", "Payload bytes relayed, by direction.", [
+      ...L,
+      "direction",
+    ]);
+    const packets = m.counter("wgedge_relay_udp_packets_total", "UDP datagrams relayed, by direction.", [
+      ...L,
+      "direction",
+    ]);
+    const flows = m.gauge("wgedge_relay_udp_flows", "UDP flows in the flow table.", L);
+    const evicted = m.counter(
+      "wgedge_relay_udp_flows_evicted_total",
+      "UDP flows evicted because the flow table was full.",
+      L,
+    );
+    const expired = m.counter(
+      "wgedge_relay_udp_flows_expired_total",
+      "UDP flows closed after udp_timeout idle.",
+      L,
+    );
+    const dropped = m.counter("wgedge_relay_udp_dropped_total", "UDP datagrams dropped.", L);
+    const all = [up, healthy, active, total, failed, bytes, packets, flows, evicted, expired, dropped];
+    this.#unregister.push(m.addCollector(() => {
+      for (const x of all) x.reset();
+      for (const s of this.status()) {
+        const l = { relay: s.id, protocol: s.protocol, listen: s.listen, target: s.target };
+        up.set(l, s.state === "listening" ? 1 : 0);
+        if (s.health !== "unknown") healthy.set(l, s.health === "up" ? 1 : 0);
+        active.set(l, s.active);
+        total.set(l, s.total);
+        failed.set(l, s.failed);
+        bytes.set({ ...l, direction: "to_target" }, s.bytesToTarget);
+        bytes.set({ ...l, direction: "to_client" }, s.bytesToClient);
+        if (s.protocol === "udp") {
+          packets.set({ ...l, direction: "to_target" }, s.packetsToTarget ?? 0);
+          packets.set({ ...l, direction: "to_client" }, s.packetsToClient ?? 0);
+          flows.set(l, s.active);
+          evicted.set(l, s.flowsEvicted ?? 0);
+          expired.set(l, s.flowsExpired ?? 0);
+          dropped.set(l, s.packetsDropped ?? 0);
+        }
+      }
+    }));
+  }
+
+  /** Stops every relay and unregisters from the admin registry. */
+  async stop(): Promise<void> {
+    await this.#applying;
+    for (const r of this.#running.values()) await this.#stopOne(r);
+    this.#running.clear();
+    this.#failed.clear();
+    for (const u of this.#unregister) u();
+    this.#unregister = [];
+  }
+}
