@@ -57,6 +57,13 @@ export class LoadContext {
     return this.envSetting(name);
   }
 
+  /** Every value of a repeatable string flag (`-r A -r B`), in order; [] when absent. */
+  flagValues(flagName: string): string[] {
+    const f = this.flags[flagName];
+    if (typeof f === "string") return [f];
+    return Array.isArray(f) ? f.filter((v) => v.trim() !== "") : [];
+  }
+
   /** A variable from the environment or the env file (the environment wins). */
   envSetting(name: string): Setting | undefined {
     this.used.add(name);

@@ -28,6 +28,7 @@ import { readConfigFile } from "./source.ts";
 import { loadTunnelSection, loadTunnelsSection } from "./tunnel.ts";
 import { type AdminConfig, loadAdminSection } from "./admin.ts";
 import { loadLogSection, type LogConfig } from "./logging.ts";
+import { loadRelaySection, type RelayConfig } from "./relay.ts";
 
 export { ConfigError, ConfigErrors } from "./errors.ts";
 export { type Flags, LoadContext, type Setting } from "./context.ts";
@@ -41,6 +42,8 @@ export interface Config {
   tunnels: Map<string, WgConfig>;
   admin: AdminConfig;
   log: LogConfig;
+  /** Port relays from RELAY_N / `-r` (absent when none is configured). */
+  relay?: RelayConfig;
 }
 
 export interface Section {
@@ -55,6 +58,7 @@ export const SECTIONS: Section[] = [
   { name: "tunnels", load: loadTunnelsSection },
   { name: "admin", load: loadAdminSection },
   { name: "log", load: loadLogSection },
+  { name: "relay", load: loadRelaySection },
 ];
 
 export interface LoadOptions {

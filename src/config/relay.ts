@@ -4,7 +4,8 @@
  * `relay`/`serve` commands and `check-config` share it; every problem names the variable and what was
  * expected, and all problems are reported together (ConfigErrors).
  */
-import { ConfigError, ConfigErrors, ProblemCollector } from "./errors.ts";
+import { ConfigError, type ConfigErrorInit, ConfigErrors, ProblemCollector } from "./errors.ts";
+import type { LoadContext, Setting } from "./context.ts";
 
 export type RelayProtocol = "tcp" | "udp";
 
@@ -95,14 +96,31 @@ function parseIntStrict(s: string): number | undefined {
   return /^\d{1,10}$/.test(t) ? Number(t) : undefined;
 }
 
-/** Parses one RELAY_N value. `source` is the variable name (or flag) used in error messages. */
-export function parseRelayLine(value: string, source: string): RelaySpec {
+/** Where a value came from, for messages: the variable (or flag), or an env file with line and variable. */
+export interface RelayValueLocation {
+  source: string;
+  line?: number;
+  key?: string;
+}
+
+/**
+ * Parses one RELAY_N value. `id` names the relay (`RELAY_3`); `where` says where the value came from (the
+ * variable itself, or the env file and line) for messages.
+ */
+export function parseRelayLine(
+  value: string,
+  id: string,
+  where: RelayValueLocation = { source: id },
+): RelaySpec {
   const p = new ProblemCollector();
+  const loc = { source: where.source, line: where.line };
+  const keyed = (field: string) => (where.key ? `${where.key} ${field}` : field);
   const fields = value.trim().split(";").map((f) => f.trim());
   const shape = "in_port;out_port;out_host;TCP|UDP[;key=value...]";
   if (fields.length < 4) {
     throw new ConfigError({
-      source,
+      ...loc,
+      key: where.key,
       expected: `"${shape}" (4 fields separated by ';')`,
       got: redactVia(value),
     });
@@ -110,7 +128,7 @@ export function parseRelayLine(value: string, source: string): RelaySpec {
   const port = (s: string, what: string): number => {
     const n = parseIntStrict(s);
     if (n === undefined || n < 1 || n > 65535) {
-      p.error({ source, key: what, expected: "a port number 1..65535", got: s });
+      p.error({ ...loc, key: keyed(what), expected: "a port number 1..65535", got: s });
       return 0;
     }
     return n;
@@ -119,15 +137,15 @@ export function parseRelayLine(value: string, source: string): RelaySpec {
   const outPort = port(fields[1], "out_port");
   const outHost = parseHost(fields[2]);
   if (outHost === undefined) {
-    p.error({ source, key: "out_host", expected: "a host name or IP address", got: fields[2] });
+    p.error({ ...loc, key: keyed("out_host"), expected: "a host name or IP address", got: fields[2] });
   }
   const proto = fields[3].toLowerCase();
   if (proto !== "tcp" && proto !== "udp") {
-    p.error({ source, key: "protocol", expected: "TCP or UDP", got: fields[3] });
+    p.error({ ...loc, key: keyed("protocol"), expected: "TCP or UDP", got: fields[3] });
   }
 
   const spec: RelaySpec = {
-    id: source,
+    id,
     inPort,
     outPort,
     outHost: outHost ?? "",
@@ -144,11 +162,11 @@ export function parseRelayLine(value: string, source: string): RelaySpec {
     const known =
       "bind=ADDR, via=wg:NAME|socks5://..., udp_timeout=SECONDS, max_flows=N, proxy_protocol=v1|v2";
     if (eq < 0) {
-      p.error({ source, key: extra, expected: `key=value (one of ${known})` });
+      p.error({ ...loc, key: keyed(extra), expected: `key=value (one of ${known})` });
       continue;
     }
     if (seen.has(key)) {
-      p.error({ source, key, expected: "each option at most once" });
+      p.error({ ...loc, key: keyed(key), expected: "each option at most once" });
       continue;
     }
     seen.add(key);
@@ -156,7 +174,7 @@ export function parseRelayLine(value: string, source: string): RelaySpec {
       case "bind": {
         const h = parseHost(val);
         if (h === undefined || !(isIpv4(h) || isIpv6(h))) {
-          p.error({ source, key: "bind", expected: "an IPv4 or IPv6 address to listen on", got: val });
+          p.error({ ...loc, key: keyed("bind"), expected: "an IPv4 or IPv6 address to listen on", got: val });
         } else spec.bind = h;
         break;
       }
@@ -168,17 +186,17 @@ export function parseRelayLine(value: string, source: string): RelaySpec {
               val,
             )
           ) {
-            p.error({ source, key: "via", expected: "socks5://[user:pass@]host:port" });
+            p.error({ ...loc, key: keyed("via"), expected: "socks5://[user:pass@]host:port" });
           } else {
             const portNum = Number(/:(\d{1,5})\/?$/.exec(val)![1]);
             if (portNum < 1 || portNum > 65535) {
-              p.error({ source, key: "via", expected: "a proxy port 1..65535", got: String(portNum) });
+              p.error({ ...loc, key: keyed("via"), expected: "a proxy port 1..65535", got: String(portNum) });
             } else spec.via = val;
           }
         } else {
           p.error({
-            source,
-            key: "via",
+            ...loc,
+            key: keyed("via"),
             expected: "wg:NAME or socks5://[user:pass@]host:port",
             got: redactVia(val),
           });
@@ -188,35 +206,35 @@ export function parseRelayLine(value: string, source: string): RelaySpec {
       case "udp_timeout": {
         const n = parseIntStrict(val);
         if (n === undefined || n < 1 || n > 86400) {
-          p.error({ source, key: "udp_timeout", expected: "seconds 1..86400", got: val });
+          p.error({ ...loc, key: keyed("udp_timeout"), expected: "seconds 1..86400", got: val });
         } else spec.udpTimeoutSec = n;
         break;
       }
       case "max_flows": {
         const n = parseIntStrict(val);
         if (n === undefined || n < 1 || n > 1_000_000) {
-          p.error({ source, key: "max_flows", expected: "an integer 1..1000000", got: val });
+          p.error({ ...loc, key: keyed("max_flows"), expected: "an integer 1..1000000", got: val });
         } else spec.maxFlows = n;
         break;
       }
       case "proxy_protocol": {
         const v = val.toLowerCase();
         if (v !== "v1" && v !== "v2") {
-          p.error({ source, key: "proxy_protocol", expected: "v1 or v2", got: val });
+          p.error({ ...loc, key: keyed("proxy_protocol"), expected: "v1 or v2", got: val });
         } else spec.proxyProtocol = v;
         break;
       }
       default:
-        p.error({ source, key, expected: `a known option (${known})` });
+        p.error({ ...loc, key: keyed(key), expected: `a known option (${known})` });
     }
   }
   if (spec.protocol === "udp" && spec.proxyProtocol) {
-    p.error({ source, key: "proxy_protocol", expected: "proxy_protocol only on TCP relays" });
+    p.error({ ...loc, key: keyed("proxy_protocol"), expected: "proxy_protocol only on TCP relays" });
   }
   if (spec.protocol === "udp" && spec.via?.toLowerCase().startsWith("socks5")) {
     p.error({
-      source,
-      key: "via",
+      ...loc,
+      key: keyed("via"),
       expected: "wg:NAME for UDP relays (SOCKS5 UDP ASSOCIATE is not supported)",
     });
   }
@@ -229,93 +247,161 @@ export function redactVia(s: string): string {
   return s.replace(/(socks5h?:\/\/)[^@/;]*@/gi, "$1[redacted]@");
 }
 
-function parseBool(env: Env, name: string, fallback: boolean, p: ProblemCollector): boolean {
-  const v = env[name];
-  if (v === undefined || v.trim() === "") return fallback;
-  const t = v.trim().toLowerCase();
+/** One value with where it came from. */
+export interface RelayValue extends RelayValueLocation {
+  name: string;
+  value: string;
+}
+
+/** What the relay parser reads: plain env maps (tests) and the loader's LoadContext both provide it. */
+export interface RelayValues {
+  get(name: string): RelayValue | undefined;
+  /** Every set RELAY_N. */
+  relayVars(): RelayValue[];
+  /** Relays given on the command line (`-r`). */
+  flagRelays(): string[];
+}
+
+export function envValues(env: Env, flagRelays: string[] = []): RelayValues {
+  return {
+    get(name) {
+      const v = env[name];
+      return v === undefined || v.trim() === "" ? undefined : { name, value: v, source: name };
+    },
+    relayVars() {
+      return Object.entries(env)
+        .filter(([k, v]) => RELAY_VAR.test(k) && v !== undefined && v.trim() !== "")
+        .map(([k, v]) => ({ name: k, value: v!, source: k }));
+    },
+    flagRelays: () => flagRelays,
+  };
+}
+
+/** Adapts the config loader's context (flag > env > env file, with env-file lines in messages). */
+export function contextValues(ctx: LoadContext): RelayValues {
+  const wrap = (s: Setting | undefined): RelayValue | undefined =>
+    s && { name: s.name, value: s.value, source: s.source, line: s.line, key: s.key };
+  return {
+    get: (name) => wrap(ctx.setting(name, FLAG_FOR[name])),
+    relayVars: () => ctx.envWithPrefix("RELAY_").filter((s) => RELAY_VAR.test(s.name)).map((s) => wrap(s)!),
+    flagRelays: () => ctx.flagValues("relay"),
+  };
+}
+
+/** Command-line flags for the seed-002 globals (`wgedge relay --connect-timeout 5`). */
+export const FLAG_FOR: Record<string, string> = {
+  CONNECT_TIMEOUT: "connect-timeout",
+  ENABLE_LOGGING: "logging",
+  ENABLE_HEALTH_CHECK: "health-check",
+};
+
+function problemAt(v: RelayValue, expected: string): ConfigErrorInit {
+  return { source: v.source, line: v.line, key: v.key, expected, got: v.value };
+}
+
+function parseBool(src: RelayValues, name: string, fallback: boolean, p: ProblemCollector): boolean {
+  const v = src.get(name);
+  if (v === undefined) return fallback;
+  const t = v.value.trim().toLowerCase();
   if (["y", "yes", "true", "1", "on"].includes(t)) return true;
   if (["n", "no", "false", "0", "off"].includes(t)) return false;
-  p.error({ source: name, expected: "y or n (yes/no, true/false, 1/0)", got: v });
+  p.error(problemAt(v, "y or n (yes/no, true/false, 1/0)"));
   return fallback;
 }
 
 function parseNum(
-  env: Env,
+  src: RelayValues,
   name: string,
   fallback: number,
   min: number,
   max: number,
   p: ProblemCollector,
 ): number {
-  const v = env[name];
-  if (v === undefined || v.trim() === "") return fallback;
-  const n = parseIntStrict(v);
+  const v = src.get(name);
+  if (v === undefined) return fallback;
+  const n = parseIntStrict(v.value);
   if (n === undefined || n < min || n > max) {
-    p.error({ source: name, expected: `an integer ${min}..${max}`, got: v });
+    p.error(problemAt(v, `an integer ${min}..${max}`));
     return fallback;
   }
   return n;
 }
 
-export function parseRelayOptions(env: Env, p: ProblemCollector): RelayOptions {
+export function parseRelayOptions(src: RelayValues, p: ProblemCollector): RelayOptions {
   const d = RELAY_DEFAULTS;
+  const sec = (name: string, fallbackMs: number, max: number) =>
+    parseNum(src, name, fallbackMs / 1000, 1, max, p) * 1000;
   return {
-    connectTimeoutMs: parseNum(env, "CONNECT_TIMEOUT", d.connectTimeoutMs / 1000, 1, 3600, p) * 1000,
-    keepAliveIdleSec: parseNum(env, "KEEPALIVE_IDLE", d.keepAliveIdleSec, 1, 86400, p),
-    keepAliveIntervalSec: parseNum(env, "KEEPALIVE_INTVL", d.keepAliveIntervalSec, 1, 3600, p),
-    keepAliveCount: parseNum(env, "KEEPALIVE_CNT", d.keepAliveCount, 1, 127, p),
-    logging: parseBool(env, "ENABLE_LOGGING", d.logging, p),
-    healthCheck: parseBool(env, "ENABLE_HEALTH_CHECK", d.healthCheck, p),
-    healthCheckTimeoutMs: parseNum(env, "HEALTH_CHECK_TIMEOUT", d.healthCheckTimeoutMs / 1000, 1, 3600, p) *
-      1000,
-    healthCheckRetries: parseNum(env, "HEALTH_CHECK_RETRIES", d.healthCheckRetries, 1, 100, p),
-    healthCheckIntervalMs:
-      parseNum(env, "HEALTH_CHECK_INTERVAL", d.healthCheckIntervalMs / 1000, 1, 86400, p) *
-      1000,
+    connectTimeoutMs: sec("CONNECT_TIMEOUT", d.connectTimeoutMs, 3600),
+    keepAliveIdleSec: parseNum(src, "KEEPALIVE_IDLE", d.keepAliveIdleSec, 1, 86400, p),
+    keepAliveIntervalSec: parseNum(src, "KEEPALIVE_INTVL", d.keepAliveIntervalSec, 1, 3600, p),
+    keepAliveCount: parseNum(src, "KEEPALIVE_CNT", d.keepAliveCount, 1, 127, p),
+    logging: parseBool(src, "ENABLE_LOGGING", d.logging, p),
+    healthCheck: parseBool(src, "ENABLE_HEALTH_CHECK", d.healthCheck, p),
+    healthCheckTimeoutMs: sec("HEALTH_CHECK_TIMEOUT", d.healthCheckTimeoutMs, 3600),
+    healthCheckRetries: parseNum(src, "HEALTH_CHECK_RETRIES", d.healthCheckRetries, 1, 100, p),
+    healthCheckIntervalMs: sec("HEALTH_CHECK_INTERVAL", d.healthCheckIntervalMs, 86400),
   };
 }
 
 /**
- * Parses every `RELAY_N` in env (numbering may have gaps) plus relays given as flags (`-r`), and the seed-002
- * globals. Throws ConfigErrors listing every problem. Relays are ordered by N, flag relays last.
+ * Parses every `RELAY_N` (numbering may have gaps) plus relays given as flags (`-r`), and the seed-002
+ * globals. Relays are ordered by N, flag relays last. Problems go to `p` (all of them, not just the first).
  */
-export function parseRelayConfig(env: Env, flagRelays: string[] = []): RelayConfig {
-  const p = new ProblemCollector();
-  const entries: [number, string, string][] = [];
-  for (const [name, value] of Object.entries(env)) {
-    const m = RELAY_VAR.exec(name);
-    if (!m || value === undefined) continue;
-    if (value.trim() === "") continue; // an emptied RELAY_N disables it
-    entries.push([Number(m[1]), name, value]);
-  }
-  entries.sort((a, b) => a[0] - b[0]);
-  flagRelays.forEach((v, i) => entries.push([Number.MAX_SAFE_INTEGER, `--relay #${i + 1}`, v]));
+export function parseRelays(src: RelayValues, p: ProblemCollector): RelayConfig {
+  const entries: { n: number; id: string; v: RelayValue }[] = [];
+  for (const v of src.relayVars()) entries.push({ n: Number(RELAY_VAR.exec(v.name)![1]), id: v.name, v });
+  entries.sort((a, b) => a.n - b.n);
+  src.flagRelays().forEach((value, i) => {
+    const id = `--relay #${i + 1}`;
+    entries.push({ n: Number.MAX_SAFE_INTEGER, id, v: { name: id, value, source: id } });
+  });
 
   const relays: RelaySpec[] = [];
   const byPort = new Map<string, string>();
-  for (const [, name, value] of entries) {
-    const spec = p.capture(() => parseRelayLine(value, name));
+  for (const { id, v } of entries) {
+    const spec = p.capture(() => parseRelayLine(v.value, id, v));
     if (!spec) continue;
-    const key = `${spec.protocol}/${spec.inPort}`;
-    const prev = byPort.get(key);
+    const portKey = `${spec.protocol}/${spec.inPort}`;
+    const prev = byPort.get(portKey);
     if (prev) {
       p.error({
-        source: name,
-        key: "in_port",
+        source: v.source,
+        line: v.line,
+        key: v.key ? `${v.key} in_port` : "in_port",
         expected: `an in_port not already used by ${prev} for ${spec.protocol.toUpperCase()}`,
         got: String(spec.inPort),
       });
       continue;
     }
-    byPort.set(key, name);
+    byPort.set(portKey, id);
     relays.push(spec);
   }
-  const options = parseRelayOptions(env, p);
-  p.throwIfAny();
+  const options = parseRelayOptions(src, p);
   return { relays, options };
 }
 
-/** True when env (or flags) configure at least one relay: `serve` starts the relay service only then. */
+/** The pure form over an env map: throws ConfigErrors listing every problem. */
+export function parseRelayConfig(env: Env, flagRelays: string[] = []): RelayConfig {
+  const p = new ProblemCollector();
+  const cfg = parseRelays(envValues(env, flagRelays), p);
+  p.throwIfAny();
+  return cfg;
+}
+
+export interface RelaySection {
+  /** Present when at least one relay is configured (`serve` starts the relay service only then). */
+  relay?: RelayConfig;
+}
+
+/** The config-loader section (see src/config/mod.ts): reads RELAY_N, `-r` flags and the seed-002 globals. */
+export function loadRelaySection(ctx: LoadContext): RelaySection {
+  const src = contextValues(ctx);
+  const cfg = parseRelays(src, ctx.problems);
+  return cfg.relays.length > 0 ? { relay: cfg } : {};
+}
+
+/** True when env (or flags) configure at least one relay. */
 export function hasRelayConfig(env: Env, flagRelays: string[] = []): boolean {
   return flagRelays.length > 0 || Object.entries(env).some(([k, v]) => RELAY_VAR.test(k) && !!v?.trim());
 }
