@@ -3,6 +3,8 @@ import type { Command } from "./command.ts";
 import { versionCommand } from "./version.ts";
 import { genkeyCommand, genpskCommand, pubkeyCommand } from "./keys.ts";
 import { checkConfigCommand } from "./check_config.ts";
+import { relayCommand } from "./relay.ts";
+import { serveCommand } from "./serve.ts";
 
 export const commands: Command[] = [
   versionCommand,
@@ -10,4 +12,6 @@ export const commands: Command[] = [
   pubkeyCommand,
   genpskCommand,
   checkConfigCommand,
+  serveCommand,
+  relayCommand,
 ];

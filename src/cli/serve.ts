@@ -1,0 +1,293 @@
+/**
+ * `wgedge serve`: the one entry point a VPS needs. Loads the whole configuration (flags > env > env file),
+ * starts every service whose configuration is present, serves the admin API, reloads on SIGHUP and stops
+ * cleanly on SIGINT/SIGTERM.
+ *
+ * Services plug in through SERVICE_STARTERS: a starter looks at the loaded Config and returns a running
+ * service (or undefined when its configuration is absent). Named tunnels (`WG_TUNNEL_<NAME>`) are opened
+ * lazily, on first use by a service (`via=wg:NAME`), through the tunnel Net factory that the tunnel module
+ * installs with setTunnelNetFactory().
+ */
+import { type Command, parseFlags, UsageError, waitForShutdownSignal } from "./command.ts";
+import { type Config, ConfigErrors, isConfigError, loadConfig } from "../config/mod.ts";
+import type { WgConfig } from "../wireguard/config.ts";
+import type { Net } from "../net/types.ts";
+import { hostNet } from "../net/host.ts";
+import { ServiceRegistry } from "../services/registry.ts";
+import { type AdminServer, startAdminServer } from "../services/admin/server.ts";
+import { RelayService } from "../services/relay/service.ts";
+import { createEgressLookup, type TunnelLookup } from "../services/relay/egress.ts";
+import { RELAY_DEFAULTS } from "../config/relay.ts";
+import { VERSION } from "./version.ts";
+import { logger } from "../util/log.ts";
+
+const log = logger("serve");
+
+/** A Net inside a named tunnel, plus what the admin API shows about it. */
+export interface TunnelNetHandle {
+  net: Net;
+  close(): void | Promise<void>;
+}
+
+export type TunnelNetFactory = (
+  name: string,
+  cfg: WgConfig,
+  registry: ServiceRegistry,
+) => Promise<TunnelNetHandle>;
+
+let tunnelNetFactory: TunnelNetFactory | undefined;
+
+/** Installed by the tunnel module: how `serve` turns a WG_TUNNEL_<NAME> config into a Net. */
+export function setTunnelNetFactory(factory: TunnelNetFactory): void {
+  tunnelNetFactory = factory;
+}
+
+export interface RunningService {
+  name: string;
+  /** Applies a reloaded config (SIGHUP); keeps what did not change. */
+  reload?(config: Config): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface ServeContext {
+  config: Config;
+  registry: ServiceRegistry;
+  host: Net;
+  /** The Net of tunnel WG_TUNNEL_<NAME> (opened on first use, shared afterwards). */
+  tunnel: TunnelLookup;
+}
+
+export interface ServiceStarter {
+  name: string;
+  /** Starts the service when `ctx.config` configures it; resolves undefined otherwise. */
+  start(ctx: ServeContext): Promise<RunningService | undefined>;
+}
+
+export const relayStarter: ServiceStarter = {
+  name: "relay",
+  async start(ctx) {
+    if (!ctx.config.relay) return undefined;
+    const svc = new RelayService({
+      listenNet: ctx.host,
+      egress: createEgressLookup(ctx.host, ctx.tunnel),
+      registry: ctx.registry,
+    });
+    try {
+      await svc.apply(ctx.config.relay, true);
+    } catch (e) {
+      await svc.stop();
+      throw e;
+    }
+    return {
+      name: "relay",
+      async reload(config) {
+        const r = await svc.apply(config.relay ?? { relays: [], options: RELAY_DEFAULTS });
+        log.info("relays reloaded", {
+          started: r.started.join(",") || "-",
+          stopped: r.stopped.join(",") || "-",
+          unchanged: r.unchanged.length,
+          failed: Object.keys(r.failed).join(",") || "-",
+        });
+      },
+      stop: () => svc.stop(),
+    };
+  },
+};
+
+/** Every service `serve` knows, in start order. Later services add their starter here. */
+export const SERVICE_STARTERS: ServiceStarter[] = [relayStarter];
+
+export interface ServeOptions {
+  /** Flags by long name, as the config loader takes them. */
+  flags: Record<string, string | boolean | string[] | undefined>;
+  envFile?: string;
+  /** Only these services (the `relay` command passes ["relay"]). */
+  only?: string[];
+  /** Serve the admin API (default true). */
+  admin?: boolean;
+  env?: Record<string, string | undefined>;
+}
+
+function printConfigErrors(e: unknown): void {
+  const errs = e instanceof ConfigErrors ? e.errors : [e as Error];
+  for (const x of errs) console.error(x.message);
+}
+
+/** A running `serve`: its services, admin server and reload; `stop()` tears everything down. */
+export class Server {
+  readonly registry = new ServiceRegistry();
+  #services: RunningService[] = [];
+  #admin?: AdminServer;
+  #tunnels = new Map<string, Promise<TunnelNetHandle>>();
+  #config!: Config;
+
+  constructor(private opts: ServeOptions) {}
+
+  get adminAddr(): { hostname: string; port: number } | undefined {
+    return this.#admin?.addr;
+  }
+
+  #load(): Promise<Config> {
+    return loadConfig({
+      env: this.opts.env ?? Deno.env.toObject(),
+      flags: this.opts.flags,
+      envFile: this.opts.envFile,
+    })
+      .then(({ config, warnings }) => {
+        for (const w of warnings) log.warn(w);
+        return config;
+      });
+  }
+
+  #tunnelLookup: TunnelLookup = (name) => {
+    const key = name.toLowerCase();
+    let h = this.#tunnels.get(key);
+    if (!h) {
+      const cfg = this.#config.tunnels.get(key);
+      if (!cfg) {
+        return Promise.reject(
+          new Error(`via=wg:${name}: no tunnel configured (set WG_TUNNEL_${name.toUpperCase()})`),
+        );
+      }
+      if (!tunnelNetFactory) {
+        return Promise.reject(new Error(`via=wg:${name}: tunnels are not available in this build`));
+      }
+      h = tunnelNetFactory(key, cfg, this.registry);
+      h.catch(() => this.#tunnels.delete(key));
+      this.#tunnels.set(key, h);
+    }
+    return h.then((x) => x.net);
+  };
+
+  async start(): Promise<void> {
+    this.#config = await this.#load();
+    const ctx: ServeContext = {
+      config: this.#config,
+      registry: this.registry,
+      host: hostNet,
+      tunnel: this.#tunnelLookup,
+    };
+    try {
+      for (const starter of SERVICE_STARTERS) {
+        if (this.opts.only && !this.opts.only.includes(starter.name)) continue;
+        const svc = await starter.start(ctx);
+        if (svc) {
+          this.#services.push(svc);
+          log.info("service started", { service: svc.name });
+        }
+      }
+      if (this.opts.admin !== false) {
+        const a = this.#config.admin;
+        this.#admin = startAdminServer(a.listen, {
+          registry: this.registry,
+          token: a.token,
+          version: VERSION,
+        });
+      }
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  /** Re-reads the configuration (env file included) and hands it to every service; a bad config is logged and ignored. */
+  async reload(): Promise<boolean> {
+    let config: Config;
+    try {
+      config = await this.#load();
+    } catch (e) {
+      if (!isConfigError(e)) throw e;
+      log.error("reload rejected: configuration has errors; keeping the running configuration");
+      printConfigErrors(e);
+      return false;
+    }
+    this.#config = config;
+    for (const s of this.#services) {
+      try {
+        await s.reload?.(config);
+      } catch (e) {
+        log.error("reload failed", { service: s.name, error: (e as Error).message });
+      }
+    }
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.#services.reverse()) {
+      try {
+        await s.stop();
+      } catch (e) {
+        log.warn("stop failed", { service: s.name, error: (e as Error).message });
+      }
+    }
+    this.#services = [];
+    await this.#admin?.shutdown();
+    this.#admin = undefined;
+    for (const h of this.#tunnels.values()) {
+      try {
+        await (await h).close();
+      } catch { /* never opened */ }
+    }
+    this.#tunnels.clear();
+  }
+
+  get serviceNames(): string[] {
+    return this.#services.map((s) => s.name);
+  }
+}
+
+/** Runs until SIGINT/SIGTERM; SIGHUP reloads. Returns the exit code. */
+export async function runServer(opts: ServeOptions, requireService?: string): Promise<number> {
+  const server = new Server(opts);
+  try {
+    await server.start();
+  } catch (e) {
+    if (isConfigError(e)) {
+      printConfigErrors(e);
+      return 1;
+    }
+    throw e;
+  }
+  if (requireService && !server.serviceNames.includes(requireService)) {
+    await server.stop();
+    throw new UsageError(`nothing to do: no ${requireService} configured`);
+  }
+  if (server.serviceNames.length === 0) {
+    log.warn("no service configured (set RELAY_N, WG_CONFIG, ...); serving the admin API only");
+  }
+  let reloading = Promise.resolve();
+  const onHup = () => {
+    log.info("SIGHUP: reloading configuration");
+    reloading = reloading.then(() =>
+      server.reload().then(() => {}, (e) => log.error("reload", { error: String(e) }))
+    );
+  };
+  Deno.addSignalListener("SIGHUP", onHup);
+  const sig = await waitForShutdownSignal();
+  Deno.removeSignalListener("SIGHUP", onHup);
+  log.info("shutting down", { signal: sig });
+  await reloading;
+  await server.stop();
+  return 0;
+}
+
+export const serveCommand: Command = {
+  name: "serve",
+  summary:
+    "Start every service configured in the environment / env file (relays, tunnels, ...) and the admin API.",
+  usage: "serve [--env-file FILE] [-c WG_CONFIG] [-r in;out;host;TCP|UDP]... [--admin-listen HOST:PORT]",
+  async run(args) {
+    const parsed = parseFlags(this, args, {
+      "env-file": { type: "string" },
+      config: { type: "string", short: "c" },
+      relay: { type: "string", short: "r", multiple: true },
+      "admin-listen": { type: "string" },
+      "connect-timeout": { type: "string" },
+      logging: { type: "string" },
+      "health-check": { type: "string" },
+    }, false);
+    if (!parsed) return 0;
+    const { "env-file": envFile, ...flags } = parsed.values as Record<string, string | string[] | undefined>;
+    return await runServer({ flags, envFile: envFile as string | undefined });
+  },
+};
