@@ -1,0 +1,413 @@
+/**
+ * mwgp configs (JSON5, the public mwgp project's format; spec: shared/spec/mwgp.md) and the env section that
+ * lets `wgedge serve` run them: MWGP_SERVER_CONFIG, MWGP_CLIENT_CONFIG (inline JSON5 or a path) and
+ * MWGP_CACHE_FILE. Every problem names the file or variable, the JSON path (and line for syntax errors) and
+ * what was expected; all problems of one file are reported together. Keys and passwords are never echoed.
+ */
+import JSON5 from "json5";
+import { ConfigError, ProblemCollector } from "./errors.ts";
+import { readConfigFile } from "./source.ts";
+import { decodeKey, publicKey } from "../crypto/x25519.ts";
+
+/** Source validation level for transport packets (csvl/ssvl). */
+export enum SourceValidation {
+  Default = 0,
+  None = 1,
+  Ip = 2,
+  IpAndPort = 3,
+}
+
+export interface HostPort {
+  /** Host name or literal IP (IPv6 without brackets); "" = unspecified. */
+  host: string;
+  port: number;
+}
+
+export interface MwgpPeerConfig {
+  /** The client's public key; absent for the server's fallback peer. */
+  publicKey?: Uint8Array;
+  /** Where the WireGuard server for this peer listens; host already defaulted from the server's `address`. */
+  forwardTo: HostPort;
+}
+
+export interface MwgpServerEntry {
+  privateKey: Uint8Array;
+  publicKey: Uint8Array;
+  peers: MwgpPeerConfig[];
+}
+
+interface MwgpCommon {
+  listen: HostPort;
+  timeoutSec: number;
+  maxPacketSize: number;
+  /** Client-side and server-side source validation. */
+  csvl: SourceValidation;
+  ssvl: SourceValidation;
+  /** Obfuscation password; undefined = off. Secret. */
+  obfs?: string;
+  cacheFilePath?: string;
+  /** Bound on forwarding entries (wgedge extension `max_entries`). */
+  maxEntries: number;
+  /** File or variable the config came from (for messages). */
+  source: string;
+}
+
+export interface MwgpServerConfig extends MwgpCommon {
+  mode: "server";
+  servers: MwgpServerEntry[];
+}
+
+export interface MwgpClientConfig extends MwgpCommon {
+  mode: "client";
+  server: HostPort;
+  serverPublicKey: Uint8Array;
+  clientPublicKey: Uint8Array;
+  /** Custom DNS server for resolving `server`. */
+  dns?: HostPort;
+}
+
+export const MWGP_DEFAULT_TIMEOUT_SEC = 60;
+export const MWGP_DEFAULT_MAX_PACKET_SIZE = 65536;
+export const MWGP_DEFAULT_MAX_ENTRIES = 65536;
+
+type Json = Record<string, unknown>;
+
+/** Parses `host:port`, `:port`, `[v6]:port`. Returns null when malformed. */
+export function parseHostPort(text: string): HostPort | null {
+  const s = text.trim();
+  let host: string, portText: string;
+  const v6 = /^\[([^\]]*)\]:(\d+)$/.exec(s);
+  if (v6) {
+    host = v6[1];
+    portText = v6[2];
+    if (!host.includes(":")) return null;
+  } else {
+    const i = s.lastIndexOf(":");
+    if (i < 0) return null;
+    host = s.slice(0, i);
+    portText = s.slice(i + 1);
+    if (host.includes(":")) return null; // a bare IPv6 address needs brackets
+  }
+  if (!/^\d{1,5}$/.test(portText)) return null;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return null;
+  if (host !== "" && !/^[A-Za-z0-9.\-_:%]+$/.test(host)) return null;
+  return { host, port };
+}
+
+export function formatHostPort(hp: HostPort): string {
+  return hp.host.includes(":") ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+/** Finds the 1-based line where `"key"` or `key:` first appears at or after the line of `after` (best effort). */
+function lineOf(text: string, key: string, afterLine = 1): number | undefined {
+  const lines = text.split(/\r?\n/);
+  const re = new RegExp(`(^|[\\s{,])["']?${key.replace(/[^A-Za-z0-9_]/g, "")}["']?\\s*:`);
+  for (let i = Math.max(0, afterLine - 1); i < lines.length; i++) if (re.test(lines[i])) return i + 1;
+  return undefined;
+}
+
+class Reader {
+  constructor(readonly p: ProblemCollector, readonly source: string, readonly text: string) {}
+
+  err(path: string, expected: string, got?: string): void {
+    const key = path.split(/[.[]/).pop()!.replace("]", "");
+    this.p.error({ source: this.source, line: lineOf(this.text, key), key: path, expected, got });
+  }
+
+  str(obj: Json, key: string, path: string, required: boolean): string | undefined {
+    const v = obj[key];
+    if (v === undefined || v === null) {
+      if (required) this.err(path, "a string (required)");
+      return undefined;
+    }
+    if (typeof v !== "string") {
+      this.err(path, "a string", JSON.stringify(v));
+      return undefined;
+    }
+    return v;
+  }
+
+  num(obj: Json, key: string, path: string, fallback: number, min: number, max: number): number {
+    const v = obj[key];
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+      this.err(path, `an integer ${min}..${max}`, JSON.stringify(v));
+      return fallback;
+    }
+    return v;
+  }
+
+  /** A base64 32-byte key; the value is never echoed. */
+  key(obj: Json, k: string, path: string, required: boolean): Uint8Array | undefined {
+    const v = this.str(obj, k, path, required);
+    if (v === undefined) return undefined;
+    try {
+      return decodeKey(v.trim(), k);
+    } catch {
+      this.err(path, "a base64-encoded 32-byte key (44 characters); value not shown");
+      return undefined;
+    }
+  }
+
+  hostPort(obj: Json, k: string, path: string, required: boolean): HostPort | undefined {
+    const v = this.str(obj, k, path, required);
+    if (v === undefined) return undefined;
+    const hp = parseHostPort(v);
+    if (!hp) this.err(path, 'an address "host:port", ":port" or "[v6]:port"', v);
+    return hp ?? undefined;
+  }
+
+  unknownKeys(obj: Json, known: string[], path: string): void {
+    for (const k of Object.keys(obj)) {
+      if (!known.includes(k)) {
+        this.p.warn(this.source, lineOf(this.text, k), `${path}${k}: unknown key, ignored`);
+      }
+    }
+  }
+}
+
+function parseJson5(text: string, source: string): Json {
+  let v: unknown;
+  try {
+    v = JSON5.parse(text);
+  } catch (e) {
+    const err = e as { lineNumber?: number; message?: string };
+    throw new ConfigError({
+      source,
+      line: err.lineNumber,
+      expected: `valid JSON5 (${String(err.message ?? e).replace(/^JSON5: /, "")})`,
+    });
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new ConfigError({ source, expected: "a JSON5 object { ... }" });
+  }
+  return v as Json;
+}
+
+function common(r: Reader, o: Json, listenRequired: boolean): MwgpCommon {
+  const listen = r.hostPort(o, "listen", "listen", listenRequired) ?? { host: "", port: 0 };
+  const timeout = o.timeout;
+  let timeoutSec = MWGP_DEFAULT_TIMEOUT_SEC;
+  if (timeout !== undefined && timeout !== null) {
+    if (typeof timeout !== "number" || !Number.isFinite(timeout)) {
+      r.err("timeout", "a number of seconds", String(timeout));
+    } else if (timeout > 0) timeoutSec = timeout;
+  }
+  const obfs = r.str(o, "obfs", "obfs", false);
+  const cache = r.str(o, "cache_file_path", "cache_file_path", false);
+  return {
+    listen,
+    timeoutSec,
+    maxPacketSize: r.num(o, "max_packet_size", "max_packet_size", MWGP_DEFAULT_MAX_PACKET_SIZE, 1500, 65536),
+    csvl: r.num(o, "csvl", "csvl", 0, 0, 3),
+    ssvl: r.num(o, "ssvl", "ssvl", 0, 0, 3),
+    obfs: obfs ? obfs : undefined,
+    cacheFilePath: cache ? cache : undefined,
+    maxEntries: r.num(o, "max_entries", "max_entries", MWGP_DEFAULT_MAX_ENTRIES, 16, 1 << 22),
+    source: r.source,
+  };
+}
+
+/** Reads a privkey_file: its first 44 bytes (trailing newline fine), like systemd's PrivateKeyFile=. */
+function readPrivkeyFile(r: Reader, path: string, where: string): Uint8Array | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    r.err(where, `a readable key file (${(e as Error).name})`, path);
+    return undefined;
+  }
+  try {
+    return decodeKey(text.slice(0, 44).trim(), "privkey_file");
+  } catch {
+    r.err(where, "a file starting with a base64-encoded 32-byte key; content not shown", path);
+    return undefined;
+  }
+}
+
+/** Parses a server config (JSON5 text). Throws ConfigErrors listing every problem. */
+export function parseMwgpServerConfig(
+  text: string,
+  source: string,
+  warnings: string[] = [],
+): MwgpServerConfig {
+  const p = new ProblemCollector(warnings);
+  const o = parseJson5(text, source);
+  const r = new Reader(p, source, text);
+  r.unknownKeys(
+    o,
+    [
+      "listen",
+      "timeout",
+      "max_packet_size",
+      "servers",
+      "csvl",
+      "ssvl",
+      "obfs",
+      "cache_file_path",
+      "max_entries",
+    ],
+    "",
+  );
+  const base = common(r, o, true);
+  const servers: MwgpServerEntry[] = [];
+  if (!Array.isArray(o.servers) || o.servers.length === 0) {
+    r.err("servers", "a non-empty array of servers");
+  } else {
+    o.servers.forEach((sv, i) => {
+      const sp = `servers[${i}]`;
+      if (typeof sv !== "object" || sv === null || Array.isArray(sv)) return r.err(sp, "an object");
+      const s = sv as Json;
+      r.unknownKeys(s, ["privkey", "privkey_file", "address", "peers"], `${sp}.`);
+      let privateKey: Uint8Array | undefined;
+      const hasKey = s.privkey !== undefined && s.privkey !== null;
+      const hasFile = s.privkey_file !== undefined && s.privkey_file !== null;
+      if (hasKey === hasFile) {
+        r.err(sp, 'exactly one of "privkey" or "privkey_file"');
+      } else if (hasKey) {
+        privateKey = r.key(s, "privkey", `${sp}.privkey`, true);
+      } else {
+        const f = r.str(s, "privkey_file", `${sp}.privkey_file`, true);
+        if (f !== undefined) privateKey = readPrivkeyFile(r, f, `${sp}.privkey_file`);
+      }
+      const address = r.str(s, "address", `${sp}.address`, false) ?? "";
+      const peers: MwgpPeerConfig[] = [];
+      let fallbacks = 0;
+      if (!Array.isArray(s.peers) || s.peers.length === 0) {
+        r.err(`${sp}.peers`, "a non-empty array of peers");
+      } else {
+        s.peers.forEach((pv, j) => {
+          const pp = `${sp}.peers[${j}]`;
+          if (typeof pv !== "object" || pv === null || Array.isArray(pv)) return r.err(pp, "an object");
+          const peer = pv as Json;
+          r.unknownKeys(peer, ["pubkey", "forward_to"], `${pp}.`);
+          let pub: Uint8Array | undefined;
+          if (peer.pubkey === "") {
+            r.err(`${pp}.pubkey`, "a base64 public key, or no pubkey key at all for a fallback peer");
+          } else if (peer.pubkey !== undefined && peer.pubkey !== null) {
+            pub = r.key(peer, "pubkey", `${pp}.pubkey`, true);
+          } else if (++fallbacks === 2) r.err(pp, "at most one fallback peer (without pubkey) per server");
+          const fwd = r.hostPort(peer, "forward_to", `${pp}.forward_to`, true);
+          if (fwd) {
+            const host = fwd.host || address.replace(/^\[(.*)\]$/, "$1");
+            if (!host) {
+              r.err(
+                `${pp}.forward_to`,
+                'a host (or a server "address" to combine with ":port")',
+                formatHostPort(fwd),
+              );
+            } else peers.push({ publicKey: pub, forwardTo: { host, port: fwd.port } });
+          }
+        });
+      }
+      if (privateKey) servers.push({ privateKey, publicKey: publicKey(privateKey), peers });
+    });
+  }
+  p.throwIfAny();
+  return { ...base, mode: "server", servers };
+}
+
+/** Parses a client config (JSON5 text). Throws ConfigErrors listing every problem. */
+export function parseMwgpClientConfig(
+  text: string,
+  source: string,
+  warnings: string[] = [],
+): MwgpClientConfig {
+  const p = new ProblemCollector(warnings);
+  const o = parseJson5(text, source);
+  const r = new Reader(p, source, text);
+  r.unknownKeys(
+    o,
+    [
+      "server",
+      "listen",
+      "timeout",
+      "max_packet_size",
+      "server_pubkey",
+      "client_pubkey",
+      "dns",
+      "obfs",
+      "cache_file_path",
+      "csvl",
+      "ssvl",
+      "max_entries",
+    ],
+    "",
+  );
+  const base = common(r, o, true);
+  const server = r.hostPort(o, "server", "server", true);
+  if (server && !server.host) r.err("server", "a host in the server address", formatHostPort(server));
+  const serverPublicKey = r.key(o, "server_pubkey", "server_pubkey", true);
+  const clientPublicKey = r.key(o, "client_pubkey", "client_pubkey", true);
+  const dns = r.hostPort(o, "dns", "dns", false);
+  p.throwIfAny();
+  return {
+    ...base,
+    mode: "client",
+    server: server!,
+    serverPublicKey: serverPublicKey!,
+    clientPublicKey: clientPublicKey!,
+    dns,
+  };
+}
+
+/** Content when it is inline JSON5 (starts with `{`), else the file the value names. */
+async function textOf(value: string, sourceName: string): Promise<{ text: string; source: string }> {
+  const t = value.trim();
+  if (t.startsWith("{")) return { text: value, source: sourceName };
+  return { text: await readConfigFile(t, sourceName), source: t };
+}
+
+export async function loadMwgpServerConfig(value: string, sourceName: string, warnings: string[] = []) {
+  const { text, source } = await textOf(value, sourceName);
+  return parseMwgpServerConfig(text, source, warnings);
+}
+
+export async function loadMwgpClientConfig(value: string, sourceName: string, warnings: string[] = []) {
+  const { text, source } = await textOf(value, sourceName);
+  return parseMwgpClientConfig(text, source, warnings);
+}
+
+/** The env section: which mwgp instances `wgedge serve` starts, and the cache file override. */
+export interface MwgpSection {
+  server?: MwgpServerConfig;
+  client?: MwgpClientConfig;
+  /** MWGP_CACHE_FILE (lower precedence than a config's cache_file_path). */
+  cacheFile?: string;
+}
+
+export const MWGP_ENV = ["MWGP_SERVER_CONFIG", "MWGP_CLIENT_CONFIG", "MWGP_CACHE_FILE"] as const;
+
+/** Reads the mwgp section from an env map; problems in both configs are reported together. */
+export async function loadMwgpSection(
+  env: Record<string, string | undefined>,
+  warnings: string[] = [],
+): Promise<MwgpSection> {
+  const p = new ProblemCollector(warnings);
+  const out: MwgpSection = {};
+  const sv = env.MWGP_SERVER_CONFIG?.trim();
+  const cl = env.MWGP_CLIENT_CONFIG?.trim();
+  if (sv) {
+    try {
+      out.server = await loadMwgpServerConfig(sv, "MWGP_SERVER_CONFIG", warnings);
+    } catch (e) {
+      p.capture(() => {
+        throw e;
+      });
+    }
+  }
+  if (cl) {
+    try {
+      out.client = await loadMwgpClientConfig(cl, "MWGP_CLIENT_CONFIG", warnings);
+    } catch (e) {
+      p.capture(() => {
+        throw e;
+      });
+    }
+  }
+  const cache = env.MWGP_CACHE_FILE?.trim();
+  if (cache) out.cacheFile = cache;
+  p.throwIfAny();
+  return out;
+}

@@ -1,0 +1,396 @@
+/**
+ * The mwgp forwarding engine shared by the server and the client: index translation, MAC recomputation, the
+ * cookie path, source validation, obfuscation per leg, expiry and counters. It owns no sockets: datagrams
+ * go in with their source, and what to send comes out, so tests drive it without the network.
+ *
+ * Legs: "client" faces WireGuard initiators (remote clients for the server, the local WireGuard client for the
+ * client); "server" faces responders (the WireGuard servers, or the remote mwgp server).
+ */
+import { xaeadOpen, xaeadSeal } from "../../crypto/aead.ts";
+import { MAC_LEN } from "../../crypto/blake2s.ts";
+import { COOKIE_REFRESH_TIME_MS, cookieKey, mac1Key, writeMac1, writeMac2 } from "../../wireguard/cookie.ts";
+import { deobfuscate, type ObfsKey, obfuscate } from "../../wireguard/obfs.ts";
+import { SourceValidation } from "../../config/mwgp.ts";
+import type { Clock } from "../../util/clock.ts";
+import { cryptoRandom, type RandomFill } from "../../util/random.ts";
+import {
+  COOKIE_NONCE_SIZE,
+  CookieReplyMessage,
+  InitiationMessage,
+  MESSAGE_COOKIE_REPLY,
+  MESSAGE_INITIATION,
+  MESSAGE_RESPONSE,
+  MESSAGE_TRANSPORT,
+  messageType,
+  ResponseMessage,
+  TransportMessage,
+} from "../../wire/wireguard.ts";
+import { addrKey, ForwardingEntry, ForwardingTable, sameAddr, type UdpAddr } from "./table.ts";
+
+export type Leg = "client" | "server";
+
+export interface Outbound {
+  leg: Leg;
+  to: UdpAddr;
+  data: Uint8Array;
+}
+
+/** Where an initiation goes, decided by the router (server: decrypt the static key; client: fixed). */
+export interface Route {
+  server: UdpAddr;
+  serverPublicKey: Uint8Array;
+  clientPublicKey: Uint8Array;
+  label: string;
+}
+
+export type DropReason =
+  | "malformed"
+  | "oversize"
+  | "deobfuscate"
+  | "mac1"
+  | "decrypt"
+  | "unknown_peer"
+  | "resolve"
+  | "unknown_index"
+  | "source_mismatch"
+  | "table_full"
+  | "index_exhausted"
+  | "cookie"
+  | "unexpected_type";
+
+export type Router = (
+  init: InitiationMessage,
+  from: UdpAddr,
+) => Route | DropReason | Promise<Route | DropReason>;
+
+export interface ForwarderOptions {
+  router: Router;
+  clock: Clock;
+  random?: RandomFill;
+  timeoutMs: number;
+  /** Handshakes that never got a response are dropped sooner than idle sessions. */
+  pendingTimeoutMs?: number;
+  maxEntries: number;
+  maxPacketSize: number;
+  csvl: SourceValidation;
+  ssvl: SourceValidation;
+  /** Server mode: clients may be obfuscated (decoded when they are, answered in kind). */
+  clientLegObfs?: ObfsKey;
+  /** Client mode: everything to and from the server leg is obfuscated. */
+  serverLegObfs?: ObfsKey;
+  /** Called when the set of completed entries changed (cache saving). */
+  onTableChanged?: () => void;
+}
+
+export interface ForwarderStats {
+  packetsToServer: number;
+  bytesToServer: number;
+  packetsToClient: number;
+  bytesToClient: number;
+  handshakesForwarded: number;
+  responsesForwarded: number;
+  cookieRepliesForwarded: number;
+  /** X25519 operations spent identifying initiations (the flood guard keeps this at one per real handshake). */
+  dhOperations: number;
+  roamed: number;
+  drops: Record<DropReason, number>;
+}
+
+export const DEFAULT_PENDING_TIMEOUT_MS = 15_000;
+
+function newStats(): ForwarderStats {
+  return {
+    packetsToServer: 0,
+    bytesToServer: 0,
+    packetsToClient: 0,
+    bytesToClient: 0,
+    handshakesForwarded: 0,
+    responsesForwarded: 0,
+    cookieRepliesForwarded: 0,
+    dhOperations: 0,
+    roamed: 0,
+    drops: {
+      malformed: 0,
+      oversize: 0,
+      deobfuscate: 0,
+      mac1: 0,
+      decrypt: 0,
+      unknown_peer: 0,
+      resolve: 0,
+      unknown_index: 0,
+      source_mismatch: 0,
+      table_full: 0,
+      index_exhausted: 0,
+      cookie: 0,
+      unexpected_type: 0,
+    },
+  };
+}
+
+interface HeldCookie {
+  cookie: Uint8Array;
+  at: number;
+}
+
+/** Source validation: true when `from` is acceptable for an entry endpoint `expected` at `level`. */
+function sourceOk(level: SourceValidation, expected: UdpAddr, from: UdpAddr): boolean {
+  switch (level) {
+    case SourceValidation.Ip:
+      return expected.hostname === from.hostname;
+    case SourceValidation.IpAndPort:
+      return sameAddr(expected, from);
+    default:
+      return true;
+  }
+}
+
+export class Forwarder {
+  readonly table: ForwardingTable;
+  readonly stats = newStats();
+  readonly #random: RandomFill;
+  readonly #pendingMs: number;
+  /** Cookies a responder gave us (bound to our source address), by responder address. */
+  readonly #serverCookies = new Map<string, HeldCookie>();
+  /** Cookies an initiator gave us in reply to a response, by initiator address. */
+  readonly #clientCookies = new Map<string, HeldCookie>();
+  readonly csvl: SourceValidation;
+  readonly ssvl: SourceValidation;
+
+  constructor(readonly opts: ForwarderOptions) {
+    this.#random = opts.random ?? cryptoRandom;
+    this.table = new ForwardingTable(opts.maxEntries, this.#random);
+    this.#pendingMs = Math.min(opts.pendingTimeoutMs ?? DEFAULT_PENDING_TIMEOUT_MS, opts.timeoutMs);
+    // Defaults: the client leg roams (like WireGuard endpoints), the server leg must match exactly.
+    this.csvl = opts.csvl === SourceValidation.Default ? SourceValidation.None : opts.csvl;
+    this.ssvl = opts.ssvl === SourceValidation.Default ? SourceValidation.IpAndPort : opts.ssvl;
+  }
+
+  #drop(reason: DropReason): null {
+    this.stats.drops[reason]++;
+    return null;
+  }
+
+  #toServer(e: ForwardingEntry | null, to: UdpAddr, msg: Uint8Array): Outbound {
+    const data = this.opts.serverLegObfs ? obfuscate(msg, this.opts.serverLegObfs, this.#random) : msg;
+    this.stats.packetsToServer++;
+    this.stats.bytesToServer += data.length;
+    if (e) e.lastActive = this.opts.clock.now();
+    return { leg: "server", to, data };
+  }
+
+  #toClient(e: ForwardingEntry, msg: Uint8Array): Outbound {
+    const data = e.obfuscated && this.opts.clientLegObfs
+      ? obfuscate(msg, this.opts.clientLegObfs, this.#random)
+      : msg;
+    this.stats.packetsToClient++;
+    this.stats.bytesToClient += data.length;
+    e.lastActive = this.opts.clock.now();
+    return { leg: "client", to: e.client, data };
+  }
+
+  /** A datagram from the client leg. May return a promise (initiations may need a route lookup). */
+  fromClient(datagram: Uint8Array, from: UdpAddr): Outbound | null | Promise<Outbound | null> {
+    if (datagram.length > this.opts.maxPacketSize) return this.#drop("oversize");
+    let msg = datagram, obfuscated = false;
+    if (this.opts.clientLegObfs) {
+      const d = deobfuscate(datagram, this.opts.clientLegObfs);
+      if (!d) return this.#drop("deobfuscate");
+      msg = d.message;
+      obfuscated = d.obfuscated;
+    }
+    switch (messageType(msg)) {
+      case MESSAGE_INITIATION:
+        return this.#initiation(new InitiationMessage(msg), from, obfuscated);
+      case MESSAGE_TRANSPORT:
+        return this.#transportFromClient(new TransportMessage(msg), from, obfuscated);
+      case MESSAGE_COOKIE_REPLY:
+        return this.#cookieFromClient(new CookieReplyMessage(msg), from);
+      case MESSAGE_RESPONSE:
+        // A client answering a server-initiated handshake: not forwarded (as the original; documented).
+        return this.#drop("unexpected_type");
+      default:
+        return this.#drop("malformed");
+    }
+  }
+
+  /** A datagram from the server leg. */
+  fromServer(datagram: Uint8Array, from: UdpAddr): Outbound | null {
+    if (datagram.length > this.opts.maxPacketSize) return this.#drop("oversize");
+    let msg = datagram;
+    if (this.opts.serverLegObfs) {
+      const d = deobfuscate(datagram, this.opts.serverLegObfs);
+      if (!d) return this.#drop("deobfuscate");
+      msg = d.message;
+    }
+    switch (messageType(msg)) {
+      case MESSAGE_RESPONSE:
+        return this.#response(new ResponseMessage(msg), from);
+      case MESSAGE_TRANSPORT:
+        return this.#transportFromServer(new TransportMessage(msg), from);
+      case MESSAGE_COOKIE_REPLY:
+        return this.#cookieFromServer(new CookieReplyMessage(msg), from);
+      case MESSAGE_INITIATION:
+        // Server-initiated handshakes cannot be routed: the client's index for them is unknown.
+        return this.#drop("unexpected_type");
+      default:
+        return this.#drop("malformed");
+    }
+  }
+
+  async #initiation(init: InitiationMessage, from: UdpAddr, obfuscated: boolean): Promise<Outbound | null> {
+    const route = await this.opts.router(init, from);
+    if (typeof route === "string") return this.#drop(route);
+    const now = this.opts.clock.now();
+    const clientOrigin = init.sender;
+    let e = this.table.findDuplicate(clientOrigin, from, route.clientPublicKey);
+    if (e && !sameAddr(e.server, route.server)) {
+      this.table.remove(e);
+      e = undefined;
+    }
+    if (!e) {
+      if (!this.table.makeRoom()) {
+        this.table.expire(now, this.opts.timeoutMs, this.#pendingMs);
+        if (!this.table.makeRoom()) return this.#drop("table_full");
+      }
+      const cp = this.table.allocate(this.table.byClientProxy, clientOrigin);
+      if (cp === 0) return this.#drop("index_exhausted");
+      e = new ForwardingEntry(
+        clientOrigin,
+        cp,
+        from,
+        route.server,
+        route.clientPublicKey,
+        route.serverPublicKey,
+        now,
+        this.csvl,
+        this.ssvl,
+      );
+      e.serverLabel = route.label;
+      this.table.insert(e);
+    }
+    e.obfuscated = obfuscated;
+    e.initMac1FromClient = init.mac1.slice();
+    if (e.clientProxy !== clientOrigin) {
+      init.sender = e.clientProxy;
+      writeMac1(init.bytes, mac1Key(route.serverPublicKey));
+      const held = this.#serverCookies.get(addrKey(route.server));
+      writeMac2(init.bytes, held && now - held.at < COOKIE_REFRESH_TIME_MS ? held.cookie : undefined);
+    }
+    e.initMac1ToServer = init.mac1.slice();
+    this.stats.handshakesForwarded++;
+    return this.#toServer(e, e.server, init.bytes);
+  }
+
+  #response(resp: ResponseMessage, from: UdpAddr): Outbound | null {
+    const e = this.table.byClientProxy.get(resp.receiver);
+    if (!e) return this.#drop("unknown_index");
+    if (!sourceOk(e.ssvl, e.server, from)) return this.#drop("source_mismatch");
+    const hadServerProxy = e.serverProxy;
+    if (!this.table.completeWithServer(e, resp.sender)) return this.#drop("index_exhausted");
+    e.respMac1FromServer = resp.mac1.slice();
+    if (e.serverProxy !== e.serverOrigin || e.clientProxy !== e.clientOrigin) {
+      resp.sender = e.serverProxy;
+      resp.receiver = e.clientOrigin;
+      if (!e.clientPublicKey) return this.#drop("mac1");
+      writeMac1(resp.bytes, mac1Key(e.clientPublicKey));
+      const held = this.#clientCookies.get(addrKey(e.client));
+      const now = this.opts.clock.now();
+      writeMac2(resp.bytes, held && now - held.at < COOKIE_REFRESH_TIME_MS ? held.cookie : undefined);
+    }
+    e.respMac1ToClient = resp.mac1.slice();
+    this.stats.responsesForwarded++;
+    if (hadServerProxy !== e.serverProxy) this.opts.onTableChanged?.();
+    return this.#toClient(e, resp.bytes);
+  }
+
+  /**
+   * Cookie reply from a responder to an initiation we forwarded. We always learn the cookie (it is bound to
+   * our address, so it serves every later initiation we send that server); when we rewrote the initiation
+   * the client cannot decrypt the reply (it was bound to our mac1), so it is re-encrypted for the client's.
+   */
+  #cookieFromServer(reply: CookieReplyMessage, from: UdpAddr): Outbound | null {
+    const e = this.table.byClientProxy.get(reply.receiver);
+    if (!e) return this.#drop("unknown_index");
+    if (!sourceOk(e.ssvl, e.server, from)) return this.#drop("source_mismatch");
+    if (!e.initMac1ToServer || !e.initMac1FromClient || !e.serverPublicKey) return this.#drop("cookie");
+    const key = cookieKey(e.serverPublicKey);
+    const cookie = xaeadOpen(key, reply.nonce, reply.encryptedCookie, e.initMac1ToServer);
+    if (!cookie || cookie.length !== MAC_LEN) return this.#drop("cookie");
+    this.#serverCookies.set(addrKey(e.server), { cookie, at: this.opts.clock.now() });
+    reply.receiver = e.clientOrigin;
+    if (e.clientProxy !== e.clientOrigin) {
+      const nonce = this.#random(new Uint8Array(COOKIE_NONCE_SIZE));
+      reply.nonce.set(nonce);
+      reply.encryptedCookie.set(xaeadSeal(key, nonce, cookie, e.initMac1FromClient));
+    }
+    this.stats.cookieRepliesForwarded++;
+    return this.#toClient(e, reply.bytes);
+  }
+
+  /** The mirror case: an initiator under load answers our (possibly rewritten) response with a cookie reply. */
+  #cookieFromClient(reply: CookieReplyMessage, from: UdpAddr): Outbound | null {
+    const e = this.table.byServerProxy.get(reply.receiver);
+    if (!e) return this.#drop("unknown_index");
+    if (!sourceOk(e.csvl === SourceValidation.None ? SourceValidation.Ip : e.csvl, e.client, from)) {
+      return this.#drop("source_mismatch");
+    }
+    if (!e.respMac1ToClient || !e.respMac1FromServer || !e.clientPublicKey) return this.#drop("cookie");
+    const key = cookieKey(e.clientPublicKey);
+    const cookie = xaeadOpen(key, reply.nonce, reply.encryptedCookie, e.respMac1ToClient);
+    if (!cookie || cookie.length !== MAC_LEN) return this.#drop("cookie");
+    this.#clientCookies.set(addrKey(e.client), { cookie, at: this.opts.clock.now() });
+    reply.receiver = e.serverOrigin;
+    if (e.serverProxy !== e.serverOrigin || e.clientProxy !== e.clientOrigin) {
+      const nonce = this.#random(new Uint8Array(COOKIE_NONCE_SIZE));
+      reply.nonce.set(nonce);
+      reply.encryptedCookie.set(xaeadSeal(key, nonce, cookie, e.respMac1FromServer));
+    }
+    this.stats.cookieRepliesForwarded++;
+    return this.#toServer(e, e.server, reply.bytes);
+  }
+
+  #transportFromClient(t: TransportMessage, from: UdpAddr, obfuscated: boolean): Outbound | null {
+    const e = this.table.byServerProxy.get(t.receiver);
+    if (!e) return this.#drop("unknown_index");
+    if (!sameAddr(e.client, from)) {
+      if (!sourceOk(e.csvl, e.client, from)) return this.#drop("source_mismatch");
+      // Accepted from elsewhere: the client roamed; answer it there.
+      e.client = { hostname: from.hostname, port: from.port };
+      e.obfuscated = obfuscated;
+      this.stats.roamed++;
+      this.opts.onTableChanged?.();
+    }
+    t.receiver = e.serverOrigin;
+    return this.#toServer(e, e.server, t.bytes);
+  }
+
+  #transportFromServer(t: TransportMessage, from: UdpAddr): Outbound | null {
+    const e = this.table.byClientProxy.get(t.receiver);
+    if (!e) return this.#drop("unknown_index");
+    if (!sourceOk(e.ssvl, e.server, from)) return this.#drop("source_mismatch");
+    t.receiver = e.clientOrigin;
+    return this.#toClient(e, t.bytes);
+  }
+
+  /** Expires idle entries; returns true when completed entries went away (the cache should be rewritten). */
+  expire(): boolean {
+    const now = this.opts.clock.now();
+    const r = this.table.expire(now, this.opts.timeoutMs, this.#pendingMs);
+    for (const m of [this.#serverCookies, this.#clientCookies]) {
+      for (const [k, c] of m) if (now - c.at >= COOKIE_REFRESH_TIME_MS) m.delete(k);
+    }
+    return r.completedRemoved;
+  }
+
+  /** Points every entry at a new responder address (client mode, after the server name re-resolved). */
+  repointServer(oldAddr: UdpAddr | null, to: UdpAddr): number {
+    let n = 0;
+    for (const e of this.table.entries()) {
+      if (oldAddr === null || sameAddr(e.server, oldAddr)) {
+        e.server = to;
+        n++;
+      }
+    }
+    return n;
+  }
+}

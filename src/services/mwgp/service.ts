@@ -1,0 +1,367 @@
+/**
+ * mwgp on host UDP sockets: one listening socket for the client leg, one unconnected socket per address
+ * family for the server leg (so every datagram's leg is known by the socket it arrived on), the expiry tick,
+ * the cache file, client-mode re-resolution of the server name, and the admin status/metrics.
+ */
+import { logger } from "../../util/log.ts";
+import { type Clock, systemClock } from "../../util/clock.ts";
+import { cryptoRandom, type RandomFill } from "../../util/random.ts";
+import { toBase64 } from "../../util/bytes.ts";
+import { mac1Key, verifyMac1 } from "../../wireguard/cookie.ts";
+import { obfsKey } from "../../wireguard/obfs.ts";
+import { formatHostPort, type MwgpClientConfig, type MwgpServerConfig } from "../../config/mwgp.ts";
+import type { Resolver } from "../../net/resolve.ts";
+import type { ServiceRegistry } from "../registry.ts";
+import { Forwarder, type Outbound, type Route, type Router } from "./forwarder.ts";
+import { serverRouter } from "./router.ts";
+import { CachingTargetResolver, dnsServerResolver } from "./resolver.ts";
+import { loadRecords, readCacheFile, resolveCachePath, serializeTable, writeCacheFile } from "./cache.ts";
+import { addrKey, sameAddr, type UdpAddr } from "./table.ts";
+
+const log = logger("mwgp");
+
+export const CLIENT_RERESOLVE_MS = 5 * 60_000;
+export const CLIENT_RERESOLVE_AFTER_FAILURE_MS = 10_000;
+/** Cache writes after a change are coalesced over this delay. */
+export const CACHE_WRITE_DELAY_MS = 200;
+
+export interface MwgpServiceOptions {
+  /** --cache-file / MWGP_CACHE_FILE (the config's cache_file_path wins over it). */
+  cacheFile?: string;
+  noCache?: boolean;
+  skipLoadCache?: boolean;
+  clock?: Clock;
+  random?: RandomFill;
+  /** Name resolution (tests inject a MapResolver); the client's `dns` overrides it for the server name. */
+  resolver?: Resolver;
+  /** Status/metrics registry of the admin surface. */
+  registry?: ServiceRegistry;
+  /** Admin section name (two instances in one process need two names). */
+  name?: string;
+}
+
+type Config = MwgpServerConfig | MwgpClientConfig;
+
+function toUdp(addr: Deno.Addr): UdpAddr {
+  const a = addr as Deno.NetAddr;
+  return { hostname: a.hostname, port: a.port };
+}
+
+export class MwgpService {
+  readonly forwarder: Forwarder;
+  readonly cachePath: string | null;
+  #listener!: Deno.DatagramConn;
+  #upstream4?: Deno.DatagramConn;
+  #upstream6?: Deno.DatagramConn;
+  #closed = false;
+  #timers: number[] = [];
+  #cacheDirty = false;
+  #cacheTimer: number | undefined;
+  #cacheWriting: Promise<void> = Promise.resolve();
+  #unregister: (() => void)[] = [];
+  sendErrors = 0;
+  /** Client mode: the resolved server address (null until the first resolution succeeds). */
+  #serverAddr: UdpAddr | null = null;
+  readonly #clock: Clock;
+
+  private constructor(readonly config: Config, readonly opts: MwgpServiceOptions, router: Router | null) {
+    this.#clock = opts.clock ?? systemClock;
+    const random = opts.random ?? cryptoRandom;
+    const obfs = config.obfs ? obfsKey(config.obfs) : undefined;
+    const listen = formatHostPort(config.listen);
+    this.cachePath = opts.noCache
+      ? null
+      : resolveCachePath({ configPath: config.cacheFilePath, flagOrEnvPath: opts.cacheFile, listen });
+    this.forwarder = new Forwarder({
+      router: router ?? ((init) => this.#clientRoute(init)),
+      clock: this.#clock,
+      random,
+      timeoutMs: config.timeoutSec * 1000,
+      maxEntries: config.maxEntries,
+      maxPacketSize: config.maxPacketSize,
+      csvl: config.csvl,
+      ssvl: config.ssvl,
+      clientLegObfs: config.mode === "server" ? obfs : undefined,
+      serverLegObfs: config.mode === "client" ? obfs : undefined,
+      onTableChanged: () => this.#scheduleCacheWrite(),
+    });
+  }
+
+  static async start(config: Config, opts: MwgpServiceOptions = {}): Promise<MwgpService> {
+    let svc: MwgpService;
+    if (config.mode === "server") {
+      const targets = new CachingTargetResolver(opts.resolver, () => (opts.clock ?? systemClock).now());
+      // The router counts DH operations into the forwarder's stats, which exist once the service does.
+      const late: { router?: Router } = {};
+      svc = new MwgpService(config, opts, (init, from) => late.router!(init, from));
+      late.router = serverRouter(config, targets, svc.forwarder.stats);
+    } else {
+      svc = new MwgpService(config, opts, null);
+    }
+    await svc.#loadCache();
+    svc.#listener = Deno.listenDatagram({
+      transport: "udp",
+      hostname: config.listen.host || "0.0.0.0",
+      port: config.listen.port,
+    });
+    if (config.mode === "client") await svc.#resolveServer();
+    svc.#receiveLoop(svc.#listener, "client");
+    const tick = Math.max(1000, Math.min(10_000, (config.timeoutSec * 1000) / 4));
+    svc.#timers.push(setInterval(() => svc.#expireTick(), tick) as unknown as number);
+    if (opts.registry) svc.#register(opts.registry);
+    log.info("mwgp started", {
+      mode: config.mode,
+      listen: svc.listenAddr,
+      servers: config.mode === "server" ? config.servers.length : undefined,
+      server: config.mode === "client" ? formatHostPort(config.server) : undefined,
+      obfs: config.obfs ? "on" : "off",
+      cache: svc.cachePath ?? "disabled",
+    });
+    return svc;
+  }
+
+  get listenAddr(): string {
+    return addrKey(toUdp(this.#listener.addr));
+  }
+
+  get listenPort(): number {
+    return (this.#listener.addr as Deno.NetAddr).port;
+  }
+
+  // ---- client mode: a fixed route to the (re-resolved) server
+
+  #clientRoute(init: Parameters<Router>[0]): Route | "mac1" | "resolve" {
+    const c = this.config as MwgpClientConfig;
+    if (!verifyMac1(init.bytes, this.#clientMac1Key ??= mac1Key(c.serverPublicKey))) return "mac1";
+    if (!this.#serverAddr) return "resolve";
+    return {
+      server: this.#serverAddr,
+      serverPublicKey: c.serverPublicKey,
+      clientPublicKey: c.clientPublicKey,
+      label: "server",
+    };
+  }
+  #clientMac1Key: Uint8Array | undefined;
+
+  async #resolveServer(): Promise<void> {
+    if (this.#closed) return;
+    const c = this.config as MwgpClientConfig;
+    const resolver = new CachingTargetResolver(
+      c.dns ? dnsServerResolver(c.dns) : this.opts.resolver,
+      undefined,
+      0,
+    );
+    const addr = await resolver.resolve(c.server);
+    let next = CLIENT_RERESOLVE_MS;
+    if (!addr) {
+      log.warn("cannot resolve the mwgp server; retrying", { server: formatHostPort(c.server) });
+      next = CLIENT_RERESOLVE_AFTER_FAILURE_MS;
+    } else if (!this.#serverAddr || !sameAddr(addr, this.#serverAddr)) {
+      const old = this.#serverAddr;
+      this.#serverAddr = addr;
+      const n = this.forwarder.repointServer(old, addr);
+      if (old) log.info("mwgp server moved", { from: addrKey(old), to: addrKey(addr), entries: n });
+      if (n > 0) this.#scheduleCacheWrite();
+    }
+    if (this.#closed) return;
+    const t = setTimeout(() => this.#resolveServer(), next) as unknown as number;
+    Deno.unrefTimer(t);
+    this.#timers.push(t);
+  }
+
+  // ---- sockets
+
+  #upstreamFor(to: UdpAddr): Deno.DatagramConn {
+    if (to.hostname.includes(":")) {
+      if (!this.#upstream6) {
+        this.#upstream6 = Deno.listenDatagram({ transport: "udp", hostname: "::", port: 0 });
+        this.#receiveLoop(this.#upstream6, "server");
+      }
+      return this.#upstream6;
+    }
+    if (!this.#upstream4) {
+      this.#upstream4 = Deno.listenDatagram({ transport: "udp", hostname: "0.0.0.0", port: 0 });
+      this.#receiveLoop(this.#upstream4, "server");
+    }
+    return this.#upstream4;
+  }
+
+  async #send(out: Outbound | null): Promise<void> {
+    if (!out) return;
+    try {
+      const conn = out.leg === "client" ? this.#listener : this.#upstreamFor(out.to);
+      await conn.send(out.data, { transport: "udp", hostname: out.to.hostname, port: out.to.port });
+    } catch (e) {
+      if (this.#closed) return;
+      this.sendErrors++;
+      log.debug("send failed", { to: addrKey(out.to), error: e });
+    }
+  }
+
+  async #receiveLoop(conn: Deno.DatagramConn, leg: "client" | "server"): Promise<void> {
+    while (!this.#closed) {
+      let data: Uint8Array, from: Deno.Addr;
+      try {
+        [data, from] = await conn.receive();
+      } catch (e) {
+        if (this.#closed) return;
+        log.warn("receive failed", { leg, error: e });
+        await new Promise((r) => setTimeout(r, 10));
+        continue;
+      }
+      try {
+        const out = leg === "client"
+          ? this.forwarder.fromClient(data, toUdp(from))
+          : this.forwarder.fromServer(data, toUdp(from));
+        if (out instanceof Promise) {
+          out.then((o) => this.#send(o), (e) => log.warn("handshake routing failed", { error: e }));
+        } else if (out) await this.#send(out);
+      } catch (e) {
+        // A bug on a strange packet must not stop the relay; it is counted as malformed.
+        this.forwarder.stats.drops.malformed++;
+        log.warn("packet handling failed", { leg, error: e });
+      }
+    }
+  }
+
+  // ---- expiry and cache
+
+  #expireTick(): void {
+    if (this.forwarder.expire()) this.#scheduleCacheWrite();
+  }
+
+  #scheduleCacheWrite(): void {
+    if (!this.cachePath || this.#closed) return;
+    this.#cacheDirty = true;
+    if (this.#cacheTimer !== undefined) return;
+    this.#cacheTimer = setTimeout(() => {
+      this.#cacheTimer = undefined;
+      this.#cacheWriting = this.#cacheWriting.then(() => this.#writeCache());
+    }, CACHE_WRITE_DELAY_MS) as unknown as number;
+  }
+
+  async #writeCache(): Promise<void> {
+    if (!this.cachePath || !this.#cacheDirty) return;
+    this.#cacheDirty = false;
+    try {
+      await writeCacheFile(this.cachePath, serializeTable(this.forwarder.table));
+    } catch (e) {
+      log.warn("cannot write the cache file", { path: this.cachePath, error: e });
+    }
+  }
+
+  async #loadCache(): Promise<void> {
+    if (!this.cachePath || this.opts.skipLoadCache) return;
+    try {
+      const data = await readCacheFile(this.cachePath);
+      if (data === null) return;
+      const { loaded, skipped } = loadRecords(this.forwarder.table, data, this.#clock.now());
+      for (const s of skipped) log.warn("cache record skipped", { path: this.cachePath, record: s });
+      log.info("forwarding table loaded from cache", { path: this.cachePath, entries: loaded });
+    } catch (e) {
+      log.warn("cache file unreadable or corrupt; starting with an empty table", {
+        path: this.cachePath,
+        error: e,
+      });
+    }
+  }
+
+  /** Writes the cache now (if anything changed). */
+  async flushCache(): Promise<void> {
+    if (this.#cacheTimer !== undefined) {
+      clearTimeout(this.#cacheTimer);
+      this.#cacheTimer = undefined;
+    }
+    await this.#cacheWriting;
+    await this.#writeCache();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.flushCache();
+    this.#closed = true;
+    for (const t of this.#timers) clearTimeout(t);
+    for (const u of this.#unregister) u();
+    for (const c of [this.#listener, this.#upstream4, this.#upstream6]) {
+      try {
+        c?.close();
+      } catch { /* already closed */ }
+    }
+  }
+
+  // ---- admin
+
+  status(): Record<string, unknown> {
+    const f = this.forwarder;
+    const now = this.#clock.now();
+    return {
+      mode: this.config.mode,
+      listen: this.listenAddr,
+      obfs: Boolean(this.config.obfs),
+      cacheFile: this.cachePath,
+      server: this.config.mode === "client" ? formatHostPort(this.config.server) : undefined,
+      serverAddress: this.#serverAddr ? addrKey(this.#serverAddr) : undefined,
+      entries: f.table.size,
+      completed: f.table.completedCount,
+      stats: { ...f.stats, drops: { ...f.stats.drops }, sendErrors: this.sendErrors },
+      table: [...f.table.entries()].slice(0, 1000).map((e) => ({
+        client: addrKey(e.client),
+        server: addrKey(e.server),
+        serverLabel: e.serverLabel || undefined,
+        clientPublicKey: e.clientPublicKey ? toBase64(e.clientPublicKey) : null,
+        clientIndex: e.clientOrigin,
+        clientProxyIndex: e.clientProxy,
+        serverIndex: e.serverOrigin,
+        serverProxyIndex: e.serverProxy,
+        completed: e.completed,
+        obfuscated: e.obfuscated,
+        idleSec: Math.round((now - e.lastActive) / 1000),
+      })),
+    };
+  }
+
+  #register(registry: ServiceRegistry): void {
+    const name = this.opts.name ?? `mwgp_${this.config.mode}`;
+    this.#unregister.push(registry.registerStatus(name, () => this.status()));
+    const m = registry.metrics;
+    const L = ["instance"];
+    const lbl = { instance: name };
+    const entries = m.gauge(
+      "wgedge_mwgp_table_entries",
+      "Forwarding entries (pending and completed handshakes).",
+      L,
+    );
+    const completed = m.gauge(
+      "wgedge_mwgp_table_completed",
+      "Forwarding entries with a completed handshake.",
+      L,
+    );
+    const packets = m.counter("wgedge_mwgp_forwarded_packets_total", "Datagrams forwarded, by direction.", [
+      ...L,
+      "direction",
+    ]);
+    const bytes = m.counter("wgedge_mwgp_forwarded_bytes_total", "Bytes forwarded (as sent), by direction.", [
+      ...L,
+      "direction",
+    ]);
+    const drops = m.counter("wgedge_mwgp_drops_total", "Datagrams dropped, by reason.", [...L, "reason"]);
+    const dh = m.counter(
+      "wgedge_mwgp_dh_operations_total",
+      "X25519 operations spent identifying initiations.",
+      L,
+    );
+    const handshakes = m.counter("wgedge_mwgp_handshakes_total", "Initiations forwarded to a server.", L);
+    this.#unregister.push(m.addCollector(() => {
+      const s = this.forwarder.stats;
+      entries.set(lbl, this.forwarder.table.size);
+      completed.set(lbl, this.forwarder.table.completedCount);
+      packets.set({ ...lbl, direction: "to_server" }, s.packetsToServer);
+      packets.set({ ...lbl, direction: "to_client" }, s.packetsToClient);
+      bytes.set({ ...lbl, direction: "to_server" }, s.bytesToServer);
+      bytes.set({ ...lbl, direction: "to_client" }, s.bytesToClient);
+      for (const [reason, n] of Object.entries(s.drops)) drops.set({ ...lbl, reason }, n);
+      dh.set(lbl, s.dhOperations);
+      handshakes.set(lbl, s.handshakesForwarded);
+    }));
+  }
+}
