@@ -1,0 +1,170 @@
+/** UDP relay against real loopback sockets: per-client flows, idle expiry on an injected clock, table bound. */
+import { RelayService } from "../src/services/relay/service.ts";
+import type { UdpRelay } from "../src/services/relay/udp.ts";
+import { parseRelayConfig } from "../src/config/relay.ts";
+import { ManualClock } from "../src/util/clock.ts";
+import { configureLogging } from "../src/util/log.ts";
+import { assert, assertEquals } from "./helpers/assert.ts";
+
+configureLogging({ level: "error" });
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function freeUdpPort(): number {
+  const s = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  const p = (s.addr as Deno.NetAddr).port;
+  s.close();
+  return p;
+}
+
+/** A UDP echo target: answers "echo <payload>" to whoever sent it; records the source ports it saw. */
+function echoTarget() {
+  const sock = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  const sources = new Set<number>();
+  const done = (async () => {
+    for (;;) {
+      let msg: [Uint8Array, Deno.Addr];
+      try {
+        msg = await sock.receive();
+      } catch {
+        return;
+      }
+      const from = msg[1] as Deno.NetAddr;
+      sources.add(from.port);
+      await sock.send(enc.encode(`echo ${dec.decode(msg[0])}`), from).catch(() => {});
+    }
+  })();
+  return {
+    port: (sock.addr as Deno.NetAddr).port,
+    sources,
+    async close() {
+      sock.close();
+      await done;
+    },
+  };
+}
+
+async function startUdpRelay(line: string, clock?: ManualClock) {
+  const svc = new RelayService({ clock });
+  await svc.apply(parseRelayConfig({ RELAY_1: line, ENABLE_LOGGING: "n" }), true);
+  return { svc, relay: svc.get("RELAY_1") as UdpRelay };
+}
+
+/** Sends from a fresh client socket and waits for one reply (bounded by a timer). */
+async function roundTrip(client: Deno.DatagramConn, port: number, payload: string): Promise<string> {
+  await client.send(enc.encode(payload), { transport: "udp", hostname: "127.0.0.1", port });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, rej) => {
+    timer = setTimeout(() => rej(new Error(`no reply to ${payload}`)), 5000);
+  });
+  try {
+    const [data] = await Promise.race([client.receive(), timeout]);
+    return dec.decode(data);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("relay udp: 50 clients each get their own replies through per-client flows", async () => {
+  const target = echoTarget();
+  const inPort = freeUdpPort();
+  const { svc, relay } = await startUdpRelay(`${inPort};${target.port};127.0.0.1;UDP`);
+  const clients = Array.from(
+    { length: 50 },
+    () => Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" }),
+  );
+  try {
+    // Two rounds: the second reuses each client's flow.
+    for (let round = 0; round < 2; round++) {
+      const replies = await Promise.all(clients.map((c, i) => roundTrip(c, inPort, `c${i} r${round}`)));
+      replies.forEach((r, i) => assertEquals(r, `echo c${i} r${round}`));
+    }
+    assertEquals(relay.flowCount, 50);
+    assertEquals(target.sources.size, 50, "one upstream source port per client");
+    const st = svc.status()[0];
+    assertEquals(st.total, 50);
+    assertEquals(st.packetsToTarget, 100);
+    assertEquals(st.packetsToClient, 100);
+  } finally {
+    for (const c of clients) c.close();
+    await svc.stop();
+    await target.close();
+  }
+});
+
+Deno.test("relay udp: idle flows expire after udp_timeout (injected clock)", async () => {
+  const clock = new ManualClock();
+  const target = echoTarget();
+  const inPort = freeUdpPort();
+  const { svc, relay } = await startUdpRelay(`${inPort};${target.port};127.0.0.1;UDP;udp_timeout=30`, clock);
+  const a = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  const b = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  try {
+    assertEquals(await roundTrip(a, inPort, "a1"), "echo a1");
+    assertEquals(await roundTrip(b, inPort, "b1"), "echo b1");
+    assertEquals(relay.flowCount, 2);
+    clock.advance(20_000);
+    assertEquals(await roundTrip(a, inPort, "a2"), "echo a2"); // a is active again; b idles on
+    clock.advance(15_000); // b idle 35 s > 30 s, a idle 15 s
+    assertEquals(relay.flowCount, 1);
+    assertEquals(relay.stats.flowsExpired, 1);
+    clock.advance(30_000);
+    assertEquals(relay.flowCount, 0);
+    assertEquals(relay.stats.flowsExpired, 2);
+    // A client whose flow expired simply gets a new one.
+    assertEquals(await roundTrip(b, inPort, "b2"), "echo b2");
+    assertEquals(relay.flowCount, 1);
+    assertEquals(relay.stats.total, 3);
+  } finally {
+    a.close();
+    b.close();
+    await svc.stop();
+    await target.close();
+  }
+  assertEquals(clock.pendingTimers, 0, "no timer left armed after stop");
+});
+
+Deno.test("relay udp: the flow table bound holds under a flood of new source ports", async () => {
+  const target = echoTarget();
+  const inPort = freeUdpPort();
+  const MAX = 16;
+  const { svc, relay } = await startUdpRelay(`${inPort};${target.port};127.0.0.1;UDP;max_flows=${MAX}`);
+  const N = 300;
+  const clients = Array.from(
+    { length: N },
+    () => Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" }),
+  );
+  try {
+    let maxSeen = 0;
+    // Batches of 25 so the kernel's receive buffer never overflows (that would be a loss before the relay,
+    // not a property of the relay); after each batch wait, bounded, until the relay has seen it.
+    for (let i = 0; i < N; i += 25) {
+      for (let j = i; j < Math.min(N, i + 25); j++) {
+        await clients[j].send(enc.encode(`flood ${j}`), {
+          transport: "udp",
+          hostname: "127.0.0.1",
+          port: inPort,
+        });
+      }
+      for (let k = 0; k < 200 && relay.stats.total < Math.min(N, i + 25); k++) {
+        maxSeen = Math.max(maxSeen, relay.flowCount);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      maxSeen = Math.max(maxSeen, relay.flowCount);
+    }
+    assertEquals(relay.stats.total, N);
+    assert(maxSeen <= MAX, `flow table grew to ${maxSeen}`);
+    assertEquals(relay.flowCount, MAX);
+    assertEquals(relay.stats.flowsEvicted, N - MAX);
+    // The newest client still has a working flow.
+    const last = clients[N - 1];
+    assertEquals(await roundTrip(last, inPort, "still here"), `echo flood ${N - 1}`); // the queued echo first
+    const [again] = await last.receive();
+    assertEquals(dec.decode(again), "echo still here");
+  } finally {
+    for (const c of clients) c.close();
+    await svc.stop();
+    await target.close();
+  }
+});
