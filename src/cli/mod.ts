@@ -5,6 +5,9 @@ import { genkeyCommand, genpskCommand, pubkeyCommand } from "./keys.ts";
 import { checkConfigCommand } from "./check_config.ts";
 import { relayCommand } from "./relay.ts";
 import { serveCommand } from "./serve.ts";
+import { upCommand } from "./up.ts";
+import { pingCommand } from "./ping.ts";
+import { mwgpCommand } from "./mwgp.ts";
 
 export const commands: Command[] = [
   versionCommand,
@@ -14,4 +17,7 @@ export const commands: Command[] = [
   checkConfigCommand,
   serveCommand,
   relayCommand,
+  upCommand,
+  pingCommand,
+  mwgpCommand,
 ];

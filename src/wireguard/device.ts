@@ -46,12 +46,9 @@ import {
   staticIdentity,
 } from "./noise.ts";
 import { Peer, type PeerHost } from "./peer.ts";
+import type { PacketTransform } from "./obfs.ts";
 
-/** Transforms every datagram on the wire (obfuscation). decode returns null to drop. */
-export interface PacketTransform {
-  encode(message: Uint8Array): Uint8Array;
-  decode(datagram: Uint8Array): Uint8Array | null;
-}
+export type { PacketTransform };
 
 export type Resolver = (host: string) => Promise<string[]>;
 
