@@ -31,14 +31,19 @@ export class LoopbackTunnel {
         const c = await host.dialTcp(hostname, port, opts);
         identities.set(c.localAddr.port, ip);
         const localAddr: NetAddr = { ...c.localAddr, hostname: ip };
-        return wrapConn(c, localAddr, c.remoteAddr, () => identities.delete(c.localAddr.port));
+        return wrapConn(c, localAddr, () => c.remoteAddr, () => identities.delete(c.localAddr.port));
       },
       listenTcp(opts: ListenOptions): Listener {
         const inner = host.listenTcp({ hostname: opts.hostname ?? ip, port: opts.port });
         const accept = async (): Promise<Conn> => {
           const c = await inner.accept();
-          const who = identities.get(c.remoteAddr.port) ?? c.remoteAddr.hostname;
-          return wrapConn(c, c.localAddr, { ...c.remoteAddr, hostname: who });
+          // Looked up when read: the dialler records its identity right after its connect resolves, which
+          // may be after this accept.
+          const remote = () => ({
+            ...c.remoteAddr,
+            hostname: identities.get(c.remoteAddr.port) ?? c.remoteAddr.hostname,
+          });
+          return wrapConn(c, c.localAddr, remote);
         };
         return {
           addr: inner.addr,
@@ -56,10 +61,12 @@ export class LoopbackTunnel {
   }
 }
 
-function wrapConn(c: Conn, localAddr: NetAddr, remoteAddr: NetAddr, onClose?: () => void): Conn {
+function wrapConn(c: Conn, localAddr: NetAddr, remoteAddr: () => NetAddr, onClose?: () => void): Conn {
   return {
     localAddr,
-    remoteAddr,
+    get remoteAddr() {
+      return remoteAddr();
+    },
     read: (p) => c.read(p),
     write: (p) => c.write(p),
     closeWrite: () => c.closeWrite(),

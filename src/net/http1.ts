@@ -353,7 +353,6 @@ export async function serveConn(
   const limits = { ...DEFAULT_HTTP1_LIMITS, ...opts.limits };
   const clock = opts.clock ?? systemClock;
   const reader = new ConnReader(conn);
-  const info: ConnInfo = { remoteAddr: conn.remoteAddr, localAddr: conn.localAddr };
   let timer: TimerHandle | undefined;
   const arm = (ms: number) => {
     clock.clearTimer(timer);
@@ -391,6 +390,7 @@ export async function serveConn(
         clock.clearTimer(timer);
         timer = undefined;
         const body = await readBody(reader, framing, limits);
+        const info: ConnInfo = { remoteAddr: conn.remoteAddr, localAddr: conn.localAddr };
         const url = requestUrl(target, hosts[0], info.localAddr);
         const reqHeaders = new Headers();
         for (const [k, v] of headers) reqHeaders.append(k, v);

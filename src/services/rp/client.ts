@@ -111,6 +111,7 @@ export class RpClient {
   #failures = 0;
   #timer: TimerHandle | undefined;
   #stopped = false;
+  #nextDelay = 0;
   #tick: Promise<void> = Promise.resolve();
   /** Times every route was (re-)registered after the first time; tests and status read it. */
   reregistrations = 0;
@@ -153,6 +154,8 @@ export class RpClient {
   }
 
   #sleep(ms: number): Promise<void> {
+    // systemClock timers are unref'd; while start() waits for the server nothing else may hold the process.
+    if (this.#clock === systemClock) return new Promise((resolve) => setTimeout(resolve, ms));
     return new Promise((resolve) => this.#clock.setTimer(resolve, ms));
   }
 
@@ -268,8 +271,19 @@ export class RpClient {
     log.warn("mapping not registered", { route: route.spec, error: rt.lastError });
   }
 
+  /** Delay of the next heartbeat or retry, ms (status; tests watch the backoff grow). */
+  get nextAttemptInMs(): number {
+    return this.#nextDelay;
+  }
+
+  /** Consecutive failed heartbeats. */
+  get failures(): number {
+    return this.#failures;
+  }
+
   #schedule(ms: number): void {
     if (this.#stopped) return;
+    this.#nextDelay = ms;
     this.#clock.clearTimer(this.#timer);
     this.#timer = this.#clock.setTimer(() => {
       this.#tick = this.#heartbeatTick();
@@ -323,6 +337,8 @@ export class RpClient {
       server_api: this.#apiText(),
       server_reachable: this.#reachable,
       server_startup_time: this.#serverStartup,
+      consecutive_failures: this.#failures,
+      next_attempt_in_ms: this.#nextDelay,
       routes: this.#routes.map((rt) => ({
         route: rt.route.spec,
         protocol: rt.route.protocol,

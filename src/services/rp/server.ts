@@ -8,7 +8,8 @@
  * the admin API use listAll/unregister with no caller.
  */
 import type { Listener, Net } from "../../net/types.ts";
-import { type Http1Server, serveHttp1 } from "../../net/http1.ts";
+import { honoHandler, type Http1Handler, type Http1Server, serveHttp1 } from "../../net/http1.ts";
+import { createRpApi } from "./api.ts";
 import { type Clock, systemClock, type TimerHandle } from "../../util/clock.ts";
 import { logger } from "../../util/log.ts";
 import { type ForwardStats, newForwardStats, TcpForwarder, UdpForwarder } from "./forward.ts";
@@ -383,16 +384,13 @@ export class RpServer {
   }
 
   /**
-   * Serves the API (a fetch-style handler, normally createRpApi) on TCP port 80 of each given tunnel address.
+   * Serves the API (createRpApi unless another handler is given) on TCP port 80 of each tunnel address.
    * Addresses that cannot be bound are reported; at least one must succeed.
    */
   serveApi(
-    handler: (
-      req: Request,
-      info: { remoteAddr: { hostname: string; port: number } },
-    ) => Response | Promise<Response>,
     addresses: string[],
     port = RP_API_PORT,
+    handler: Http1Handler = honoHandler(createRpApi({ server: this })),
   ): void {
     const errors: string[] = [];
     for (const hostname of addresses) {
