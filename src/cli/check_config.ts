@@ -5,6 +5,8 @@
 import { type Command, parseFlags } from "./command.ts";
 import { ConfigErrors, loadConfig } from "../config/mod.ts";
 import { redactConfig } from "../config/redact.ts";
+import type { WgConfig } from "../wireguard/config.ts";
+import { encodeKey, publicKey } from "../crypto/x25519.ts";
 
 function isPrefixShape(v: Record<string, unknown>): boolean {
   const keys = Object.keys(v);
@@ -59,6 +61,30 @@ export function renderText(value: unknown, indent = ""): string[] {
   return out;
 }
 
+function isWgConfig(v: unknown): v is WgConfig {
+  const iface = (v as WgConfig | undefined)?.iface;
+  return typeof v === "object" && v !== null && iface?.privateKey instanceof Uint8Array && Array.isArray(
+    (v as WgConfig).peers,
+  );
+}
+
+/**
+ * Adds each tunnel's public key (derived from its private key) next to the redacted private key: it is what
+ * an operator pastes into the other side's [Peer], and it is not a secret.
+ */
+function withPublicKeys(value: unknown): unknown {
+  if (isWgConfig(value)) {
+    return { ...value, iface: { publicKey: encodeKey(publicKey(value.iface.privateKey)), ...value.iface } };
+  }
+  if (value instanceof Map) return new Map([...value].map(([k, v]) => [k, withPublicKeys(v)]));
+  if (
+    typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)
+  ) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withPublicKeys(v)]));
+  }
+  return value;
+}
+
 export const checkConfigCommand: Command = {
   name: "check-config",
   summary:
@@ -86,7 +112,7 @@ export const checkConfigCommand: Command = {
       return 1;
     }
     for (const w of loaded.warnings) console.error(`warning: ${w}`);
-    const redacted = redactConfig(loaded.config);
+    const redacted = redactConfig(withPublicKeys(loaded.config));
     if (flags.json) console.log(JSON.stringify(redacted, null, 2));
     else console.log(renderText(redacted).join("\n"));
     return 0;

@@ -24,8 +24,17 @@ export interface ConfigErrorInit {
 /** Longest `got` shown verbatim; longer values are cut with an ellipsis. */
 const MAX_SHOWN_VALUE = 80;
 
-function quote(value: string): string {
-  const shown = value.length > MAX_SHOWN_VALUE ? value.slice(0, MAX_SHOWN_VALUE) + "…" : value;
+/**
+ * Last line of defence for values given to the wrong setting (a whole wg-quick file pasted into WG_MTU):
+ * anything key-shaped (a WireGuard key, or a 40+ character base64/hex run like a token) is hidden, and multi-line values are not shown at all.
+ */
+const KEY_SHAPED = /[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=|[A-Za-z0-9+_-]{40,}={0,2}/g;
+
+/** The `got` text safe to print: quoted, secrets-shaped runs hidden, truncated. */
+export function safeShownValue(value: string): string {
+  if (/[\r\n]/.test(value)) return "a multi-line value (not shown)";
+  const hidden = value.replace(KEY_SHAPED, "[key-like text hidden]");
+  const shown = hidden.length > MAX_SHOWN_VALUE ? hidden.slice(0, MAX_SHOWN_VALUE) + "…" : hidden;
   return JSON.stringify(shown);
 }
 
@@ -34,7 +43,7 @@ export function formatConfigProblem(p: ConfigErrorInit): string {
   let where = p.source;
   if (p.line !== undefined) where += `:${p.line}`;
   const key = p.key ? `${p.key}: ` : "";
-  const got = p.got !== undefined ? `, got ${quote(p.got)}` : "";
+  const got = p.got !== undefined ? `, got ${safeShownValue(p.got)}` : "";
   return `${where}: ${key}expected ${p.expected}${got}`;
 }
 
@@ -43,6 +52,7 @@ export class ConfigError extends Error {
   readonly line?: number;
   readonly key?: string;
   readonly expected: string;
+  /** The offending value as shown in the message (quoted, key-shaped text hidden), when one was given. */
   readonly got?: string;
 
   constructor(init: ConfigErrorInit) {
@@ -52,7 +62,7 @@ export class ConfigError extends Error {
     this.line = init.line;
     this.key = init.key;
     this.expected = init.expected;
-    this.got = init.got;
+    this.got = init.got !== undefined ? safeShownValue(init.got) : undefined;
   }
 }
 

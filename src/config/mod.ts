@@ -29,6 +29,8 @@ import { loadTunnelSection, loadTunnelsSection } from "./tunnel.ts";
 import { type AdminConfig, loadAdminSection } from "./admin.ts";
 import { loadLogSection, type LogConfig } from "./logging.ts";
 import { loadRelaySection, type RelayConfig } from "./relay.ts";
+import { loadRpSection, type RpcConfig, type RpsConfig } from "./rp.ts";
+import { loadMwgpConfigSection, type MwgpSection } from "./mwgp.ts";
 
 export { ConfigError, ConfigErrors } from "./errors.ts";
 export { type Flags, LoadContext, type Setting } from "./context.ts";
@@ -44,6 +46,12 @@ export interface Config {
   log: LogConfig;
   /** Port relays from RELAY_N / `-r` (absent when none is configured). */
   relay?: RelayConfig;
+  /** Reverse-proxy server from RPS_CONFIG (+ RPS_*), absent when not configured. */
+  rps?: RpsConfig;
+  /** Reverse-proxy client from RPC_CONFIG + RPC_ROUTES (+ RPC_*), absent when not configured. */
+  rpc?: RpcConfig;
+  /** mwgp server/client from MWGP_SERVER_CONFIG / MWGP_CLIENT_CONFIG (absent when neither is set). */
+  mwgp?: MwgpSection;
 }
 
 export interface Section {
@@ -59,6 +67,8 @@ export const SECTIONS: Section[] = [
   { name: "admin", load: loadAdminSection },
   { name: "log", load: loadLogSection },
   { name: "relay", load: loadRelaySection },
+  { name: "rp", load: loadRpSection },
+  { name: "mwgp", load: loadMwgpConfigSection },
 ];
 
 export interface LoadOptions {

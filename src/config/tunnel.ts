@@ -78,12 +78,13 @@ async function readOverrides(ctx: LoadContext): Promise<{ overrides: Overrides; 
   if (addr) {
     given.push(addr);
     const list: IpPrefix[] = [];
-    for (const item of addr.value.split(",").map((x) => x.trim()).filter((x) => x !== "")) {
+    const items = addr.value.split(",").map((x) => x.trim()).filter((x) => x !== "");
+    if (items.length === 0) ctx.error(addr, PREFIX_EXPECTED, addr.value);
+    for (const item of items) {
       const p = parsePrefix(item);
       if (p) list.push(p);
       else ctx.error(addr, PREFIX_EXPECTED, item);
     }
-    if (list.length === 0) ctx.error(addr, PREFIX_EXPECTED, addr.value);
     o.addresses = list;
   }
   const port = ctx.setting("WG_LISTEN_PORT", "listen-port");

@@ -46,6 +46,15 @@ const IGNORED_INTERFACE_KEYS: Record<string, string> = {
 
 /** A key name is word characters only; anything else is a malformed line, never echoed. */
 const KEY_SYNTAX = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
+/**
+ * Unknown key names are echoed in warnings only when they look like words: a fragment of a pasted key
+ * (`yAnz5TF+lX...`) must not reach a log.
+ */
+const SHOWABLE_KEY = /^[A-Za-z]{1,16}$/;
+
+function unknownKeyName(key: string): string {
+  return SHOWABLE_KEY.test(key) ? key : "(name not shown)";
+}
 
 interface Line {
   no: number;
@@ -150,7 +159,7 @@ export function parseWgQuick(text: string, source: string, warnings: string[] = 
       p.error({
         source,
         line: no,
-        key,
+        key: unknownKeyName(key),
         expected: "an [Interface] or [Peer] section header before the first key",
       });
     } else if (section === "interface") {
@@ -302,7 +311,7 @@ function interfaceKey(p: ProblemCollector, source: string, d: InterfaceDraft, li
       } else if (isPeerKey(line.lkey)) {
         p.error({ source, line: line.no, key: line.key, expected: `${line.key} inside a [Peer] section` });
       } else {
-        p.warn(source, line.no, `unknown key ${line.key} in [Interface] ignored`);
+        p.warn(source, line.no, `unknown key ${unknownKeyName(line.key)} in [Interface] ignored`);
       }
   }
 }
@@ -363,7 +372,7 @@ function peerKey(p: ProblemCollector, source: string, d: PeerDraft, line: Line):
           expected: `${line.key} inside the [Interface] section`,
         });
       } else {
-        p.warn(source, line.no, `unknown key ${line.key} in [Peer] ignored`);
+        p.warn(source, line.no, `unknown key ${unknownKeyName(line.key)} in [Peer] ignored`);
       }
   }
 }

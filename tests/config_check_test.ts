@@ -1,0 +1,172 @@
+/** `wgedge check-config` as a user runs it: a subprocess, its output and exit code. */
+import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { DENO_JSON, MAIN_TS } from "./helpers/interop.ts";
+import { encodeKey, generatePrivateKey, publicKey } from "../src/crypto/x25519.ts";
+
+const PRIV = encodeKey(generatePrivateKey());
+const PRIV_PUB = encodeKey(publicKey(new Uint8Array(atob(PRIV).split("").map((c) => c.charCodeAt(0)))));
+const PRIV2 = encodeKey(generatePrivateKey());
+const PEER = encodeKey(publicKey(generatePrivateKey()));
+const PSK = encodeKey(crypto.getRandomValues(new Uint8Array(32)));
+const OBFS = "obfs-password-Zq9";
+const TOKEN = "admin-token-4f1d2c3b5a697887";
+const SECRETS = [PRIV, PRIV2, PSK, OBFS, TOKEN, PRIV.slice(0, 24), PSK.slice(0, 24)];
+
+const INI = `[Interface]
+PrivateKey = ${PRIV}
+Address = 10.0.0.2/32, fd00::2/128
+Obfs = ${OBFS}
+Table = off
+
+[Peer]
+PublicKey = ${PEER}
+PresharedKey = ${PSK}
+AllowedIPs = 0.0.0.0/0, ::/0
+Endpoint = vpn.example.com:51820
+`;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs check-config with only the given wgedge variables (the caller's WG_ and WGEDGE_ ones are dropped). */
+async function checkConfig(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  const base: Record<string, string> = {};
+  for (const [k, v] of Object.entries(Deno.env.toObject())) {
+    if (!k.startsWith("WG_") && !k.startsWith("WGEDGE_")) base[k] = v;
+  }
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", DENO_JSON, MAIN_TS, "check-config", ...args],
+    env: { ...base, ...env, NO_COLOR: "1" },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+function assertNoSecrets(r: Result): void {
+  const all = r.stdout + r.stderr;
+  for (const s of SECRETS) assert(!all.includes(s), `secret ${s.slice(0, 6)}… leaked:\n${all}`);
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "wgedge-check-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("check-config: text output is the effective config, redacted; warnings on stderr", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/wg0.conf`, INI);
+    await Deno.writeTextFile(
+      `${dir}/wgedge.env`,
+      `WG_MTU=1380\nWGEDGE_ADMIN_LISTEN=0.0.0.0:8081\nWGEDGE_ADMIN_TOKEN=${TOKEN}\nWG_TUNNEL_NTRIP="${PRIV2}|${PEER}|[2001:db8::1]:51820|10.9.0.2"\n`,
+    );
+    const r = await checkConfig(["-c", `${dir}/wg0.conf`, "--env-file", `${dir}/wgedge.env`]);
+    assertEquals(r.code, 0, r.stderr);
+    assertStringIncludes(r.stdout, "privateKey: [redacted]");
+    assertStringIncludes(r.stdout, "obfs: [redacted]");
+    assertStringIncludes(r.stdout, "presharedKey: [redacted]");
+    assertStringIncludes(r.stdout, "token: [redacted]");
+    assertStringIncludes(r.stdout, `publicKey: ${PEER}`);
+    assertStringIncludes(r.stdout, "addresses: 10.0.0.2/32, fd00::2/128");
+    assertStringIncludes(r.stdout, "mtu: 1380");
+    assertStringIncludes(r.stdout, "endpoint: [2001:db8::1]:51820");
+    assertStringIncludes(r.stdout, "ntrip:");
+    assertStringIncludes(r.stderr, `warning: ${dir}/wg0.conf:5: Table is a wg-quick host setting`);
+    assertStringIncludes(r.stdout, `publicKey: ${PRIV_PUB}`, "the interface's own public key is shown");
+    assertNoSecrets(r);
+  });
+});
+
+Deno.test("check-config --json: parseable, redacted, flag beats env", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/a.conf`, INI);
+    await Deno.writeTextFile(
+      `${dir}/b.conf`,
+      INI.replace("Address = 10.0.0.2/32, fd00::2/128", "Address = 10.1.0.2/32"),
+    );
+    const r = await checkConfig(["--json", "--config", `${dir}/b.conf`], {
+      WG_CONFIG: `${dir}/a.conf`,
+      WG_ENDPOINT: "192.0.2.7:4500",
+      WGEDGE_LOG_FORMAT: "json",
+    });
+    assertEquals(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assertEquals(j.tunnel.source, `${dir}/b.conf`);
+    assertEquals(j.tunnel.iface.addresses, [{ address: "10.1.0.2", prefix: 32 }]);
+    assertEquals(j.tunnel.iface.privateKey, "[redacted]");
+    assertEquals(j.tunnel.iface.publicKey, PRIV_PUB);
+    assertEquals(j.tunnel.iface.obfs, "[redacted]");
+    assertEquals(j.tunnel.peers[0].presharedKey, "[redacted]");
+    assertEquals(j.tunnel.peers[0].publicKey, PEER);
+    assertEquals(j.tunnel.peers[0].endpoint, { host: "192.0.2.7", port: 4500 }, "env beats the file");
+    assertEquals(j.log, { level: "info", format: "json" });
+    assertEquals(j.admin.listen, "127.0.0.1:8081");
+    assertNoSecrets(r);
+  });
+});
+
+Deno.test("check-config: every error on its own line with source, line and expectation; exit 1", async () => {
+  await withDir(async (dir) => {
+    const bad = INI
+      .replace("Address = 10.0.0.2/32, fd00::2/128", "Address = 10.0.0.300/32")
+      .replace(`PresharedKey = ${PSK}`, `PresharedKey = ${PSK.slice(0, 30)}`)
+      .replace("Endpoint = vpn.example.com:51820", "Endpoint = vpn.example.com");
+    await Deno.writeTextFile(`${dir}/bad.conf`, bad);
+    await Deno.writeTextFile(`${dir}/bad.env`, `WG_MTU=12\nWGEDGE_ADMIN_TOKEN="${TOKEN}\n`);
+    const envErr = await checkConfig(["-c", `${dir}/bad.conf`, "--env-file", `${dir}/bad.env`]);
+    assertEquals(envErr.code, 1);
+    assertStringIncludes(envErr.stderr, `${dir}/bad.env:2: WGEDGE_ADMIN_TOKEN: expected a closing "`);
+    assertNoSecrets(envErr);
+
+    await Deno.writeTextFile(`${dir}/bad.env`, `WG_MTU=12\nWGEDGE_ADMIN_TOKEN=${TOKEN}\n`);
+    const r = await checkConfig(["-c", `${dir}/bad.conf`, "--env-file", `${dir}/bad.env`], {
+      WGEDGE_LOG_LEVEL: "chatty",
+    });
+    assertEquals(r.code, 1, r.stdout);
+    assertEquals(r.stdout, "");
+    const lines = r.stderr.trim().split("\n");
+    assertEquals(lines, [
+      `${dir}/bad.conf:3: Address: expected an IP prefix like 10.0.0.2/32 or fd00::2/128, got "10.0.0.300/32"`,
+      `${dir}/bad.conf:9: PresharedKey: expected 44 characters of base64 encoding 32 bytes (as printed by \`wg genkey\`)`,
+      `${dir}/bad.conf:11: Endpoint: expected host:port, IPv4:port or [IPv6]:port with a port 1..65535, got "vpn.example.com"`,
+      `${dir}/bad.env:1: WG_MTU: expected an MTU 576..65535, got "12"`,
+      `WGEDGE_LOG_LEVEL: expected one of debug, info, warn, error, got "chatty"`,
+      "check-config: 5 errors",
+    ]);
+    assertNoSecrets(r);
+
+    const json = await checkConfig(["--json", "-c", `${dir}/bad.conf`]);
+    assertEquals(json.code, 1);
+    assertEquals(json.stdout, "");
+    assertNoSecrets(json);
+  });
+});
+
+Deno.test("check-config: a missing file names the flag and path; bad flags are usage errors", async () => {
+  const r = await checkConfig(["-c", "/nonexistent/wg0.conf"]);
+  assertEquals(r.code, 1);
+  assertStringIncludes(
+    r.stderr,
+    '--config: expected inline config content or the path of a readable file (no such file), got "/nonexistent/wg0.conf"',
+  );
+  const usage = await checkConfig(["--bogus"]);
+  assertEquals(usage.code, 2);
+  assertStringIncludes(usage.stderr, "Usage: wgedge check-config");
+  const inline = await checkConfig([], { WG_CONFIG: INI });
+  assertEquals(inline.code, 0, inline.stderr);
+  assertStringIncludes(inline.stdout, "source: WG_CONFIG");
+  assertNoSecrets(inline);
+});
