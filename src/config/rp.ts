@@ -1,0 +1,243 @@
+/**
+ * The rp section: the reverse-proxy server (RPS_*) and client (RPC_*). Every `wgedge rps` / `wgedge rpc` flag
+ * has its variable, so `wgedge serve` starts either side from the environment alone.
+ *
+ *   RPS_CONFIG          wg-quick config of the server tunnel (path or inline)        rps -c
+ *   RPS_ALLOW_PORTS     public ports clients may map: "10000-20000,8080" (default all) --allow-ports
+ *   RPS_MAX_MAPPINGS    mappings per client (default 64)                              --max-mappings
+ *   RPS_BIND            address public listeners bind (default 0.0.0.0)              --bind
+ *   RPS_BUFFER_KB       copy buffer per direction, KiB (default 32)                   -b
+ *   RPS_API_PORT        API port on the tunnel addresses (default 80)                 --api-port
+ *   RPS_CLIENT_EXPIRY   seconds without heartbeat before a client is expired (60)    --client-expiry
+ *   RPS_SWEEP_INTERVAL  seconds between expiry sweeps (30)                            --sweep-interval
+ *   RPS_UDP_TIMEOUT     UDP flow idle timeout, seconds (60)                           --udp-timeout
+ *
+ *   RPC_CONFIG          wg-quick config of the client tunnel                          rpc -c
+ *   RPC_ROUTES          routes "HOST:PORT-REMOTE[/udp]", comma or space separated     -r (repeatable)
+ *   RPC_SERVER_API      the server's API inside the tunnel, ADDR or ADDR:PORT         --server-api
+ *   RPC_BUFFER_KB       copy buffer per direction, KiB (default 32)                   -b
+ *   RPC_HEARTBEAT       heartbeat interval, seconds (default 20)                      --heartbeat
+ *   RPC_START_TIMEOUT   seconds to wait for the server at start before failing (30)  --start-timeout
+ *   RPC_UDP_TIMEOUT     UDP flow idle timeout, seconds (60)                           --udp-timeout
+ */
+import type { LoadContext, Setting } from "./context.ts";
+import type { WgConfig } from "../wireguard/config.ts";
+import { formatIp, parseIp, parseIpv4, parseIpv6 } from "./ip.ts";
+import { parseRoute, type RpRoute } from "../services/rp/client.ts";
+import type { PortRange } from "../services/rp/server.ts";
+
+export interface RpsConfig {
+  tunnel: WgConfig;
+  allowPorts: PortRange[];
+  maxMappingsPerClient: number;
+  publicBind: string;
+  bufferKb: number;
+  apiPort: number;
+  clientExpirySec: number;
+  sweepIntervalSec: number;
+  udpTimeoutSec: number;
+}
+
+export interface RpcConfig {
+  tunnel: WgConfig;
+  routes: RpRoute[];
+  serverApi: { host: string; port: number };
+  bufferKb: number;
+  heartbeatSec: number;
+  startTimeoutSec: number;
+  udpTimeoutSec: number;
+  /** The client's tunnel address of the API's family, sent as client_ip and bound by internal listeners. */
+  clientIp?: string;
+}
+
+export interface RpSection {
+  rps?: RpsConfig;
+  rpc?: RpcConfig;
+}
+
+/** Parses "10000-20000,8080" into ranges, or returns the expectation text. */
+export function parsePortRanges(text: string): PortRange[] | string {
+  const expected = `port ranges like "10000-20000,8080" (ports 1..65535, low-high)`;
+  const out: PortRange[] = [];
+  for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part);
+    if (!m) return expected;
+    const from = Number(m[1]), to = Number(m[2] ?? m[1]);
+    if (from < 1 || to > 65535 || from > to) return expected;
+    out.push({ from, to });
+  }
+  return out.length > 0 ? out : expected;
+}
+
+/**
+ * The default API address for a client tunnel (wg-rp's rule): the first IPv4 tunnel address with its last
+ * octet set to 1 (same /24), else the first IPv6 address with the host part set to ::1.
+ */
+export function defaultServerApi(tunnel: WgConfig): string | undefined {
+  const v4 = tunnel.iface.addresses.find((a) => !a.address.includes(":"));
+  if (v4) {
+    const b = parseIpv4(v4.address)!;
+    return `${b[0]}.${b[1]}.${b[2]}.1`;
+  }
+  const v6 = tunnel.iface.addresses.find((a) => a.address.includes(":"));
+  if (v6) {
+    const b = parseIpv6(v6.address)!;
+    b.fill(0, 8);
+    b[15] = 1;
+    return formatIp(b);
+  }
+  return undefined;
+}
+
+function parseApiAddress(ctx: LoadContext, s: Setting): { host: string; port: number } | undefined {
+  const text = s.value.trim();
+  const bare = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
+  const ip = parseIp(bare);
+  if (ip) return { host: formatIp(ip), port: 80 };
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:]+):(\d{1,5})$/.exec(text);
+  const hostBytes = m ? parseIp(m[1]) : undefined;
+  const port = m ? Number(m[2]) : 0;
+  if (!hostBytes || port < 1 || port > 65535) {
+    ctx.error(
+      s,
+      "the server's tunnel IP address, optionally with :PORT (e.g. 10.0.0.1 or [fd00::1]:80)",
+      s.value,
+    );
+    return undefined;
+  }
+  return { host: formatIp(hostBytes), port };
+}
+
+function intSetting(
+  ctx: LoadContext,
+  name: string,
+  flag: string,
+  dflt: number,
+  min: number,
+  max: number,
+): number {
+  const s = ctx.setting(name, flag);
+  if (!s) return dflt;
+  return ctx.int(s, min, max) ?? dflt;
+}
+
+async function loadRps(ctx: LoadContext): Promise<RpsConfig | undefined> {
+  const cfgSetting = ctx.setting("RPS_CONFIG", "rps-config");
+  const names = ["RPS_ALLOW_PORTS", "RPS_MAX_MAPPINGS", "RPS_BIND", "RPS_BUFFER_KB", "RPS_API_PORT"];
+  if (!cfgSetting) {
+    for (const n of names) {
+      const s = ctx.envSetting(n);
+      if (s) ctx.warn(s, `${n} is set but RPS_CONFIG is not; the rp server is not started`);
+    }
+    return undefined;
+  }
+  const tunnel = await ctx.wgConfig(cfgSetting);
+  let allowPorts: PortRange[] = [];
+  const ap = ctx.setting("RPS_ALLOW_PORTS", "allow-ports");
+  if (ap) {
+    const r = parsePortRanges(ap.value);
+    if (typeof r === "string") ctx.error(ap, r, ap.value);
+    else allowPorts = r;
+  }
+  const bindSetting = ctx.setting("RPS_BIND", "bind");
+  let publicBind = "0.0.0.0";
+  if (bindSetting) {
+    const ip = parseIp(bindSetting.value.trim().replace(/^\[|\]$/g, ""));
+    if (!ip) {
+      ctx.error(
+        bindSetting,
+        "an IP address to bind public listeners on (0.0.0.0, ::, 192.0.2.1)",
+        bindSetting.value,
+      );
+    } else publicBind = formatIp(ip);
+  }
+  const cfg: Omit<RpsConfig, "tunnel"> = {
+    allowPorts,
+    maxMappingsPerClient: intSetting(ctx, "RPS_MAX_MAPPINGS", "max-mappings", 64, 1, 65535),
+    publicBind,
+    bufferKb: intSetting(ctx, "RPS_BUFFER_KB", "rps-buffer", 32, 1, 16384),
+    apiPort: intSetting(ctx, "RPS_API_PORT", "api-port", 80, 1, 65535),
+    clientExpirySec: intSetting(ctx, "RPS_CLIENT_EXPIRY", "client-expiry", 60, 1, 86400),
+    sweepIntervalSec: intSetting(ctx, "RPS_SWEEP_INTERVAL", "sweep-interval", 30, 1, 86400),
+    udpTimeoutSec: intSetting(ctx, "RPS_UDP_TIMEOUT", "rps-udp-timeout", 60, 1, 86400),
+  };
+  return tunnel ? { tunnel, ...cfg } : undefined;
+}
+
+async function loadRpc(ctx: LoadContext): Promise<RpcConfig | undefined> {
+  const cfgSetting = ctx.setting("RPC_CONFIG", "rpc-config");
+  const flagRoutes = ctx.flagValues("route");
+  const envRoutes = ctx.envSetting("RPC_ROUTES");
+  if (!cfgSetting) {
+    if (envRoutes) {
+      ctx.warn(envRoutes, "RPC_ROUTES is set but RPC_CONFIG is not; the rp client is not started");
+    }
+    return undefined;
+  }
+  const tunnel = await ctx.wgConfig(cfgSetting);
+  const routes: RpRoute[] = [];
+  const routeTexts: [string, Setting | undefined][] = flagRoutes.length > 0
+    ? flagRoutes.map((r) => [r, undefined])
+    : (envRoutes?.value.split(/[\s,]+/).filter(Boolean) ?? []).map((r) => [r, envRoutes]);
+  for (const [text, setting] of routeTexts) {
+    try {
+      routes.push(parseRoute(text));
+    } catch (e) {
+      const where = setting ??
+        { name: "RPC_ROUTES", value: text, from: "flag", source: "-r/--route" } as Setting;
+      ctx.error(where, (e as Error).message.replace(/^route "[^"]*": /, ""), text);
+    }
+  }
+  if (routeTexts.length === 0) {
+    ctx.errorAt({
+      source: cfgSetting.source,
+      line: cfgSetting.line,
+      expected: "at least one route (-r HOST:PORT-REMOTE or RPC_ROUTES) for the rp client",
+    });
+  }
+  const seen = new Set<string>();
+  for (const r of routes) {
+    const key = `${r.protocol}/${r.remotePort}`;
+    if (seen.has(key)) {
+      ctx.errorAt({
+        source: "RPC_ROUTES/-r",
+        expected: `each remote port once per protocol (${key} repeats)`,
+      });
+    }
+    seen.add(key);
+  }
+  const apiSetting = ctx.setting("RPC_SERVER_API", "server-api");
+  let serverApi: { host: string; port: number } | undefined;
+  if (apiSetting) serverApi = parseApiAddress(ctx, apiSetting);
+  else if (tunnel) {
+    const host = defaultServerApi(tunnel);
+    if (host) serverApi = { host, port: 80 };
+    else {
+      ctx.errorAt({
+        source: tunnel.source,
+        expected: "an Address in [Interface] (or --server-api / RPC_SERVER_API) to find the server's API",
+      });
+    }
+  }
+  const cfg = {
+    bufferKb: intSetting(ctx, "RPC_BUFFER_KB", "rpc-buffer", 32, 1, 16384),
+    heartbeatSec: intSetting(ctx, "RPC_HEARTBEAT", "heartbeat", 20, 1, 3600),
+    startTimeoutSec: intSetting(ctx, "RPC_START_TIMEOUT", "start-timeout", 30, 1, 86400),
+    udpTimeoutSec: intSetting(ctx, "RPC_UDP_TIMEOUT", "rpc-udp-timeout", 60, 1, 86400),
+  };
+  if (!tunnel || !serverApi) return undefined;
+  // The server identifies us by the source address of the API connection: our address of the API's family.
+  const v6 = serverApi.host.includes(":");
+  const clientIp = tunnel.iface.addresses.find((a) => a.address.includes(":") === v6)?.address;
+  return { tunnel, routes, serverApi, clientIp, ...cfg };
+}
+
+/** The config-loader section (src/config/mod.ts). */
+export async function loadRpSection(ctx: LoadContext): Promise<RpSection> {
+  const out: RpSection = {};
+  const rps = await loadRps(ctx);
+  if (rps) out.rps = rps;
+  const rpc = await loadRpc(ctx);
+  if (rpc) out.rpc = rpc;
+  return out;
+}
