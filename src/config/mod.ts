@@ -30,7 +30,6 @@ import { type AdminConfig, loadAdminSection } from "./admin.ts";
 import { loadLogSection, type LogConfig } from "./logging.ts";
 import { loadRelaySection, type RelayConfig } from "./relay.ts";
 import { loadRpSection, type RpcConfig, type RpsConfig } from "./rp.ts";
-import { loadRpSection, type RpcConfig, type RpsConfig } from "./rp.ts";
 import { loadMwgpConfigSection, type MwgpSection } from "./mwgp.ts";
 
 export { ConfigError, ConfigErrors } from "./errors.ts";
@@ -47,10 +46,6 @@ export interface Config {
   log: LogConfig;
   /** Port relays from RELAY_N / `-r` (absent when none is configured). */
   relay?: RelayConfig;
-  /** Reverse-proxy server from RPS_CONFIG (+ RPS_*), absent when not configured. */
-  rps?: RpsConfig;
-  /** Reverse-proxy client from RPC_CONFIG + RPC_ROUTES (+ RPC_*), absent when not configured. */
-  rpc?: RpcConfig;
   /** Reverse-proxy server from RPS_CONFIG (+ RPS_*), absent when not configured. */
   rps?: RpsConfig;
   /** Reverse-proxy client from RPC_CONFIG + RPC_ROUTES (+ RPC_*), absent when not configured. */
@@ -72,7 +67,6 @@ export const SECTIONS: Section[] = [
   { name: "admin", load: loadAdminSection },
   { name: "log", load: loadLogSection },
   { name: "relay", load: loadRelaySection },
-  { name: "rp", load: loadRpSection },
   { name: "rp", load: loadRpSection },
   { name: "mwgp", load: loadMwgpConfigSection },
 ];
