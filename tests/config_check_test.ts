@@ -32,7 +32,7 @@ interface Result {
 }
 
 /** Runs check-config with only the given wgedge variables (the caller's WG_ and WGEDGE_ ones are dropped). */
-async function checkConfig(args: string[], env: Record<string, string> = {}): Promise<Result> {
+async function checkConfig(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<Result> {
   const base: Record<string, string> = {};
   for (const [k, v] of Object.entries(Deno.env.toObject())) {
     if (!k.startsWith("WG_") && !k.startsWith("WGEDGE_")) base[k] = v;
@@ -41,6 +41,7 @@ async function checkConfig(args: string[], env: Record<string, string> = {}): Pr
     args: ["run", "-A", "--config", DENO_JSON, MAIN_TS, "check-config", ...args],
     env: { ...base, ...env, NO_COLOR: "1" },
     clearEnv: true,
+    cwd,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -169,4 +170,29 @@ Deno.test("check-config: a missing file names the flag and path; bad flags are u
   assertEquals(inline.code, 0, inline.stderr);
   assertStringIncludes(inline.stdout, "source: WG_CONFIG");
   assertNoSecrets(inline);
+});
+
+Deno.test("check-config: the shipped examples load cleanly and their secrets stay hidden", async () => {
+  const repo = new URL("..", import.meta.url).pathname;
+  const wgConf = await Deno.readTextFile(`${repo}config/example-wg.conf`);
+  const envText = await Deno.readTextFile(`${repo}config/example.env`);
+  const secrets = [
+    /^PrivateKey = (\S+)/m.exec(wgConf)![1],
+    /^PresharedKey = (\S+)/m.exec(wgConf)![1],
+    /^WG_TUNNEL_STATION1="([^|]+)\|/m.exec(envText)![1],
+  ];
+  for (
+    const args of [["-c", "config/example-wg.conf"], ["--env-file", "config/example.env"], [
+      "--json",
+      "--env-file",
+      "config/example.env",
+    ]]
+  ) {
+    const r = await checkConfig(args, {}, repo);
+    assertEquals(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+    assertEquals(r.stderr, "", "the examples produce no warnings");
+    for (const s of secrets) {
+      assert(!(r.stdout + r.stderr).includes(s), `example secret leaked with ${args.join(" ")}`);
+    }
+  }
 });
