@@ -5,7 +5,8 @@
  * what was expected; all problems of one file are reported together. Keys and passwords are never echoed.
  */
 import JSON5 from "json5";
-import { ConfigError, ProblemCollector } from "./errors.ts";
+import { ConfigError, ConfigErrors, ProblemCollector } from "./errors.ts";
+import type { LoadContext } from "./context.ts";
 import { readConfigFile } from "./source.ts";
 import { decodeKey, publicKey } from "../crypto/x25519.ts";
 
@@ -410,4 +411,33 @@ export async function loadMwgpSection(
   if (cache) out.cacheFile = cache;
   p.throwIfAny();
   return out;
+}
+
+/**
+ * The loader section for src/config/mod.ts: reads MWGP_SERVER_CONFIG / MWGP_CLIENT_CONFIG / MWGP_CACHE_FILE
+ * through the LoadContext (environment or env file), so `wgedge serve` starts mwgp when they are set.
+ */
+export async function loadMwgpConfigSection(ctx: LoadContext): Promise<{ mwgp?: MwgpSection }> {
+  const server = ctx.envSetting("MWGP_SERVER_CONFIG");
+  const client = ctx.envSetting("MWGP_CLIENT_CONFIG");
+  const cache = ctx.envSetting("MWGP_CACHE_FILE");
+  if (!server && !client) return {};
+  const out: MwgpSection = {};
+  const problems: ConfigError[] = [];
+  const lineOfSetting = (
+    s: { source: string; line?: number },
+  ) => (s.line !== undefined ? `${s.source}:${s.line}` : s.source);
+  for (const [setting, mode] of [[server, "server"], [client, "client"]] as const) {
+    if (!setting) continue;
+    try {
+      if (mode === "server") {
+        out.server = await loadMwgpServerConfig(setting.value, lineOfSetting(setting), ctx.warnings);
+      } else out.client = await loadMwgpClientConfig(setting.value, lineOfSetting(setting), ctx.warnings);
+    } catch (e) {
+      problems.push(...ConfigErrors.flatten(e));
+    }
+  }
+  if (problems.length > 0) throw new ConfigErrors(problems);
+  if (cache) out.cacheFile = cache.value.trim();
+  return { mwgp: out };
 }
