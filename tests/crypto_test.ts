@@ -10,7 +10,17 @@ import {
   xaeadOpen,
   xaeadSeal,
 } from "../src/crypto/aead.ts";
-import { clampPrivateKey, decodeKey, dh, encodeKey, publicKey, WeakKeyError } from "../src/crypto/x25519.ts";
+import {
+  clampPrivateKey,
+  decodeKey,
+  dh,
+  encodeKey,
+  nativeX25519,
+  nobleX25519,
+  publicKey,
+  WeakKeyError,
+  x25519BackendPassesVector,
+} from "../src/crypto/x25519.ts";
 import { tai64n, tai64nAfter } from "../src/crypto/tai64n.ts";
 import { seededRandom } from "../src/util/random.ts";
 
@@ -91,6 +101,27 @@ Deno.test("XChaCha20-Poly1305 matches draft-irtf-cfrg-xchacha-03 A.3.1", () => {
   sealed[0] ^= 1;
   assertEquals(xaeadOpen(key, nonce, sealed, aad), null);
 });
+
+for (const backend of [nativeX25519, nobleX25519]) {
+  Deno.test(`X25519 ${backend.name}: RFC 7748 6.1 vector, agrees with the other backend, low order rejected`, () => {
+    assert(x25519BackendPassesVector(backend), "vector reproduced");
+    const rnd = seededRandom(9);
+    for (let i = 0; i < 20; i++) {
+      const a = clampPrivateKey(rnd(new Uint8Array(32))), b = clampPrivateKey(rnd(new Uint8Array(32)));
+      const pb = nobleX25519.publicKey(b);
+      assertEquals(backend.publicKey(a), nobleX25519.publicKey(a));
+      assertEquals(backend.sharedSecret(a, pb), nobleX25519.sharedSecret(b, backend.publicKey(a)));
+    }
+    let rejected = false;
+    try {
+      const out = backend.sharedSecret(clampPrivateKey(rnd(new Uint8Array(32))), new Uint8Array(32));
+      rejected = out.every((x) => x === 0);
+    } catch {
+      rejected = true;
+    }
+    assert(rejected, "low-order point gives an error or the all-zero secret that dh() rejects");
+  });
+}
 
 Deno.test("X25519 matches RFC 7748 section 6.1 (Alice and Bob)", () => {
   const a = fromHex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
