@@ -66,12 +66,13 @@ Deno.test("relay config: bad values name the variable and what was expected", ()
       ENABLE_LOGGING: "maybe",
     })
   );
-  const has = (s: string) => assert(errs.some((e) => e.includes(s)), `missing "${s}" in:\n${errs.join("\n")}`);
+  const has = (s: string) =>
+    assert(errs.some((e) => e.includes(s)), `missing "${s}" in:\n${errs.join("\n")}`);
   has('RELAY_1: in_port: expected a port number 1..65535, got "0"');
   has('RELAY_2: out_port: expected a port number 1..65535, got "65536"');
   has('RELAY_3: protocol: expected TCP or UDP, got "SCTP"');
   has('RELAY_4: out_host: expected a host name or IP address, got "bad host"');
-  has("RELAY_5: expected \"in_port;out_port;out_host;TCP|UDP");
+  has('RELAY_5: expected "in_port;out_port;out_host;TCP|UDP');
   has('RELAY_7: in_port: expected an in_port not already used by RELAY_6 for TCP, got "50029"');
   has("RELAY_8: colour: expected a known option");
   has("RELAY_9: proxy_protocol: expected proxy_protocol only on TCP relays");
@@ -94,7 +95,10 @@ Deno.test("relay config: through the loader, env-file errors carry file and line
   const dir = await Deno.makeTempDir({ prefix: "wgedge-relaycfg-" });
   try {
     const file = `${dir}/relay.env`;
-    await Deno.writeTextFile(file, `# relays\nRELAY_1="50025;25;pool.example;TCP"\nRELAY_2="50025;26;x.example;TCP"\n`);
+    await Deno.writeTextFile(
+      file,
+      `# relays\nRELAY_1="50025;25;pool.example;TCP"\nRELAY_2="50025;26;x.example;TCP"\n`,
+    );
     let msg = "";
     try {
       await loadConfig({ env: {}, flags: {}, envFile: file });
@@ -102,7 +106,11 @@ Deno.test("relay config: through the loader, env-file errors carry file and line
       msg = (e as Error).message;
     }
     assertStringIncludes(msg, `${file}:3: RELAY_2 in_port: expected an in_port not already used by RELAY_1`);
-    const ok = await loadConfig({ env: { RELAY_2: "50026;26;x.example;TCP" }, flags: { relay: ["7000;7;h.example;UDP"] }, envFile: file });
+    const ok = await loadConfig({
+      env: { RELAY_2: "50026;26;x.example;TCP" },
+      flags: { relay: ["7000;7;h.example;UDP"] },
+      envFile: file,
+    });
     assertEquals(ok.config.relay?.relays.map((r) => r.id), ["RELAY_1", "RELAY_2", "--relay #1"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
