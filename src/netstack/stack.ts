@@ -6,26 +6,13 @@ import type { Conn, Listener } from "../net/types.ts";
 import type { IpPrefix } from "../wireguard/config.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { cryptoRandom, type RandomFill } from "../util/random.ts";
-import { IPPROTO_TCP, type IpSender, type PacketInterface, type TransportHandler } from "./types.ts";
+import { IPPROTO_TCP, type PacketInterface } from "./types.ts";
+import { TcpLayer, type TcpOptions, type TcpStats } from "./tcp/mod.ts";
 import { IpLayer, type IpStats } from "./ip.ts";
 import type { ReassemblyLimits } from "./fragments.ts";
 import type { PingOptions } from "./icmp.ts";
 import { UdpLayer, type UdpOptions, type UdpSocket, type UdpStats } from "./udp.ts";
 import { formatIp, isUnspecified, parseIp } from "./addr.ts";
-
-/** What the stack needs from a TCP implementation (src/netstack/tcp/mod.ts's TcpLayer). */
-export interface TcpTransport extends TransportHandler {
-  connect(
-    dstAddr: Uint8Array,
-    dstPort: number,
-    opts?: { srcAddr?: Uint8Array; timeoutMs?: number },
-  ): Promise<Conn>;
-  listen(addr: Uint8Array | undefined, port: number, opts?: { backlog?: number }): Listener;
-  close(): void;
-  readonly stats: unknown;
-}
-
-export type TcpFactory = (ip: IpSender, deps: { clock: Clock; random: RandomFill }) => TcpTransport;
 
 export interface StackOptions {
   /** The stack's addresses (wg-quick Address), IPv4 and/or IPv6. */
@@ -36,11 +23,11 @@ export interface StackOptions {
   udp?: Omit<UdpOptions, "random">;
   /** ICMP errors per second the stack may send (default 1000). */
   icmpErrorsPerSec?: number;
-  /** Builds the TCP layer; without one, TCP segments are answered like an unknown protocol. */
-  tcp?: TcpFactory;
+  /** TCP options (buffer sizes, keepalive, TIME_WAIT, ...); false leaves the stack without TCP. */
+  tcp?: Partial<TcpOptions> | false;
 }
 
-export type StackStats = IpStats & { udp: UdpStats; tcp?: unknown };
+export type StackStats = IpStats & { udp: UdpStats; tcp?: TcpStats };
 
 export class StackError extends Error {
   constructor(message: string) {
@@ -52,7 +39,7 @@ export class StackError extends Error {
 export class Stack {
   readonly ip: IpLayer;
   readonly udp: UdpLayer;
-  readonly tcp: TcpTransport | undefined;
+  readonly tcp: TcpLayer | undefined;
   readonly clock: Clock;
   #closed = false;
   #link: PacketInterface;
@@ -72,8 +59,8 @@ export class Stack {
     });
     this.ip.icmp.defaultIdent = (r[2] << 8) | r[3];
     this.udp = new UdpLayer(this.ip, { ...opts.udp, random });
-    if (opts.tcp) {
-      this.tcp = opts.tcp(this.ip, { clock: this.clock, random });
+    if (opts.tcp !== false) {
+      this.tcp = new TcpLayer(this.ip, { ...opts.tcp, clock: this.clock, random });
       this.ip.register(IPPROTO_TCP, this.tcp);
     }
   }
@@ -155,7 +142,7 @@ export class Stack {
         inFlight: s.fragments.inFlight,
       },
       udp: { ...this.udp.stats },
-      tcp: this.tcp?.stats,
+      tcp: this.tcp ? { ...this.tcp.stats } : undefined,
     };
   }
 
