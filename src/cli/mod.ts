@@ -7,6 +7,8 @@ import { relayCommand } from "./relay.ts";
 import { serveCommand } from "./serve.ts";
 import { upCommand } from "./up.ts";
 import { pingCommand } from "./ping.ts";
+import { rpcCommand } from "./rpc.ts";
+import { rpsCommand } from "./rps.ts";
 import { mwgpCommand } from "./mwgp.ts";
 
 export const commands: Command[] = [
@@ -19,5 +21,7 @@ export const commands: Command[] = [
   relayCommand,
   upCommand,
   pingCommand,
+  rpsCommand,
+  rpcCommand,
   mwgpCommand,
 ];

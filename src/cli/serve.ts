@@ -20,6 +20,7 @@ import { createEgressLookup, type TunnelLookup } from "../services/relay/egress.
 import { RELAY_DEFAULTS } from "../config/relay.ts";
 import { VERSION } from "./version.ts";
 import { logger } from "../util/log.ts";
+import { rpcStarter, rpsStarter } from "../services/rp/starter.ts";
 import { mwgpStarter } from "../services/mwgp/starter.ts";
 
 const log = logger("serve");
@@ -96,7 +97,7 @@ export const relayStarter: ServiceStarter = {
 };
 
 /** Every service `serve` knows, in start order. Later services add their starter here. */
-export const SERVICE_STARTERS: ServiceStarter[] = [relayStarter, mwgpStarter];
+export const SERVICE_STARTERS: ServiceStarter[] = [relayStarter, mwgpStarter, rpsStarter, rpcStarter];
 
 export interface ServeOptions {
   /** Flags by long name, as the config loader takes them. */
