@@ -9,6 +9,7 @@ import { upCommand } from "./up.ts";
 import { pingCommand } from "./ping.ts";
 import { rpcCommand } from "./rpc.ts";
 import { rpsCommand } from "./rps.ts";
+import { demoCommand } from "./demo.ts";
 import { mwgpCommand } from "./mwgp.ts";
 
 export const commands: Command[] = [
@@ -23,5 +24,6 @@ export const commands: Command[] = [
   pingCommand,
   rpsCommand,
   rpcCommand,
+  demoCommand,
   mwgpCommand,
 ];

@@ -6,7 +6,8 @@
 import { Device, type DeviceOptions } from "../wireguard/device.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import { obfuscationTransform } from "../wireguard/obfs.ts";
-import { Stack, type StackOptions, type TcpFactory } from "../netstack/stack.ts";
+import { Stack, type StackOptions } from "../netstack/stack.ts";
+import { TunnelNet } from "./tunnel.ts";
 import { encodeKey } from "../crypto/x25519.ts";
 import { logger } from "../util/log.ts";
 
@@ -15,6 +16,8 @@ export interface Tunnel {
   readonly config: WgConfig;
   readonly device: Device;
   readonly stack: Stack;
+  /** TCP/UDP inside the tunnel, for services. */
+  readonly net: TunnelNet;
   close(): void;
 }
 
@@ -22,14 +25,6 @@ export interface OpenTunnelOptions {
   name?: string;
   device?: Partial<DeviceOptions>;
   stack?: Partial<StackOptions>;
-  tcp?: TcpFactory;
-}
-
-let defaultTcp: TcpFactory | undefined;
-
-/** Installs the TCP implementation tunnels get by default (done once by the module that provides it). */
-export function setDefaultTcpFactory(factory: TcpFactory): void {
-  defaultTcp = factory;
 }
 
 export async function openTunnel(cfg: WgConfig, opts: OpenTunnelOptions = {}): Promise<Tunnel> {
@@ -47,7 +42,6 @@ export async function openTunnel(cfg: WgConfig, opts: OpenTunnelOptions = {}): P
     addresses: cfg.iface.addresses,
     clock: device.clock,
     random: device.random,
-    tcp: opts.tcp ?? defaultTcp,
     ...opts.stack,
   });
   try {
@@ -62,6 +56,7 @@ export async function openTunnel(cfg: WgConfig, opts: OpenTunnelOptions = {}): P
     config: cfg,
     device,
     stack,
+    net: new TunnelNet(stack, name),
     close() {
       stack.close();
       device.close();
