@@ -25,6 +25,11 @@ AllowedIPs = 0.0.0.0/0
 Endpoint = 192.0.2.1:51820
 `;
 
+/** Test files hold keys: 0600, so the loader's world-accessible warning stays out of exact assertions. */
+function writePrivate(path: string, text: string): Promise<void> {
+  return Deno.writeTextFile(path, text, { mode: 0o600 });
+}
+
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "wgedge-config-test-" });
   try {
@@ -56,7 +61,7 @@ Deno.test("loader: defaults with an empty environment", async () => {
 Deno.test("loader: WG_CONFIG as a path, inline INI, or inline pipe form", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/wg0.conf`;
-    await Deno.writeTextFile(path, INI);
+    await writePrivate(path, INI);
     const fromPath = (await load({ env: { WG_CONFIG: path } })).config.tunnel!;
     assertEquals(fromPath.source, path);
     assertEquals(fromPath.iface.mtu, 1400);
@@ -75,8 +80,8 @@ Deno.test("loader: WG_CONFIG as a path, inline INI, or inline pipe form", async 
 
 Deno.test("loader: -c flag beats WG_CONFIG", async () => {
   await withDir(async (dir) => {
-    await Deno.writeTextFile(`${dir}/a.conf`, INI);
-    await Deno.writeTextFile(`${dir}/b.conf`, INI.replace("MTU = 1400", "MTU = 1300"));
+    await writePrivate(`${dir}/a.conf`, INI);
+    await writePrivate(`${dir}/b.conf`, INI.replace("MTU = 1400", "MTU = 1300"));
     const { config } = await load({
       env: { WG_CONFIG: `${dir}/a.conf` },
       flags: { config: `${dir}/b.conf` },
@@ -89,9 +94,9 @@ Deno.test("loader: -c flag beats WG_CONFIG", async () => {
 Deno.test("loader: environment overrides beat the config file; flags beat the environment", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/wg0.conf`;
-    await Deno.writeTextFile(path, INI);
+    await writePrivate(path, INI);
     const keyFile = `${dir}/private.key`;
-    await Deno.writeTextFile(keyFile, PRIV2 + "\n");
+    await writePrivate(keyFile, PRIV2 + "\n");
     const env = {
       WG_CONFIG: path,
       WG_PRIVATE_KEY: keyFile,
@@ -113,6 +118,8 @@ Deno.test("loader: environment overrides beat the config file; flags beat the en
     assertEquals(t.peers[0].endpoint, { host: "2001:db8::7", port: 4500 });
     assertEquals(encodeKey(t.peers[0].presharedKey!), PSK, "untouched settings keep the file's values");
 
+    const small = await load({ env: { WG_CONFIG: INI, WG_MTU: "1200", WG_ADDRESS: "fd00::2" } });
+    assertEquals(small.warnings, ["WG_MTU: MTU 1200 is below 1280, the minimum IPv6 needs"]);
     const inlineKey = (await load({ env: { WG_CONFIG: path, WG_PRIVATE_KEY: PRIV2 } })).config.tunnel!;
     assertEquals(encodeKey(inlineKey.iface.privateKey), PRIV2);
 
@@ -135,7 +142,7 @@ Deno.test("loader: environment overrides beat the config file; flags beat the en
 Deno.test("loader: bad override values and overrides without a tunnel are errors naming the variable", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/wg0.conf`;
-    await Deno.writeTextFile(path, INI.slice(0, INI.indexOf("[Peer]")));
+    await writePrivate(path, INI.slice(0, INI.indexOf("[Peer]")));
     const errors = await loadErrors({
       env: {
         WG_CONFIG: path,
@@ -188,7 +195,7 @@ Deno.test("loader: a missing or unreadable config file names the variable and th
 Deno.test("loader: errors inside WG_CONFIG name the file and its line", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/wg0.conf`;
-    await Deno.writeTextFile(path, INI.replace("MTU = 1400", "MTU = 1400x"));
+    await writePrivate(path, INI.replace("MTU = 1400", "MTU = 1400x"));
     const errors = await loadErrors({ env: { WG_CONFIG: path } });
     assertEquals(errors.map((e) => e.message), [`${path}:5: MTU: expected an MTU 576..65535, got "1400x"`]);
     const inline = await loadErrors({ env: { WG_CONFIG: INI.replace("MTU = 1400", "MTU = 1400x") } });
@@ -198,7 +205,7 @@ Deno.test("loader: errors inside WG_CONFIG name the file and its line", async ()
 
 Deno.test("loader: WG_TUNNEL_<NAME> tunnels, lowercased, inline or path, with errors named", async () => {
   await withDir(async (dir) => {
-    await Deno.writeTextFile(`${dir}/b.conf`, INI);
+    await writePrivate(`${dir}/b.conf`, INI);
     const { config } = await load({
       env: {
         WG_TUNNEL_Station1: `${PRIV}|${PEER}|1.2.3.4:51820|10.1.0.2`,
@@ -225,7 +232,7 @@ Deno.test("loader: WG_TUNNEL_<NAME> tunnels, lowercased, inline or path, with er
 Deno.test("loader: env file values, below the real environment, with line-numbered errors", async () => {
   await withDir(async (dir) => {
     const envPath = `${dir}/wgedge.env`;
-    await Deno.writeTextFile(
+    await writePrivate(
       envPath,
       [
         "# wgedge settings",
@@ -248,7 +255,7 @@ Deno.test("loader: env file values, below the real environment, with line-number
     const viaEnv = await load({ env: { WGEDGE_ENV_FILE: envPath } });
     assertEquals(viaEnv.config.log.level, "debug");
     // An env-file value that is bad is reported at its file and line.
-    await Deno.writeTextFile(
+    await writePrivate(
       envPath,
       "\nWG_CONFIG=" + JSON.stringify(INI) + "\nWG_MTU=9\nWGEDGE_LOG_FORMAT=xml\n",
     );
@@ -359,7 +366,7 @@ Deno.test("source: inline vs path detection and parseWgAny", async () => {
   assert(!looksLikeContent("/etc/wireguard/wg0.conf"));
   assertEquals((await readValue("[interface]\n", "V")).source, "V");
   await withDir(async (dir) => {
-    await Deno.writeTextFile(`${dir}/p.conf`, `${PRIV}|${PEER}|1.2.3.4:5|10.0.0.9\n`);
+    await writePrivate(`${dir}/p.conf`, `${PRIV}|${PEER}|1.2.3.4:5|10.0.0.9\n`);
     const cfg = await parseWgAny(`${dir}/p.conf`, "NTRIP station 3 wg_config");
     assertEquals(cfg.source, `${dir}/p.conf`);
     assertEquals(cfg.iface.addresses[0].address, "10.0.0.9");
@@ -403,4 +410,26 @@ Deno.test("errors: a secret given to the wrong variable is not echoed", async ()
   assertStringIncludes(text, 'WG_LISTEN_PORT: expected a UDP port 0..65535, got "[key-like text hidden]"');
   for (const s of [PRIV, PSK]) assert(!text.includes(s), text);
   for (const e of errors) assert(e.got === undefined || (!e.got.includes(PRIV) && !e.got.includes(PSK)));
+});
+
+Deno.test("loader: files holding secrets that every user can read are warned about", async () => {
+  await withDir(async (dir) => {
+    const conf = `${dir}/wg0.conf`, key = `${dir}/private.key`, env = `${dir}/wgedge.env`;
+    await writePrivate(conf, INI);
+    await writePrivate(key, PRIV2);
+    await writePrivate(env, `WG_CONFIG=${conf}\nWG_PRIVATE_KEY=${key}\n`);
+    assertEquals((await load({ envFile: env })).warnings, []);
+    for (const f of [conf, key, env]) await Deno.chmod(f, 0o644);
+    const { warnings } = await load({ envFile: env });
+    assertEquals(
+      warnings.sort(),
+      [conf, env, key].sort().map((f) =>
+        `${f}: holds secrets but is accessible to every user of this machine; chmod 600 it`
+      ),
+    );
+    // An env file without secrets is not worth a warning.
+    await writePrivate(`${dir}/plain.env`, "WGEDGE_LOG_LEVEL=debug\n");
+    await Deno.chmod(`${dir}/plain.env`, 0o644);
+    assertEquals((await load({ envFile: `${dir}/plain.env` })).warnings, []);
+  });
 });

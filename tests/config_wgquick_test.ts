@@ -1,4 +1,11 @@
-import { assert, assertEquals, assertStringIncludes, assertThrows } from "./helpers/assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertNotEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "./helpers/assert.ts";
+import { formatWgQuick, wgConfigFingerprint } from "../src/config/canonical.ts";
 import { parseWgQuick } from "../src/config/wgquick.ts";
 import { parsePipeForm, PIPE_KEEPALIVE_SECONDS } from "../src/config/pipe.ts";
 import { parseWgText } from "../src/config/source.ts";
@@ -300,4 +307,28 @@ Deno.test("pipe form: errors name the field and never echo keys", () => {
   }
   const e = assertThrows(() => parsePipeForm(`${PRIV}|${PEER1}|1.2.3.4:5|10.0.0.1\nsecond|line`, "f.conf"));
   assertStringIncludes(e.message, "f.conf:2: expected exactly one line");
+});
+
+Deno.test("canonical: the same tunnel written differently has one canonical text and fingerprint", () => {
+  const ini = parseWgQuick(
+    `[interface]\nprivatekey=${PRIV}\naddress = 10.8.0.5\n[peer]\npublickey=${PEER1}\nallowedips=0.0.0.0/0,::0/0\n` +
+      `endpoint=VPN.example.com:51820\npersistentkeepalive=25 # keep NAT open`,
+    "a.conf",
+  );
+  const pipe = parsePipeForm(`${PRIV}|${PEER1}|vpn.example.com:51820|10.8.0.5/32`, "WG_TUNNEL_X");
+  assertEquals(formatWgQuick(ini), formatWgQuick(pipe));
+  assertEquals(wgConfigFingerprint(ini), wgConfigFingerprint(pipe));
+  const other = parsePipeForm(`${PRIV}|${PEER1}|vpn.example.com:51821|10.8.0.5/32`, "WG_TUNNEL_X");
+  assertNotEquals(wgConfigFingerprint(ini), wgConfigFingerprint(other));
+  // The canonical text parses back to the same config.
+  assertEquals(parseWgQuick(formatWgQuick(ini), "a.conf"), ini);
+  const shown = formatWgQuick(
+    parseWgQuick(
+      `[Interface]\nPrivateKey=${PRIV}\nObfs=pw\n[Peer]\nPublicKey=${PEER1}\nPresharedKey=${PSK}`,
+      "x",
+    ),
+    { redact: true },
+  );
+  assert(!shown.includes(PRIV) && !shown.includes(PSK) && !shown.includes("= pw"), shown);
+  assertStringIncludes(shown, `PublicKey = ${PEER1}`);
 });

@@ -7,7 +7,7 @@
 import type { WgConfig } from "../wireguard/config.ts";
 import { type ConfigErrorInit, ConfigErrors, ProblemCollector } from "./errors.ts";
 import type { EnvFileEntry } from "./envfile.ts";
-import { parseWgText, readValue } from "./source.ts";
+import { isWorldAccessible, parseWgText, readValue, worldAccessibleWarning } from "./source.ts";
 
 export type Flags = Record<string, string | boolean | string[] | undefined>;
 
@@ -143,8 +143,12 @@ export class LoadContext {
   /** A WireGuard config (INI or pipe form) given inline or as a path by this setting. */
   wgConfig(s: Setting): Promise<WgConfig | undefined> {
     return this.capture(async () => {
-      const { text, source } = await readValue(s.value, s);
-      return parseWgText(text, source, this.warnings);
+      const { text, source, path } = await readValue(s.value, s);
+      const cfg = parseWgText(text, source, this.warnings);
+      if (path !== undefined && await isWorldAccessible(path)) {
+        this.warnings.push(worldAccessibleWarning(path));
+      }
+      return cfg;
     });
   }
 

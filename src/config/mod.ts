@@ -24,7 +24,8 @@ import type { WgConfig } from "../wireguard/config.ts";
 import { ConfigError, ConfigErrors } from "./errors.ts";
 import { type EnvFileEntry, parseEnvFile } from "./envfile.ts";
 import { type Flags, LoadContext } from "./context.ts";
-import { readConfigFile } from "./source.ts";
+import { isWorldAccessible, looksLikeContent, readConfigFile, worldAccessibleWarning } from "./source.ts";
+import { isSecretField } from "./redact.ts";
 import { loadTunnelSection, loadTunnelsSection } from "./tunnel.ts";
 import { type AdminConfig, loadAdminSection } from "./admin.ts";
 import { loadLogSection, type LogConfig } from "./logging.ts";
@@ -92,7 +93,12 @@ async function readEnvFile(
   warnings: string[],
 ): Promise<Map<string, EnvFileEntry>> {
   const text = await readConfigFile(path, sourceName);
-  return parseEnvFile(text, path, warnings);
+  const entries = parseEnvFile(text, path, warnings);
+  const holdsSecrets = [...entries].some(([name, e]) =>
+    isSecretField(name) || /_KEY$/.test(name) || looksLikeContent(e.value)
+  );
+  if (holdsSecrets && await isWorldAccessible(path)) warnings.push(worldAccessibleWarning(path));
+  return entries;
 }
 
 /**

@@ -96,6 +96,23 @@ export async function readConfigFile(path: string, sourceName: string | Origin):
   }
 }
 
+/**
+ * True when others (not owner or group) may read or write `path`. wg-quick warns about such files because
+ * they hold private keys; so does the loader. False when the platform has no modes or the stat fails.
+ */
+export async function isWorldAccessible(path: string): Promise<boolean> {
+  try {
+    const { mode } = await Deno.stat(path);
+    return mode !== null && (mode & 0o007) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+export function worldAccessibleWarning(path: string): string {
+  return `${path}: holds secrets but is accessible to every user of this machine; chmod 600 it`;
+}
+
 /** Parses WireGuard config text in either format: the pipe form when it is one `|` line, else INI. */
 export function parseWgText(text: string, source: string, warnings: string[] = []): WgConfig {
   return looksLikePipeForm(text) ? parsePipeForm(text, source) : parseWgQuick(text, source, warnings);

@@ -21,8 +21,8 @@ import type { Endpoint } from "../wireguard/config.ts";
 import { decodeKey } from "../crypto/x25519.ts";
 import type { LoadContext, Setting } from "./context.ts";
 import { parseHostPort, parsePrefix } from "./ip.ts";
-import { readConfigFile } from "./source.ts";
-import { KEY_EXPECTED, MAX_MTU, MIN_MTU, PREFIX_EXPECTED } from "./wgquick.ts";
+import { isWorldAccessible, readConfigFile, worldAccessibleWarning } from "./source.ts";
+import { KEY_EXPECTED, MAX_MTU, MIN_IPV6_MTU, MIN_MTU, PREFIX_EXPECTED } from "./wgquick.ts";
 
 export const TUNNEL_PREFIX = "WG_TUNNEL_";
 const TUNNEL_NAME = /^[a-z0-9_]{1,64}$/;
@@ -59,7 +59,9 @@ async function keySetting(ctx: LoadContext, s: Setting): Promise<Uint8Array | un
   const text = await ctx.capture(() => readConfigFile(v, s));
   if (text === undefined) return undefined;
   try {
-    return decodeKey(text);
+    const key = decodeKey(text);
+    if (await isWorldAccessible(v)) ctx.warnings.push(worldAccessibleWarning(v));
+    return key;
   } catch {
     ctx.errorAt({ source: v, key: s.name, expected: `the file to hold ${KEY_EXPECTED}` });
     return undefined;
@@ -127,6 +129,10 @@ function applyOverrides(ctx: LoadContext, t: WgConfig, o: Overrides): void {
   }
 }
 
+function mtu(given: Setting[]): Setting | undefined {
+  return given.find((s) => s.name === "WG_MTU") ?? given.find((s) => s.name === "WG_ADDRESS");
+}
+
 export async function loadTunnelSection(ctx: LoadContext): Promise<TunnelSection> {
   const base = ctx.setting("WG_CONFIG", "config");
   const tunnel = base ? await ctx.wgConfig(base) : undefined;
@@ -137,8 +143,15 @@ export async function loadTunnelSection(ctx: LoadContext): Promise<TunnelSection
     }
     return {};
   }
-  if (tunnel) applyOverrides(ctx, tunnel, overrides);
-  return tunnel ? { tunnel } : {};
+  if (!tunnel) return {};
+  applyOverrides(ctx, tunnel, overrides);
+  const i = tunnel.iface;
+  if ((overrides.mtu !== undefined || overrides.addresses) && i.mtu < MIN_IPV6_MTU) {
+    if (i.addresses.some((a) => a.address.includes(":"))) {
+      ctx.warn(mtu(given), `MTU ${i.mtu} is below ${MIN_IPV6_MTU}, the minimum IPv6 needs`);
+    }
+  }
+  return { tunnel };
 }
 
 export async function loadTunnelsSection(ctx: LoadContext): Promise<TunnelsSection> {
