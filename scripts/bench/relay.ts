@@ -1,0 +1,346 @@
+/**
+ * Relay benchmark: wgedge's relay against socat (seed 002's engine) in the same run, on loopback.
+ *
+ *   deno run -A scripts/bench/relay.ts [--seconds 5] [--conns 3000] [--idle 10000]
+ *
+ * Measures, for each engine: TCP throughput (iperf3 through the relay), TCP connections per second and
+ * p50/p99 connect-through latency (connect, 1-byte echo through the relay, close; 32 in parallel), UDP
+ * round trips per second (16 in flight), and resident memory holding N idle TCP connections. The targets
+ * (echo servers) run in their own process so they cost both engines the same. Prints one table with ratios.
+ * Not a test: nothing is asserted.
+ */
+import { parseArgs } from "node:util";
+
+const { values: flags } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "5" },
+    conns: { type: "string", default: "3000" },
+    idle: { type: "string", default: "10000" },
+    "socat-idle": { type: "string", default: "1000" },
+    udp: { type: "string", default: "20000" },
+  },
+});
+const SECONDS = Number(flags.seconds);
+const CONNS = Number(flags.conns);
+const IDLE = Number(flags.idle);
+/** socat forks a process per connection: 10 000 of them is a fork bomb on a small VPS, so it holds fewer. */
+const SOCAT_IDLE = Number(flags["socat-idle"]);
+const UDP_PACKETS = Number(flags.udp);
+const DENO = Deno.execPath();
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+async function waitTcp(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      await sleep(50);
+    }
+  }
+  throw new Error(`nothing listening on ${port}`);
+}
+
+/** Spawns `sh -c 'ulimit -n 65536; exec ...'` so a process may hold tens of thousands of sockets. */
+function spawnWithFds(cmd: string[], env: Record<string, string> = {}): Deno.ChildProcess {
+  const quoted = cmd.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
+  return new Deno.Command("sh", {
+    args: ["-c", `ulimit -n 65536; exec ${quoted}`],
+    env,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
+async function stop(child: Deno.ChildProcess): Promise<void> {
+  try {
+    child.kill("SIGTERM");
+  } catch { /* gone */ }
+  await child.status;
+}
+
+/** Echo targets in their own process: TCP echo (holds idle conns) and UDP echo. */
+const TARGETS_SRC = `
+const [tcpPort, udpPort] = Deno.args.map(Number);
+const l = Deno.listen({ hostname: "127.0.0.1", port: tcpPort });
+(async () => { for await (const c of l) { (async () => { const b = new Uint8Array(65536);
+  try { for (;;) { const n = await c.read(b); if (n === null) break; let o = 0; while (o < n) o += await c.write(b.subarray(o, n)); } } catch {}
+  try { c.close(); } catch {} })(); } })();
+const u = Deno.listenDatagram({ hostname: "127.0.0.1", port: udpPort, transport: "udp" });
+(async () => { for (;;) { const [d, a] = await u.receive(); u.send(d, a).catch(() => {}); } })();
+`;
+
+/** Proportional set size (shared pages divided among their users), so summing forks does not overcount. */
+function rssKiB(pid: number): number {
+  try {
+    const s = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
+    return Number(/^Pss:\s+(\d+)/m.exec(s)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** RSS of pid and all its descendants (socat forks one process per connection). */
+function treeRssKiB(root: number): number {
+  const children = new Map<number, number[]>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(e.name));
+      children.set(ppid, list);
+    } catch { /* exited */ }
+  }
+  let total = 0;
+  const stack = [root];
+  while (stack.length) {
+    const p = stack.pop()!;
+    total += rssKiB(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return total;
+}
+
+interface EngineResult {
+  throughputGbps: number;
+  connsPerSec: number;
+  p50ms: number;
+  p99ms: number;
+  udpPps: number;
+  idleRssMiB: number;
+  idleHeld: number;
+  idleBaseMiB: number;
+}
+
+async function iperfThroughput(port: number): Promise<number> {
+  const out = await new Deno.Command("iperf3", {
+    args: ["-c", "127.0.0.1", "-p", String(port), "-t", String(SECONDS), "-J"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const j = JSON.parse(new TextDecoder().decode(out.stdout));
+  return j.end.sum_received.bits_per_second / 1e9;
+}
+
+async function connectRate(port: number): Promise<{ rate: number; p50: number; p99: number }> {
+  const lat: number[] = [];
+  const one = new Uint8Array([42]);
+  let next = 0;
+  const start = performance.now();
+  const worker = async () => {
+    const buf = new Uint8Array(1);
+    while (next < CONNS) {
+      next++;
+      const t0 = performance.now();
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      await c.write(one);
+      await c.read(buf);
+      lat.push(performance.now() - t0);
+      c.close();
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+  const secs = (performance.now() - start) / 1000;
+  lat.sort((a, b) => a - b);
+  return {
+    rate: lat.length / secs,
+    p50: lat[Math.floor(lat.length * 0.5)],
+    p99: lat[Math.floor(lat.length * 0.99)],
+  };
+}
+
+async function udpRate(port: number): Promise<number> {
+  // 16 client sockets each ping-pong one 64-byte datagram at a time until the deadline; closing the sockets
+  // at the deadline ends any receive still waiting (a lost datagram only stalls its own socket).
+  const to = { transport: "udp" as const, hostname: "127.0.0.1", port };
+  const payload = new Uint8Array(64);
+  const socks = Array.from(
+    { length: 16 },
+    () => Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" }),
+  );
+  let received = 0;
+  const start = performance.now();
+  const deadline = start + SECONDS * 1000;
+  const timer = setTimeout(() => socks.forEach((s) => s.close()), SECONDS * 1000 + 100);
+  await Promise.all(socks.map(async (sock) => {
+    try {
+      while (received < UDP_PACKETS && performance.now() < deadline) {
+        await sock.send(payload, to);
+        await sock.receive();
+        received++;
+      }
+    } catch { /* closed at the deadline */ }
+  }));
+  const secs = (performance.now() - start) / 1000;
+  clearTimeout(timer);
+  for (const s of socks) {
+    try {
+      s.close();
+    } catch { /* closed */ }
+  }
+  return received / secs;
+}
+
+async function idleRss(
+  port: number,
+  pid: number,
+  tree: boolean,
+  count: number,
+): Promise<{ mib: number; held: number; baseMiB: number }> {
+  const base = tree ? treeRssKiB(pid) : rssKiB(pid);
+  const conns: Deno.Conn[] = [];
+  const buf = new Uint8Array(1);
+  try {
+    for (let i = 0; i < count; i += 200) {
+      const batch = await Promise.allSettled(
+        Array.from({ length: Math.min(200, count - i) }, async () => {
+          const c = await Deno.connect({ hostname: "127.0.0.1", port });
+          await c.write(buf);
+          await c.read(buf); // the echo proves the connection reaches the target
+          return c;
+        }),
+      );
+      for (const r of batch) if (r.status === "fulfilled") conns.push(r.value);
+    }
+    await sleep(1000);
+    const rss = tree ? treeRssKiB(pid) : rssKiB(pid);
+    return { mib: rss / 1024, held: conns.length, baseMiB: base / 1024 };
+  } finally {
+    for (const c of conns) c.close();
+    await sleep(500);
+  }
+}
+
+async function runEngine(
+  name: "wgedge" | "socat",
+  tcpTarget: number,
+  udpTarget: number,
+): Promise<EngineResult> {
+  const tcpIn = freePort(), udpIn = freePort();
+  const iperfPort = freePort(), iperfIn = freePort();
+  const iperfServer = new Deno.Command("iperf3", {
+    args: ["-s", "-B", "127.0.0.1", "-p", String(iperfPort)],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const procs: Deno.ChildProcess[] = [iperfServer];
+  let relayPid: number;
+  if (name === "wgedge") {
+    const p = spawnWithFds([
+      DENO,
+      "run",
+      "-A",
+      "--config",
+      `${ROOT}deno.json`,
+      `${ROOT}main.ts`,
+      "relay",
+      "-r",
+      `${tcpIn};${tcpTarget};127.0.0.1;TCP`,
+      "-r",
+      `${udpIn};${udpTarget};127.0.0.1;UDP`,
+      "-r",
+      `${iperfIn};${iperfPort};127.0.0.1;TCP`,
+    ], { ENABLE_LOGGING: "n", WGEDGE_LOG_LEVEL: "warn", PATH: Deno.env.get("PATH") ?? "" });
+    procs.push(p);
+    relayPid = p.pid;
+  } else {
+    const tcp = spawnWithFds([
+      "socat",
+      `TCP-LISTEN:${tcpIn},bind=127.0.0.1,fork,reuseaddr,backlog=4096`,
+      `TCP:127.0.0.1:${tcpTarget}`,
+    ]);
+    const udp = spawnWithFds([
+      "socat",
+      `UDP-LISTEN:${udpIn},bind=127.0.0.1,fork,reuseaddr`,
+      `UDP:127.0.0.1:${udpTarget}`,
+    ]);
+    const ip = spawnWithFds([
+      "socat",
+      `TCP-LISTEN:${iperfIn},bind=127.0.0.1,fork,reuseaddr`,
+      `TCP:127.0.0.1:${iperfPort}`,
+    ]);
+    procs.push(tcp, udp, ip);
+    relayPid = tcp.pid;
+  }
+  try {
+    await waitTcp(tcpIn);
+    await waitTcp(iperfIn);
+    await waitTcp(iperfPort);
+    const throughputGbps = await iperfThroughput(iperfIn);
+    const c = await connectRate(tcpIn);
+    const udpPps = await udpRate(udpIn);
+    await sleep(500);
+    const idle = await idleRss(tcpIn, relayPid, name === "socat", name === "socat" ? SOCAT_IDLE : IDLE);
+    return {
+      throughputGbps,
+      connsPerSec: c.rate,
+      p50ms: c.p50,
+      p99ms: c.p99,
+      udpPps,
+      idleRssMiB: idle.mib,
+      idleHeld: idle.held,
+      idleBaseMiB: idle.baseMiB,
+    };
+  } finally {
+    for (const p of procs.reverse()) await stop(p);
+  }
+}
+
+const tcpTarget = freePort(), udpTarget = freePort();
+const targetsFile = await Deno.makeTempFile({ prefix: "wgedge-bench-targets-", suffix: ".ts" });
+await Deno.writeTextFile(targetsFile, TARGETS_SRC);
+const targets = spawnWithFds([
+  DENO,
+  "run",
+  "-A",
+  "--unstable-net",
+  targetsFile,
+  String(tcpTarget),
+  String(udpTarget),
+]);
+try {
+  await waitTcp(tcpTarget);
+  const w = await runEngine("wgedge", tcpTarget, udpTarget);
+  const s = await runEngine("socat", tcpTarget, udpTarget);
+  const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
+  console.log(
+    `machine: ${navigator.hardwareConcurrency} CPUs (${cpu}), ${Deno.osRelease()}, deno ${Deno.version.deno}`,
+  );
+  console.log(
+    `settings: ${SECONDS}s iperf3, ${CONNS} connections (32 parallel), ${UDP_PACKETS} UDP round trips max (16 clients in parallel), ${IDLE} idle connections\n`,
+  );
+  const perConn = (r: EngineResult) => ((r.idleRssMiB - r.idleBaseMiB) * 1024) / Math.max(1, r.idleHeld);
+  const rows: [string, number, number, string, boolean][] = [
+    ["TCP throughput (Gbit/s, iperf3)", w.throughputGbps, s.throughputGbps, "%.2f", true],
+    ["TCP connections/s (connect+echo+close)", w.connsPerSec, s.connsPerSec, "%.0f", true],
+    ["connect-through latency p50 (ms)", w.p50ms, s.p50ms, "%.2f", false],
+    ["connect-through latency p99 (ms)", w.p99ms, s.p99ms, "%.2f", false],
+    ["UDP round trips/s (16 clients)", w.udpPps, s.udpPps, "%.0f", true],
+    [`PSS per idle TCP connection (KiB)`, perConn(w), perConn(s), "%.1f", false],
+  ];
+  const fmt = (v: number, f: string) => v.toFixed(f === "%.0f" ? 0 : f === "%.1f" ? 1 : 2);
+  console.log(`| metric | wgedge | socat | wgedge/socat |`);
+  console.log(`|---|---:|---:|---:|`);
+  for (const [name, a, b, f] of rows) {
+    console.log(`| ${name} | ${fmt(a, f)} | ${fmt(b, f)} | ${(a / b).toFixed(2)} |`);
+  }
+  console.log(
+    `\nidle TCP connections: wgedge held ${w.idleHeld}, total PSS ${w.idleRssMiB.toFixed(1)} MiB ` +
+      `(${w.idleBaseMiB.toFixed(1)} MiB before); socat held ${s.idleHeld} in one process per connection, ` +
+      `total PSS of all its forks ${s.idleRssMiB.toFixed(1)} MiB (${s.idleBaseMiB.toFixed(1)} MiB before)`,
+  );
+} finally {
+  await stop(targets);
+  await Deno.remove(targetsFile).catch(() => {});
+}
