@@ -40,7 +40,7 @@ async function setup(
 
 function wgedgeConf(
   s: Setup,
-  opts: { listenPort?: number; endpoint?: boolean; peerKey?: string } = {},
+  opts: { listenPort?: number; endpoint?: boolean | string; peerKey?: string } = {},
 ): string {
   return [
     "[Interface]",
@@ -53,7 +53,7 @@ function wgedgeConf(
     `PublicKey = ${opts.peerKey ?? s.refKeys.publicKey}`,
     s.psk ? `PresharedKey = ${s.psk}` : "",
     "AllowedIPs = 10.77.0.1/32, fd77::1/128",
-    opts.endpoint ? "Endpoint = 127.0.0.1:51820" : "",
+    opts.endpoint ? `Endpoint = ${opts.endpoint === true ? "127.0.0.1:51820" : opts.endpoint}` : "",
   ].join("\n");
 }
 
@@ -111,6 +111,26 @@ for (const psk of [false, true]) {
     { tools: ["ping"] },
   );
 }
+
+interopTest(
+  "interop: IPv6 and hostname endpoints ([::1]:51820, localhost:51820) reach wireguard-go",
+  async () => {
+    const s = await setup();
+    try {
+      for (const endpoint of ["[::1]:51820", "localhost:51820"]) {
+        const conf = await writeConf(s.dir, "wgedge.conf", wgedgeConf(s, { endpoint }));
+        const r = await runWgedge(s.ns, ["ping", "-c", conf, "-n", "2", "-i", "0.2", "10.77.0.1"]);
+        assertEquals(r.code, 0, `Endpoint ${endpoint}: ${r.stderr}`);
+        assertStringIncludes(r.stdout, "2 packets transmitted, 2 received");
+        if (endpoint.startsWith("[")) {
+          assertStringIncludes(await s.wg.show("endpoints"), "[::1]:", "wireguard-go saw the IPv6 source");
+        }
+      }
+    } finally {
+      await s.ns.destroy();
+    }
+  },
+);
 
 interopTest(
   "interop: wgedge with the wrong peer key gets no reply, exits 1 and logs the failed handshake",

@@ -3,6 +3,7 @@
  * the peers, the index table and cryptokey routing. Above it sits anything that speaks IP packets through
  * PacketInterface (the netstack). Every datagram is counted: received = accepted + dropped-by-reason.
  */
+import { lookup } from "node:dns/promises";
 import { aead, counterNonce } from "../crypto/aead.ts";
 import { encodeKey } from "../crypto/x25519.ts";
 import { equalBytes } from "../util/bytes.ts";
@@ -576,16 +577,11 @@ function trimToIpLength(p: Uint8Array): Uint8Array | null {
   return p.subarray(0, len);
 }
 
+/** The OS resolver (getaddrinfo: /etc/hosts and nsswitch apply), as wg-quick's endpoint lookup does. */
 export const defaultResolver: Resolver = async (host) => {
-  const out: string[] = [];
-  for (const type of ["A", "AAAA"] as const) {
-    try {
-      out.push(...(await Deno.resolveDns(host, type)));
-    } catch { /* try the other family */ }
-    if (out.length) break;
-  }
-  if (out.length === 0) throw new Error(`cannot resolve ${host}`);
-  return out;
+  const addrs = await lookup(host, { all: true, verbatim: true });
+  if (addrs.length === 0) throw new Error(`cannot resolve ${host}`);
+  return addrs.map((a) => a.address);
 };
 
 export type { Endpoint };
