@@ -120,43 +120,63 @@ export function createHostNet(opts: HostNetOptions = {}): Net {
     return await Deno.connect({ hostname, port, transport: "tcp", signal });
   }
 
+  async function dialAll(
+    host: string,
+    port: number,
+    target: string,
+    signal: AbortSignal,
+    timedOut: () => boolean,
+  ): Promise<Conn> {
+    let addrs: string[] = [host];
+    if (opts.resolver) {
+      try {
+        addrs = await opts.resolver.resolve(host);
+      } catch (e) {
+        throw new DialError(target, "resolve", e);
+      }
+    }
+    let last: unknown;
+    for (const addr of addrs) {
+      if (signal.aborted) break;
+      try {
+        const c = await connectOnce(addr, port, signal);
+        tune(c, opts);
+        return c;
+      } catch (e) {
+        last = e;
+      }
+    }
+    if (timedOut()) throw new DialError(target, "timeout");
+    if (signal.aborted) throw new DialError(target, "other", new Error("aborted"));
+    throw new DialError(target, classify(last), last);
+  }
+
   return {
     name: "host",
     async dialTcp(hostname: string, port: number, dial: DialOptions = {}): Promise<Conn> {
       const host = unbracket(hostname);
       const target = formatTarget(host, port);
-      const signals: AbortSignal[] = [];
-      if (dial.timeoutMs && dial.timeoutMs > 0) signals.push(AbortSignal.timeout(dial.timeoutMs));
-      if (dial.signal) signals.push(dial.signal);
-      const signal = signals.length === 0
-        ? undefined
-        : signals.length === 1
-        ? signals[0]
-        : AbortSignal.any(signals);
-      const timedOut = () => signal?.aborted && !dial.signal?.aborted;
-
-      let addrs: string[] = [host];
-      if (opts.resolver) {
-        try {
-          addrs = await opts.resolver.resolve(host);
-        } catch (e) {
-          throw new DialError(target, "resolve", e);
-        }
+      // One controller per dial, aborted by the timeout or the caller's signal. (AbortSignal.any would tie
+      // every dial to a relay-lifetime signal; this keeps nothing registered once the dial is over.)
+      const ac = new AbortController();
+      let timedOutFlag = false;
+      const timer = dial.timeoutMs && dial.timeoutMs > 0
+        ? setTimeout(() => {
+          timedOutFlag = true;
+          ac.abort();
+        }, dial.timeoutMs)
+        : undefined;
+      const onAbort = () => ac.abort();
+      if (dial.signal?.aborted) ac.abort();
+      dial.signal?.addEventListener("abort", onAbort, { once: true });
+      const signal = ac.signal;
+      const timedOut = () => timedOutFlag;
+      try {
+        return await dialAll(host, port, target, signal, timedOut);
+      } finally {
+        if (timer !== undefined) clearTimeout(timer);
+        dial.signal?.removeEventListener("abort", onAbort);
       }
-      let last: unknown;
-      for (const addr of addrs) {
-        if (signal?.aborted) break;
-        try {
-          const c = await connectOnce(addr, port, signal);
-          tune(c, opts);
-          return c;
-        } catch (e) {
-          last = e;
-        }
-      }
-      if (timedOut()) throw new DialError(target, "timeout");
-      if (dial.signal?.aborted) throw new DialError(target, "other", new Error("aborted"));
-      throw new DialError(target, classify(last), last);
     },
     listenTcp(l: ListenOptions): Listener {
       const hostname = unbracket(l.hostname ?? "0.0.0.0");
