@@ -13,6 +13,7 @@ import { buildIcmpEcho, buildIcmpError } from "../src/wire/icmp.ts";
 import { buildUdpDatagram } from "../src/wire/udp.ts";
 import { transportChecksum } from "../src/wire/checksum.ts";
 import type { PacketInterface, TransportHandler } from "../src/netstack/types.ts";
+import type { UdpSocket } from "../src/netstack/udp.ts";
 
 const A4 = parseIp("10.77.0.2")!, B4 = parseIp("10.77.0.1")!;
 const A6 = parseIp("fd77::2")!, B6 = parseIp("fd77::1")!;
@@ -108,31 +109,10 @@ function seeds(): Uint8Array[] {
   return s;
 }
 
-Deno.test("fuzz: 100k random and mutated packets are all counted and none throws", () => {
-  const clock = new ManualClock();
-  let sent = 0;
-  const link: PacketInterface = { mtu: 1420, send: () => void sent++, setReceiver: () => {} };
-  const stack = new Stack(link, {
-    addresses: [{ address: "10.77.0.1", prefix: 24 }, { address: "fd77::1", prefix: 64 }],
-    clock,
-    random: seededRandom(5),
-    reassembly: { maxDatagrams: 32, maxBytes: 256 * 1024 },
-  });
-  let tcpDelivered = 0, tcpErrors = 0;
-  const tcp: TransportHandler = {
-    deliver: (_s, _d, seg) => {
-      assert(seg.length >= 20);
-      tcpDelivered++;
-    },
-    deliverIcmpError: (_k, _s, _d, quoted) => {
-      assert(quoted.length >= 8);
-      tcpErrors++;
-    },
-  };
-  stack.ip.register(6, tcp);
-  const sock = stack.listenUdp(undefined, 7);
+/** Feeds n random and mutated packets (deterministic for a seed) into the stack's IP layer. */
+function feed(stack: Stack, clock: ManualClock, sock: UdpSocket, n: number, seed: number): void {
   // mulberry32: consecutive draws must be independent, or mutation kinds correlate with seed packets.
-  let state = 12345;
+  let state = seed;
   const next = () => {
     state = (state + 0x6d2b79f5) | 0;
     let t = Math.imul(state ^ (state >>> 15), 1 | state);
@@ -145,8 +125,7 @@ Deno.test("fuzz: 100k random and mutated packets are all counted and none throws
     return b;
   };
   const base = seeds();
-  const N = 100_000;
-  for (let i = 0; i < N; i++) {
+  for (let i = 0; i < n; i++) {
     let p: Uint8Array;
     const mode = rand(10);
     if (mode === 0) {
@@ -179,8 +158,37 @@ Deno.test("fuzz: 100k random and mutated packets are all counted and none throws
     }
     stack.ip.receive(p);
     if (i % 1000 === 999) clock.advance(1000);
-    if (sock.queued > 100) { while (sock.queued > 0) sock.receive(); }
+    if (sock.queued > 100) {
+      while (sock.queued > 0) sock.receive();
+    }
   }
+}
+
+Deno.test("fuzz: 100k random and mutated packets are all counted and none throws", () => {
+  const clock = new ManualClock();
+  let sent = 0;
+  const link: PacketInterface = { mtu: 1420, send: () => void sent++, setReceiver: () => {} };
+  const stack = new Stack(link, {
+    addresses: [{ address: "10.77.0.1", prefix: 24 }, { address: "fd77::1", prefix: 64 }],
+    clock,
+    random: seededRandom(5),
+    reassembly: { maxDatagrams: 32, maxBytes: 256 * 1024 },
+  });
+  let tcpDelivered = 0, tcpErrors = 0;
+  const tcp: TransportHandler = {
+    deliver: (_s, _d, seg) => {
+      assert(seg.length >= 20);
+      tcpDelivered++;
+    },
+    deliverIcmpError: (_k, _s, _d, quoted) => {
+      assert(quoted.length >= 8);
+      tcpErrors++;
+    },
+  };
+  stack.ip.register(6, tcp);
+  const sock = stack.listenUdp(undefined, 7);
+  const N = 100_000;
+  feed(stack, clock, sock, N, 12345);
   clock.advance(60_000);
   const s = stack.stats;
   const dropped = Object.values(s.rxDropped).reduce((x, y) => x + y, 0);
@@ -205,5 +213,29 @@ Deno.test("fuzz: 100k random and mutated packets are all counted and none throws
   ) {
     assert(s.rxDropped[reason] > 0, `no ${reason} drops`);
   }
+  stack.close();
+});
+
+Deno.test("fuzz: 30k mutated packets through the real TCP layer with a listener", () => {
+  const clock = new ManualClock();
+  let sent = 0;
+  const link: PacketInterface = { mtu: 1420, send: () => void sent++, setReceiver: () => {} };
+  const stack = new Stack(link, {
+    addresses: [{ address: "10.77.0.1", prefix: 24 }, { address: "fd77::1", prefix: 64 }],
+    clock,
+    random: seededRandom(6),
+  });
+  const listener = stack.listenTcp(undefined, 81);
+  const sock = stack.listenUdp(undefined, 7);
+  const N = 30_000;
+  feed(stack, clock, sock, N, 777);
+  clock.advance(300_000);
+  const s = stack.stats;
+  const dropped = Object.values(s.rxDropped).reduce((x, y) => x + y, 0);
+  assertEquals(s.rxPackets, s.rxDelivered + s.rxFragmentsHeld + dropped, "every packet counted once");
+  assertEquals(s.handlerErrors, 0);
+  assert(s.tcp !== undefined && s.tcp.segmentsIn > 0, "TCP saw segments");
+  assert(sent > 0);
+  listener.close();
   stack.close();
 });

@@ -182,3 +182,29 @@ Deno.test("icmp: errors are rate limited, and never sent about ICMP errors", asy
     b.close();
   }
 });
+
+Deno.test("icmp: unknown IPv6 option with action 10 gets parameter problem code 2; own source dropped", async () => {
+  const { b, out } = setup();
+  try {
+    const ext = new Uint8Array(16);
+    ext[0] = 17;
+    ext.set([0x9e, 1, 0], 2); // unknown option, action 10
+    ext[5] = 1; // PadN filling the rest
+    ext[6] = 0;
+    b.ip.receive(buildIpv6Packet({ src: A6, dst: B6, nextHeader: 60 }, ext));
+    await settle();
+    assertEquals(b.stats.rxDropped.unknownOption, 1);
+    assertEquals(out.length, 1);
+    const m = new IcmpMessage(out[0].subarray(40));
+    assertEquals([m.type, m.code, m.v6Mtu], [ICMPV6_PARAMETER_PROBLEM, 2, 42]);
+    b.ip.receive(
+      buildIpv4Packet({ src: B4, dst: B4, protocol: 17 }, buildUdpDatagram(1, 2, new Uint8Array(1))),
+    );
+    b.ip.receive(
+      buildIpv6Packet({ src: B6, dst: B6, nextHeader: 17 }, buildUdpDatagram(1, 2, new Uint8Array(1))),
+    );
+    assertEquals(b.stats.rxDropped.badSource, 2);
+  } finally {
+    b.close();
+  }
+});

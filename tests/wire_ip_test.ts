@@ -272,3 +272,21 @@ Deno.test("udp: view round trip and length checks", () => {
   bad[5] = 4;
   assert(!UdpDatagram.checkLen(bad));
 });
+
+Deno.test("ipv6: options scanned: unknown discard-type options reported, overruns rejected", () => {
+  const src = parseIpv6("fd77::1")!, dst = parseIpv6("fd77::2")!;
+  const opts = (bytes: number[]) => {
+    const ext = new Uint8Array(8);
+    ext[0] = 17;
+    ext.set(bytes, 2);
+    return buildIpv6Packet({ src, dst, nextHeader: 60 }, ext);
+  };
+  const chain = newHeaderChain();
+  assert(walkExtensionHeaders(opts([1, 4, 0, 0, 0, 0]), 48, chain)); // PadN
+  assertEquals(chain.unknownOptionOffset, -1);
+  assert(walkExtensionHeaders(opts([0, 0, 0x1e, 2, 0, 0]), 48, chain)); // unknown, action 00: skipped
+  assertEquals(chain.unknownOptionOffset, -1);
+  assert(walkExtensionHeaders(opts([0, 0x9e, 1, 0, 1, 0]), 48, chain)); // action 10
+  assertEquals([chain.unknownOptionOffset, chain.unknownOptionAction], [43, 2]);
+  assert(!walkExtensionHeaders(opts([1, 9, 0, 0, 0, 0]), 48, chain)); // PadN longer than the header
+});

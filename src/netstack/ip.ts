@@ -44,6 +44,7 @@ import {
   ICMPV4_ECHO_REQUEST,
   ICMPV6_CODE_PORT_UNREACHABLE,
   ICMPV6_CODE_UNRECOGNIZED_NEXT_HEADER,
+  ICMPV6_CODE_UNRECOGNIZED_OPTION,
   ICMPV6_DEST_UNREACHABLE,
   ICMPV6_PARAMETER_PROBLEM,
 } from "../wire/icmp.ts";
@@ -59,11 +60,13 @@ export const RX_DROP_REASONS = [
   /** Header or length fields inconsistent with the bytes received. */
   "badLength",
   "badHeaderChecksum",
-  /** Source address multicast, broadcast or unspecified. */
+  /** Source address multicast, broadcast, unspecified, or one of our own (a reflection or a spoof). */
   "badSource",
   /** Destination is not one of our addresses. */
   "notForUs",
   "malformedExtHeaders",
+  /** An IPv6 option we do not know whose type says "discard" (RFC 8200 section 4.2). */
+  "unknownOption",
   /** Transport or ICMP checksum wrong. */
   "badChecksum",
   /** Transport header shorter than its minimum. */
@@ -374,7 +377,7 @@ export class IpLayer implements IpSender {
     if (!v.verifyChecksum()) return this.#drop("badHeaderChecksum");
     const src = v.srcU32;
     // 0.0.0.0/8, multicast, class E and broadcast are never unicast sources (RFC 1122 3.2.1.3).
-    if ((src >>> 24) === 0 || (src >>> 28) >= 0xe) return this.#drop("badSource");
+    if ((src >>> 24) === 0 || (src >>> 28) >= 0xe || this.#v4Set.has(src)) return this.#drop("badSource");
     if (!this.#v4Set.has(v.dstU32)) return this.#drop("notForUs");
     if (v.isFragment) {
       const r = this.#reasm.addV4(v);
@@ -404,11 +407,24 @@ export class IpLayer implements IpSender {
     }
     const src = packet.subarray(8, 24);
     const dst = packet.subarray(24, 40);
-    if (src[0] === 0xff || isUnspecified(src)) return this.#drop("badSource");
+    if (src[0] === 0xff || isUnspecified(src) || this.isLocal(src)) return this.#drop("badSource");
     if (!this.isLocal(dst)) return this.#drop("notForUs");
     const end = IPV6_HEADER_LEN + ((packet[4] << 8) | packet[5]);
     const chain = this.#chain;
     if (!walkExtensionHeaders(packet, end, chain)) return this.#drop("malformedExtHeaders");
+    if (chain.unknownOptionOffset >= 0) {
+      this.#drop("unknownOption");
+      // Action 10 and 11 ask for a parameter problem (11 only for unicast destinations, which ours are).
+      if (chain.unknownOptionAction >= 2) {
+        this.sendIcmpError(
+          packet,
+          ICMPV6_PARAMETER_PROBLEM,
+          ICMPV6_CODE_UNRECOGNIZED_OPTION,
+          chain.unknownOptionOffset,
+        );
+      }
+      return;
+    }
     const fh = chain.fragmentHeaderOffset;
     if (fh >= 0) {
       const fragOff = ((packet[fh + 2] << 8) | packet[fh + 3]) & 0xfff8;

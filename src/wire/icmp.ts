@@ -34,6 +34,8 @@ export const ICMPV6_CODE_ADDRESS_UNREACHABLE = 3;
 export const ICMPV6_CODE_PORT_UNREACHABLE = 4;
 /** Parameter problem code 1: unrecognized Next Header (what we answer for an unknown protocol). */
 export const ICMPV6_CODE_UNRECOGNIZED_NEXT_HEADER = 1;
+/** Parameter problem code 2: unrecognized IPv6 option (RFC 8200 section 4.2, action bits 10/11). */
+export const ICMPV6_CODE_UNRECOGNIZED_OPTION = 2;
 
 /** RFC 1812 4.3.2.3: quote as much as fits in 576 bytes (IPv4); RFC 4443 2.4(c): fits in 1280 (IPv6). */
 export const ICMPV4_ERROR_MAX_LEN = 576;

@@ -96,6 +96,13 @@ export interface Ipv6HeaderChain {
   nextHeaderFieldOffset: number;
   /** Offset of the Next Header field that names the Fragment header (to splice it out when reassembled). */
   fragmentNextFieldOffset: number;
+  /**
+   * Offset of the first option (hop-by-hop or destination options) we do not know whose type asks for the
+   * packet to be discarded (RFC 8200 section 4.2: action bits 01, 10, 11), or -1.
+   */
+  unknownOptionOffset: number;
+  /** The action bits (type >> 6) of that option. */
+  unknownOptionAction: number;
 }
 
 export function newHeaderChain(): Ipv6HeaderChain {
@@ -105,6 +112,8 @@ export function newHeaderChain(): Ipv6HeaderChain {
     fragmentHeaderOffset: -1,
     nextHeaderFieldOffset: 6,
     fragmentNextFieldOffset: -1,
+    unknownOptionOffset: -1,
+    unknownOptionAction: 0,
   };
 }
 
@@ -122,6 +131,7 @@ export function walkExtensionHeaders(buf: Uint8Array, end: number, out: Ipv6Head
   let nextField = 6;
   let off = IPV6_HEADER_LEN;
   out.fragmentHeaderOffset = -1;
+  out.unknownOptionOffset = -1;
   for (let n = 0; n < MAX_EXTENSION_HEADERS; n++) {
     switch (next) {
       case IPV6_NEXT_HOP_BY_HOP:
@@ -133,6 +143,7 @@ export function walkExtensionHeaders(buf: Uint8Array, end: number, out: Ipv6Head
         if (off + 8 > end) return false;
         const len = (buf[off + 1] + 1) << 3;
         if (off + len > end) return false;
+        if (next !== IPV6_NEXT_ROUTING && !scanOptions(buf, off + 2, off + len, out)) return false;
         next = buf[off];
         nextField = off;
         off += len;
@@ -157,6 +168,27 @@ export function walkExtensionHeaders(buf: Uint8Array, end: number, out: Ipv6Head
     return true;
   }
   return false;
+}
+
+/** Option types we understand: Pad1, PadN, Router Alert (RFC 2711). Everything else is "unknown". */
+const OPT_PAD1 = 0, OPT_PADN = 1, OPT_ROUTER_ALERT = 5;
+
+/** Checks the TLV options in [p, end): false when one overruns; records the first unknown "discard" option. */
+function scanOptions(buf: Uint8Array, p: number, end: number, out: Ipv6HeaderChain): boolean {
+  while (p < end) {
+    const type = buf[p];
+    if (type === OPT_PAD1) {
+      p++;
+      continue;
+    }
+    if (p + 2 > end || p + 2 + buf[p + 1] > end) return false;
+    if (type !== OPT_PADN && type !== OPT_ROUTER_ALERT && type >> 6 !== 0 && out.unknownOptionOffset < 0) {
+      out.unknownOptionOffset = p;
+      out.unknownOptionAction = type >> 6;
+    }
+    p += 2 + buf[p + 1];
+  }
+  return true;
 }
 
 /** View of an IPv6 Fragment header (RFC 8200 section 4.5) at buf[off]; caller checked 8 bytes exist. */
