@@ -109,11 +109,12 @@ export class ConnReader {
    * most bytes the line (with CRLF) may take; exceeding it throws HttpError(tooLong).
    */
   async readLine(budget: number, tooLong = 431): Promise<string | null> {
-    let scanFrom = this.#start;
+    // Bytes already searched, relative to #start: #fill may move the window, so no absolute offsets.
+    let scanned = 0;
     for (;;) {
-      const lfAt = this.#buf.subarray(scanFrom, this.#end).indexOf(LF);
+      const lfAt = this.#buf.subarray(this.#start + scanned, this.#end).indexOf(LF);
       if (lfAt >= 0) {
-        const lf = scanFrom + lfAt;
+        const lf = this.#start + scanned + lfAt;
         if (lf + 1 - this.#start > budget) throw new HttpError(tooLong, "header section too large");
         if (lf === this.#start || this.#buf[lf - 1] !== CR) {
           throw new HttpError(400, "line not terminated by CRLF");
@@ -123,7 +124,7 @@ export class ConnReader {
         return line;
       }
       if (this.#end - this.#start > budget) throw new HttpError(tooLong, "header section too large");
-      scanFrom = this.#end;
+      scanned = this.#end - this.#start;
       if (!(await this.#fill())) {
         if (this.#end === this.#start) return null;
         throw new HttpError(400, "connection closed inside a header line");
@@ -317,7 +318,13 @@ async function writeResponse(conn: Conn, res: Response, method: string, keepAliv
     if (k === "content-length" || k === "transfer-encoding" || k === "connection") continue;
     headers.push([k, v]);
   }
-  if (!(res.status === 204 || res.status === 304 || res.status < 200)) {
+  const lengthFromHandler = res.headers.get("content-length");
+  if (method === "HEAD" && res.body === null) {
+    // A HEAD answer without a body (Hono strips it) keeps the length the handler declared, if any.
+    if (lengthFromHandler !== null && /^\d+$/.test(lengthFromHandler)) {
+      headers.push(["content-length", lengthFromHandler]);
+    }
+  } else if (!(res.status === 204 || res.status === 304 || res.status < 200)) {
     headers.push(["content-length", String(body.length)]);
   }
   headers.push(["connection", keepAlive ? "keep-alive" : "close"]);
