@@ -205,3 +205,27 @@ Deno.test("check-config: the shipped examples load cleanly and their secrets sta
     }
   }
 });
+
+Deno.test("check-config: accepts the loader's flags, which beat the environment", async () => {
+  const r = await checkConfig([
+    "--json",
+    "--mtu",
+    "1300",
+    "--log-level",
+    "debug",
+    "-r",
+    "50025;25;example.com;TCP",
+  ], {
+    WG_CONFIG: INI,
+    WG_MTU: "1400",
+  });
+  assertEquals(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assertEquals(j.tunnel.iface.mtu, 1300);
+  assertEquals(j.log.level, "debug");
+  assert(j.relay !== undefined, "the -r flag reached the relay section");
+  assertNoSecrets(r);
+  const bad = await checkConfig(["--mtu", "1"], { WG_CONFIG: INI });
+  assertEquals(bad.code, 1);
+  assertStringIncludes(bad.stderr, '--mtu: expected an MTU 576..65535, got "1"');
+});

@@ -2,8 +2,9 @@
  * `wgedge check-config`: load the configuration exactly as `serve` would and print the effective result with
  * secrets redacted, or every problem (one per line, `source:line: key: expected ...`) and exit 1.
  */
-import { type Command, parseFlags } from "./command.ts";
-import { ConfigErrors, loadConfig } from "../config/mod.ts";
+import { type Command, type Options, parseFlags } from "./command.ts";
+import { ConfigErrors, type Flags, loadConfig } from "../config/mod.ts";
+import { FLAG_FOR as RELAY_FLAG_FOR } from "../config/relay.ts";
 import { redactConfig } from "../config/redact.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import { encodeKey, publicKey } from "../crypto/x25519.ts";
@@ -85,25 +86,45 @@ function withPublicKeys(value: unknown): unknown {
   return value;
 }
 
+/**
+ * Every flag the loader's sections read, so `check-config` can check exactly the invocation `serve` or `up`
+ * would get. (Secrets have no flags: argv is visible to every user in ps.)
+ */
+const LOADER_FLAGS = {
+  config: { type: "string", short: "c" },
+  address: { type: "string", multiple: true },
+  "listen-port": { type: "string" },
+  mtu: { type: "string" },
+  endpoint: { type: "string" },
+  "admin-listen": { type: "string" },
+  "log-level": { type: "string" },
+  "log-format": { type: "string" },
+  relay: { type: "string", short: "r", multiple: true },
+  ...Object.fromEntries(Object.values(RELAY_FLAG_FOR).map((f) => [f, { type: "string" }])),
+} as Options;
+
 export const checkConfigCommand: Command = {
   name: "check-config",
   summary:
     "Load the configuration and print it with secrets redacted, or every error with file/variable and line.",
-  usage: "check-config [-c FILE] [--env-file FILE] [--json]",
+  usage:
+    "check-config [-c FILE] [--env-file FILE] [--json] [the config flags of serve/up: -r RELAY, --mtu N, ...]",
   async run(args) {
     const parsed = parseFlags(this, args, {
-      config: { type: "string", short: "c" },
+      ...LOADER_FLAGS,
       "env-file": { type: "string" },
       json: { type: "boolean" },
     }, false);
     if (!parsed) return 0;
-    const flags = parsed.values as Record<string, string | boolean | undefined>;
+    const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
+    const flags: Flags = {};
+    for (const name of Object.keys(LOADER_FLAGS)) flags[name] = values[name];
     let loaded;
     try {
       loaded = await loadConfig({
         env: Deno.env.toObject(),
-        flags: { config: flags.config as string | undefined },
-        envFile: flags["env-file"] as string | undefined,
+        flags,
+        envFile: values["env-file"] as string | undefined,
       });
     } catch (e) {
       const errors = ConfigErrors.flatten(e);
@@ -113,7 +134,7 @@ export const checkConfigCommand: Command = {
     }
     for (const w of loaded.warnings) console.error(`warning: ${w}`);
     const redacted = redactConfig(withPublicKeys(loaded.config));
-    if (flags.json) console.log(JSON.stringify(redacted, null, 2));
+    if (values.json) console.log(JSON.stringify(redacted, null, 2));
     else console.log(renderText(redacted).join("\n"));
     return 0;
   },
