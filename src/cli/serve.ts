@@ -5,8 +5,9 @@
  *
  * Services plug in through SERVICE_STARTERS: a starter looks at the loaded Config and returns a running
  * service (or undefined when its configuration is absent). Named tunnels (`WG_TUNNEL_<NAME>`) are opened
- * lazily, on first use by a service (`via=wg:NAME`), through the tunnel Net factory that the tunnel module
- * installs with setTunnelNetFactory().
+ * lazily, on first use by a service (`via=wg:NAME`), in this process (userspace WireGuard + netstack), shared
+ * by every user, and reported as the "tunnels" status section and wgedge_tunnel_* metrics;
+ * setTunnelNetFactory() swaps the opener (tests).
  */
 import { type Command, parseFlags, UsageError, waitForShutdownSignal } from "./command.ts";
 import { type Config, ConfigErrors, isConfigError, loadConfig } from "../config/mod.ts";
@@ -20,6 +21,7 @@ import { createEgressLookup, type TunnelLookup } from "../services/relay/egress.
 import { RELAY_DEFAULTS } from "../config/relay.ts";
 import { VERSION } from "./version.ts";
 import { logger } from "../util/log.ts";
+import { openTunnel, type Tunnel } from "../net/tunnels.ts";
 import { rpcStarter, rpsStarter } from "../services/rp/starter.ts";
 import { mwgpStarter } from "../services/mwgp/starter.ts";
 
@@ -37,7 +39,68 @@ export type TunnelNetFactory = (
   registry: ServiceRegistry,
 ) => Promise<TunnelNetHandle>;
 
-let tunnelNetFactory: TunnelNetFactory | undefined;
+/** Open named tunnels, for the "tunnels" status section and wgedge_tunnel_* metrics (one registry per serve). */
+const openTunnels = new WeakMap<ServiceRegistry, Map<string, Tunnel>>();
+
+function tunnelsOf(registry: ServiceRegistry): Map<string, Tunnel> {
+  let m = openTunnels.get(registry);
+  if (m) return m;
+  m = new Map();
+  openTunnels.set(registry, m);
+  const tunnels = m;
+  registry.registerStatus("tunnels", () =>
+    [...tunnels.values()].map((t) => {
+      const st = t.device.status();
+      return { name: t.name, publicKey: st.publicKey, listenPort: st.listenPort, peers: st.peers };
+    }));
+  const labels = ["tunnel", "peer"];
+  const handshakes = registry.metrics.counter(
+    "wgedge_tunnel_handshakes_total",
+    "Completed WireGuard handshakes per peer.",
+    labels,
+  );
+  const bytes = registry.metrics.counter("wgedge_tunnel_bytes_total", "Tunnel payload bytes per peer.", [
+    ...labels,
+    "direction",
+  ]);
+  const last = registry.metrics.gauge(
+    "wgedge_tunnel_last_handshake_seconds",
+    "Unix time of the peer's last handshake (absent before the first).",
+    labels,
+  );
+  registry.metrics.addCollector(() => {
+    handshakes.reset();
+    bytes.reset();
+    last.reset();
+    for (const t of tunnels.values()) {
+      for (const p of t.device.status().peers) {
+        const l = { tunnel: t.name, peer: p.publicKey };
+        handshakes.set(l, p.handshakes);
+        bytes.set({ ...l, direction: "rx" }, p.rxBytes);
+        bytes.set({ ...l, direction: "tx" }, p.txBytes);
+        if (p.lastHandshake) last.set(l, Date.parse(p.lastHandshake) / 1000);
+      }
+    }
+  });
+  return tunnels;
+}
+
+/** The default: bring the tunnel up in this process (userspace WireGuard + netstack) and use its Net. */
+const openTunnelNet: TunnelNetFactory = async (name, cfg, registry) => {
+  const tunnel = await openTunnel(cfg, { name });
+  const tunnels = tunnelsOf(registry);
+  tunnels.set(name, tunnel);
+  log.info("tunnel up", { tunnel: name, publicKey: tunnel.device.publicKey });
+  return {
+    net: tunnel.net,
+    close() {
+      tunnels.delete(name);
+      tunnel.close();
+    },
+  };
+};
+
+let tunnelNetFactory: TunnelNetFactory = openTunnelNet;
 
 /** Installed by the tunnel module: how `serve` turns a WG_TUNNEL_<NAME> config into a Net. */
 export function setTunnelNetFactory(factory: TunnelNetFactory): void {
@@ -150,9 +213,6 @@ export class Server {
         return Promise.reject(
           new Error(`via=wg:${name}: no tunnel configured (set WG_TUNNEL_${name.toUpperCase()})`),
         );
-      }
-      if (!tunnelNetFactory) {
-        return Promise.reject(new Error(`via=wg:${name}: tunnels are not available in this build`));
       }
       h = tunnelNetFactory(key, cfg, this.registry);
       h.catch(() => this.#tunnels.delete(key));
