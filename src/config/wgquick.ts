@@ -176,6 +176,8 @@ export function parseWgQuick(text: string, source: string, warnings: string[] = 
     p.error({ source, line: iface.headerLine, key: "PrivateKey", expected: "a PrivateKey in [Interface]" });
   }
   checkPeers(p, source, iface, peers);
+  // Whole-file checks ran last; report in file order (a stable sort keeps same-line errors as found).
+  p.errors.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
   p.throwIfAny();
 
   const ifc: WgInterfaceConfig = {
@@ -231,7 +233,8 @@ function prefixes(
   for (const item of listItems(line.value)) {
     const prefix = parsePrefix(item, { maskHostBits });
     if (!prefix) {
-      p.error({ source, line: line.no, key: line.key, expected: PREFIX_EXPECTED, got: item });
+      const expected = item.includes("%") ? `${PREFIX_EXPECTED}, without a zone id (%...)` : PREFIX_EXPECTED;
+      p.error({ source, line: line.no, key: line.key, expected, got: item });
       continue;
     }
     if (!into.some((x) => x.address === prefix.address && x.prefix === prefix.prefix)) into.push(prefix);
