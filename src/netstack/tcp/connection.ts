@@ -254,7 +254,7 @@ export class TcpConnection implements Conn {
   /** Bytes in flight as the sender sees them (RFC 6675 pipe during recovery). */
   #flight(): number {
     if (this.inRecovery) {
-      if (this.#sackOk) return this.scoreboard.pipe(this.sndUna, this.sndMax, this.#highRxt, this.mss);
+      if (this.#sackOk) return this.scoreboard.pipe(this.sndUna, this.sndMax, this.mss);
       const out = seqDiff(this.sndMax, this.sndUna) - this.#dupAcks * this.mss;
       return Math.max(0, out) + Math.max(0, seqDiff(this.#highRxt, this.sndUna));
     }
@@ -621,6 +621,7 @@ export class TcpConnection implements Conn {
     let sackGrew = false;
     if (this.#sackOk && o.sackBlocks.length > 0) {
       sackGrew = this.scoreboard.update(o.sackBlocks, seqMax(ack, this.sndUna), this.sndMax);
+      if (sackGrew && this.inRecovery) this.scoreboard.detectLostRetransmits();
     }
 
     if (seqGt(ack, this.sndUna)) {
@@ -643,6 +644,7 @@ export class TcpConnection implements Conn {
       if (this.inRecovery) {
         if (seqGe(ack, this.#recoveryPoint)) {
           this.inRecovery = false;
+          this.scoreboard.clearRetransmits();
           this.cc.cwnd = Math.max(Math.min(this.cc.ssthresh, this.#flight() + mss), mss);
         } else if (!this.#sackOk) {
           // RFC 6582 partial ACK: retransmit the next unacknowledged segment.
@@ -688,6 +690,7 @@ export class TcpConnection implements Conn {
     this.inRecovery = true;
     this.#recoveryPoint = this.sndMax;
     this.#highRxt = this.sndUna;
+    this.scoreboard.clearRetransmits();
     this.cc.onLoss(seqDiff(this.sndMax, this.sndUna), this.mss, this.host.clock.now());
     this.#rttSeq = -1; // Karn: the timed segment may be retransmitted
     // RFC 6675 section 5 step 4.3 / RFC 6582: retransmit the first unacknowledged segment regardless of pipe.
@@ -697,7 +700,10 @@ export class TcpConnection implements Conn {
   #retransmitFirst(): void {
     const end = seqMin(seqAdd(this.sndUna, this.mss), this.sndMax);
     const len = this.#sendData(this.sndUna, seqDiff(end, this.sndUna), true);
-    if (len > 0 && seqLt(this.#highRxt, seqAdd(this.sndUna, len))) this.#highRxt = seqAdd(this.sndUna, len);
+    if (len > 0) {
+      if (seqLt(this.#highRxt, seqAdd(this.sndUna, len))) this.#highRxt = seqAdd(this.sndUna, len);
+      if (this.#sackOk) this.scoreboard.noteRetransmit(this.sndUna, seqAdd(this.sndUna, len), this.sndMax);
+    }
   }
 
   #receiveData(seq: number, payload: Uint8Array): void {
@@ -780,11 +786,11 @@ export class TcpConnection implements Conn {
         // RFC 6675: transmit only while cwnd - pipe >= 1 SMSS.
         if (room < mss) break;
         // NextSeg rule 1: a lost hole not yet retransmitted.
-        const hole = this.scoreboard.nextLost(seqMax(this.#highRxt, this.sndUna), this.sndUna, mss);
+        const hole = this.scoreboard.nextToRetransmit(this.sndUna, mss, true);
         if (hole) {
           const sent = this.#sendData(hole[0], Math.min(mss, seqDiff(hole[1], hole[0])), true);
           if (sent === 0) break;
-          this.#highRxt = seqAdd(hole[0], sent);
+          this.scoreboard.noteRetransmit(hole[0], seqAdd(hole[0], sent), this.sndMax);
           continue;
         }
       }
@@ -808,11 +814,11 @@ export class TcpConnection implements Conn {
       if (len === 0 && !finHere) {
         if (this.inRecovery && this.#sackOk) {
           // NextSeg rule 3: an unSACKed octet not yet deemed lost.
-          const hole = this.scoreboard.nextUnsacked(seqMax(this.#highRxt, this.sndUna), this.sndUna, mss);
+          const hole = this.scoreboard.nextToRetransmit(this.sndUna, mss, false);
           if (hole) {
             const sent = this.#sendData(hole[0], Math.min(mss, seqDiff(hole[1], hole[0])), true);
             if (sent > 0) {
-              this.#highRxt = seqAdd(hole[0], sent);
+              this.scoreboard.noteRetransmit(hole[0], seqAdd(hole[0], sent), this.sndMax);
               continue;
             }
           }
@@ -1054,6 +1060,7 @@ export class TcpConnection implements Conn {
     if (this.#retries > 1) this.scoreboard.clear();
     this.sndNxt = this.sndUna;
     this.#highRxt = this.sndUna;
+    this.scoreboard.clearRetransmits();
     this.output();
     this.#rtxTimer.set(now + this.rtt.rto);
   }

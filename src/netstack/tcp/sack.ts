@@ -19,6 +19,7 @@ export class SackScoreboard {
 
   clear(): void {
     this.ranges.length = 0;
+    this.rexmits.length = 0;
   }
 
   get highestSacked(): number | undefined {
@@ -69,6 +70,14 @@ export class SackScoreboard {
     while (drop < r.length && seqLe(r[drop + 1], una)) drop += 2;
     if (drop) r.splice(0, drop);
     if (r.length && seqLt(r[0], una)) r[0] = una;
+    const x = this.rexmits;
+    for (let i = 0; i < x.length;) {
+      if (seqLe(x[i + 1], una)) x.splice(i, 3);
+      else {
+        if (seqLt(x[i], una)) x[i] = una;
+        i += 3;
+      }
+    }
   }
 
   isSacked(seq: number): boolean {
@@ -124,42 +133,104 @@ export class SackScoreboard {
   }
 
   /**
-   * RFC 6675 SetPipe: octets in flight = unSACKed octets not deemed lost, plus octets retransmitted (below
-   * highRxt) that are not SACKed.
+   * Retransmissions of the current recovery episode, flattened [start, end, highDataAtSend, ...]. Tracking
+   * ranges rather than RFC 6675's single HighRxt lets a retransmission that was itself lost be sent again
+   * without waiting for an RTO (the idea of RFC 8985's RACK, keyed on sequence instead of time).
    */
-  pipe(una: number, max: number, highRxt: number, mss: number): number {
-    if (this.ranges.length === 0) {
-      return seqDiff(max, una) + Math.max(0, seqDiff(seqMin(highRxt, max), una));
+  rexmits: number[] = [];
+
+  noteRetransmit(start: number, end: number, highData: number): void {
+    this.rexmits.push(start, end, highData);
+  }
+
+  clearRetransmits(): void {
+    this.rexmits.length = 0;
+  }
+
+  /**
+   * A retransmission is deemed lost once the peer SACKs data first sent after it: that data overtook it.
+   * Returns how many were forgotten (they become eligible for retransmission again).
+   */
+  detectLostRetransmits(): number {
+    const top = this.highestSacked;
+    if (top === undefined) return 0;
+    const x = this.rexmits;
+    let lost = 0;
+    for (let i = 0; i < x.length;) {
+      if (seqGt(top, x[i + 2]) && !this.#covered(x[i], x[i + 1])) {
+        x.splice(i, 3);
+        lost++;
+      } else i += 3;
     }
+    return lost;
+  }
+
+  #covered(s: number, e: number): boolean {
+    const r = this.ranges;
+    for (let i = 0; i < r.length; i += 2) if (seqLe(r[i], s) && seqGe(r[i + 1], e)) return true;
+    return false;
+  }
+
+  /** Bytes of [s, e) that were retransmitted in this episode. */
+  #rexmitOverlap(s: number, e: number): number {
+    const x = this.rexmits;
+    let n = 0;
+    for (let i = 0; i < x.length; i += 3) {
+      const lo = seqMax(s, x[i]), hi = seqMin(e, x[i + 1]);
+      if (seqLt(lo, hi)) n += seqDiff(hi, lo);
+    }
+    return n;
+  }
+
+  /** First sub-range of [s, e) not yet retransmitted, or undefined. */
+  #firstNotRetransmitted(s: number, e: number): [number, number] | undefined {
+    let cur = s;
+    for (let guard = 0; guard < 1 + this.rexmits.length / 3 && seqLt(cur, e); guard++) {
+      let moved = false;
+      let end = e;
+      const x = this.rexmits;
+      for (let i = 0; i < x.length; i += 3) {
+        if (seqLe(x[i], cur) && seqGt(x[i + 1], cur)) {
+          cur = x[i + 1];
+          moved = true;
+          break;
+        }
+        if (seqGt(x[i], cur) && seqLt(x[i], end)) end = x[i];
+      }
+      if (!moved) return [cur, end];
+    }
+    return undefined;
+  }
+
+  /**
+   * RFC 6675 SetPipe: octets in flight = unSACKed octets not deemed lost, plus unSACKed octets retransmitted in
+   * this episode.
+   */
+  pipe(una: number, max: number, mss: number): number {
+    if (this.ranges.length === 0) return seqDiff(max, una) + this.#rexmitOverlap(una, max);
     let pipe = 0;
     this.forEachHole(una, mss, (s, e, lost) => {
-      const len = seqDiff(e, s);
-      if (!lost) pipe += len;
-      if (seqGt(highRxt, s)) pipe += Math.min(len, seqDiff(highRxt, s));
+      if (!lost) pipe += seqDiff(e, s);
+      pipe += this.#rexmitOverlap(s, e);
     });
     const top = this.highestSacked!;
-    if (seqLt(top, max)) pipe += seqDiff(max, top);
+    if (seqLt(top, max)) pipe += seqDiff(max, top) + this.#rexmitOverlap(top, max);
     return pipe;
   }
 
-  /** First lost hole octet at or above `from` (RFC 6675 NextSeg rule 1), as [start, end) or undefined. */
-  nextLost(from: number, una: number, mss: number): [number, number] | undefined {
+  /**
+   * NextSeg (RFC 6675 section 4): the first hole octets not yet retransmitted in this episode; with lostOnly
+   * only holes that IsLost (rule 1), otherwise any hole below the highest SACKed octet (rule 3).
+   */
+  nextToRetransmit(una: number, mss: number, lostOnly: boolean): [number, number] | undefined {
     let found: [number, number] | undefined;
     this.forEachHole(una, mss, (s, e, lost) => {
-      if (!lost || seqLe(e, from)) return;
-      found = [seqMax(s, from), e];
-      return true;
-    });
-    return found;
-  }
-
-  /** First unSACKed octet at or above `from` below the highest SACKed octet (NextSeg rule 3). */
-  nextUnsacked(from: number, una: number, mss: number): [number, number] | undefined {
-    let found: [number, number] | undefined;
-    this.forEachHole(una, mss, (s, e) => {
-      if (seqLe(e, from)) return;
-      found = [seqMax(s, from), e];
-      return true;
+      if (lostOnly && !lost) return;
+      const piece = this.#firstNotRetransmitted(s, e);
+      if (piece) {
+        found = piece;
+        return true;
+      }
     });
     return found;
   }
