@@ -1,7 +1,7 @@
 /**
  * The userspace stack against the Linux kernel's IP, ICMP, UDP and TCP, across a wireguard-go tunnel:
- * kernel ping (v4/v6, full-MTU), kernel UDP (checksums verified by the kernel), UDP datagrams larger than
- * the MTU that the kernel fragments and we reassemble, and a 1 MiB TCP echo with half-close.
+ * kernel ping (v4/v6, full-MTU, fragmented both ways), kernel UDP (checksums verified by the kernel), UDP datagrams larger than
+ * the MTU that the kernel fragments and we reassemble (and echo back fragmented), and a 1 MiB TCP echo with half-close.
  */
 import { assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { collect, interopTest, Netns, waitFor, wgKeyPair, WireguardGo } from "./helpers/interop.ts";
@@ -44,7 +44,16 @@ interopTest(
     const dir = await Deno.makeTempDir({ prefix: "wgedge-netstack-" });
     try {
       // ICMP echo answered by our stack, including a packet of exactly the MTU (1420 = 20 + 8 + 1392).
-      for (const args of [["10.77.0.2"], ["-6", "fd77::2"], ["-s", "1392", "-M", "do", "10.77.0.2"]]) {
+      // A 3000-byte ping is fragmented by the kernel, reassembled by us, and our fragmented reply is
+      // reassembled by the kernel.
+      const pings = [
+        ["10.77.0.2"],
+        ["-6", "fd77::2"],
+        ["-s", "1392", "-M", "do", "10.77.0.2"],
+        ["-s", "3000", "10.77.0.2"],
+        ["-6", "-s", "3000", "fd77::2"],
+      ];
+      for (const args of pings) {
         const r = await ns.exec(["ping", "-c", "3", "-i", "0.2", "-W", "3", ...args], { check: false });
         assertEquals(r.code, 0, `ping ${args.join(" ")}: ${r.stdout}${r.stderr}\n${err.text()}`);
       }
@@ -62,6 +71,13 @@ interopTest(
       for (const target of ["10.77.0.2", "[fd77::2]"]) {
         const r = await ns.exec(["sh", "-c", `socat -T 3 -b 65536 - UDP:${target}:9 < ${bigFile}`]);
         assertEquals(r.stdout, `4000 ${sum}\n`, `fragmented UDP to ${target}`);
+        // And echoed back whole: our fragments, reassembled by the kernel.
+        const echoed = await ns.exec([
+          "sh",
+          "-c",
+          `socat -T 3 -b 65536 - UDP:${target}:7 < ${bigFile} | wc -c`,
+        ]);
+        assertEquals(echoed.stdout.trim(), "4000", `fragmented UDP echo from ${target}`);
       }
       // 1 MiB TCP echo against kernel TCP, both families; socat half-closes after sending.
       const data = new Uint8Array(1 << 20).map((_, i) => (i * 7 + (i >> 11)) & 0xff);

@@ -152,8 +152,8 @@ Deno.test("udp: bind rules, errors, close rejects receive", async () => {
     for (let i = 0; i < 50; i++) ports.add(b.listenUdp(undefined, 0).addr.port);
     assertEquals(ports.size, 50);
     await assertRejects(
-      () => s1.send(new Uint8Array(2000), { transport: "udp", hostname: "10.77.0.2", port: 1 }),
-      "exceed the path MTU",
+      () => s1.send(new Uint8Array(65508), { transport: "udp", hostname: "10.77.0.2", port: 1 }),
+      "exceed the largest UDP payload",
     );
     await assertRejects(
       () => s1.send(new Uint8Array(1), { transport: "udp", hostname: "host.example", port: 1 }),
@@ -203,6 +203,37 @@ Deno.test("udp: checksum rules (bad dropped; zero allowed on IPv4 only; trailing
     assertEquals(server.queued, 2);
     assertEquals((await server.receive())[0], new Uint8Array([1, 2, 3]));
     assertEquals((await server.receive())[0], new Uint8Array([1, 2, 3]));
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+Deno.test("udp: datagrams larger than the MTU are fragmented, reassembled, and follow the path MTU", async () => {
+  const { a, b, la } = pair();
+  try {
+    const server = b.listenUdp(undefined, 7);
+    echo(server);
+    const client = a.listenUdp(undefined, 0);
+    for (const [host, size] of [["10.77.0.1", 5000], ["fd77::1", 9000], ["10.77.0.1", 65507]] as const) {
+      const msg = new Uint8Array(size).map((_, i) => (i * 31) & 0xff);
+      await client.send(msg, { transport: "udp", hostname: host, port: 7 });
+      const [back] = await client.receive();
+      assertEquals(back, msg, `${size} bytes via ${host}`);
+    }
+    assert(la.stats.oversizeDropped === 0, "no fragment exceeds the link MTU");
+    // After a packet-too-big, fragments follow the smaller path MTU.
+    const seen: number[] = [];
+    la.setReceiver((p) => seen.push(p.length));
+    b.ip.updatePathMtu(parseIp("fd77::2")!, 1280);
+    await server.send(new Uint8Array(3000), {
+      transport: "udp",
+      hostname: "fd77::2",
+      port: client.addr.port,
+    });
+    await settle();
+    assertEquals(seen.length, 3);
+    assert(seen.every((n) => n <= 1280), `fragment sizes ${seen}`);
   } finally {
     a.close();
     b.close();

@@ -212,14 +212,10 @@ export class IcmpLayer {
     }
     const v6 = dst.length === 16;
     const size = opts.size ?? 56;
-    const hl = v6 ? IPV6_HEADER_LEN : IPV4_MIN_HEADER_LEN;
-    if (!Number.isInteger(size) || size < 0 || hl + ICMP_HEADER_LEN + size > this.#ip.mtuFor(dst)) {
-      return Promise.reject(
-        new PingError(
-          `ping ${name}: size ${size} does not fit the path MTU ${this.#ip.mtuFor(dst)}`,
-          "invalid",
-        ),
-      );
+    // Larger than the path MTU is fine (the IP layer fragments it), larger than an IP packet is not.
+    const max = 65535 - ICMP_HEADER_LEN - (v6 ? 0 : IPV4_MIN_HEADER_LEN);
+    if (!Number.isInteger(size) || size < 0 || size > max) {
+      return Promise.reject(new PingError(`ping ${name}: size ${size} is not in 0..${max}`, "invalid"));
     }
     const id = (opts.id ?? this.#ident) & 0xffff;
     let seq: number;

@@ -19,10 +19,18 @@ import {
   type PacketInterface,
   type TransportHandler,
 } from "./types.ts";
-import { IPV4_MIN_HEADER_LEN, IPV4_MIN_MTU, Ipv4Packet, writeIpv4Header } from "../wire/ipv4.ts";
 import {
+  IPV4_FLAG_MF,
+  IPV4_MIN_HEADER_LEN,
+  IPV4_MIN_MTU,
+  Ipv4Packet,
+  writeIpv4Header,
+} from "../wire/ipv4.ts";
+import {
+  IPV6_FRAGMENT_HEADER_LEN,
   IPV6_HEADER_LEN,
   IPV6_MIN_MTU,
+  IPV6_NEXT_FRAGMENT,
   IPV6_NEXT_NONE,
   newHeaderChain,
   walkExtensionHeaders,
@@ -90,8 +98,11 @@ export interface IpStats {
   rxDelivered: number;
   rxFragmentsHeld: number;
   rxDropped: Record<RxDropReason, number>;
+  /** Packets handed to the link (fragments count one each). */
   txPackets: number;
   txBytes: number;
+  /** Fragments sent (datagrams larger than the path MTU, never TCP). */
+  txFragments: number;
   /** Outbound packets not sent: larger than the link MTU, or no usable addresses. */
   txDropped: { tooBig: number; badAddress: number };
   icmp: {
@@ -118,6 +129,8 @@ export interface IpLayerOptions {
   icmpErrorBurst?: number;
   /** Initial IPv4 identification (random in production so idents are not predictable). */
   initialIdent?: number;
+  /** Initial IPv6 fragment identification (random in production, RFC 7739). */
+  initialIdent6?: number;
 }
 
 /** Learnt path MTUs expire so a path that healed is used fully again (RFC 1191 section 6.3, RFC 8201). */
@@ -142,6 +155,7 @@ export class IpLayer implements IpSender {
   readonly #v4Set = new Set<number>();
   #pmtu = new Map<number, PmtuEntry>();
   #ident: number;
+  #ident6: number;
   #view = new Ipv4Packet(new Uint8Array(0));
   #chain = newHeaderChain();
   /** The packet being delivered to a transport, so it can be quoted in an ICMP error. */
@@ -157,6 +171,7 @@ export class IpLayer implements IpSender {
     this.#clock = opts.clock;
     this.#reasm = new Reassembler(opts.clock, opts.reassembly);
     this.#ident = (opts.initialIdent ?? 0) & 0xffff;
+    this.#ident6 = (opts.initialIdent6 ?? 0) >>> 0;
     this.#burst = opts.icmpErrorBurst ?? 50;
     this.#ratePerMs = (opts.icmpErrorsPerSec ?? 1000) / 1000;
     this.#tokens = this.#burst;
@@ -183,6 +198,7 @@ export class IpLayer implements IpSender {
       rxDropped: dropped,
       txPackets: 0,
       txBytes: 0,
+      txFragments: 0,
       txDropped: { tooBig: 0, badAddress: 0 },
       icmp: {
         echoRequestsAnswered: 0,
@@ -286,6 +302,12 @@ export class IpLayer implements IpSender {
     return e && sameAddr(e.addr, addr) ? e : undefined;
   }
 
+  /**
+   * Sends a transport segment. TCP segments are sized by the sender to the path MTU and are never
+   * fragmented (DF set; a segment larger than the link MTU is dropped and counted). Other protocols (UDP,
+   * ICMP) larger than the path MTU are fragmented like a host would (RFC 791 / RFC 8200 section 4.5), so
+   * large datagrams and echo replies to large pings still get through.
+   */
   sendSegment(proto: number, src: Uint8Array, dst: Uint8Array, segment: Uint8Array): void {
     if (this.#closed) return;
     const v6 = dst.length === 16;
@@ -295,7 +317,14 @@ export class IpLayer implements IpSender {
     }
     const hl = v6 ? IPV6_HEADER_LEN : IPV4_MIN_HEADER_LEN;
     const total = hl + segment.length;
-    if (total > this.#link.mtu || segment.length > 65535) {
+    // IPv4 total length is 16 bits; IPv6 payload length too (no jumbograms).
+    if (segment.length > 65535 - (v6 ? 0 : hl)) {
+      this.stats.txDropped.tooBig++;
+      return;
+    }
+    const mtu = this.mtuFor(dst);
+    const fragment = total > mtu && proto !== IPPROTO_TCP;
+    if (total > this.#link.mtu && !fragment) {
       this.stats.txDropped.tooBig++;
       return;
     }
@@ -304,14 +333,14 @@ export class IpLayer implements IpSender {
     if (v6) writeIpv6Header(out, 0, { src, dst, nextHeader: proto, payloadLen: segment.length });
     else {
       this.#ident = (this.#ident + 1) & 0xffff;
-      // DF on every IPv4 packet: we never fragment, and path MTU discovery needs the errors (RFC 1191).
+      // DF on unfragmented IPv4 packets: path MTU discovery needs the errors (RFC 1191).
       writeIpv4Header(out, 0, {
         src,
         dst,
         protocol: proto,
         payloadLen: segment.length,
         ident: this.#ident,
-        dontFragment: true,
+        dontFragment: !fragment,
       });
     }
     out.set(segment, hl);
@@ -336,9 +365,71 @@ export class IpLayer implements IpSender {
       out[at] = c >> 8;
       out[at + 1] = c;
     }
+    if (fragment) {
+      if (v6) this.#sendFragmentsV6(out, proto, mtu);
+      else this.#sendFragmentsV4(out, mtu);
+      return;
+    }
     this.stats.txPackets++;
     this.stats.txBytes += total;
     this.#link.send(out);
+  }
+
+  /** Splits a whole IPv4 packet (20-byte header) into fragments of at most mtu bytes. */
+  #sendFragmentsV4(whole: Uint8Array, mtu: number): void {
+    const hl = IPV4_MIN_HEADER_LEN;
+    const step = (mtu - hl) & ~7;
+    const dataLen = whole.length - hl;
+    for (let off = 0; off < dataLen; off += step) {
+      const n = Math.min(step, dataLen - off);
+      const frag = new Uint8Array(hl + n);
+      frag.set(whole.subarray(0, hl), 0);
+      frag.set(whole.subarray(hl + off, hl + off + n), hl);
+      const v = new Ipv4Packet(frag);
+      v.totalLen = hl + n;
+      const field = (off >> 3) | (off + n < dataLen ? IPV4_FLAG_MF : 0);
+      frag[6] = field >> 8;
+      frag[7] = field;
+      v.fillChecksum();
+      this.#emitFragment(frag);
+    }
+  }
+
+  /** Splits a whole IPv6 packet (no extension headers) into fragments with a Fragment header each. */
+  #sendFragmentsV6(whole: Uint8Array, proto: number, mtu: number): void {
+    const hl = IPV6_HEADER_LEN;
+    const step = (mtu - hl - IPV6_FRAGMENT_HEADER_LEN) & ~7;
+    const dataLen = whole.length - hl;
+    // RFC 7739: fragment identifications should not be predictable; a random start and a counter will do.
+    this.#ident6 = (this.#ident6 + 1) >>> 0;
+    const ident = this.#ident6;
+    for (let off = 0; off < dataLen; off += step) {
+      const n = Math.min(step, dataLen - off);
+      const frag = new Uint8Array(hl + IPV6_FRAGMENT_HEADER_LEN + n);
+      frag.set(whole.subarray(0, hl), 0);
+      const payloadLen = IPV6_FRAGMENT_HEADER_LEN + n;
+      frag[4] = payloadLen >> 8;
+      frag[5] = payloadLen;
+      frag[6] = IPV6_NEXT_FRAGMENT;
+      const fh = hl;
+      frag[fh] = proto;
+      const field = off | (off + n < dataLen ? 1 : 0);
+      frag[fh + 2] = field >> 8;
+      frag[fh + 3] = field;
+      frag[fh + 4] = ident >>> 24;
+      frag[fh + 5] = ident >>> 16;
+      frag[fh + 6] = ident >>> 8;
+      frag[fh + 7] = ident;
+      frag.set(whole.subarray(hl + off, hl + off + n), fh + IPV6_FRAGMENT_HEADER_LEN);
+      this.#emitFragment(frag);
+    }
+  }
+
+  #emitFragment(frag: Uint8Array): void {
+    this.stats.txPackets++;
+    this.stats.txFragments++;
+    this.stats.txBytes += frag.length;
+    this.#link.send(frag);
   }
 
   // ---- receive path ----

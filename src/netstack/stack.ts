@@ -49,13 +49,14 @@ export class Stack {
     this.#link = link;
     this.clock = opts.clock ?? systemClock;
     const random = opts.random ?? cryptoRandom;
-    const r = random(new Uint8Array(4));
+    const r = random(new Uint8Array(8));
     this.ip = new IpLayer(link, {
       addresses: opts.addresses,
       clock: this.clock,
       reassembly: opts.reassembly,
       icmpErrorsPerSec: opts.icmpErrorsPerSec,
       initialIdent: (r[0] << 8) | r[1],
+      initialIdent6: ((r[4] << 24) | (r[5] << 16) | (r[6] << 8) | r[7]) >>> 0,
     });
     this.ip.icmp.defaultIdent = (r[2] << 8) | r[3];
     this.udp = new UdpLayer(this.ip, { ...opts.udp, random });

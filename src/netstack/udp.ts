@@ -6,14 +6,15 @@ import type { DatagramConn, NetAddr } from "../net/types.ts";
 import { IPPROTO_UDP, type TransportHandler } from "./types.ts";
 import type { IpLayer } from "./ip.ts";
 import { UDP_HEADER_LEN, writeUdpDatagram } from "../wire/udp.ts";
-import { IPV4_MIN_HEADER_LEN } from "../wire/ipv4.ts";
-import { IPV6_HEADER_LEN } from "../wire/ipv6.ts";
 import { formatIp, isUnspecified, parseIp, sameAddr } from "./addr.ts";
 import { cryptoRandom, type RandomFill } from "../util/random.ts";
 
 /** IANA dynamic port range (RFC 6335), the range ephemeral ports come from. */
 export const EPHEMERAL_PORT_MIN = 49152;
 export const EPHEMERAL_PORT_MAX = 65535;
+/** 65535 - 20 (IPv4 header) - 8; IPv6's payload length covers the UDP header only: 65535 - 8. */
+export const UDP_MAX_PAYLOAD_V4 = 65507;
+export const UDP_MAX_PAYLOAD_V6 = 65527;
 
 export interface UdpOptions {
   /** Datagrams a socket queues before dropping new ones; default 1024. */
@@ -191,13 +192,11 @@ export class UdpLayer implements TransportHandler {
         "EADDRNOTAVAIL",
       );
     }
-    const hl = dst.length === 4 ? IPV4_MIN_HEADER_LEN : IPV6_HEADER_LEN;
-    const mtu = this.#ip.mtuFor(dst);
-    if (hl + UDP_HEADER_LEN + data.length > mtu) {
+    // Larger than the path MTU is fine (the IP layer fragments); larger than IP can carry is not.
+    const max = dst.length === 4 ? UDP_MAX_PAYLOAD_V4 : UDP_MAX_PAYLOAD_V6;
+    if (data.length > max) {
       throw new UdpError(
-        `udp send: ${data.length} bytes exceed the path MTU ${mtu} (max payload ${
-          mtu - hl - UDP_HEADER_LEN
-        })`,
+        `udp send: ${data.length} bytes exceed the largest UDP payload (${max})`,
         "EMSGSIZE",
       );
     }
