@@ -143,3 +143,404 @@ Deno.test("tcp: data both ways, then half-close: the other side keeps sending an
   p.a.close();
   p.b.close();
 });
+
+/** Builds a bare segment (no options) for forging. */
+function forge(
+  f: { sport: number; dport: number; seq: number; ack: number; flags: number; window?: number },
+): Uint8Array {
+  const buf = new Uint8Array(20);
+  writeTcpHeader(buf, 0, {
+    srcPort: f.sport,
+    dstPort: f.dport,
+    seq: f.seq,
+    ack: f.ack,
+    flags: f.flags,
+    window: f.window ?? 1000,
+  });
+  return buf;
+}
+
+/** Every segment on the link with the virtual time it was sent. */
+function record(p: Pair): { side: 0 | 1; at: number; v: TcpSegmentView; o: TcpHeaderOptions; len: number }[] {
+  const log: { side: 0 | 1; at: number; v: TcpSegmentView; o: TcpHeaderOptions; len: number }[] = [];
+  const prev = p.link.tap;
+  p.link.tap = (side, seg) => {
+    const copy = seg.slice();
+    const { v, o } = parse(copy);
+    log.push({ side, at: p.clock.now(), v, o, len: v.payloadLength });
+    return prev ? prev(side, seg) : true;
+  };
+  return log;
+}
+
+Deno.test("tcp: connect to a port with no listener is refused (RST)", async () => {
+  const p = pair();
+  p.b.listen(undefined, 81);
+  await assertRejects(() => settle(p, p.a.connect(p.link.addrs[1], 80)), "connection refused");
+  assertEquals(p.b.stats.noConnection, 1);
+  assertEquals(p.b.stats.resetsSent, 1);
+  assertEquals(p.a.stats.connections, 0);
+  p.a.close();
+  p.b.close();
+});
+
+Deno.test("tcp: simultaneous open reaches ESTABLISHED on both sides and carries data", async () => {
+  const p = pair();
+  const ca = p.a.connect(p.link.addrs[1], 5001, { srcPort: 5000 });
+  const cb = p.b.connect(p.link.addrs[0], 5000, { srcPort: 5001 });
+  const [a, b] = await settle(p, Promise.all([ca, cb])) as TcpConnection[];
+  assertEquals(a.state, TcpState.Established);
+  assertEquals(b.state, TcpState.Established);
+  const msg = pattern(10_000, 7);
+  await settle(p, writeAll(a, msg).then(() => a.closeWrite()));
+  assertEquals(await readAll(p, b), msg);
+  a.close();
+  b.close();
+  p.a.close();
+  p.b.close();
+});
+
+Deno.test("tcp: simultaneous close goes through CLOSING to TIME_WAIT, which expires after timeWaitMs", async () => {
+  const p = pair({ timeWaitMs: 5_000 });
+  const { client, server } = await connected(p);
+  await client.closeWrite();
+  await server.closeWrite(); // both FINs cross on the link
+  assertEquals(client.state, TcpState.FinWait1);
+  assertEquals(server.state, TcpState.FinWait1);
+  await elapse(p.link, 20);
+  assertEquals(client.state, TcpState.TimeWait);
+  assertEquals(server.state, TcpState.TimeWait);
+  assertEquals(await client.read(new Uint8Array(10)), null);
+  assertEquals(await server.read(new Uint8Array(10)), null);
+  await elapse(p.link, 4_900);
+  assertEquals(client.state, TcpState.TimeWait);
+  await elapse(p.link, 200);
+  assertEquals(client.state, TcpState.Closed);
+  assertEquals(server.state, TcpState.Closed);
+  assertEquals(p.a.stats.connections, 0);
+  assertEquals(p.b.stats.connections, 0);
+  client.close();
+  server.close();
+  p.a.close();
+  p.b.close();
+});
+
+Deno.test("tcp: RFC 5961 - in-window RST with the wrong sequence number gets a challenge ACK, exact one resets", async () => {
+  const p = pair();
+  const { client, server } = await connected(p);
+  const log = record(p);
+  const rst = (seq: number) =>
+    p.link.inject(
+      1,
+      forge({ sport: server.localPort, dport: client.localPort, seq, ack: 0, flags: TCP_RST }),
+    );
+  rst((client.rcvNxt + 1000) >>> 0);
+  await elapse(p.link, 5);
+  assertEquals(client.state, TcpState.Established);
+  assertEquals(p.a.stats.challengeAcks, 1);
+  const challenge = log.find((e) => e.side === 0 && (e.v.flags & TCP_ACK) && !(e.v.flags & TCP_RST));
+  assert(challenge, "no challenge ACK sent");
+  assertEquals(challenge!.v.ack, client.rcvNxt);
+  // A SYN on an established connection is challenged too, never accepted.
+  p.link.inject(
+    1,
+    forge({ sport: server.localPort, dport: client.localPort, seq: 12345, ack: 0, flags: TCP_SYN }),
+  );
+  await elapse(p.link, 5);
+  assertEquals(client.state, TcpState.Established);
+  assertEquals(p.a.stats.challengeAcks, 2);
+  // Outside the window: silently dropped.
+  rst((client.rcvNxt + 0x40000000) >>> 0);
+  await elapse(p.link, 5);
+  assertEquals(p.a.stats.challengeAcks, 2);
+  // Exactly RCV.NXT: reset.
+  const pending = client.read(new Uint8Array(10));
+  rst(client.rcvNxt);
+  await assertRejects(() => settle(p, pending), "reset");
+  assertEquals(client.state, TcpState.Closed);
+  server.close();
+  p.a.close();
+  p.b.close();
+});
+
+Deno.test("tcp: RTO follows RFC 6298 (min 200 ms) and doubles on each retransmission; SYN retries time out", async () => {
+  const p = pair({ synRetries: 3 });
+  const { client } = await connected(p);
+  const log = record(p);
+  let drop = true;
+  const prev = p.link.tap!;
+  p.link.tap = (side, seg) => prev(side, seg) && !(drop && side === 0);
+  await client.write(pattern(100));
+  await elapse(p.link, 6_500);
+  const sends = log.filter((e) => e.side === 0 && e.len === 100).map((e) => e.at);
+  const gaps = sends.slice(1).map((t, i) => t - sends[i]);
+  assertEquals(gaps, [200, 400, 800, 1600, 3200]);
+  assertEquals(p.a.stats.timeouts, 5);
+  drop = false;
+  await elapse(p.link, 7_000);
+  assertEquals(client.sndUna, client.sndMax, "data acknowledged after the path healed");
+
+  // SYN to a black hole: retransmitted after 1, 2, 4 s (initial RTO 1 s), then the connect fails.
+  const q = pair({ synRetries: 3 });
+  const qlog = record(q);
+  q.link.tap = ((t) => (side: 0 | 1, seg: Uint8Array) => t(side, seg) && side !== 0)(q.link.tap!);
+  const start = q.clock.now();
+  await assertRejects(() => settle(q, q.a.connect(q.link.addrs[1], 80)), "timed out");
+  const syns = qlog.filter((e) => e.side === 0 && (e.v.flags & TCP_SYN)).map((e) => e.at - start);
+  assertEquals(syns, [0, 1000, 3000, 7000]);
+  assertEquals(q.clock.now() - start >= 15_000, true);
+  p.a.close();
+  p.b.close();
+  q.a.close();
+  q.b.close();
+});
+
+Deno.test("tcp: SACK recovery retransmits only the lost segments, without a timeout", async () => {
+  const p = pair();
+  const { client, server } = await connected(p);
+  const log = record(p);
+  const lostIndex = new Set([3, 7, 8, 20]);
+  let dataSeen = 0;
+  const dropped: number[] = [];
+  const prev = p.link.tap!;
+  p.link.tap = (side, seg) => {
+    if (!prev(side, seg)) return false;
+    const v = new TcpSegmentView(seg);
+    if (side === 0 && v.payloadLength > 0 && dataSeen++ >= 0 && lostIndex.has(dataSeen - 1)) {
+      lostIndex.delete(dataSeen - 1);
+      dropped.push(v.seq);
+      return false;
+    }
+    return true;
+  };
+  const data = pattern(60 * 1448, 9);
+  const w = writeAll(client, data).then(() => client.closeWrite());
+  assertEquals(await readAll(p, server), data);
+  await settle(p, w);
+  const seen = new Map<number, number>();
+  for (const e of log) if (e.side === 0 && e.len > 0) seen.set(e.v.seq, (seen.get(e.v.seq) ?? 0) + 1);
+  const resent = [...seen.entries()].filter(([, n]) => n > 1).map(([s]) => s).sort((a, b) => a - b);
+  assertEquals(resent, dropped.slice().sort((a, b) => a - b));
+  assertEquals(p.a.stats.timeouts, 0);
+  assertEquals(p.a.stats.retransmittedSegments, dropped.length);
+  assert(p.a.stats.fastRecoveries >= 1);
+  // The receiver sent SACK blocks.
+  assert(log.some((e) => e.side === 1 && e.o.sackBlocks.length > 0), "no SACK blocks seen");
+  client.close();
+  server.close();
+  p.a.close();
+  p.b.close();
+});
+
+Deno.test("tcp: zero window is advertised, probed, and reopened when the reader reads", async () => {
+  const p = pair({ receiveBufferSize: 32 * 1024 });
+  const { client, server } = await connected(p);
+  const log = record(p);
+  const data = pattern(200_000, 3);
+  const w = writeAll(client, data);
+  await elapse(p.link, 3_000);
+  assert(
+    log.some((e) => e.side === 1 && e.v.window === 0 && !(e.v.flags & TCP_SYN)),
+    "zero window not advertised",
+  );
+  // Probes: segments from the sender with SND.UNA-1 and no data.
+  const probes = log.filter((e) => e.side === 0 && e.len === 0 && e.v.seq === ((client.sndUna - 1) >>> 0));
+  assert(probes.length >= 2, `expected window probes, saw ${probes.length}`);
+  assertEquals(client.state, TcpState.Established);
+  const got = readAll(p, server);
+  await settle(p, w.then(() => client.closeWrite()));
+  assertEquals(await got, data);
+  client.close();
+  server.close();
+  p.a.close();
+  p.b.close();
+});
+
+Deno.test("tcp: keepalive times out a dead peer after idle + count * interval; an alive peer answers", async () => {
+  const p = pair({ keepAlive: true, keepAliveIdleMs: 10_000, keepAliveIntervalMs: 1_000, keepAliveCount: 3 });
+  const { client, server } = await connected(p);
+  // Alive: probes are answered for a long time.
+  await elapse(p.link, 60_000);
+  assertEquals(client.state, TcpState.Established);
+  assertEquals(p.a.stats.keepaliveTimeouts, 0);
+  // Dead: the server side drops off the network.
+  p.link.tap = (side) => side === 0;
+  const deadAt = p.clock.now();
+  const pending = client.read(new Uint8Array(1));
+  let failedAt = 0;
+  pending.catch(() => failedAt = p.clock.now());
+  await assertRejects(() => settle(p, pending, 60_000), "timed out");
+  const after = failedAt - deadAt;
+  // The last answer came at most one probe interval before the link died.
+  assert(after >= 3_000 && after <= 10_000 + 3 * 1_000 + 5, `timed out after ${after} ms`);
+  assertEquals(p.a.stats.keepaliveTimeouts, 1);
+  server.close();
+  p.a.close();
+  p.b.close();
+});
+
+Deno.test("tcp: SYN flood is bounded by the SYN queue and a real client gets through afterwards", async () => {
+  const clock = new ManualClock();
+  const link = new FakeIpLink(clock);
+  const b = new TcpLayer(link.senders[1], {
+    clock,
+    random: seededRandom(3),
+    maxSynBacklog: 64,
+    synAckRetries: 2,
+  });
+  link.attach(1, b); // side 0 is a spoofing attacker whose SYN-ACKs go nowhere
+  const l = b.listen(undefined, 80, { backlog: 8 });
+  for (let i = 0; i < 5000; i++) {
+    link.inject(0, forge({ sport: 1024 + i, dport: 80, seq: i * 7919, ack: 0, flags: TCP_SYN }));
+  }
+  await drive(link, () => link.pending === 0, 100);
+  const tl = l as unknown as { halfOpen: number; queued: number };
+  assertEquals(tl.halfOpen, 64);
+  assertEquals(b.stats.synDropped, 5000 - 64);
+  assertEquals(b.stats.connections, 64);
+  assertEquals(b.bufferMemory(), 0, "half-open connections hold no buffers");
+  // SYN-ACK retries (1 s, 2 s, then 4 s RTO) expire and the queue drains.
+  await elapse(link, 8_000);
+  assertEquals(tl.halfOpen, 0);
+  assertEquals(b.stats.connections, 0);
+  const a = new TcpLayer(link.senders[0], { clock, random: seededRandom(4) });
+  link.attach(0, a);
+  const acc = l.accept();
+  const p: Pair = { clock, link, a, b };
+  const c = await settle(p, p.a.connect(link.addrs[1], 80));
+  const s = await settle(p, acc);
+  c.close();
+  s.close();
+  a.close();
+  b.close();
+});
+
+Deno.test("tcp: segments never exceed the MSS (link MTU 1280, IPv6, with SACK blocks on data)", async () => {
+  const p = pair({}, { mtu: 1280, loss: 0.05, seed: 3 }, true);
+  const log = record(p);
+  const { client, server } = await connected(p);
+  assertEquals(client.remoteAddr.hostname, "fd00::2");
+  const up = pattern(400_000, 4), down = pattern(400_000, 5);
+  const w1 = writeAll(client, up).then(() => client.closeWrite());
+  const w2 = writeAll(server, down).then(() => server.closeWrite());
+  const [gotUp, gotDown] = await Promise.all([readAll(p, server), readAll(p, client)]);
+  await settle(p, Promise.all([w1, w2]));
+  assertEquals(gotUp, up);
+  assertEquals(gotDown, down);
+  const maxSeg = Math.max(...log.map((e) => e.v.headerLength + e.len));
+  assert(maxSeg <= 1280 - 40, `segment of ${maxSeg} bytes exceeds MTU 1280 minus the IPv6 header`);
+  assert(
+    log.some((e) => e.len > 0 && e.o.sackBlocks.length > 0),
+    "expected data segments carrying SACK blocks",
+  );
+  p.a.close();
+  p.b.close();
+});
+
+Deno.test("tcp: delayed ACK - one segment is acknowledged after 40 ms, two full segments at once", async () => {
+  const p = pair();
+  const { client } = await connected(p);
+  const log = record(p);
+  await client.write(pattern(100));
+  await elapse(p.link, 100);
+  const sent = log.find((e) => e.side === 0 && e.len === 100)!;
+  const ack = log.find((e) => e.side === 1 && e.at > sent.at)!;
+  assertEquals(ack.at - sent.at, 1 + 40); // one-way delay, then the delayed-ACK timer
+  log.length = 0;
+  await client.write(pattern(2 * 1448));
+  await elapse(p.link, 100);
+  const data = log.filter((e) => e.side === 0 && e.len > 0);
+  assertEquals(data.length, 2);
+  const ack2 = log.find((e) => e.side === 1)!;
+  assertEquals(ack2.at - data[1].at, 1);
+  assertEquals(ack2.v.ack, client.sndMax);
+  p.a.close();
+  p.b.close();
+});
+
+Deno.test("tcp: Nagle (noDelay=false) holds small writes while data is unacknowledged", async () => {
+  const p = pair();
+  const { client, server } = await connected(p);
+  client.setNoDelay(false);
+  const log = record(p);
+  for (let i = 0; i < 10; i++) await client.write(Uint8Array.of(i));
+  await elapse(p.link, 200);
+  const segs = log.filter((e) => e.side === 0 && e.len > 0).map((e) => e.len);
+  assertEquals(segs, [1, 9]);
+  const buf = new Uint8Array(20);
+  assertEquals(await settle(p, server.read(buf)), 10);
+  // Default (noDelay) sends each write at once.
+  client.setNoDelay(true);
+  log.length = 0;
+  for (let i = 0; i < 5; i++) await client.write(Uint8Array.of(i));
+  assertEquals(log.filter((e) => e.side === 0 && e.len > 0).length, 5);
+  p.a.close();
+  p.b.close();
+});
+
+Deno.test("tcp: malformed and stale segments are counted and dropped, never thrown", async () => {
+  const p = pair();
+  const { client, server } = await connected(p);
+  const before = p.a.stats.malformed;
+  p.link.inject(1, new Uint8Array(10)); // shorter than a header
+  const badOffset = forge({
+    sport: server.localPort,
+    dport: client.localPort,
+    seq: 0,
+    ack: 0,
+    flags: TCP_ACK,
+  });
+  badOffset[12] = 0x30; // data offset 3
+  p.link.inject(1, badOffset);
+  const beyond = forge({ sport: server.localPort, dport: client.localPort, seq: 0, ack: 0, flags: TCP_ACK });
+  beyond[12] = 0xf0; // 60-byte header in a 20-byte segment
+  p.link.inject(1, beyond);
+  const badOpt = new Uint8Array(24);
+  writeTcpHeader(badOpt, 0, {
+    srcPort: server.localPort,
+    dstPort: client.localPort,
+    seq: client.rcvNxt,
+    ack: client.sndNxt,
+    flags: TCP_ACK,
+    window: 100,
+  });
+  badOpt[12] = 0x60;
+  badOpt.set([2, 9, 0, 0], 20); // MSS option with length 9
+  p.link.inject(1, badOpt);
+  await elapse(p.link, 5);
+  assertEquals(p.a.stats.malformed - before, 4);
+  assertEquals(client.state, TcpState.Established);
+  // An old duplicate (sequence far below RCV.NXT) is answered with an ACK, not accepted.
+  p.link.inject(
+    1,
+    forge({
+      sport: server.localPort,
+      dport: client.localPort,
+      seq: (client.rcvNxt - 50000) >>> 0,
+      ack: client.sndNxt,
+      flags: TCP_ACK | TCP_FIN,
+    }),
+  );
+  await elapse(p.link, 5);
+  assertEquals(client.state, TcpState.Established);
+  assert(p.a.stats.outOfWindow >= 1);
+  client.close();
+  server.close();
+  p.a.close();
+  p.b.close();
+});
+
+Deno.test("tcp: close() with unread data resets; listener close refuses new connections", async () => {
+  const p = pair();
+  const { client, server } = await connected(p);
+  await client.write(pattern(1000));
+  await elapse(p.link, 50);
+  server.close(); // 1000 unread bytes: RST instead of FIN
+  await assertRejects(() => settle(p, client.read(new Uint8Array(10))), "reset");
+  const l2 = p.b.listen(undefined, 99);
+  l2.close();
+  await assertRejects(() => settle(p, p.a.connect(p.link.addrs[1], 99)), "connection refused");
+  await assertRejects(() => l2.accept(), "closed");
+  p.a.close();
+  p.b.close();
+});

@@ -173,6 +173,7 @@ export class TcpConnection implements Conn {
   #persistMode = false;
   #newRenoRetransmit = false;
   #lastFinSent = false;
+  #swsOverride = false;
 
   // ACK scheduling.
   #segmentsSinceAck = 0;
@@ -386,6 +387,12 @@ export class TcpConnection implements Conn {
     ) {
       this.host.stats.pawsRejected++;
       this.#sendAck();
+      return;
+    }
+
+    // RFC 5961 section 4.2: a SYN in a synchronized state, whatever its sequence number, gets a challenge ACK.
+    if ((flags & (TCP_SYN | TCP_RST)) === TCP_SYN && this.state !== TcpState.SynReceived) {
+      this.#challengeAck();
       return;
     }
 
@@ -829,8 +836,9 @@ export class TcpConnection implements Conn {
       if (len < mss && !finHere) {
         // Nagle (RFC 896): hold a small segment while data is unacknowledged.
         if (!this.noDelay && seqGt(this.sndNxt, this.sndUna)) break;
-        // Sender silly-window avoidance (RFC 9293 section 3.8.6.2.1): wait for a useful window.
-        if (len < unsent && len < (this.#maxSndWnd >> 1) && limitEnd === -1) {
+        // Sender silly-window avoidance (RFC 9293 section 3.8.6.2.1): wait for a useful window, unless the
+        // override (persist) timer fired.
+        if (len < unsent && len < (this.#maxSndWnd >> 1) && limitEnd === -1 && !this.#swsOverride) {
           if (this.sndNxt === this.sndUna) this.#armPersist(now);
           break;
         }
@@ -1034,7 +1042,16 @@ export class TcpConnection implements Conn {
         return;
       }
       this.#retries++;
-      this.#emit(seqAdd(this.sndUna, -1), TCP_ACK, 0, 0, undefined, this.#ackOptions());
+      const usable = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
+      if (usable > 0 && this.#unsent() > 0) {
+        // The SWS override: a small window that never grows is used rather than waited on forever.
+        this.#persistMode = false;
+        this.#swsOverride = true;
+        this.output();
+        this.#swsOverride = false;
+        if (this.#rtxTimer.armed) return;
+      } else this.#emit(seqAdd(this.sndUna, -1), TCP_ACK, 0, 0, undefined, this.#ackOptions());
+      this.#persistMode = true;
       this.rtt.onTimeout();
       this.#rtxTimer.set(now + this.rtt.rto);
       return;

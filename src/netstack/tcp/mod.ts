@@ -55,6 +55,8 @@ function tupleKey(remote: Uint8Array, remotePort: number, localPort: number): nu
 
 export interface ConnectOptions {
   srcAddr?: Uint8Array;
+  /** A fixed local port instead of an ephemeral one (simultaneous open, tests). */
+  srcPort?: number;
   timeoutMs?: number;
   noDelay?: boolean;
 }
@@ -315,7 +317,13 @@ export class TcpLayer implements TransportHandler {
     const remote = dstAddr.slice();
     const start = this.#randomPortStart();
     let port = -1;
-    for (let i = 0; i < EPHEMERAL_COUNT; i++) {
+    if (opts.srcPort !== undefined) {
+      if (this.#lookup(remote, dstPort, opts.srcPort, local)) {
+        throw new Deno.errors.AddrInUse("4-tuple in use");
+      }
+      port = opts.srcPort;
+    }
+    for (let i = 0; i < EPHEMERAL_COUNT && port < 0; i++) {
       const p = EPHEMERAL_FIRST + ((start + i) % EPHEMERAL_COUNT);
       if (!this.#lookup(remote, dstPort, p, local) && !this.#listeners.has(p)) {
         port = p;
