@@ -57,6 +57,9 @@ export interface LinkEnd extends PacketInterface {
   close(): void;
 }
 
+/** Delivery time of a packet with no time-based impairment: due at once, before any timed packet. */
+const IMMEDIATE = -Infinity;
+
 interface Queued {
   at: number;
   packet: Uint8Array;
@@ -109,27 +112,32 @@ class Direction {
       this.stats.lost++;
       return;
     }
-    const now = this.clock.now();
-    let departs = now;
-    const rate = this.imp.rateBytesPerSec;
-    if (rate && rate > 0) {
-      // Serialise behind the bottleneck; what is waiting for it is bounded like a router queue.
-      const start = Math.max(now, this.#nextFree);
-      const waiting = (start - now) * rate / 1000;
-      if (waiting + packet.length > (this.imp.queueLimitBytes ?? 256 * 1024)) {
-        this.stats.queueDropped++;
-        return;
+    const rate = this.imp.rateBytesPerSec ?? 0;
+    const delay = this.imp.delayMs ?? 0;
+    // Reading the clock costs an op call per packet; an unimpaired link never needs it.
+    let at = IMMEDIATE;
+    if (rate > 0 || delay > 0) {
+      const now = this.clock.now();
+      let departs = now;
+      if (rate > 0) {
+        // Serialise behind the bottleneck; what is waiting for it is bounded like a router queue.
+        const start = Math.max(now, this.#nextFree);
+        const waiting = (start - now) * rate / 1000;
+        if (waiting + packet.length > (this.imp.queueLimitBytes ?? 256 * 1024)) {
+          this.stats.queueDropped++;
+          return;
+        }
+        departs = start + packet.length * 1000 / rate;
+        this.#nextFree = departs;
       }
-      departs = start + packet.length * 1000 / rate;
-      this.#nextFree = departs;
+      at = departs + delay;
+    }
+    if (this.#chance(this.imp.reorder)) {
+      this.stats.reordered++;
+      at = (at === IMMEDIATE ? this.clock.now() : at) + (this.imp.reorderDelayMs ?? 1);
     }
     // The link owns what it carries: the sender may reuse its buffer once send() returns.
     const copy = packet.slice();
-    let at = departs + (this.imp.delayMs ?? 0);
-    if (this.#chance(this.imp.reorder)) {
-      this.stats.reordered++;
-      at += this.imp.reorderDelayMs ?? 1;
-    }
     this.#enqueue(at, copy);
     if (this.#chance(this.imp.duplicate)) {
       this.stats.duplicated++;
@@ -151,34 +159,43 @@ class Direction {
   #schedule(): void {
     if (this.#closed || this.#head >= this.#queue.length) return;
     const at = this.#queue[this.#head].at;
-    const now = this.clock.now();
-    if (at <= now) {
-      if (!this.#microtask) {
-        this.#microtask = true;
-        queueMicrotask(() => {
-          this.#microtask = false;
+    if (at !== IMMEDIATE) {
+      const now = this.clock.now();
+      if (at > now) {
+        if (this.#timer && this.#timerAt <= at) return;
+        this.clock.clearTimer(this.#timer);
+        this.#timerAt = at;
+        this.#timer = this.clock.setTimer(() => {
+          this.#timer = undefined;
+          this.#timerAt = Infinity;
           this.#pump();
-        });
+        }, at - now);
+        return;
       }
-      return;
     }
-    if (this.#timer && this.#timerAt <= at) return;
-    this.clock.clearTimer(this.#timer);
-    this.#timerAt = at;
-    this.#timer = this.clock.setTimer(() => {
-      this.#timer = undefined;
-      this.#timerAt = Infinity;
-      this.#pump();
-    }, at - now);
+    if (!this.#microtask) {
+      this.#microtask = true;
+      queueMicrotask(() => {
+        this.#microtask = false;
+        this.#pump();
+      });
+    }
   }
 
   #pump(): void {
     const q = this.#queue;
-    const now = this.clock.now();
+    let now = IMMEDIATE;
+    let haveNow = false;
     // Bounded by the queue length at entry: packets enqueued by receivers wait for the next pump.
     const limit = q.length;
-    while (!this.#closed && this.#head < limit && q[this.#head].at <= now) {
+    while (!this.#closed && this.#head < limit) {
       const item = q[this.#head];
+      if (item.at > now) {
+        if (haveNow) break;
+        now = this.clock.now();
+        haveNow = true;
+        if (item.at > now) break;
+      }
       q[this.#head++] = undefined as unknown as Queued;
       this.#queuedBytes -= item.packet.length;
       this.stats.delivered++;
