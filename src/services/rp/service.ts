@@ -6,7 +6,7 @@ import type { Hono } from "hono";
 import type { Net } from "../../net/types.ts";
 import type { WgConfig } from "../../wireguard/config.ts";
 import type { ServiceRegistry } from "../registry.ts";
-import { openTunnel, type Tunnel } from "../../net/tunnels.ts";
+import { openTunnel } from "../../net/tunnels.ts";
 import { hostNet } from "../../net/host.ts";
 import { logger } from "../../util/log.ts";
 import { type PortRange, type RpProtocol, RpServer } from "./server.ts";
@@ -22,22 +22,11 @@ export interface RpTunnel {
   close(): void | Promise<void>;
 }
 
-/** The Net of a userspace tunnel: dial/listen on its Stack. */
-export function stackNet(tunnel: Tunnel): Net {
-  const stack = tunnel.stack;
-  return {
-    name: `wg:${tunnel.name}`,
-    dialTcp: (hostname, port, opts) => stack.dialTcp(hostname, port, { timeoutMs: opts?.timeoutMs }),
-    listenTcp: (opts) => stack.listenTcp(opts.hostname, opts.port),
-    listenUdp: (opts) => stack.listenUdp(opts.hostname, opts.port),
-  };
-}
-
 /** Brings a tunnel up for rp (the default; tests and `serve` may pass their own opener). */
 export async function openRpTunnel(cfg: WgConfig, name: string): Promise<RpTunnel> {
   const tunnel = await openTunnel(cfg, { name });
   return {
-    net: stackNet(tunnel),
+    net: tunnel.net,
     addresses: cfg.iface.addresses.map((a) => a.address),
     close: () => tunnel.close(),
   };

@@ -1,0 +1,172 @@
+/**
+ * Two wgedge processes on loopback — `wgedge rps` and `wgedge rpc` joined by a real userspace WireGuard
+ * tunnel — driven from outside with curl, socat and kernel sockets, and watched through rps's admin API.
+ */
+import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { run, waitFor } from "./helpers/interop.ts";
+import { seededRandom } from "../src/util/random.ts";
+import { freePort } from "./rp_loopback_net.ts";
+import { adminJson, adminMappings, WgedgeProcess, writePairConfigs } from "./rp_helpers.ts";
+
+const SIZE = 64 * 1024 * 1024;
+const SEED = 2024;
+
+function localService() {
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+    (req) => {
+      const path = new URL(req.url).pathname;
+      if (path !== "/big") return new Response(`local page ${path}\n`);
+      const rng = seededRandom(SEED);
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull(ctl) {
+          if (sent >= SIZE) return ctl.close();
+          const n = Math.min(256 * 1024, SIZE - sent);
+          ctl.enqueue(rng(new Uint8Array(n)));
+          sent += n;
+        },
+      });
+      return new Response(body, { headers: { "content-length": String(SIZE) } });
+    },
+  );
+  return { port: server.addr.port, close: () => (ac.abort(), server.finished) };
+}
+
+/** Host TCP ports process `pid` listens on (from ss). */
+async function listeningPorts(pid: number): Promise<number[]> {
+  const r = await run(["ss", "-Hltnp"], { check: false });
+  return r.stdout.split("\n").filter((l) => l.includes(`pid=${pid},`)).map((l) =>
+    Number(/:(\d+)\s/.exec(l.split(/\s+/)[3] + " ")?.[1] ?? 0)
+  );
+}
+
+Deno.test({
+  name: "rp process: curl through a mapping, 64 MiB byte-exact, UDP echo from 20 ports, admin view",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const cfg = await writePairConfigs(freePort());
+    const svc = localService();
+    const echoPort = freePort(), tcpPublic = freePort(), udpPublic = freePort(), adminPort = freePort();
+    const socat = new Deno.Command("socat", {
+      args: ["-T", "30", `UDP4-RECVFROM:${echoPort},bind=127.0.0.1,fork,reuseaddr`, "PIPE"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const rps = new WgedgeProcess([
+      "rps",
+      "-c",
+      cfg.serverConf,
+      "--bind",
+      "127.0.0.1",
+      "--allow-ports",
+      `${tcpPublic},${udpPublic}`,
+      "--admin-listen",
+      `127.0.0.1:${adminPort}`,
+    ]);
+    let rpc: WgedgeProcess | undefined;
+    const sockets: Deno.DatagramConn[] = [];
+    try {
+      await rps.waitLog("API listening addr=10.66.0.1:80", "rps API up");
+      rpc = new WgedgeProcess([
+        "rpc",
+        "-c",
+        cfg.clientConf,
+        "-r",
+        `127.0.0.1:${svc.port}-${tcpPublic}`,
+        "-r",
+        `127.0.0.1:${echoPort}-${udpPublic}/udp`,
+      ]);
+      await rpc.waitLog("rpc running", "rpc registered");
+      assertEquals(rpc.countLog("mapping registered"), 2);
+
+      // curl to the public port returns the local service's page.
+      const page = await run(["curl", "-sS", "--max-time", "20", `http://127.0.0.1:${tcpPublic}/hello`]);
+      assertEquals(page.stdout, "local page /hello\n");
+
+      // 64 MiB through public port -> rps -> tunnel -> rpc -> local service, compared byte by byte.
+      const res = await fetch(`http://127.0.0.1:${tcpPublic}/big`);
+      assertEquals(res.status, 200);
+      const expect = seededRandom(SEED);
+      let got = 0;
+      for await (const chunk of res.body!) {
+        const want = expect(new Uint8Array(chunk.length));
+        for (let i = 0; i < chunk.length; i++) {
+          if (chunk[i] !== want[i]) throw new Error(`byte ${got + i} differs`);
+        }
+        got += chunk.length;
+      }
+      assertEquals(got, SIZE);
+
+      // A socat UDP echo answers through the /udp mapping from 20 client ports.
+      const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: udpPublic };
+      for (let i = 0; i < 20; i++) {
+        sockets.push(Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" }));
+      }
+      await Promise.all(sockets.map(async (s, i) => {
+        const msg = `udp ${i} via the tunnel`;
+        for (let attempt = 0; attempt < 20; attempt++) {
+          await s.send(new TextEncoder().encode(msg), to);
+          const reply = await Promise.race([
+            s.receive().then(([d]) => new TextDecoder().decode(d)),
+            new Promise<null>((r) => setTimeout(() => r(null), 500)),
+          ]);
+          if (reply !== null) return assertEquals(reply, msg);
+        }
+        throw new Error(`no echo for socket ${i}`);
+      }));
+
+      // The operator view: owner, connections and bytes of every mapping; metrics; dashboard.
+      // (TCP byte counters are published about once a second while a connection is open.)
+      await waitFor(
+        async () => {
+          const m = (await adminMappings(adminPort)).find((m) => m.protocol === "tcp");
+          return (m?.bytes_out as number) >= SIZE;
+        },
+        "the byte counter to reach 64 MiB",
+        100,
+        100,
+      );
+      const list = await adminMappings(adminPort);
+      assertEquals(list.length, 2);
+      const tcp = list.find((m) => m.protocol === "tcp")!, udp = list.find((m) => m.protocol === "udp")!;
+      assertEquals(tcp.client_ip, "10.66.0.2");
+      assert((tcp.bytes_out as number) >= SIZE, `bytes_out ${tcp.bytes_out}`);
+      assert((tcp.connections_total as number) >= 2);
+      assertEquals(udp.connections_total, 20);
+      const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+      assertStringIncludes(
+        metrics,
+        `wgedge_rp_bytes_total{remote_port="${tcpPublic}",protocol="tcp",client_ip="10.66.0.2",direction="out"}`,
+      );
+      assertStringIncludes(metrics, "wgedge_rp_mappings 2");
+      const dash = await (await fetch(`http://127.0.0.1:${adminPort}/`)).text();
+      assertStringIncludes(dash, "port_mappings");
+      assertStringIncludes(dash, String(udpPublic));
+
+      // The API lives only inside the tunnel: rps listens on the host only on the mapped ports and admin.
+      const ports = await listeningPorts(rps.pid);
+      assert(!ports.includes(80), `rps listens on host port 80: ${ports}`);
+      assertEquals(ports.sort(), [tcpPublic, adminPort].sort());
+
+      // An operator delete closes the public port.
+      const del = await adminJson(
+        adminPort,
+        `/api/v1/port-mappings?port=${udpPublic}&protocol=udp`,
+        "DELETE",
+      );
+      assertEquals(del.status, 200);
+      assertEquals((await adminMappings(adminPort)).length, 1);
+    } finally {
+      for (const s of sockets) s.close();
+      await rpc?.stop();
+      await rps.stop();
+      socat.kill("SIGKILL");
+      await socat.status;
+      await svc.close();
+      await Deno.remove(cfg.dir, { recursive: true });
+    }
+  },
+});
