@@ -1,0 +1,134 @@
+/**
+ * The rps API driven from the kernel side: a wireguard-go peer in a namespace is the client. Kernel curl
+ * registers mappings over kernel TCP through the tunnel, a kernel HTTP service becomes reachable on the
+ * public port, and the security rules hold against a real peer (spoofed client_ip, another client's port,
+ * range, bad JSON, unknown route, deleting another's mapping).
+ */
+import { assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { interopTest, Netns, waitFor, wgKeyPair, WireguardGo } from "./helpers/interop.ts";
+
+interopTest(
+  "rp interop: a wireguard-go peer registers with curl over kernel TCP; its service is public",
+  async () => {
+    const ns = await Netns.create("wrp");
+    const dir = await Deno.makeTempDir({ prefix: "wgedge-rp-interop-" });
+    try {
+      const server = await wgKeyPair(), kernel = await wgKeyPair(), other = await wgKeyPair();
+      const wgPort = 20000 + Math.floor(Math.random() * 20000);
+      const conf = `${dir}/server.conf`;
+      await Deno.writeTextFile(
+        conf,
+        `[Interface]\nPrivateKey = ${server.privateKey}\nAddress = 10.88.0.1/24, fd88::1/64\nListenPort = ${wgPort}\n\n` +
+          `[Peer]\nPublicKey = ${kernel.publicKey}\nAllowedIPs = 10.88.0.2/32, fd88::2/128\n\n` +
+          `[Peer]\nPublicKey = ${other.publicKey}\nAllowedIPs = 10.88.0.3/32\n`,
+        { mode: 0o600 },
+      );
+      // The kernel client: wireguard-go with the client's address, the rps as its peer.
+      await WireguardGo.start(ns, {
+        privateKey: kernel.privateKey,
+        addresses: ["10.88.0.2/24", "fd88::2/64"],
+        peers: [{
+          publicKey: server.publicKey,
+          allowedIps: ["10.88.0.1/32", "fd88::1/128"],
+          endpoint: `127.0.0.1:${wgPort}`,
+          persistentKeepalive: 5,
+        }],
+      });
+      // A kernel HTTP service on the client's tunnel address.
+      const page = `${dir}/www`;
+      await Deno.mkdir(page);
+      await Deno.writeTextFile(`${page}/index.html`, "kernel service behind NAT\n");
+      ns.spawn(["python3", "-m", "http.server", "9000", "--bind", "10.88.0.2", "--directory", page]);
+
+      // rps runs inside the namespace (its public ports and UDP port are the namespace's loopback).
+      const child = ns.spawnWgedge(["rps", "-c", conf, "--allow-ports", "18000-18999"], { stderr: "piped" });
+      const log = (async () => {
+        let text = "";
+        for await (const c of child.stderr!) text += new TextDecoder().decode(c);
+        return text;
+      })();
+
+      const api = "http://10.88.0.1/api/v1/port-mappings";
+      const curl = async (...args: string[]) => {
+        const r = await ns.exec([
+          "curl",
+          "-sS",
+          "--max-time",
+          "10",
+          "-o",
+          "-",
+          "-w",
+          "\n%{http_code}",
+          ...args,
+        ], {
+          check: false,
+        });
+        const lines = r.stdout.trimEnd().split("\n");
+        return { status: Number(lines.pop()), body: lines.join("\n") };
+      };
+      // Wait until the API answers through the tunnel (handshake + rps start-up).
+      await waitFor(
+        async () => (await curl("-X", "POST", "http://10.88.0.1/api/v1/heartbeat")).status === 200,
+        "the rps API to answer through wireguard-go",
+        200,
+        100,
+      );
+      const json = ["-H", "content-type: application/json", "-X", "POST", api, "-d"];
+
+      const created = await curl(
+        ...json,
+        '{"local_addr":"10.88.0.2:9000","remote_port":18080,"client_port":9000}',
+      );
+      assertEquals(created.status, 200, created.body);
+      assertStringIncludes(created.body, '"success":true');
+      const pub = await ns.exec(["curl", "-sS", "--max-time", "10", "http://127.0.0.1:18080/"]);
+      assertEquals(pub.stdout, "kernel service behind NAT\n");
+
+      // Over IPv6 as well: the identity is then the peer's IPv6 tunnel address.
+      const v6 = await curl("-g", "-X", "GET", "http://[fd88::1]/api/v1/port-mappings");
+      assertEquals(v6.status, 200);
+      assertStringIncludes(v6.body, '"client_ip":"fd88::2"');
+
+      // Security, from a real peer.
+      const spoof = await curl(...json, '{"remote_port":18081,"client_port":9000,"client_ip":"10.88.0.3"}');
+      assertEquals(spoof.status, 403);
+      const outside = await curl(...json, '{"remote_port":8080,"client_port":9000}');
+      assertEquals(outside.status, 400);
+      assertEquals((await curl(...json, "{not json")).status, 400);
+      assertEquals((await curl("http://10.88.0.1/api/v1/nope")).status, 404);
+      // The same port held by this client's other identity (IPv6) counts as another client: 409 / 403.
+      const taken = await curl(
+        "-g",
+        "-H",
+        "content-type: application/json",
+        "-X",
+        "POST",
+        "http://[fd88::1]/api/v1/port-mappings",
+        "-d",
+        '{"remote_port":18080,"client_port":9000}',
+      );
+      assertEquals(taken.status, 409);
+      const foreignDelete = await curl(
+        "-g",
+        "-X",
+        "DELETE",
+        "http://[fd88::1]/api/v1/port-mappings?port=18080",
+      );
+      assertEquals(foreignDelete.status, 403);
+      // The owner deletes; the public port closes.
+      assertEquals((await curl("-X", "DELETE", `${api}?port=18080`)).status, 200);
+      const closed = await ns.exec(["curl", "-sS", "--max-time", "5", "http://127.0.0.1:18080/"], {
+        check: false,
+      });
+      assertEquals(closed.code !== 0, true, "public port closed after delete");
+      child.kill("SIGTERM");
+      await child.status;
+      const text = await log;
+      assertStringIncludes(text, "mapping created");
+    } finally {
+      await ns.destroy();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+  { tools: ["curl", "python3"] },
+);
