@@ -140,3 +140,17 @@ Deno.test("stack: TunnelNet errors name the tunnel; closed port refuses; UDP thr
     close();
   }
 });
+
+Deno.test("stack: an abort signal cancels a dial that gets no answer", async () => {
+  const { na, la, close } = nets();
+  try {
+    la.impair({ loss: 1 });
+    const ac = new AbortController();
+    const dial = na.dialTcp("10.77.0.1", 8080, { signal: ac.signal, timeoutMs: 60_000 });
+    setTimeout(() => ac.abort(), 20);
+    await assertRejects(() => dial, "aborted");
+    assert(la.stats.lost >= 1, "the SYN was sent (and lost)");
+  } finally {
+    close();
+  }
+});
