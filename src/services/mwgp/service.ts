@@ -24,6 +24,8 @@ export const CLIENT_RERESOLVE_MS = 5 * 60_000;
 export const CLIENT_RERESOLVE_AFTER_FAILURE_MS = 10_000;
 /** Cache writes after a change are coalesced over this delay. */
 export const CACHE_WRITE_DELAY_MS = 200;
+/** Sends in flight per service before the receive loop waits for one. */
+export const MAX_INFLIGHT_SENDS = 64;
 
 export interface MwgpServiceOptions {
   /** --cache-file / MWGP_CACHE_FILE (the config's cache_file_path wins over it). */
@@ -38,6 +40,9 @@ export interface MwgpServiceOptions {
   registry?: ServiceRegistry;
   /** Admin section name (two instances in one process need two names). */
   name?: string;
+  /** Client mode: server name re-resolution period and retry after a failure (tests shorten them). */
+  reresolveMs?: number;
+  reresolveAfterFailureMs?: number;
 }
 
 type Config = MwgpServerConfig | MwgpClientConfig;
@@ -60,6 +65,7 @@ export class MwgpService {
   #cacheWriting: Promise<void> = Promise.resolve();
   #unregister: (() => void)[] = [];
   sendErrors = 0;
+  #inflight = 0;
   /** Client mode: the resolved server address (null until the first resolution succeeds). */
   #serverAddr: UdpAddr | null = null;
   readonly #clock: Clock;
@@ -152,10 +158,10 @@ export class MwgpService {
       0,
     );
     const addr = await resolver.resolve(c.server);
-    let next = CLIENT_RERESOLVE_MS;
+    let next = this.opts.reresolveMs ?? CLIENT_RERESOLVE_MS;
     if (!addr) {
       log.warn("cannot resolve the mwgp server; retrying", { server: formatHostPort(c.server) });
-      next = CLIENT_RERESOLVE_AFTER_FAILURE_MS;
+      next = this.opts.reresolveAfterFailureMs ?? CLIENT_RERESOLVE_AFTER_FAILURE_MS;
     } else if (!this.#serverAddr || !sameAddr(addr, this.#serverAddr)) {
       const old = this.#serverAddr;
       this.#serverAddr = addr;
@@ -215,7 +221,14 @@ export class MwgpService {
           : this.forwarder.fromServer(data, toUdp(from));
         if (out instanceof Promise) {
           out.then((o) => this.#send(o), (e) => log.warn("handshake routing failed", { error: e }));
-        } else if (out) await this.#send(out);
+        } else if (out) {
+          // Pipelined: the next receive starts while this send completes, bounded so a slow socket
+          // applies back-pressure instead of queueing without limit.
+          const p = this.#send(out);
+          this.#inflight++;
+          p.finally(() => this.#inflight--);
+          if (this.#inflight >= MAX_INFLIGHT_SENDS) await p;
+        }
       } catch (e) {
         // A bug on a strange packet must not stop the relay; it is counted as malformed.
         this.forwarder.stats.drops.malformed++;

@@ -45,6 +45,8 @@ export class ForwardingEntry {
   respMac1ToClient?: Uint8Array;
   /** Label of the configured server that matched (for stats and logs). */
   serverLabel = "";
+  /** The duplicate-detection key it was inserted under (the client endpoint may roam later). */
+  originKeyAtInsert = "";
 
   constructor(
     readonly clientOrigin: number,
@@ -66,6 +68,8 @@ export class ForwardingEntry {
 export class ForwardingTable {
   readonly byClientProxy = new Map<number, ForwardingEntry>();
   readonly byServerProxy = new Map<number, ForwardingEntry>();
+  /** (client index, client endpoint) -> entry, to recognise a retransmitted or replayed initiation in O(1). */
+  readonly #byOrigin = new Map<string, ForwardingEntry>();
 
   constructor(readonly maxEntries: number, private readonly random: RandomFill = cryptoRandom) {}
 
@@ -93,6 +97,8 @@ export class ForwardingTable {
   /** Registers an entry under its C_p (the caller allocated it with `allocate(byClientProxy, C_o)`). */
   insert(e: ForwardingEntry): void {
     this.byClientProxy.set(e.clientProxy, e);
+    e.originKeyAtInsert = originKey(e.clientOrigin, e.client);
+    this.#byOrigin.set(e.originKeyAtInsert, e);
     if (e.serverProxy !== 0) this.byServerProxy.set(e.serverProxy, e);
   }
 
@@ -113,6 +119,9 @@ export class ForwardingTable {
 
   remove(e: ForwardingEntry): void {
     if (this.byClientProxy.get(e.clientProxy) === e) this.byClientProxy.delete(e.clientProxy);
+    for (const k of [originKey(e.clientOrigin, e.client), e.originKeyAtInsert]) {
+      if (k && this.#byOrigin.get(k) === e) this.#byOrigin.delete(k);
+    }
     if (e.serverProxy !== 0 && this.byServerProxy.get(e.serverProxy) === e) {
       this.byServerProxy.delete(e.serverProxy);
     }
@@ -124,20 +133,12 @@ export class ForwardingTable {
     client: UdpAddr,
     clientPublicKey: Uint8Array | null,
   ): ForwardingEntry | undefined {
-    const e = this.byClientProxy.get(clientOrigin);
+    const e = this.#byOrigin.get(originKey(clientOrigin, client));
     if (
       e && e.clientOrigin === clientOrigin && sameAddr(e.client, client) &&
       keysEqual(e.clientPublicKey, clientPublicKey)
     ) {
       return e;
-    }
-    for (const cand of this.byClientProxy.values()) {
-      if (
-        cand.clientOrigin === clientOrigin && sameAddr(cand.client, client) &&
-        keysEqual(cand.clientPublicKey, clientPublicKey)
-      ) {
-        return cand;
-      }
     }
     return undefined;
   }
@@ -174,6 +175,10 @@ export class ForwardingTable {
   entries(): IterableIterator<ForwardingEntry> {
     return this.byClientProxy.values();
   }
+}
+
+function originKey(index: number, client: UdpAddr): string {
+  return `${index}/${addrKey(client)}`;
 }
 
 function keysEqual(a: Uint8Array | null, b: Uint8Array | null): boolean {

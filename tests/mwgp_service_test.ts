@@ -1,0 +1,172 @@
+/**
+ * The mwgp host service on loopback, in-process: cache options (--skip-load-cache keeps saving, --no-cache
+ * touches nothing), client-mode re-resolution of the server name, and no secrets in the status JSON.
+ * The WireGuard peers here are noise.ts handshakes on plain loopback sockets.
+ */
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { MwgpService } from "../src/services/mwgp/service.ts";
+import { parseMwgpClientConfig, parseMwgpServerConfig } from "../src/config/mwgp.ts";
+import { MapResolver } from "../src/net/resolve.ts";
+import { encodeKey, generatePrivateKey } from "../src/crypto/x25519.ts";
+import {
+  consumeInitiation,
+  createInitiation,
+  createResponse,
+  Handshake,
+  staticIdentity,
+} from "../src/wireguard/noise.ts";
+import { CookieGenerator } from "../src/wireguard/cookie.ts";
+import { InitiationMessage } from "../src/wire/wireguard.ts";
+
+const LOOP = "127.0.0.1";
+
+async function waitUntil(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function udp(): Deno.DatagramConn {
+  return Deno.listenDatagram({ transport: "udp", hostname: LOOP, port: 0 });
+}
+const portOf = (c: Deno.DatagramConn) => (c.addr as Deno.NetAddr).port;
+
+/** One handshake client -> mwgp -> fake server -> mwgp -> client over loopback. */
+async function handshakeThrough(
+  mwgpPort: number,
+  server: Deno.DatagramConn,
+  sPriv: Uint8Array,
+  index: number,
+) {
+  const s = staticIdentity(sPriv), c = staticIdentity(generatePrivateKey());
+  const client = udp();
+  try {
+    const hsC = new Handshake(c, s.publicKey), hsS = new Handshake(s, c.publicKey);
+    const init = createInitiation(hsC, index, Date.now());
+    new CookieGenerator(s.publicKey).addMacs(init.bytes, 0);
+    await client.send(init.bytes, { transport: "udp", hostname: LOOP, port: mwgpPort });
+    const [fwd, from] = await server.receive();
+    assert("hs" in consumeInitiation(s, InitiationMessage.parse(fwd)!, () => hsS, 0, 0));
+    const resp = createResponse(hsS, 777)!;
+    new CookieGenerator(c.publicKey).addMacs(resp.bytes, 0);
+    await server.send(resp.bytes, from);
+    const [back] = await client.receive();
+    assertEquals(back[0], 2, "response came back to the client");
+    return c.publicKey;
+  } finally {
+    client.close();
+  }
+}
+
+Deno.test("mwgp service: --skip-load-cache starts empty but keeps saving; --no-cache neither reads nor writes", async () => {
+  const dir = await Deno.makeTempDir();
+  const server = udp();
+  const sPriv = generatePrivateKey();
+  const config = parseMwgpServerConfig(
+    `{ listen: "${LOOP}:1", servers: [{ privkey: "${encodeKey(sPriv)}", address: "${LOOP}",
+       peers: [{ forward_to: ":${portOf(server)}" }] }] }`,
+    "test",
+  );
+  config.listen.port = 0; // ephemeral, for the test
+  const cacheFile = `${dir}/cache.json`;
+  const stale = {
+    client_map: [{
+      coidx: 1,
+      cpidx: 1,
+      soidx: 2,
+      spidx: 2,
+      cpk: null,
+      spk: null,
+      cdst: "127.0.0.1:9",
+      sdst: "127.0.0.1:9",
+      csvl: 0,
+      ssvl: 0,
+      obfe: false,
+    }],
+  };
+  try {
+    await Deno.writeTextFile(cacheFile, JSON.stringify(stale));
+    const loaded = await MwgpService.start(config, { cacheFile });
+    assertEquals(loaded.forwarder.table.size, 1, "the cache is read by default");
+    await loaded.close();
+
+    const svc = await MwgpService.start(config, { cacheFile, skipLoadCache: true });
+    try {
+      assertEquals(svc.forwarder.table.size, 0, "--skip-load-cache: not read");
+      await handshakeThrough(svc.listenPort, server, sPriv, 4242);
+      await svc.flushCache();
+      const saved = JSON.parse(await Deno.readTextFile(cacheFile));
+      assertEquals(saved.client_map.length, 1, "--skip-load-cache still saves");
+      assertEquals(saved.client_map[0].coidx, 4242);
+      assertEquals((await Deno.stat(cacheFile)).mode! & 0o777, 0o600);
+      const status = JSON.stringify(svc.status());
+      assert(!status.includes(encodeKey(sPriv)), "no private key in status");
+    } finally {
+      await svc.close();
+    }
+
+    const before = await Deno.readTextFile(cacheFile);
+    const none = await MwgpService.start(config, { cacheFile, noCache: true });
+    try {
+      assertEquals(none.forwarder.table.size, 0, "--no-cache: not read");
+      assertEquals(none.cachePath, null);
+      await handshakeThrough(none.listenPort, server, sPriv, 5151);
+      await none.flushCache();
+      assertEquals(await Deno.readTextFile(cacheFile), before, "--no-cache: not written");
+    } finally {
+      await none.close();
+    }
+  } finally {
+    server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("mwgp service: the client re-resolves the server name and re-points its entries", async () => {
+  const serverA = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.2", port: 0 });
+  const serverB = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.3", port: portOf(serverA) });
+  const sPriv = generatePrivateKey();
+  const s = staticIdentity(sPriv);
+  const c = staticIdentity(generatePrivateKey());
+  const resolver = new MapResolver({ "mwgp.test": "127.0.0.2" });
+  const config = parseMwgpClientConfig(
+    `{ server: "mwgp.test:${portOf(serverA)}", listen: "${LOOP}:1",
+       server_pubkey: "${encodeKey(s.publicKey)}", client_pubkey: "${encodeKey(c.publicKey)}" }`,
+    "test",
+  );
+  const svc = await MwgpService.start(config, {
+    noCache: true,
+    resolver,
+    reresolveMs: 50,
+    reresolveAfterFailureMs: 50,
+  });
+  const client = udp();
+  try {
+    assertEquals(svc.status().serverAddress, `127.0.0.2:${portOf(serverA)}`);
+    const hsC = new Handshake(c, s.publicKey);
+    const init = createInitiation(hsC, 99, Date.now());
+    new CookieGenerator(s.publicKey).addMacs(init.bytes, 0);
+    await client.send(init.bytes, { transport: "udp", hostname: LOOP, port: svc.listenPort });
+    const [fwd] = await serverA.receive();
+    assertEquals(fwd.length, 148, "initiation reached the first address");
+    resolver.set("mwgp.test", "127.0.0.3");
+    await waitUntil(() => svc.status().serverAddress === `127.0.0.3:${portOf(serverA)}`, "re-resolution");
+    const entry = [...svc.forwarder.table.entries()][0];
+    assertEquals(entry.server.hostname, "127.0.0.3", "pending entry re-pointed");
+    assert((resolver.lookups.get("mwgp.test") ?? 0) >= 2);
+    resolver.table.delete("mwgp.test");
+    await new Promise((r) => setTimeout(r, 120));
+    assertEquals(
+      svc.status().serverAddress,
+      `127.0.0.3:${portOf(serverA)}`,
+      "a failed lookup keeps the last address",
+    );
+  } finally {
+    client.close();
+    await svc.close();
+    serverA.close();
+    serverB.close();
+  }
+});
