@@ -8,6 +8,7 @@ import { buildIpv4Packet, Ipv4Packet } from "../src/wire/ipv4.ts";
 import { buildIpv6Packet } from "../src/wire/ipv6.ts";
 import { buildUdpDatagram } from "../src/wire/udp.ts";
 import { transportChecksum } from "../src/wire/checksum.ts";
+import { IcmpMessage } from "../src/wire/icmp.ts";
 import type { StackStats } from "../src/netstack/stack.ts";
 
 const A4 = parseIp("10.77.0.2")!, B4 = parseIp("10.77.0.1")!;
@@ -184,19 +185,31 @@ Deno.test("fragments: overlapping fragment discards the datagram; exact duplicat
   }
 });
 
-Deno.test("fragments: incomplete datagram times out after 30 s (ManualClock), no timer leaks", () => {
-  const { b, clock } = stack();
+Deno.test("fragments: incomplete datagram times out after 30 s (ManualClock), no timer leaks", async () => {
+  const { b, clock, sent } = stack();
   try {
     const seg = udpSegment(A4, B4, 9, payloadOf(2000, 5));
     b.ip.receive(fragmentV4(A4, B4, 17, 2, seg, 1000)[0]);
     b.ip.receive(fragmentV6(A6, B6, 17, 2, udpSegment(A6, B6, 9, payloadOf(2000, 5)), 1000)[1]);
-    assertEquals(b.stats.fragments.inFlight, 2);
+    const v6first = fragmentV6(A6, B6, 17, 3, udpSegment(A6, B6, 9, payloadOf(2000, 5)), 1000, true)[0];
+    b.ip.receive(v6first);
+    assertEquals(b.stats.fragments.inFlight, 3);
     clock.advance(29_999);
-    assertEquals(b.stats.fragments.inFlight, 2);
+    assertEquals(b.stats.fragments.inFlight, 3);
     clock.advance(1);
     assertEquals(b.stats.fragments.inFlight, 0);
-    assertEquals(b.stats.fragments.timeouts, 2);
+    assertEquals(b.stats.fragments.timeouts, 3);
     assertEquals(clock.pendingTimers, 0);
+    // "Fragment reassembly time exceeded" goes back for the datagrams whose first fragment arrived.
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    assertEquals(sent.length, 2);
+    const m4 = new IcmpMessage(new Ipv4Packet(sent[0]).payload);
+    assertEquals([m4.type, m4.code], [11, 1]);
+    assertEquals(m4.body.subarray(0, 28), fragmentV4(A4, B4, 17, 2, seg, 1000)[0].subarray(0, 28));
+    const m6 = new IcmpMessage(sent[1].subarray(40));
+    assertEquals([m6.type, m6.code], [3, 1]);
+    assert(m6.verifyV6(B6, A6));
+    assertEquals(m6.body.subarray(0, 64), v6first.subarray(0, 64), "the quote is the first fragment as sent");
   } finally {
     b.close();
   }

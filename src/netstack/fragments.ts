@@ -7,7 +7,7 @@
 import type { Clock, TimerHandle } from "../util/clock.ts";
 import { hashAddr, sameAddr } from "./addr.ts";
 import { Ipv4Packet } from "../wire/ipv4.ts";
-import { IPV6_HEADER_LEN, type Ipv6HeaderChain } from "../wire/ipv6.ts";
+import { IPV6_FRAGMENT_HEADER_LEN, IPV6_HEADER_LEN, type Ipv6HeaderChain } from "../wire/ipv6.ts";
 
 export const REASSEMBLY_TIMEOUT_MS = 30_000;
 export const REASSEMBLY_MAX_DATAGRAMS = 64;
@@ -83,6 +83,12 @@ export class Reassembler {
   readonly #maxDatagrams: number;
   readonly #maxBytes: number;
   readonly #maxPieces: number;
+
+  /**
+   * Called with the (reconstructed) first fragment of a datagram that timed out, so the IP layer can send
+   * "fragment reassembly time exceeded" to its source (RFC 792, RFC 8200 section 4.5).
+   */
+  onTimeout: ((firstFragment: Uint8Array) => void) | undefined;
 
   constructor(private readonly clock: Clock, limits: ReassemblyLimits = {}) {
     this.#timeoutMs = limits.timeoutMs ?? REASSEMBLY_TIMEOUT_MS;
@@ -167,7 +173,11 @@ export class Reassembler {
       d.timer = undefined;
       if (this.#all.has(d)) {
         this.stats.timeouts++;
+        const first = this.onTimeout && d.header && d.pieces[0]?.off === 0
+          ? this.#firstFragment(d)
+          : undefined;
         this.#remove(d);
+        if (first) this.onTimeout!(first);
       }
     }, this.#timeoutMs);
     return d;
@@ -255,6 +265,28 @@ export class Reassembler {
     }
     this.stats.reassembled++;
     this.#remove(d);
+    return out;
+  }
+
+  /** The first fragment as it arrived: header (IPv6: plus its Fragment header) and its data. */
+  #firstFragment(d: Datagram): Uint8Array {
+    const h = d.header!, data = d.pieces[0].data;
+    if (!d.v6) {
+      const out = new Uint8Array(h.length + data.length);
+      out.set(h, 0);
+      out.set(data, h.length);
+      return out;
+    }
+    const out = new Uint8Array(h.length + IPV6_FRAGMENT_HEADER_LEN + data.length);
+    out.set(h, 0);
+    const fh = h.length;
+    out[fh] = d.nextHeader;
+    out[fh + 3] = 1; // offset 0, more fragments
+    out[fh + 4] = d.ident >>> 24;
+    out[fh + 5] = d.ident >>> 16;
+    out[fh + 6] = d.ident >>> 8;
+    out[fh + 7] = d.ident;
+    out.set(data, fh + IPV6_FRAGMENT_HEADER_LEN);
     return out;
   }
 

@@ -47,14 +47,18 @@ import {
   buildIcmpError,
   ICMPV4_CODE_PORT_UNREACHABLE,
   ICMPV4_CODE_PROTOCOL_UNREACHABLE,
+  ICMPV4_CODE_REASSEMBLY_TIME_EXCEEDED,
   ICMPV4_DEST_UNREACHABLE,
   ICMPV4_ECHO_REPLY,
   ICMPV4_ECHO_REQUEST,
+  ICMPV4_TIME_EXCEEDED,
   ICMPV6_CODE_PORT_UNREACHABLE,
+  ICMPV6_CODE_REASSEMBLY_TIME_EXCEEDED,
   ICMPV6_CODE_UNRECOGNIZED_NEXT_HEADER,
   ICMPV6_CODE_UNRECOGNIZED_OPTION,
   ICMPV6_DEST_UNREACHABLE,
   ICMPV6_PARAMETER_PROBLEM,
+  ICMPV6_TIME_EXCEEDED,
 } from "../wire/icmp.ts";
 import { FRAGMENT_HELD, Reassembler, type ReassemblyLimits } from "./fragments.ts";
 import { hashAddr, isMulticastOrBroadcast, isUnspecified, parseIp, sameAddr } from "./addr.ts";
@@ -170,6 +174,11 @@ export class IpLayer implements IpSender {
     this.#link = link;
     this.#clock = opts.clock;
     this.#reasm = new Reassembler(opts.clock, opts.reassembly);
+    this.#reasm.onTimeout = (first) => {
+      if (first[0] >> 4 === 6) {
+        this.sendIcmpError(first, ICMPV6_TIME_EXCEEDED, ICMPV6_CODE_REASSEMBLY_TIME_EXCEEDED);
+      } else this.sendIcmpError(first, ICMPV4_TIME_EXCEEDED, ICMPV4_CODE_REASSEMBLY_TIME_EXCEEDED);
+    };
     this.#ident = (opts.initialIdent ?? 0) & 0xffff;
     this.#ident6 = (opts.initialIdent6 ?? 0) >>> 0;
     this.#burst = opts.icmpErrorBurst ?? 50;

@@ -21,6 +21,9 @@ export const ICMPV4_CODE_PORT_UNREACHABLE = 3;
 /** "Fragmentation needed and DF set": RFC 1191 puts the next-hop MTU in bytes 6..7. */
 export const ICMPV4_CODE_FRAGMENTATION_NEEDED = 4;
 export const ICMPV4_CODE_ADMIN_PROHIBITED = 13;
+/** Time-exceeded code 1 (both versions): fragment reassembly time exceeded. */
+export const ICMPV4_CODE_REASSEMBLY_TIME_EXCEEDED = 1;
+export const ICMPV6_CODE_REASSEMBLY_TIME_EXCEEDED = 1;
 
 export const ICMPV6_DEST_UNREACHABLE = 1;
 export const ICMPV6_PACKET_TOO_BIG = 2;
