@@ -3,7 +3,7 @@ import { ManualClock } from "../src/util/clock.ts";
 import { seededRandom } from "../src/util/random.ts";
 import { createLinkPair, type LinkPairOptions } from "../src/netstack/link.ts";
 import { Stack } from "../src/netstack/stack.ts";
-import { parseIp } from "../src/netstack/addr.ts";
+import { formatIp, parseIp } from "../src/netstack/addr.ts";
 import { buildIpv4Packet } from "../src/wire/ipv4.ts";
 import { buildIcmpEcho, ICMPV4_ECHO_REQUEST } from "../src/wire/icmp.ts";
 
@@ -124,5 +124,30 @@ Deno.test("ping: echo request with a bad ICMP checksum is dropped and counted, n
   } finally {
     a.close();
     b.close();
+  }
+});
+
+Deno.test("stack: source address follows the subnet of the destination (several addresses per family)", () => {
+  const [l] = createLinkPair({ clock: new ManualClock() });
+  const s = new Stack(l, {
+    addresses: [
+      { address: "10.0.0.2", prefix: 32 },
+      { address: "192.168.5.2", prefix: 24 },
+      { address: "10.9.0.2", prefix: 16 },
+      { address: "fd00::2", prefix: 64 },
+      { address: "fd01::2", prefix: 64 },
+    ],
+    clock: new ManualClock(),
+  });
+  try {
+    const src = (d: string) => formatIp(s.ip.sourceFor(parseIp(d)!)!);
+    assertEquals(src("192.168.5.77"), "192.168.5.2");
+    assertEquals(src("10.9.200.1"), "10.9.0.2");
+    assertEquals(src("8.8.8.8"), "10.0.0.2", "no subnet matches: the first address");
+    assertEquals(src("fd01::99"), "fd01::2");
+    assertEquals(src("2001:db8::1"), "fd00::2");
+    assertEquals(s.addresses, ["10.0.0.2", "192.168.5.2", "10.9.0.2", "fd00::2", "fd01::2"]);
+  } finally {
+    s.close();
   }
 });

@@ -61,7 +61,7 @@ import {
   ICMPV6_TIME_EXCEEDED,
 } from "../wire/icmp.ts";
 import { FRAGMENT_HELD, Reassembler, type ReassemblyLimits } from "./fragments.ts";
-import { hashAddr, isMulticastOrBroadcast, isUnspecified, parseIp, sameAddr } from "./addr.ts";
+import { hashAddr, inPrefix, isMulticastOrBroadcast, isUnspecified, parseIp, sameAddr } from "./addr.ts";
 import { IcmpLayer } from "./icmp.ts";
 
 const log = logger("netstack");
@@ -157,6 +157,8 @@ export class IpLayer implements IpSender {
   readonly #reasm: Reassembler;
   readonly #handlers: (TransportHandler | undefined)[] = new Array(256).fill(undefined);
   readonly #v4Set = new Set<number>();
+  readonly #v4Prefixes: number[] = [];
+  readonly #v6Prefixes: number[] = [];
   #pmtu = new Map<number, PmtuEntry>();
   #ident: number;
   #ident6: number;
@@ -191,10 +193,16 @@ export class IpLayer implements IpSender {
       if (isUnspecified(bytes) || isMulticastOrBroadcast(bytes)) {
         throw new Error(`netstack: address "${a.address}" cannot be a host address`);
       }
+      const max = bytes.length * 8;
+      const prefix = Number.isInteger(a.prefix) && a.prefix >= 0 && a.prefix <= max ? a.prefix : max;
       if (bytes.length === 4) {
         this.v4Addresses.push(bytes);
+        this.#v4Prefixes.push(prefix);
         this.#v4Set.add(u32(bytes, 0));
-      } else this.v6Addresses.push(bytes);
+      } else {
+        this.v6Addresses.push(bytes);
+        this.#v6Prefixes.push(prefix);
+      }
     }
     const dropped = {} as Record<RxDropReason, number>;
     for (const r of RX_DROP_REASONS) dropped[r] = 0;
@@ -262,8 +270,24 @@ export class IpLayer implements IpSender {
     return false;
   }
 
+  /**
+   * The source address toward dst: among our addresses of dst's family, the one whose subnet (wg-quick
+   * `Address = 10.0.0.2/24`) contains dst with the longest prefix; otherwise the first one listed.
+   */
   sourceFor(dst: Uint8Array): Uint8Array | undefined {
-    return dst.length === 4 ? this.v4Addresses[0] : dst.length === 16 ? this.v6Addresses[0] : undefined;
+    const v4 = dst.length === 4;
+    if (!v4 && dst.length !== 16) return undefined;
+    const addrs = v4 ? this.v4Addresses : this.v6Addresses;
+    if (addrs.length <= 1) return addrs[0];
+    const prefixes = v4 ? this.#v4Prefixes : this.#v6Prefixes;
+    let best = addrs[0], bestLen = -1;
+    for (let i = 0; i < addrs.length; i++) {
+      if (prefixes[i] > bestLen && inPrefix(dst, addrs[i], prefixes[i])) {
+        best = addrs[i];
+        bestLen = prefixes[i];
+      }
+    }
+    return best;
   }
 
   mtuFor(dst: Uint8Array): number {
