@@ -1,28 +1,34 @@
 /**
- * mwgp benchmark: iperf3 and ping between a wireguard-go client and a wireguard-go server, directly and
- * through `wgedge mwgp server`, in the same run (same namespaces, same interfaces; only the client's peer
- * endpoint changes). Prints one table: throughput ratio, added latency p50/p99, and mwgp CPU.
+ * mwgp benchmark: iperf3 and ping between wireguard-go clients and a wireguard-go server, directly and
+ * through `wgedge mwgp server`, in the same run (same server, same veth setup). Prints one table: throughput
+ * ratio, added latency p50/p99 and mwgp CPU. With --obfs a third path runs wireguard-go -> wgedge mwgp client
+ * -> wgedge mwgp server (both obfuscating) -> wireguard-go; its CPU column is client + server.
  *
  *   deno run -A scripts/bench/mwgp.ts [--seconds 10] [--pings 300] [--obfs]
  *
- * Needs root, ip netns, wireguard-go, wg, iperf3 (shared/spec/testing.md). Traffic stays inside two network
+ * Needs root, ip netns, wireguard-go, wg, iperf3 (shared/spec/testing.md). Traffic stays inside network
  * namespaces created here and removed at the end.
  */
 import { parseArgs } from "node:util";
 import { type Netns, wgKeyPair, WireguardGo } from "../../tests/helpers/interop.ts";
-import { MwgpTopology, startMwgp } from "../../tests/helpers/mwgp.ts";
+import { type MwgpProcess, MwgpTopology, startMwgp } from "../../tests/helpers/mwgp.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { seconds: { type: "string", default: "10" }, pings: { type: "string", default: "300" } },
+  options: {
+    seconds: { type: "string", default: "10" },
+    pings: { type: "string", default: "300" },
+    obfs: { type: "boolean", default: false },
+  },
 });
 const SECONDS = Number(values.seconds);
 const PINGS = Number(values.pings);
+const PASSWORD = "benchmark obfuscation password";
 
 function cpuSeconds(pid: number): number {
   const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks (USER_HZ = 100)
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime in USER_HZ (100) ticks
 }
 
 async function iperf(client: Netns, seconds: number, reverse: boolean): Promise<number> {
@@ -47,88 +53,93 @@ async function pingStats(client: Netns, count: number): Promise<{ p50: number; p
   return { p50: q(0.5), p99: q(0.99) };
 }
 
+interface Path {
+  name: string;
+  ns: Netns;
+  /** Processes whose CPU is charged to this path. */
+  procs: MwgpProcess[];
+}
+
 const topo = await MwgpTopology.create();
 try {
-  const [s, c, c2] = await Promise.all([wgKeyPair(), wgKeyPair(), wgKeyPair()]);
+  const [s, c1, c2, c3] = await Promise.all([wgKeyPair(), wgKeyPair(), wgKeyPair(), wgKeyPair()]);
   const hub = topo.hub;
   await WireguardGo.start(hub, {
     privateKey: s.privateKey,
     listenPort: 51001,
     addresses: ["10.1.0.1/24"],
-    peers: [
-      { publicKey: c.publicKey, allowedIps: ["10.1.0.2/32"] },
-      { publicKey: c2.publicKey, allowedIps: ["10.1.0.3/32"] },
-    ],
+    peers: [c1, c2, c3].map((c, i) => ({ publicKey: c.publicKey, allowedIps: [`10.1.0.${i + 2}/32`] })),
   });
   const cfg = await topo.writeFile(
     "server.json5",
-    `{ listen: ":1000", servers: [{ privkey: "${s.privateKey}", address: "127.0.0.1",
-       peers: [{ pubkey: "${c2.publicKey}", forward_to: ":51001" }] }] }`,
+    `{ listen: ":1000", ${values.obfs ? `obfs: "${PASSWORD}",` : ""}
+       servers: [{ privkey: "${s.privateKey}", address: "127.0.0.1", peers: [{ forward_to: ":51001" }] }] }`,
   );
-  const mwgp = await startMwgp(hub, ["server", cfg, "--no-cache"], { WGEDGE_LOG_LEVEL: "info" });
-  // Two client namespaces, same veth setup: one talks to the server directly, one through mwgp (its handshake
-  // goes through mwgp, so the server's endpoint for it is mwgp and both directions cross it).
-  const paths: { name: string; ns: Netns; addr: string }[] = [];
-  for (
-    const [n, name, port, addr] of [[1, "direct", 51001, "10.1.0.2"], [
-      2,
-      "via mwgp",
-      1000,
-      "10.1.0.3",
-    ]] as const
-  ) {
-    const key = n === 1 ? c : c2;
-    const { ns, hubAddr } = await topo.addClient(n);
+  const server = await startMwgp(hub, ["server", cfg, "--no-cache"], { WGEDGE_LOG_LEVEL: "info" });
+
+  // One client namespace per path. The mwgp path's handshake goes through mwgp, so the server's endpoint for
+  // that peer is mwgp and both directions cross it.
+  const paths: Path[] = [];
+  const specs: [string, typeof c1, number][] = [["direct", c1, 51001], ["via mwgp", c2, 1000]];
+  if (values.obfs) specs.push(["via mwgp client+server, obfs", c3, 1000]);
+  for (const [i, [name, key, port]] of specs.entries()) {
+    const { ns, hubAddr } = await topo.addClient(i + 1);
+    const procs: MwgpProcess[] = i === 0 ? [] : [server];
+    let endpoint = `${hubAddr}:${port}`;
+    if (i === 2) {
+      const clientCfg = await topo.writeFile(
+        "client.json5",
+        `{ server: "${hubAddr}:1000", listen: "127.0.0.1:2000", obfs: "${PASSWORD}",
+           server_pubkey: "${s.publicKey}", client_pubkey: "${key.publicKey}" }`,
+      );
+      procs.push(await startMwgp(ns, ["client", clientCfg, "--no-cache"], { WGEDGE_LOG_LEVEL: "info" }));
+      endpoint = "127.0.0.1:2000";
+    }
     await WireguardGo.start(ns, {
       privateKey: key.privateKey,
-      addresses: [`${addr}/24`],
-      peers: [{ publicKey: s.publicKey, allowedIps: ["10.1.0.0/24"], endpoint: `${hubAddr}:${port}` }],
+      addresses: [`10.1.0.${i + 2}/24`],
+      peers: [{ publicKey: s.publicKey, allowedIps: ["10.1.0.0/24"], endpoint }],
     });
-    paths.push({ name, ns, addr });
+    paths.push({ name, ns, procs });
   }
   hub.spawn(["iperf3", "-s", "-B", "10.1.0.1"]);
   await new Promise((r) => setTimeout(r, 1000));
 
-  const rows: Record<string, { up: number; down: number; p50: number; p99: number; cpu: number }> = {};
-  for (const { name, ns } of paths) {
+  const rows: { name: string; up: number; down: number; p50: number; p99: number; cpu: number }[] = [];
+  for (const { name, ns, procs } of paths) {
     for (let i = 0; i < 30; i++) {
       if ((await ns.exec(["ping", "-c", "1", "-W", "1", "10.1.0.1"], { check: false })).code === 0) break;
     }
-    const cpu0 = cpuSeconds(mwgp.child.pid);
+    const cpu = () => procs.reduce((sum, p) => sum + cpuSeconds(p.child.pid), 0);
+    const cpu0 = cpu();
     const t0 = performance.now();
     const up = await iperf(ns, SECONDS, false);
     const down = await iperf(ns, SECONDS, true);
-    const wall = (performance.now() - t0) / 1000;
-    const cpu = (cpuSeconds(mwgp.child.pid) - cpu0) / wall;
+    const used = (cpu() - cpu0) / ((performance.now() - t0) / 1000);
     const { p50, p99 } = await pingStats(ns, PINGS);
-    rows[name] = { up, down, p50, p99, cpu };
+    rows.push({ name, up, down, p50, p99, cpu: used });
   }
-  await mwgp.stop();
+  for (const p of paths.flatMap((p) => p.procs)) await p.stop().catch(() => {});
 
-  const d = rows["direct"], m = rows["via mwgp"];
+  const d = rows[0];
   const mbit = (b: number) => (b / 1e6).toFixed(0);
   console.log(
     `\nmwgp benchmark (${SECONDS}s iperf3 each way, ${PINGS} pings at 10 ms; ${Deno.build.target})`,
   );
   console.log(
-    "| path | client->server Mbit/s | server->client Mbit/s | RTT p50 ms | RTT p99 ms | mwgp CPU |",
+    "| path | client->server Mbit/s | server->client Mbit/s | ratio vs direct | RTT p50 ms | RTT p99 ms | added p50/p99 ms | mwgp CPU |",
   );
-  console.log("|---|---|---|---|---|---|");
-  console.log(
-    `| direct | ${mbit(d.up)} | ${mbit(d.down)} | ${d.p50.toFixed(3)} | ${d.p99.toFixed(3)} | ${
-      (d.cpu * 100).toFixed(0)
-    }% (idle) |`,
-  );
-  console.log(
-    `| via mwgp | ${mbit(m.up)} | ${mbit(m.down)} | ${m.p50.toFixed(3)} | ${m.p99.toFixed(3)} | ${
-      (m.cpu * 100).toFixed(0)
-    }% of a core |`,
-  );
-  console.log(
-    `| ratio / added | ${(m.up / d.up).toFixed(2)}x | ${(m.down / d.down).toFixed(2)}x | +${
-      (m.p50 - d.p50).toFixed(3)
-    } | +${(m.p99 - d.p99).toFixed(3)} | |`,
-  );
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const r of rows) {
+    const direct = r === d;
+    console.log(
+      `| ${r.name} | ${mbit(r.up)} | ${mbit(r.down)} | ${
+        direct ? "1" : `${(r.up / d.up).toFixed(2)}x / ${(r.down / d.down).toFixed(2)}x`
+      } | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${
+        direct ? "-" : `${(r.p50 - d.p50).toFixed(3)} / ${(r.p99 - d.p99).toFixed(3)}`
+      } | ${direct ? "-" : `${(r.cpu * 100).toFixed(0)}% of a core`} |`,
+    );
+  }
 } finally {
   await topo.destroy();
 }
