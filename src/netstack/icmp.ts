@@ -105,6 +105,8 @@ export class IcmpLayer {
         const now = this.#ip.updatePathMtu(qdst, next);
         mtu = now || this.#ip.mtuFor(qdst);
       } else if (code === ICMPV4_CODE_PORT_UNREACHABLE) kind = "port-unreachable";
+      // A quoted non-first fragment carries no transport header to match a socket with.
+      if ((((q[6] << 8) | q[7]) & 0x1fff) !== 0) return undefined;
       this.#notify(q[9], kind, qsrc, qdst, q.subarray(hl), mtu);
       return undefined;
     }
@@ -144,6 +146,8 @@ export class IcmpLayer {
       } else if (type === ICMPV6_DEST_UNREACHABLE && msg[1] === ICMPV6_CODE_PORT_UNREACHABLE) {
         kind = "port-unreachable";
       }
+      const fh = chain.fragmentHeaderOffset;
+      if (fh >= 0 && (((q[fh + 2] << 8) | q[fh + 3]) & 0xfff8) !== 0) return undefined;
       this.#notify(chain.protocol, kind, qsrc, qdst, q.subarray(chain.offset), mtu);
       return undefined;
     }
