@@ -19,8 +19,15 @@ export interface PipeCounters {
 }
 
 export interface PipeOptions {
-  /** Per-direction copy buffer in bytes (default 32 KiB; socat uses 8 KiB, frp 16 KiB). */
+  /** Largest per-direction copy buffer in bytes (default 32 KiB; socat uses 8 KiB, frp 16 KiB). */
   bufferSize?: number;
+  /**
+   * Buffer an idle direction waits with (default 1 KiB, at most bufferSize). A read that fills it switches
+   * the direction to a bufferSize buffer; a short read switches back and lets the big one be collected. An
+   * idle connection (most of them on a relay) so holds 2 x 1 KiB, not 2 x 32 KiB, while bulk transfers still
+   * move 32 KiB per read.
+   */
+  initialBufferSize?: number;
   /** Counters to update live; a fresh object is used when omitted. */
   counters?: PipeCounters;
   /** Aborting closes both connections (relay shutdown, reload of a changed relay). */
@@ -42,6 +49,7 @@ export interface PipeResult extends PipeCounters {
 }
 
 export const DEFAULT_PIPE_BUFFER = 32 * 1024;
+export const DEFAULT_PIPE_INITIAL_BUFFER = 1024;
 
 /** Writes all of p, looping over partial writes. */
 export async function writeAll(conn: Conn, p: Uint8Array): Promise<void> {
@@ -64,6 +72,7 @@ function closeQuietly(c: Conn): void {
 export function pipe(a: Conn, b: Conn, opts: PipeOptions = {}): Promise<PipeResult> {
   const bufferSize = opts.bufferSize ?? DEFAULT_PIPE_BUFFER;
   if (!(bufferSize >= 1)) throw new RangeError(`pipe: bufferSize must be >= 1, got ${bufferSize}`);
+  const smallSize = Math.max(1, Math.min(opts.initialBufferSize ?? DEFAULT_PIPE_INITIAL_BUFFER, bufferSize));
   const counters = opts.counters ?? { aToB: 0, bToA: 0 };
   let closed = false;
   let aborted = false;
@@ -103,7 +112,8 @@ export function pipe(a: Conn, b: Conn, opts: PipeOptions = {}): Promise<PipeResu
   }
 
   const copy = async (src: Conn, dst: Conn, srcName: "a" | "b", key: keyof PipeCounters): Promise<void> => {
-    const buf = new Uint8Array(bufferSize);
+    const small = new Uint8Array(smallSize);
+    let buf = small;
     let side: "a" | "b" = srcName;
     try {
       for (;;) {
@@ -111,10 +121,14 @@ export function pipe(a: Conn, b: Conn, opts: PipeOptions = {}): Promise<PipeResu
         const n = await src.read(buf);
         if (n === null) break;
         if (n === 0) continue;
+        const data = buf.subarray(0, n);
         side = srcName === "a" ? "b" : "a";
-        await writeAll(dst, buf.subarray(0, n));
+        await writeAll(dst, data);
         counters[key] += n;
         lastActivity = Date.now();
+        // Grow while reads fill the buffer; fall back to the small one when traffic thins out.
+        if (n === buf.length && buf.length < bufferSize) buf = new Uint8Array(bufferSize);
+        else if (n < smallSize && buf !== small) buf = small;
       }
       // EOF: carry the half-close. The other direction keeps running until it ends too.
       side = srcName === "a" ? "b" : "a";
