@@ -5,6 +5,8 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { MwgpService } from "../src/services/mwgp/service.ts";
+import { resolveCachePath } from "../src/services/mwgp/cache.ts";
+import { dnsServerResolver } from "../src/services/mwgp/resolver.ts";
 import { parseMwgpClientConfig, parseMwgpServerConfig } from "../src/config/mwgp.ts";
 import { MapResolver } from "../src/net/resolve.ts";
 import { encodeKey, generatePrivateKey } from "../src/crypto/x25519.ts";
@@ -168,5 +170,67 @@ Deno.test("mwgp service: the client re-resolves the server name and re-points it
     await svc.close();
     serverA.close();
     serverB.close();
+  }
+});
+
+Deno.test("mwgp cache path precedence: config > --cache-file/MWGP_CACHE_FILE > user cache dir", () => {
+  assertEquals(
+    resolveCachePath({ configPath: "/a.json", flagOrEnvPath: "/b.json", listen: ":1000" }),
+    "/a.json",
+  );
+  assertEquals(resolveCachePath({ flagOrEnvPath: "/b.json", listen: ":1000" }), "/b.json");
+  assertEquals(
+    resolveCachePath({ listen: ":1000", env: { XDG_CACHE_HOME: "/var/cache/u" } }),
+    "/var/cache/u/mwgp/wgit-cache-:1000.json",
+  );
+  assertEquals(
+    resolveCachePath({ listen: "[::]:1000", env: { HOME: "/home/u" } }),
+    "/home/u/.cache/mwgp/wgit-cache-[::]:1000.json",
+  );
+});
+
+/** A one-name DNS server on loopback: answers A queries for `name` with `addr`, NXDOMAIN otherwise. */
+function fakeDns(name: string, addr: string): { port: number; queries: () => number; close: () => void } {
+  const sock = Deno.listenDatagram({ transport: "udp", hostname: LOOP, port: 0 });
+  let queries = 0;
+  (async () => {
+    try {
+      for (;;) {
+        const [q, from] = await sock.receive();
+        queries++;
+        let off = 12;
+        const labels: string[] = [];
+        while (off < q.length && q[off] !== 0) {
+          labels.push(new TextDecoder().decode(q.subarray(off + 1, off + 1 + q[off])));
+          off += 1 + q[off];
+        }
+        const qEnd = off + 5;
+        const qtype = (q[off + 1] << 8) | q[off + 2];
+        const hit = labels.join(".") === name && qtype === 1;
+        const answer = hit ? [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...addr.split(".").map(Number)] : [];
+        const r = new Uint8Array(qEnd + answer.length);
+        r.set(q.subarray(0, qEnd));
+        r[2] = 0x81;
+        r[3] = hit || labels.join(".") === name ? 0x80 : 0x83;
+        r.set([0, 1, 0, hit ? 1 : 0, 0, 0, 0, 0], 4);
+        r.set(answer, qEnd);
+        await sock.send(r, from);
+      }
+    } catch { /* closed */ }
+  })();
+  return { port: portOf(sock), queries: () => queries, close: () => sock.close() };
+}
+
+Deno.test("mwgp client: the custom `dns` server resolves the server name", async () => {
+  const dns = fakeDns("vpn.mwgp.test", "127.0.0.9");
+  try {
+    const r = dnsServerResolver({ host: LOOP, port: dns.port });
+    assertEquals(await r.resolve("vpn.mwgp.test"), ["127.0.0.9"]);
+    assert(dns.queries() >= 1, "the configured server was asked");
+    let failed = false;
+    await r.resolve("other.mwgp.test").catch(() => failed = true);
+    assert(failed, "an unknown name fails");
+  } finally {
+    dns.close();
   }
 });
