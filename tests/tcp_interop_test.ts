@@ -173,9 +173,7 @@ if (Deno.env.get("TCP_INTEROP_PEER") === "1") {
           await waitFor(
             () => {
               const lines = out.text().split("\n").filter((l) => l.startsWith(prefix + " "));
-              line = lines[seen] !== undefined && lines.length > countOf(prefix)
-                ? lines[countOf(prefix)]
-                : undefined;
+              line = lines.length > countOf(prefix) ? lines[countOf(prefix)] : undefined;
               return line !== undefined;
             },
             `${prefix} from peer\n${err.text().slice(-2000)}`,
