@@ -23,7 +23,7 @@
 import type { LoadContext, Setting } from "./context.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import { formatIp, parseIp, parseIpv4, parseIpv6 } from "./ip.ts";
-import { parseRoute, type RpRoute } from "../services/rp/client.ts";
+import { parseRoute, ROUTE_EXPECTED, RouteError, type RpRoute } from "../services/rp/client.ts";
 import type { PortRange } from "../services/rp/server.ts";
 
 export interface RpsConfig {
@@ -185,7 +185,8 @@ async function loadRpc(ctx: LoadContext): Promise<RpcConfig | undefined> {
     } catch (e) {
       const where = setting ??
         { name: "RPC_ROUTES", value: text, from: "flag", source: "-r/--route" } as Setting;
-      ctx.error(where, (e as Error).message.replace(/^route "[^"]*": /, ""), text);
+      if (!(e instanceof RouteError)) throw e;
+      ctx.error(where, `${ROUTE_EXPECTED} (${e.problem})`, text);
     }
   }
   if (routeTexts.length === 0) {
