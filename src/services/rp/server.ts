@@ -48,6 +48,10 @@ export interface RpServerOptions {
   udpIdleTimeoutMs?: number;
   /** Timeout of the tunnel dial to the client's internal port. */
   dialTimeoutMs?: number;
+  /** Concurrent public TCP connections per mapping (default 4096); more are closed at accept. */
+  maxConnectionsPerMapping?: number;
+  /** UDP flows per mapping (default 1024; the least recently active is evicted). */
+  maxUdpFlowsPerMapping?: number;
 }
 
 export interface MappingRequest {
@@ -284,6 +288,7 @@ export class RpServer {
         stats,
         bufferSize: this.#opts.bufferSize ?? DEFAULT_BUFFER_KB * 1024,
         log: mlog,
+        maxConnections: this.#opts.maxConnectionsPerMapping ?? 4096,
       });
     } else {
       const front = hostNet.listenUdp({ hostname, port: req.remotePort });
@@ -295,6 +300,7 @@ export class RpServer {
         log: mlog,
         clock: this.clock,
         idleTimeoutMs: this.#opts.udpIdleTimeoutMs,
+        maxFlows: this.#opts.maxUdpFlowsPerMapping ?? 1024,
       });
     }
     return entry;
