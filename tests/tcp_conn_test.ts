@@ -544,3 +544,37 @@ Deno.test("tcp: close() with unread data resets; listener close refuses new conn
   p.a.close();
   p.b.close();
 });
+
+Deno.test("tcp: a spurious RTO (the path stalled, nothing lost) is detected by the timestamp echo and undone", async () => {
+  const p = pair();
+  const { client, server } = await connected(p);
+  let received = 0;
+  (async () => {
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      const n = await server.read(buf);
+      if (n === null) return;
+      received += n;
+    }
+  })().catch(() => {});
+  await settle(p, writeAll(client, pattern(20 * 1448, 12)));
+  await elapse(p.link, 100);
+  const cwndBefore = client.cc.cwnd;
+  p.link.faults.delayMs = 150; // RTT 300 ms: longer than the 200 ms RTO, shorter than the backed-off 400 ms
+  await client.write(pattern(10 * 1448, 13));
+  await elapse(p.link, 250);
+  assertEquals(p.a.stats.timeouts, 1);
+  p.link.faults.delayMs = 1;
+  await elapse(p.link, 1_000);
+  assertEquals(p.a.stats.timeouts, 1);
+  assertEquals(p.a.stats.spuriousTimeouts, 1);
+  assert(client.cc.cwnd >= cwndBefore, `cwnd ${client.cc.cwnd} restored to at least ${cwndBefore}`);
+  assertEquals(client.sndUna, client.sndMax);
+  assertEquals(received, 30 * 1448);
+  // Only the one segment resent by the timeout was retransmitted, not the whole flight.
+  assertEquals(p.a.stats.retransmittedSegments, 1);
+  client.close();
+  server.close();
+  p.a.close();
+  p.b.close();
+});

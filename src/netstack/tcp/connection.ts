@@ -174,6 +174,7 @@ export class TcpConnection implements Conn {
   #newRenoRetransmit = false;
   #lastFinSent = false;
   #swsOverride = false;
+  #rtoUndo: { cwnd: number; ssthresh: number; tsVal: number } | undefined;
 
   // ACK scheduling.
   #segmentsSinceAck = 0;
@@ -633,6 +634,19 @@ export class TcpConnection implements Conn {
 
     if (seqGt(ack, this.sndUna)) {
       const flightBefore = seqDiff(this.sndMax, this.sndUna);
+      const undo = this.#rtoUndo;
+      if (undo) {
+        this.#rtoUndo = undefined;
+        if (o.hasTimestamp && o.tsEcr !== 0 && seqLt(o.tsEcr, undo.tsVal)) {
+          // The ACK echoes the original transmission: the RTO was spurious (a delayed path or a stalled event
+          // loop, not loss). Restore the window and stop resending what is still in flight.
+          this.host.stats.spuriousTimeouts++;
+          this.cc.cwnd = Math.max(this.cc.cwnd, undo.cwnd);
+          this.cc.ssthresh = undo.ssthresh;
+          this.sndNxt = this.sndMax;
+          this.#recover = this.sndUna;
+        }
+      }
       this.#takeRttSample(o, ack);
       let acked = seqDiff(ack, this.sndUna);
       if (this.sndUna === this.iss) acked--; // our SYN
@@ -1065,6 +1079,11 @@ export class TcpConnection implements Conn {
     }
     this.#retries++;
     this.host.stats.timeouts++;
+    if (this.#retries === 1 && this.#tsOk) {
+      // Remember what to restore if the timeout turns out spurious (Eifel, RFC 3522 / RFC 4015); an ACK that
+      // echoes a timestamp older than this first retransmission proves every backed-off one spurious too.
+      this.#rtoUndo = { cwnd: this.cc.cwnd, ssthresh: this.cc.ssthresh, tsVal: this.#tsNow() };
+    }
     // RFC 6298 section 5.5-5.7 and RFC 5681 section 3.1: back off, collapse cwnd, go back to SND.UNA.
     this.cc.onTimeout(this.#flight(), this.mss, now);
     this.rtt.onTimeout();

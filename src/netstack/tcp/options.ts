@@ -67,6 +67,8 @@ export interface TcpStats {
   retransmittedSegments: number;
   fastRecoveries: number;
   timeouts: number;
+  /** Timeouts found spurious by the timestamp echo (Eifel) and undone. */
+  spuriousTimeouts: number;
   /** Segments that failed to parse (short header, bad data offset, malformed options). */
   malformed: number;
   /** Segments for no connection and no listener (answered with RST unless they were RSTs). */
@@ -91,6 +93,7 @@ export function newTcpStats(): TcpStats {
     retransmittedSegments: 0,
     fastRecoveries: 0,
     timeouts: 0,
+    spuriousTimeouts: 0,
     malformed: 0,
     noConnection: 0,
     resetsSent: 0,
