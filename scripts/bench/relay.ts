@@ -1,20 +1,22 @@
 /**
  * Relay benchmark: wgedge's relay against socat (seed 002's engine) in the same run, on loopback.
  *
- *   deno run -A scripts/bench/relay.ts [--seconds 5] [--conns 3000] [--idle 10000]
+ *   deno run -A scripts/bench/relay.ts [--seconds 3] [--conns 2000] [--rounds 3] [--idle 9900] [--socat-idle 1000]
  *
- * Measures, for each engine: TCP throughput (iperf3 through the relay), TCP connections per second and
- * p50/p99 connect-through latency (connect, 1-byte echo through the relay, close; 32 in parallel), UDP
- * round trips per second (16 in flight), and resident memory holding N idle TCP connections. The targets
- * (echo servers) run in their own process so they cost both engines the same. Prints one table with ratios.
- * Not a test: nothing is asserted.
+ * Both engines run side by side and each metric is measured in alternating order over several rounds
+ * (medians reported): TCP throughput (iperf3 through the relay), TCP connections per second and p50/p99
+ * connect-through latency (connect, 1-byte echo through the relay, close; 32 in parallel), UDP round trips
+ * per second (16 clients), and memory (PSS) holding N idle TCP connections. The echo targets run in their
+ * own process so they cost both engines the same. Prints one table with ratios. Not a test: nothing is
+ * asserted.
  */
 import { parseArgs } from "node:util";
 
 const { values: flags } = parseArgs({
   options: {
-    seconds: { type: "string", default: "5" },
-    conns: { type: "string", default: "3000" },
+    seconds: { type: "string", default: "3" },
+    conns: { type: "string", default: "2000" },
+    rounds: { type: "string", default: "3" },
     // The relay holds two sockets per relayed connection and this machine's hard fd limit is 20 000 (no
     // CAP_SYS_RESOURCE to raise it), so 9 900 is the most one relay process can hold here.
     idle: { type: "string", default: "9900" },
@@ -23,6 +25,7 @@ const { values: flags } = parseArgs({
   },
 });
 const SECONDS = Number(flags.seconds);
+const ROUNDS = Number(flags.rounds);
 const CONNS = Number(flags.conns);
 const IDLE = Number(flags.idle);
 /** socat forks a process per connection: 10 000 of them is a fork bomb on a small VPS, so it holds fewer. */
@@ -249,11 +252,17 @@ async function idleRss(
   }
 }
 
-async function runEngine(
-  name: "wgedge" | "socat",
-  tcpTarget: number,
-  udpTarget: number,
-): Promise<EngineResult> {
+interface Engine {
+  name: "wgedge" | "socat";
+  tcpIn: number;
+  udpIn: number;
+  iperfIn: number;
+  /** The process whose memory is measured (socat: the TCP listener; its forks are summed). */
+  pid: number;
+  procs: Deno.ChildProcess[];
+}
+
+async function startEngine(name: "wgedge" | "socat", tcpTarget: number, udpTarget: number): Promise<Engine> {
   const tcpIn = freePort(), udpIn = freePort();
   const iperfPort = freePort(), iperfIn = freePort();
   const iperfServer = new Deno.Command("iperf3", {
@@ -262,7 +271,7 @@ async function runEngine(
     stderr: "null",
   }).spawn();
   const procs: Deno.ChildProcess[] = [iperfServer];
-  let relayPid: number;
+  let pid: number;
   if (name === "wgedge") {
     const p = spawnWithFds([
       DENO,
@@ -280,7 +289,7 @@ async function runEngine(
       `${iperfIn};${iperfPort};127.0.0.1;TCP`,
     ], { ENABLE_LOGGING: "n", WGEDGE_LOG_LEVEL: "warn", PATH: Deno.env.get("PATH") ?? "" });
     procs.push(p);
-    relayPid = p.pid;
+    pid = p.pid;
   } else {
     const tcp = spawnWithFds([
       "socat",
@@ -298,30 +307,64 @@ async function runEngine(
       `TCP:127.0.0.1:${iperfPort}`,
     ]);
     procs.push(tcp, udp, ip);
-    relayPid = tcp.pid;
+    pid = tcp.pid;
   }
-  try {
-    await waitTcp(tcpIn);
-    await waitTcp(iperfIn);
-    await waitTcp(iperfPort);
-    const throughputGbps = await iperfThroughput(iperfIn);
-    const c = await connectRate(tcpIn);
-    const udpPps = await udpRate(udpIn);
+  await waitTcp(tcpIn);
+  await waitTcp(iperfIn);
+  await waitTcp(iperfPort);
+  return { name, tcpIn, udpIn, iperfIn, pid, procs };
+}
+
+async function stopEngine(e: Engine): Promise<void> {
+  for (const p of [...e.procs].reverse()) await stop(p);
+}
+
+function median(xs: number[]): number {
+  const v = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  return v.length === 0 ? NaN : v[Math.floor(v.length / 2)];
+}
+
+/**
+ * Both engines run side by side and every metric is measured in alternating order (wgedge, socat, then
+ * socat, wgedge, ...) ROUNDS times; the table shows medians. On a shared, busy machine this keeps a burst
+ * of someone else's load from landing on one engine only.
+ */
+async function measure(engines: Engine[]): Promise<Map<string, EngineResult>> {
+  const samples = new Map<
+    string,
+    { tp: number[]; cps: number[]; p50: number[]; p99: number[]; udp: number[] }
+  >();
+  for (const e of engines) samples.set(e.name, { tp: [], cps: [], p50: [], p99: [], udp: [] });
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? engines : [...engines].reverse();
+    for (const e of order) samples.get(e.name)!.tp.push(await iperfThroughput(e.iperfIn));
+    for (const e of order) {
+      const c = await connectRate(e.tcpIn);
+      const s = samples.get(e.name)!;
+      s.cps.push(c.rate);
+      s.p50.push(c.p50);
+      s.p99.push(c.p99);
+    }
+    for (const e of order) samples.get(e.name)!.udp.push(await udpRate(e.udpIn));
+    console.error(`round ${round + 1}/${ROUNDS} done`);
+  }
+  const out = new Map<string, EngineResult>();
+  for (const e of engines) {
     await sleep(500);
-    const idle = await idleRss(tcpIn, relayPid, name === "socat", name === "socat" ? SOCAT_IDLE : IDLE);
-    return {
-      throughputGbps,
-      connsPerSec: c.rate,
-      p50ms: c.p50,
-      p99ms: c.p99,
-      udpPps,
+    const idle = await idleRss(e.tcpIn, e.pid, e.name === "socat", e.name === "socat" ? SOCAT_IDLE : IDLE);
+    const s = samples.get(e.name)!;
+    out.set(e.name, {
+      throughputGbps: median(s.tp),
+      connsPerSec: median(s.cps),
+      p50ms: median(s.p50),
+      p99ms: median(s.p99),
+      udpPps: median(s.udp),
       idleRssMiB: idle.mib,
       idleHeld: idle.held,
       idleBaseMiB: idle.baseMiB,
-    };
-  } finally {
-    for (const p of procs.reverse()) await stop(p);
+    });
   }
+  return out;
 }
 
 const tcpTarget = freePort(), udpTarget = freePort();
@@ -338,14 +381,26 @@ const targets = spawnWithFds([
 ]);
 try {
   await waitTcp(tcpTarget);
-  const w = await runEngine("wgedge", tcpTarget, udpTarget);
-  const s = await runEngine("socat", tcpTarget, udpTarget);
+  const engines = [
+    await startEngine("wgedge", tcpTarget, udpTarget),
+    await startEngine("socat", tcpTarget, udpTarget),
+  ];
+  let results: Map<string, EngineResult>;
+  try {
+    results = await measure(engines);
+  } finally {
+    for (const e of engines) await stopEngine(e);
+  }
+  const w = results.get("wgedge")!, s = results.get("socat")!;
+  const load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
   const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
   console.log(
     `machine: ${navigator.hardwareConcurrency} CPUs (${cpu}), ${Deno.osRelease()}, deno ${Deno.version.deno}`,
   );
   console.log(
-    `settings: ${SECONDS}s iperf3, ${CONNS} connections (32 parallel), ${UDP_PACKETS} UDP round trips max (16 clients in parallel), ${IDLE} idle connections\n`,
+    `settings: medians of ${ROUNDS} alternating rounds; ${SECONDS}s iperf3, ${CONNS} connections (32 parallel), ` +
+      `${UDP_PACKETS} UDP round trips max in ${SECONDS}s (16 clients in parallel), ${IDLE} idle connections; ` +
+      `load average at the end ${load}\n`,
   );
   const perConn = (r: EngineResult) => ((r.idleRssMiB - r.idleBaseMiB) * 1024) / Math.max(1, r.idleHeld);
   const rows: [string, number, number, string, boolean][] = [
