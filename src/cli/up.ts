@@ -8,17 +8,59 @@ import { loadTunnelFromFlags, TUNNEL_OPTIONS, TUNNEL_USAGE } from "./tunnel_flag
 import { openTunnel } from "../net/tunnels.ts";
 import { logger } from "../util/log.ts";
 import { formatPrefix } from "../config/ip.ts";
+import { parseForward } from "./forward.ts";
+import { RELAY_DEFAULTS } from "../config/relay.ts";
+import { TcpRelay } from "../services/relay/tcp.ts";
+import { UdpRelay } from "../services/relay/udp.ts";
+import { hostNet } from "../net/host.ts";
+import { osResolver } from "../net/resolve.ts";
+import { systemClock } from "../util/clock.ts";
 
 export const upCommand: Command = {
   name: "up",
   summary: "Bring a WireGuard tunnel up in the foreground (answers ping on its addresses).",
-  usage: `up ${TUNNEL_USAGE}`,
+  usage: `up ${TUNNEL_USAGE} [--forward tcp://127.0.0.1:8080=10.0.0.1:80] [--forward udp://...]`,
   async run(args) {
-    const parsed = parseFlags(this, args, TUNNEL_OPTIONS, false);
+    const parsed = parseFlags(
+      this,
+      args,
+      { ...TUNNEL_OPTIONS, forward: { type: "string", multiple: true } },
+      false,
+    );
     if (!parsed) return 0;
+    const forwards = (parsed.values.forward ?? []).map(parseForward);
     const cfg = await loadTunnelFromFlags(parsed.values);
     const log = logger("up");
     const tunnel = await openTunnel(cfg);
+    const relays: (TcpRelay | UdpRelay)[] = [];
+    try {
+      for (const spec of forwards) {
+        const relay = spec.protocol === "tcp"
+          ? new TcpRelay(spec, RELAY_DEFAULTS, {
+            listenNet: hostNet,
+            egress: tunnel.net,
+            log: logger("forward"),
+          })
+          : new UdpRelay(spec, RELAY_DEFAULTS, {
+            listenNet: hostNet,
+            egress: tunnel.net,
+            resolver: osResolver,
+            clock: systemClock,
+            log: logger("forward"),
+          });
+        relay.start();
+        relays.push(relay);
+        log.info("forwarding", {
+          from: relay.listenAddr,
+          to: `${spec.outHost}:${spec.outPort}`,
+          protocol: spec.protocol,
+        });
+      }
+    } catch (e) {
+      for (const r of relays) await r.stop();
+      tunnel.close();
+      throw e;
+    }
     log.info("tunnel up", {
       addresses: cfg.iface.addresses.map(formatPrefix).join(","),
       listenPort: tunnel.device.listenPort,
@@ -26,6 +68,7 @@ export const upCommand: Command = {
     });
     const sig = await waitForShutdownSignal();
     log.info("shutting down", { signal: sig });
+    for (const r of relays) await r.stop();
     tunnel.close();
     return 0;
   },

@@ -1,0 +1,339 @@
+/**
+ * The userspace TCP/IP stack against the Linux kernel's TCP on the far side of wireguard-go (testing.md):
+ * 64 MiB byte-exact both directions with wgedge as client and as server, IPv4 and IPv6; 100 concurrent
+ * connections of 1 MiB each; half-close; RST -> "connection refused"; UDP echo both ways; curl against an
+ * HTTP server on the wgedge stack, and curl through `wgedge up --forward` to a kernel-side HTTP server.
+ */
+import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import {
+  collect,
+  DENO_JSON,
+  interopTest,
+  Netns,
+  waitFor,
+  wgKeyPair,
+  WireguardGo,
+} from "./helpers/interop.ts";
+import { startWgedge, waitForOutput, writeConf } from "./helpers/wgedge_proc.ts";
+
+const PEER_TS = new URL("./helpers/tunnel_peer.ts", import.meta.url).pathname;
+const MiB = 1024 * 1024;
+const BIG = 64 * MiB;
+
+interface Peer {
+  out: () => string;
+  err: () => string;
+  result(prefix?: string): Promise<Record<string, string>>;
+  kill(): Promise<void>;
+}
+
+function startPeer(ns: Netns, args: string[]): Peer {
+  const child = ns.spawn([Deno.execPath(), "run", "-A", "--config", DENO_JSON, PEER_TS, ...args], {
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  });
+  const out = collect(child.stdout), err = collect(child.stderr);
+  return {
+    out: out.text,
+    err: err.text,
+    async result(prefix = "RESULT") {
+      await waitFor(
+        () => out.text().includes(prefix + " "),
+        `${prefix} from peer ${args[1]}\n${err.text()}`,
+        2400,
+        50,
+      );
+      const line = out.text().split("\n").find((l) => l.startsWith(prefix + " "))!;
+      if (line.includes(" error=")) return { error: line.slice(line.indexOf(" error=") + 7) };
+      return Object.fromEntries(
+        line.slice(prefix.length + 1).split(" ").map((kv) => {
+          const i = kv.indexOf("=");
+          return [kv.slice(0, i), kv.slice(i + 1)];
+        }),
+      );
+    },
+    async kill() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await child.status;
+      await Promise.all([out.done, err.done]);
+    },
+  };
+}
+
+async function ready(p: Peer): Promise<void> {
+  await waitFor(() => p.out().includes("READY"), `peer READY\n${p.err()}`, 600, 50);
+}
+
+async function sha256File(ns: Netns, path: string): Promise<string> {
+  return (await ns.exec(["sha256sum", path])).stdout.split(" ")[0];
+}
+
+interopTest("interop TCP/UDP: userspace stack against the kernel through wireguard-go", async (t) => {
+  const ns = await Netns.create("wgt");
+  const dir = await Deno.makeTempDir({ prefix: "wgedge-tcp-" });
+  ns.cleanups.push(() => Deno.remove(dir, { recursive: true }));
+  try {
+    const mine = await wgKeyPair(), ref = await wgKeyPair();
+    await WireguardGo.start(ns, {
+      privateKey: ref.privateKey,
+      listenPort: 51820,
+      addresses: ["10.77.0.1/24", "fd77::1/64"],
+      peers: [{
+        publicKey: mine.publicKey,
+        allowedIps: ["10.77.0.2/32", "fd77::2/128"],
+        endpoint: "127.0.0.1:51821",
+      }],
+    });
+    const conf = await writeConf(
+      dir,
+      "wgedge.conf",
+      `[Interface]\nPrivateKey = ${mine.privateKey}\nAddress = 10.77.0.2/32, fd77::2/128\nListenPort = 51821\n\n` +
+        `[Peer]\nPublicKey = ${ref.publicKey}\nAllowedIPs = 10.77.0.1/32, fd77::1/128\nEndpoint = 127.0.0.1:51820\n` +
+        // Each step starts a fresh wgedge process; the keepalive makes it handshake at once, as a peer behind
+        // NAT would, instead of waiting for wireguard-go to notice the old session is gone.
+        `PersistentKeepalive = 25\n`,
+    );
+    const src = `${dir}/src.bin`;
+    await ns.exec(["sh", "-c", `head -c ${BIG} /dev/urandom > ${src}`]);
+    const srcSha = await sha256File(ns, src);
+    await ns.exec(["chmod", "0444", src]); // no step may write into the source by accident
+    let port = 9000;
+
+    for (
+      const [fam, kernelIp, wgedgeIp] of [["IPv4", "10.77.0.1", "10.77.0.2"], ["IPv6", "fd77::1", "fd77::2"]]
+    ) {
+      const sockIp = fam === "IPv6" ? `[${kernelIp}]` : kernelIp;
+      const sockWgedge = fam === "IPv6" ? `[${wgedgeIp}]` : wgedgeIp;
+      const tcp = fam === "IPv6" ? "TCP6" : "TCP4";
+
+      await t.step(`${fam}: wgedge client sends 64 MiB to a kernel server, byte-exact`, async () => {
+        const p0 = port++;
+        const dst = `${dir}/recv-${p0}.bin`;
+        const server = ns.spawn([
+          "socat",
+          "-u",
+          `${tcp}-LISTEN:${p0},bind=${sockIp},reuseaddr`,
+          `CREATE:${dst}`,
+        ]);
+        await waitFor(
+          async () => (await ns.exec(["ss", "-ltn"], { check: false })).stdout.includes(`:${p0}`),
+          "socat listening",
+        );
+        const peer = startPeer(ns, [conf, "dial-send", kernelIp, String(p0), String(BIG)]);
+        try {
+          const r = await peer.result();
+          await server.status;
+          assertEquals(r.bytes, String(BIG));
+          assertEquals(await sha256File(ns, dst), r.sha, "kernel received exactly what wgedge sent");
+        } finally {
+          await peer.kill();
+        }
+      });
+
+      await t.step(`${fam}: wgedge client receives 64 MiB from a kernel server, byte-exact`, async () => {
+        const p0 = port++;
+        ns.spawn(["socat", "-u", `OPEN:${src}`, `${tcp}-LISTEN:${p0},bind=${sockIp},reuseaddr`]);
+        await waitFor(
+          async () => (await ns.exec(["ss", "-ltn"], { check: false })).stdout.includes(`:${p0}`),
+          "socat listening",
+        );
+        const peer = startPeer(ns, [conf, "dial-recv", kernelIp, String(p0)]);
+        try {
+          const r = await peer.result();
+          assertEquals(r.bytes, String(BIG));
+          assertEquals(r.sha, srcSha);
+        } finally {
+          await peer.kill();
+        }
+      });
+
+      await t.step(
+        `${fam}: wgedge server receives 64 MiB; after the kernel's FIN wgedge still sends 1 MiB (half-close)`,
+        async () => {
+          const p0 = port++;
+          const peer = startPeer(ns, [conf, "sink", String(p0), String(MiB)]);
+          try {
+            await ready(peer);
+            const back = `${dir}/back-${p0}.bin`;
+            // socat shuts its write side at the end of its input and keeps reading (-t: wait for the reply).
+            const client = await ns.exec(
+              ["sh", "-c", `socat -t 60 - ${tcp}:${sockWgedge}:${p0} < ${src} > ${back}`],
+              { check: false },
+            );
+            assertEquals(client.code, 0, client.stderr);
+            const r = await peer.result();
+            assertEquals(r.bytes, String(BIG));
+            assertEquals(r.sha, srcSha);
+            const reply = await peer.result("REPLY");
+            assertEquals(
+              await sha256File(ns, back),
+              reply.sha,
+              "the 1 MiB sent after the kernel's FIN arrived whole",
+            );
+          } finally {
+            await peer.kill();
+          }
+        },
+      );
+
+      await t.step(`${fam}: wgedge server sends 64 MiB to a kernel client, byte-exact`, async () => {
+        const p0 = port++;
+        const peer = startPeer(ns, [conf, "source", String(p0), String(BIG)]);
+        try {
+          await ready(peer);
+          const dst = `${dir}/pulled-${p0}.bin`;
+          const client = await ns.exec(["socat", "-u", `${tcp}:${sockWgedge}:${p0}`, `CREATE:${dst}`], {
+            check: false,
+          });
+          assertEquals(client.code, 0, client.stderr);
+          const r = await peer.result();
+          assertEquals(await sha256File(ns, dst), r.sha);
+        } finally {
+          await peer.kill();
+        }
+      });
+    }
+
+    await t.step(
+      "half-close with a tiny request: the 1 MiB reply after the kernel's FIN arrives whole",
+      async () => {
+        const p0 = port++;
+        const peer = startPeer(ns, [conf, "sink", String(p0), String(MiB)]);
+        try {
+          await ready(peer);
+          const back = `${dir}/halfclose-${p0}.bin`;
+          const r = await ns.exec([
+            "sh",
+            "-c",
+            `head -c 1000 /dev/zero | socat -t 30 - TCP4:10.77.0.2:${p0} > ${back}`,
+          ], { check: false });
+          assertEquals(r.code, 0, r.stderr);
+          const reply = await peer.result("REPLY");
+          assertEquals(
+            await sha256File(ns, back),
+            reply.sha,
+            "all 1 MiB sent after the kernel's FIN arrived",
+          );
+        } finally {
+          await peer.kill();
+        }
+      },
+    );
+
+    await t.step("100 concurrent connections of 1 MiB each to a kernel echo server", async () => {
+      const p0 = port++;
+      // -t 60: socat would otherwise stop 0.5 s after our FIN, while cat is still echoing.
+      ns.spawn([
+        "socat",
+        "-t",
+        "60",
+        `TCP4-LISTEN:${p0},bind=10.77.0.1,reuseaddr,fork,backlog=256`,
+        "EXEC:cat",
+      ]);
+      await waitFor(
+        async () => (await ns.exec(["ss", "-ltn"], { check: false })).stdout.includes(`:${p0}`),
+        "socat listening",
+      );
+      const peer = startPeer(ns, [conf, "concurrent", "10.77.0.1", String(p0), "100", String(MiB)]);
+      try {
+        const r = await peer.result();
+        assertEquals(r.ok, "100", `all 100 echoed streams byte-exact (${peer.err()})`);
+      } finally {
+        await peer.kill();
+      }
+    });
+
+    await t.step("connection refused: the kernel's RST is reported as an error", async () => {
+      const peer = startPeer(ns, [conf, "dial-refused", "10.77.0.1", "9999"]);
+      try {
+        const r = await peer.result();
+        assert(r.error !== undefined, `dial failed (${JSON.stringify(r)})`);
+        assertStringIncludes(r.error.toLowerCase(), "refused");
+      } finally {
+        await peer.kill();
+      }
+    });
+
+    await t.step(
+      "UDP echo: kernel client to a wgedge echo server, and wgedge client to a kernel echo server",
+      async () => {
+        const peer = startPeer(ns, [conf, "udp-echo", "7000"]);
+        try {
+          await ready(peer);
+          for (const target of ["10.77.0.2", "[fd77::2]"]) {
+            const r = await ns.exec(["sh", "-c", `echo hello-udp | socat -t 3 - UDP:${target}:7000`], {
+              check: false,
+            });
+            assertStringIncludes(r.stdout, "hello-udp", `echo from ${target}`);
+          }
+        } finally {
+          await peer.kill();
+        }
+        ns.spawn(["socat", "UDP4-RECVFROM:7001,bind=10.77.0.1,fork", "EXEC:cat"]);
+        await waitFor(
+          async () => (await ns.exec(["ss", "-lun"], { check: false })).stdout.includes(":7001"),
+          "udp echo",
+        );
+        const asker = startPeer(ns, [conf, "udp-ask", "10.77.0.1", "7001", "10"]);
+        try {
+          assertEquals((await asker.result()).ok, "10");
+        } finally {
+          await asker.kill();
+        }
+      },
+    );
+
+    await t.step(
+      "curl on the kernel side fetches a page from an HTTP server on the wgedge stack (v4 and v6)",
+      async () => {
+        const peer = startPeer(ns, [conf, "http", "80"]);
+        try {
+          await ready(peer);
+          const v4 = await ns.exec(["curl", "-sS", "--max-time", "10", "http://10.77.0.2/"], {
+            check: false,
+          });
+          assertEquals(v4.stdout, "hello from the wgedge stack, you are 10.77.0.1\n", v4.stderr);
+          const v6 = await ns.exec(["curl", "-sS", "-g", "--max-time", "10", "http://[fd77::2]/"], {
+            check: false,
+          });
+          assertEquals(v6.stdout, "hello from the wgedge stack, you are fd77::1\n", v6.stderr);
+        } finally {
+          await peer.kill();
+        }
+      },
+    );
+
+    await t.step(
+      "curl through `wgedge up --forward` reaches a kernel-side HTTP server across the tunnel",
+      async () => {
+        // socat's address parser splits at spaces, so the response comes from a script file.
+        const script = await writeConf(
+          dir,
+          "http.sh",
+          "#!/bin/sh\nprintf 'HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\nhello from the kernel side\\n'\n",
+        );
+        await Deno.chmod(script, 0o755);
+        ns.spawn(["socat", "TCP4-LISTEN:8000,bind=10.77.0.1,reuseaddr,fork", `EXEC:${script}`]);
+        await waitFor(
+          async () => (await ns.exec(["ss", "-ltn"], { check: false })).stdout.includes(":8000"),
+          "http server",
+        );
+        const up = startWgedge(ns, ["up", "-c", conf, "--forward", "tcp://127.0.0.1:18080=10.77.0.1:8000"]);
+        try {
+          await waitForOutput(up, "forwarding");
+          const r = await ns.exec(["curl", "-sS", "--max-time", "10", "http://127.0.0.1:18080/"], {
+            check: false,
+          });
+          assertEquals(r.stdout, "hello from the kernel side\n", r.stderr + up.stderr());
+        } finally {
+          assertEquals((await up.stop()).code, 0);
+        }
+      },
+    );
+  } finally {
+    await ns.destroy();
+  }
+}, { tools: ["socat", "curl", "ss", "sha256sum"] });
