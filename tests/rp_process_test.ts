@@ -119,7 +119,7 @@ Deno.test({
       }));
 
       // The operator view: owner, connections and bytes of every mapping; metrics; dashboard.
-      // (TCP byte counters are published about once a second while a connection is open.)
+      // (The last bytes may still be in flight between rps and curl when fetch returns.)
       await waitFor(
         async () => {
           const m = (await adminMappings(adminPort)).find((m) => m.protocol === "tcp");

@@ -348,18 +348,21 @@ export class RpClient {
       server_startup_time: this.#serverStartup,
       consecutive_failures: this.#failures,
       next_attempt_in_ms: this.#nextDelay,
-      routes: this.#routes.map((rt) => ({
-        route: rt.route.spec,
-        protocol: rt.route.protocol,
-        remote_port: rt.route.remotePort,
-        internal_port: rt.forwarder.addr.port,
-        state: rt.state,
-        error: rt.lastError,
-        connections_total: rt.stats.connectionsTotal,
-        connections_active: rt.stats.connectionsActive,
-        bytes_in: rt.stats.bytesIn,
-        bytes_out: rt.stats.bytesOut,
-      })),
+      routes: this.#routes.map((rt) => {
+        if (rt.forwarder instanceof TcpForwarder) rt.forwarder.flushStats();
+        return {
+          route: rt.route.spec,
+          protocol: rt.route.protocol,
+          remote_port: rt.route.remotePort,
+          internal_port: rt.forwarder.addr.port,
+          state: rt.state,
+          error: rt.lastError,
+          connections_total: rt.stats.connectionsTotal,
+          connections_active: rt.stats.connectionsActive,
+          bytes_in: rt.stats.bytesIn,
+          bytes_out: rt.stats.bytesOut,
+        };
+      }),
     };
   }
 

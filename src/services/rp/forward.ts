@@ -52,6 +52,8 @@ export interface TcpForwarderOptions {
 export class TcpForwarder {
   readonly #abort = new AbortController();
   readonly #live = new Set<Promise<void>>();
+  /** Byte-counter flushers of open connections: pipe() counts live, stats get the deltas when read. */
+  readonly #flushers = new Set<() => void>();
   readonly #loop: Promise<void>;
 
   constructor(private readonly opts: TcpForwarderOptions) {
@@ -115,7 +117,7 @@ export class TcpForwarder {
         lastIn = counters.aToB;
         lastOut = counters.bToA;
       };
-      const ticker = setInterval(flush, 1000);
+      this.#flushers.add(flush);
       try {
         const res = await pipe(accepted, upstream, {
           bufferSize: this.opts.bufferSize,
@@ -129,12 +131,17 @@ export class TcpForwarder {
           error: res.error,
         });
       } finally {
-        clearInterval(ticker);
+        this.#flushers.delete(flush);
         flush();
       }
     } finally {
       stats.connectionsActive--;
     }
+  }
+
+  /** Brings stats.bytesIn/bytesOut up to date with open connections (call before reading them). */
+  flushStats(): void {
+    for (const f of this.#flushers) f();
   }
 
   /** Stops accepting and closes every live connection. */

@@ -343,6 +343,7 @@ export class RpServer {
   }
 
   #view(m: MappingEntry): MappingView {
+    if (m.forwarder instanceof TcpForwarder) m.forwarder.flushStats();
     return {
       remote_port: m.remotePort,
       protocol: m.protocol,
