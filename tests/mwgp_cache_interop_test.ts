@@ -99,4 +99,5 @@ interopTest(
       await topo.destroy();
     }
   },
+  { tools: ["ping"] },
 );

@@ -116,4 +116,4 @@ interopTest("mwgp: two clients with the same sender index are both served by the
   } finally {
     await topo.destroy();
   }
-});
+}, { tools: ["curl", "ping"] });

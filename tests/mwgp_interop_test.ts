@@ -191,4 +191,5 @@ interopTest(
       await topo.destroy();
     }
   },
+  { tools: ["curl", "iperf3", "ping"] },
 );

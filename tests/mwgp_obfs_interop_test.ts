@@ -163,4 +163,5 @@ interopTest(
       await topo.destroy();
     }
   },
+  { tools: ["tcpdump", "ping"] },
 );
