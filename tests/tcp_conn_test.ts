@@ -302,12 +302,15 @@ Deno.test("tcp: SACK recovery retransmits only the lost segments, without a time
   const lostIndex = new Set([3, 7, 8, 20]);
   let dataSeen = 0;
   const dropped: number[] = [];
+  const firstSent = new Set<number>();
   const prev = p.link.tap!;
   p.link.tap = (side, seg) => {
     if (!prev(side, seg)) return false;
     const v = new TcpSegmentView(seg);
-    if (side === 0 && v.payloadLength > 0 && dataSeen++ >= 0 && lostIndex.has(dataSeen - 1)) {
-      lostIndex.delete(dataSeen - 1);
+    if (side !== 0 || v.payloadLength === 0 || firstSent.has(v.seq)) return true;
+    // Only first transmissions count (and are dropped): every retransmission gets through.
+    firstSent.add(v.seq);
+    if (lostIndex.has(dataSeen++)) {
       dropped.push(v.seq);
       return false;
     }

@@ -260,7 +260,13 @@ export class TcpConnection implements Conn {
       const out = seqDiff(this.sndMax, this.sndUna) - this.#dupAcks * this.mss;
       return Math.max(0, out) + Math.max(0, seqDiff(this.#highRxt, this.sndUna));
     }
-    return seqDiff(this.sndNxt, this.sndUna);
+    const out = seqDiff(this.sndNxt, this.sndUna);
+    // SACKed segments have left the network (packet conservation, as Linux counts in_flight): each one lets
+    // a new segment out, which subsumes Limited Transmit (RFC 3042) and keeps the ACK clock running.
+    if (this.#sackOk && !this.scoreboard.empty && this.sndNxt === this.sndMax) {
+      return Math.max(0, out - this.scoreboard.sackedBytes);
+    }
+    return out;
   }
 
   /** Memory held by this connection's buffers (for bounded-memory checks). */
@@ -700,8 +706,17 @@ export class TcpConnection implements Conn {
     }
 
     if (!this.inRecovery && seqLt(this.sndUna, this.sndMax) && seqGe(this.sndUna, this.#recover)) {
-      const sackLoss = this.#sackOk && !this.scoreboard.empty &&
-        this.scoreboard.isLost(this.sndUna, this.sndUna, mss);
+      let sackLoss = false;
+      if (this.#sackOk && !this.scoreboard.empty) {
+        sackLoss = this.scoreboard.isLost(this.sndUna, this.sndUna, mss);
+        if (!sackLoss && this.#unsent() === 0) {
+          // Early Retransmit (RFC 5827): with fewer than four segments outstanding and nothing new to send,
+          // DupThresh ACKs can never arrive; lower the threshold to outstanding - 1.
+          const outstanding = Math.ceil(seqDiff(this.sndMax, this.sndUna) / mss);
+          const sackedSegs = Math.ceil(this.scoreboard.sackedBytes / mss);
+          sackLoss = outstanding < 4 && sackedSegs >= Math.max(1, outstanding - 1);
+        }
+      }
       if (this.#dupAcks >= DUP_THRESH || sackLoss) this.#enterRecovery();
     }
   }
