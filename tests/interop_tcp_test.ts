@@ -258,7 +258,7 @@ interopTest("interop TCP/UDP: userspace stack against the kernel through wiregua
     });
 
     await t.step(
-      "UDP echo: kernel client to a wgedge echo server, and wgedge client to a kernel echo server",
+      "UDP echo: kernel client to a wgedge echo server, wgedge client to a kernel echo server, up --forward udp://",
       async () => {
         const peer = startPeer(ns, [conf, "udp-echo", "7000"]);
         try {
@@ -282,6 +282,19 @@ interopTest("interop TCP/UDP: userspace stack against the kernel through wiregua
           assertEquals((await asker.result()).ok, "10");
         } finally {
           await asker.kill();
+        }
+        // The same kernel echo server through `up --forward udp://`: a plain host UDP client reaches it.
+        const up = startWgedge(ns, ["up", "-c", conf, "--forward", "udp://127.0.0.1:17001=10.77.0.1:7001"]);
+        try {
+          await waitForOutput(up, "forwarding");
+          for (let i = 0; i < 3; i++) {
+            const r = await ns.exec(["sh", "-c", `echo via-forward-${i} | socat -t 3 - UDP4:127.0.0.1:17001`], {
+              check: false,
+            });
+            assertStringIncludes(r.stdout, `via-forward-${i}`, `UDP through the forward (${up.stderr()})`);
+          }
+        } finally {
+          assertEquals((await up.stop()).code, 0);
         }
       },
     );
