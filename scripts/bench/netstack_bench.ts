@@ -1,12 +1,12 @@
 /** Hot paths of the userspace stack: checksum, inbound parse+verify+dispatch, outbound build. */
-import { onesSum } from "../src/wire/checksum.ts";
-import { IpLayer } from "../src/netstack/ip.ts";
-import { ManualClock } from "../src/util/clock.ts";
-import { parseIp } from "../src/netstack/addr.ts";
-import { buildIpv4Packet } from "../src/wire/ipv4.ts";
-import { buildIpv6Packet } from "../src/wire/ipv6.ts";
-import { transportChecksum } from "../src/wire/checksum.ts";
-import type { PacketInterface } from "../src/netstack/types.ts";
+import { onesSum } from "../../src/wire/checksum.ts";
+import { IpLayer } from "../../src/netstack/ip.ts";
+import { ManualClock } from "../../src/util/clock.ts";
+import { parseIp } from "../../src/netstack/addr.ts";
+import { buildIpv4Packet } from "../../src/wire/ipv4.ts";
+import { buildIpv6Packet } from "../../src/wire/ipv6.ts";
+import { transportChecksum } from "../../src/wire/checksum.ts";
+import type { PacketInterface } from "../../src/netstack/types.ts";
 
 const A4 = parseIp("10.77.0.2")!, B4 = parseIp("10.77.0.1")!;
 const A6 = parseIp("fd77::2")!, B6 = parseIp("fd77::1")!;
