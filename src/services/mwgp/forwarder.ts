@@ -26,6 +26,9 @@ import {
   TransportMessage,
 } from "../../wire/wireguard.ts";
 import { addrKey, ForwardingEntry, ForwardingTable, sameAddr, type UdpAddr } from "./table.ts";
+import { logger } from "../../util/log.ts";
+
+const log = logger("mwgp");
 
 export type Leg = "client" | "server";
 
@@ -267,6 +270,14 @@ export class Forwarder {
       );
       e.serverLabel = route.label;
       this.table.insert(e);
+      log.debug("initiation routed", {
+        client: addrKey(from),
+        server: addrKey(route.server),
+        via: route.label,
+        index: clientOrigin,
+        proxyIndex: cp,
+        obfuscated,
+      });
     }
     e.obfuscated = obfuscated;
     e.initMac1FromClient = init.mac1.slice();
@@ -299,7 +310,14 @@ export class Forwarder {
     }
     e.respMac1ToClient = resp.mac1.slice();
     this.stats.responsesForwarded++;
-    if (hadServerProxy !== e.serverProxy) this.opts.onTableChanged?.();
+    if (hadServerProxy !== e.serverProxy) {
+      log.debug("handshake completed", {
+        client: addrKey(e.client),
+        server: addrKey(e.server),
+        proxyIndex: e.serverProxy,
+      });
+      this.opts.onTableChanged?.();
+    }
     return this.#toClient(e, resp.bytes);
   }
 
