@@ -69,6 +69,21 @@ Deno.test("http1 server: curl GET/POST, the remote address reaches the handler, 
       `${base}/echo`,
     ]);
     assertEquals(chunked.stdout, "x".repeat(10_000));
+    // Expect: 100-continue is answered, so the body follows at once.
+    const expect = await run([
+      "curl",
+      "-sS",
+      "-H",
+      "Expect: 100-continue",
+      "--expect100-timeout",
+      "30",
+      "--max-time",
+      "10", // without the interim 100 curl would wait the 30 s and fail here
+      "--data-binary",
+      "y".repeat(5000),
+      `${base}/echo`,
+    ]);
+    assertEquals(expect.stdout, "y".repeat(5000));
     // Two URLs in one curl run share the connection (curl says "Re-using existing connection").
     const two = await run(["curl", "-sS", "-v", `${base}/who`, `${base}/who`]);
     assertStringIncludes(two.stderr.toLowerCase(), "re-using existing connection");

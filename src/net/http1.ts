@@ -396,6 +396,14 @@ export async function serveConn(
         const framing = bodyFraming(headers);
         clock.clearTimer(timer);
         timer = undefined;
+        if (framing.kind === "length" && framing.length > limits.maxBodyBytes) {
+          throw new HttpError(413, `body larger than ${limits.maxBodyBytes} bytes`);
+        }
+        // curl and others wait (about a second) for this before sending a large body.
+        const expect = headerValues(headers, "expect").join(",").toLowerCase();
+        if (minor >= 1 && framing.kind !== "none" && expect.includes("100-continue")) {
+          await writeAll(conn, encoder.encode("HTTP/1.1 100 Continue\r\n\r\n"));
+        }
         const body = await readBody(reader, framing, limits);
         const info: ConnInfo = { remoteAddr: conn.remoteAddr, localAddr: conn.localAddr };
         const url = requestUrl(target, hosts[0], info.localAddr);
