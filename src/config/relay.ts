@@ -60,7 +60,8 @@ export const RELAY_DEFAULTS: RelayOptions = {
   healthCheckIntervalMs: 30_000,
 };
 export const DEFAULT_UDP_TIMEOUT_SEC = 60;
-export const DEFAULT_UDP_MAX_FLOWS = 4096;
+/** Each flow holds a socket with a pending 64 KiB receive buffer: 1024 flows ~ 64 MiB at most. */
+export const DEFAULT_UDP_MAX_FLOWS = 1024;
 
 const RELAY_VAR = /^RELAY_(\d+)$/;
 const HOSTNAME =

@@ -90,8 +90,13 @@ class HostListener implements Listener {
   }
 }
 
+/** Largest UDP payload over IPv4 (65535 - 20 - 8); IPv6 jumbograms are not supported. */
+const MAX_DATAGRAM = 65507;
+
 class HostDatagramConn implements DatagramConn {
   readonly addr: NetAddr;
+  readonly #buf = new Uint8Array(MAX_DATAGRAM);
+  #receiving = false;
   constructor(private inner: Deno.DatagramConn) {
     this.addr = toNetAddr(inner.addr, "udp");
   }
@@ -99,8 +104,20 @@ class HostDatagramConn implements DatagramConn {
     return this.inner.send(data, { transport: "udp", hostname: to.hostname, port: to.port });
   }
   async receive(): Promise<[Uint8Array, NetAddr]> {
-    const [data, from] = await this.inner.receive();
-    return [data, toNetAddr(from, "udp")];
+    // Receive into one reused 64 KiB buffer and copy out only the datagram: without a buffer Deno allocates
+    // a fresh 64 KiB one per datagram, which dominates the cost of small packets.
+    // A second concurrent receive (unusual) gets its own buffer so the two cannot overwrite each other.
+    if (this.#receiving) {
+      const [data, from] = await this.inner.receive(new Uint8Array(MAX_DATAGRAM));
+      return [data.slice(), toNetAddr(from, "udp")];
+    }
+    this.#receiving = true;
+    try {
+      const [data, from] = await this.inner.receive(this.#buf);
+      return [data.slice(), toNetAddr(from, "udp")];
+    } finally {
+      this.#receiving = false;
+    }
   }
   close(): void {
     try {
