@@ -274,7 +274,8 @@ Deno.test("tcp: RTO follows RFC 6298 (min 200 ms) and doubles on each retransmis
   await elapse(p.link, 6_500);
   const sends = log.filter((e) => e.side === 0 && e.len === 100).map((e) => e.at);
   const gaps = sends.slice(1).map((t, i) => t - sends[i]);
-  assertEquals(gaps, [200, 400, 800, 1600, 3200]);
+  // A tail loss probe just before the first RTO, then the RTO series: 200 ms (the minimum), doubling.
+  assertEquals(gaps, [199, 200, 400, 800, 1600, 3200]);
   assertEquals(p.a.stats.timeouts, 5);
   drop = false;
   await elapse(p.link, 7_000);
@@ -563,9 +564,10 @@ Deno.test("tcp: a spurious RTO (the path stalled, nothing lost) is detected by t
   await settle(p, writeAll(client, pattern(20 * 1448, 12)));
   await elapse(p.link, 100);
   const cwndBefore = client.cc.cwnd;
-  p.link.faults.delayMs = 150; // RTT 300 ms: longer than the 200 ms RTO, shorter than the backed-off 400 ms
+  // RTT 500 ms: past the tail loss probe (199 ms) and the RTO (399 ms), before the backed-off RTO (799 ms).
+  p.link.faults.delayMs = 250;
   await client.write(pattern(10 * 1448, 13));
-  await elapse(p.link, 250);
+  await elapse(p.link, 450);
   assertEquals(p.a.stats.timeouts, 1);
   p.link.faults.delayMs = 1;
   await elapse(p.link, 1_000);
@@ -574,8 +576,45 @@ Deno.test("tcp: a spurious RTO (the path stalled, nothing lost) is detected by t
   assert(client.cc.cwnd >= cwndBefore, `cwnd ${client.cc.cwnd} restored to at least ${cwndBefore}`);
   assertEquals(client.sndUna, client.sndMax);
   assertEquals(received, 30 * 1448);
-  // Only the one segment resent by the timeout was retransmitted, not the whole flight.
+  // Only the probe and the one segment resent by the timeout were retransmitted, not the whole flight.
+  assertEquals(p.a.stats.retransmittedSegments, 2);
+  client.close();
+  server.close();
+  p.a.close();
+  p.b.close();
+});
+
+Deno.test("tcp: a lost tail segment is recovered by a tail loss probe, not a retransmission timeout", async () => {
+  const p = pair();
+  const { client, server } = await connected(p);
+  let received = 0;
+  (async () => {
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      const n = await server.read(buf);
+      if (n === null) return;
+      received += n;
+    }
+  })().catch(() => {});
+  // Warm up the RTT estimate.
+  await settle(p, writeAll(client, pattern(4 * 1448, 1)));
+  await elapse(p.link, 100);
+  const log = record(p);
+  const prev = p.link.tap!;
+  let dataSegments = 0;
+  p.link.tap = (side, seg) => {
+    if (!prev(side, seg)) return false;
+    if (side === 0 && new TcpSegmentView(seg).payloadLength > 0 && ++dataSegments === 10) return false; // the tail
+    return true;
+  };
+  const t0 = p.clock.now();
+  await client.write(pattern(10 * 1448, 2));
+  await elapse(p.link, 1_000);
+  assertEquals(received, 14 * 1448);
+  assertEquals(p.a.stats.timeouts, 0);
   assertEquals(p.a.stats.retransmittedSegments, 1);
+  const resent = log.filter((e) => e.side === 0 && e.len > 0).at(-1)!;
+  assert(resent.at - t0 < 200, `probe after ${resent.at - t0} ms, before the 200 ms RTO`);
   client.close();
   server.close();
   p.a.close();

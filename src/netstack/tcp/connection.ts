@@ -182,6 +182,9 @@ export class TcpConnection implements Conn {
 
   // Timers.
   readonly #rtxTimer: Deadline;
+  /** Tail loss probe (RFC 8985 section 7). */
+  readonly #tlpTimer: Deadline;
+  #tlpOutstanding = false;
   readonly #ackTimer: Deadline;
   /** Keepalive, TIME_WAIT and orphaned FIN_WAIT_2, one at a time. */
   readonly #idleTimer: Deadline;
@@ -224,6 +227,7 @@ export class TcpConnection implements Conn {
     this.noDelay = p.noDelay ?? o.noDelay;
     this.#keepAlive = o.keepAlive;
     this.#rtxTimer = new Deadline(host.clock, () => this.#onRtxTimer());
+    this.#tlpTimer = new Deadline(host.clock, () => this.#onTlpTimer());
     this.#ackTimer = new Deadline(host.clock, () => this.#onAckTimer());
     this.#idleTimer = new Deadline(host.clock, () => this.#onIdleTimer());
     this.#lastRecvAt = host.clock.now();
@@ -682,8 +686,14 @@ export class TcpConnection implements Conn {
         const appLimited = 2 * flightBefore < this.cc.cwnd;
         this.cc.onAck(Math.max(acked, 0), mss, now, this.rtt.srtt, appLimited);
       }
-      if (this.sndUna === this.sndMax) this.#rtxTimer.clear();
-      else this.#rtxTimer.set(now + this.rtt.rto);
+      this.#tlpOutstanding = false;
+      if (this.sndUna === this.sndMax) {
+        this.#rtxTimer.clear();
+        this.#tlpTimer.clear();
+      } else {
+        this.#rtxTimer.set(now + this.rtt.rto);
+        this.#armTlp(now);
+      }
       this.#wakeWriter();
     } else if (
       ack === this.sndUna && seqLt(this.sndUna, this.sndMax) && payloadLen === 0 && !(flags & TCP_FIN) &&
@@ -889,8 +899,54 @@ export class TcpConnection implements Conn {
         this.#rtxTimer.clear();
       }
       if (!this.#rtxTimer.armed) this.#rtxTimer.set(now + this.rtt.rto);
+      if (!retransmit) this.#armTlp(now);
       if (finSent) break;
     }
+  }
+
+  /**
+   * RFC 8985 section 7.2: after new data, a probe timeout of 2*SRTT (plus a worst-case delayed ACK when one
+   * segment is in flight) turns a lost tail - which no SACK can reveal - into SACK recovery instead of an RTO.
+   */
+  #armTlp(now: number): void {
+    if (!this.#sackOk || this.inRecovery || this.#tlpOutstanding || this.rtt.srtt === undefined) return;
+    if (this.sndUna === this.sndMax) return;
+    let pto = 2 * this.rtt.srtt;
+    if (seqDiff(this.sndMax, this.sndUna) <= this.mss) pto = Math.max(pto, 1.5 * this.rtt.srtt + 200);
+    pto = Math.max(pto, 10);
+    let at = now + pto;
+    // Probe just before the RTO rather than never: a probe does not collapse the window (Linux does the same).
+    if (this.#rtxTimer.armed && at >= this.#rtxTimer.at) at = this.#rtxTimer.at - 1;
+    if (at <= now) return;
+    this.#tlpTimer.set(at);
+  }
+
+  #onTlpTimer(): void {
+    const st = this.state;
+    if (
+      this.inRecovery || this.#tlpOutstanding || this.sndUna === this.sndMax ||
+      (st !== TcpState.Established && st !== TcpState.CloseWait && st !== TcpState.FinWait1 &&
+        st !== TcpState.Closing && st !== TcpState.LastAck)
+    ) return;
+    const now = this.host.clock.now();
+    this.#tlpOutstanding = true;
+    const unsent = this.#unsent();
+    const wndRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
+    if (unsent > 0 && wndRoom > 0 && this.sndNxt === this.sndMax) {
+      // Probe with new data: it is useful either way.
+      const len = Math.min(this.mss, unsent, wndRoom);
+      const finHere = this.#finQueued && len === unsent && seqAdd(this.sndNxt, len) === this.#finSeq;
+      const sent = this.#sendData(this.sndNxt, len, false, finHere);
+      this.sndNxt = seqAdd(this.sndNxt, sent + (this.#lastFinSent ? 1 : 0));
+      if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
+    } else {
+      // Retransmit the last segment (with the FIN when that is what ends the flight).
+      const finSent = this.#finQueued && seqGt(this.sndMax, this.#finSeq);
+      const dataEnd = finSent ? this.#finSeq : this.sndMax;
+      const start = seqMax(this.sndUna, seqAdd(dataEnd, -this.mss));
+      this.#sendData(start, seqDiff(dataEnd, start), true, finSent);
+    }
+    this.#rtxTimer.set(now + this.rtt.rto);
   }
 
   /** Bytes in the send buffer at or after SND.NXT. */
@@ -1150,6 +1206,7 @@ export class TcpConnection implements Conn {
   #enterTimeWait(): void {
     this.state = TcpState.TimeWait;
     this.#rtxTimer.dispose();
+    this.#tlpTimer.dispose();
     this.#ackTimer.dispose();
     this.#idleTimer.set(this.host.clock.now() + this.host.options.timeWaitMs);
     this.#wakeReader();
@@ -1181,6 +1238,7 @@ export class TcpConnection implements Conn {
     if (this.state === TcpState.Closed) return;
     this.state = TcpState.Closed;
     this.#rtxTimer.dispose();
+    this.#tlpTimer.dispose();
     this.#ackTimer.dispose();
     this.#idleTimer.dispose();
     this.#connectTimeoutTimer?.dispose();
