@@ -1,0 +1,551 @@
+/**
+ * Tunnel throughput benchmark (issue 3). In one invocation, on the same machine:
+ *
+ *   (a) reference: two wireguard-go instances in two namespaces joined by a veth pair, iperf3 across the tunnel;
+ *   (b) wgedge:    iperf3 client -> 127.0.0.1 -> `wgedge up --forward` (host TCP -> userspace stack ->
+ *                  WireGuard in wgedge) -> UDP -> wireguard-go -> kernel iperf3 server, in one namespace;
+ *   (c) in-memory: two userspace Stacks on createLinkPair (no WireGuard, no crypto), one TCP connection.
+ *
+ * (a) and (b) run the same matrix (1 and 4 streams, both directions); the cells alternate between the two
+ * setups so load from elsewhere on the machine hits both alike. Each (b) cell starts a fresh wgedge process so
+ * its CPU (utime + stime from /proc/PID/stat over the iperf3 run, as % of one core) and peak RSS (VmHWM) belong
+ * to that cell alone.
+ *
+ *   deno run -A scripts/bench/tunnel.ts [--seconds 10] [--streams 1,4] [--cpu-prof DIR]
+ *   deno run -A scripts/bench/tunnel.ts --summarize-profile FILE.cpuprofile [--top 30]
+ *
+ * --cpu-prof DIR runs every wgedge process with `deno run --cpu-prof --cpu-prof-dir DIR`; summarize a profile
+ * with --summarize-profile (self time by function and by source file).
+ *
+ * Needs root, ip netns, wireguard-go, wg, iperf3 (shared/spec/testing.md). Traffic stays inside network
+ * namespaces created here; they are deleted and every process killed at the end, on error and on Ctrl-C.
+ */
+import { parseArgs } from "node:util";
+import {
+  collect,
+  DENO_JSON,
+  interopUnavailable,
+  MAIN_TS,
+  Netns,
+  run,
+  waitFor,
+  wgKeyPair,
+  WireguardGo,
+} from "../../tests/helpers/interop.ts";
+import { createLinkPair } from "../../src/netstack/link.ts";
+import { Stack } from "../../src/netstack/stack.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    seconds: { type: "string", default: "10" },
+    streams: { type: "string", default: "1,4" },
+    "cpu-prof": { type: "string" },
+    "summarize-profile": { type: "string" },
+    top: { type: "string", default: "30" },
+    "in-memory-worker": { type: "boolean", default: false },
+  },
+});
+const SECONDS = Number(values.seconds);
+if (!Number.isFinite(SECONDS) || SECONDS < 1 || SECONDS > 600) {
+  console.error(`--seconds: expected a number of seconds in 1..600, got "${values.seconds}"`);
+  Deno.exit(2);
+}
+const STREAMS = values.streams.split(",").map(Number);
+if (STREAMS.some((n) => !Number.isInteger(n) || n < 1 || n > 32)) {
+  console.error(
+    `--streams: expected a comma-separated list of stream counts in 1..32, got "${values.streams}"`,
+  );
+  Deno.exit(2);
+}
+const SCRIPT = new URL(import.meta.url).pathname;
+const DENO = Deno.execPath();
+/** USER_HZ: the unit of utime/stime in /proc/PID/stat on every Linux we run on. */
+const CLOCK_TICKS_PER_SEC = 100;
+const IPERF_PORT = 5201;
+const FORWARD_PORT = 15201;
+
+// ---------------------------------------------------------------------------------------------------------
+// /proc readings
+
+/** utime + stime of a process in seconds. */
+function cpuSeconds(pid: number | "self"): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // Fields after the parenthesised command name (which may contain spaces): state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SEC;
+}
+
+/** A "Vm..." field of /proc/PID/status in MiB. */
+function vmMiB(pid: number | "self", field: "VmHWM" | "VmRSS"): number {
+  const m = Deno.readTextFileSync(`/proc/${pid}/status`).match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+function loadAverage(): string {
+  return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// (c) in-memory worker: runs in its own process so its CPU and RSS are its own.
+
+async function inMemoryWorker(seconds: number): Promise<void> {
+  const [la, lb] = createLinkPair({ mtu: 1420 });
+  const a = new Stack(la, { addresses: [{ address: "10.9.0.2", prefix: 32 }] });
+  const b = new Stack(lb, { addresses: [{ address: "10.9.0.1", prefix: 24 }] });
+  // The stacks' timers are unref'd; hold the event loop open while the transfer runs.
+  const hold = setInterval(() => {}, 1000);
+  try {
+    const listener = b.listenTcp("10.9.0.1", 7000);
+    const accepted = listener.accept();
+    const client = await a.dialTcp("10.9.0.1", 7000, { timeoutMs: 5000 });
+    const server = await accepted;
+    const chunk = crypto.getRandomValues(new Uint8Array(65536));
+    const cpu0 = cpuSeconds("self");
+    const t0 = performance.now();
+    const deadline = t0 + seconds * 1000;
+    const send = (async () => {
+      // Bounded by time: the writer stops at the deadline whatever the throughput.
+      while (performance.now() < deadline) await client.write(chunk);
+      await client.closeWrite();
+    })();
+    const buf = new Uint8Array(65536);
+    let received = 0;
+    for (;;) {
+      const n = await server.read(buf);
+      if (n === null) break;
+      received += n;
+    }
+    const elapsed = (performance.now() - t0) / 1000;
+    await send;
+    const cpu = cpuSeconds("self") - cpu0;
+    client.close();
+    server.close();
+    listener.close();
+    console.log(JSON.stringify({
+      bitsPerSecond: received * 8 / elapsed,
+      cpuFraction: cpu / elapsed,
+      hwmMiB: vmMiB("self", "VmHWM"),
+      retransmitted: a.stats.tcp?.retransmittedSegments ?? 0,
+    }));
+  } finally {
+    a.close();
+    b.close();
+    clearInterval(hold);
+  }
+}
+
+interface Measured {
+  bitsPerSecond: number;
+  cpuFraction?: number;
+  hwmMiB?: number;
+}
+
+async function inMemory(seconds: number): Promise<Measured> {
+  const r = await run([
+    DENO,
+    "run",
+    "-A",
+    "--config",
+    DENO_JSON,
+    SCRIPT,
+    "--in-memory-worker",
+    "--seconds",
+    String(seconds),
+  ]);
+  return JSON.parse(r.stdout.trim().split("\n").pop()!);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// iperf3
+
+interface IperfCell {
+  streams: number;
+  reverse: boolean;
+}
+
+const cellName = (c: IperfCell) =>
+  `TCP, ${c.streams} stream${c.streams > 1 ? "s" : ""}, ${
+    c.reverse ? "server->client (-R)" : "client->server"
+  }`;
+
+/** Runs one iperf3 client; retries (bounded) while the server is still busy with the previous test. */
+async function iperf(
+  ns: Netns,
+  host: string,
+  port: number,
+  cell: IperfCell,
+  seconds: number,
+): Promise<number> {
+  const args = [
+    "iperf3",
+    "-c",
+    host,
+    "-p",
+    String(port),
+    "-t",
+    String(seconds),
+    "-P",
+    String(cell.streams),
+    "-J",
+  ];
+  if (cell.reverse) args.push("-R");
+  let last = "";
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const r = await ns.exec(args, { check: false });
+    let j: { error?: string; end?: { sum_received?: { bits_per_second: number } } } = {};
+    try {
+      j = JSON.parse(r.stdout);
+    } catch { /* not JSON: iperf3 failed before its report */ }
+    const bps = j.end?.sum_received?.bits_per_second;
+    if (r.code === 0 && !j.error && bps !== undefined) return bps;
+    last = j.error ?? (r.stderr || r.stdout).slice(0, 300);
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  throw new Error(`iperf3 ${args.join(" ")} failed: ${last}`);
+}
+
+async function listening(ns: Netns, port: number): Promise<void> {
+  await waitFor(
+    async () => (await ns.exec(["ss", "-ltn"], { check: false })).stdout.includes(`:${port} `),
+    `a listener on port ${port}`,
+    200,
+    50,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// (a) reference: wireguard-go <-> wireguard-go across a veth pair
+
+interface Reference {
+  client: Netns;
+  serverIp: string;
+}
+
+async function startReference(namespaces: Netns[]): Promise<Reference> {
+  const server = await Netns.create("bref");
+  namespaces.push(server);
+  const client = await Netns.create("bref");
+  namespaces.push(client);
+  // Created inside the namespaces, so the names cannot collide with anyone else's interfaces.
+  await server.exec([
+    "ip",
+    "link",
+    "add",
+    "veths",
+    "type",
+    "veth",
+    "peer",
+    "name",
+    "vethc",
+    "netns",
+    client.name,
+  ]);
+  await server.exec(["ip", "addr", "add", "192.168.250.1/24", "dev", "veths"]);
+  await server.exec(["ip", "link", "set", "veths", "up"]);
+  await client.exec(["ip", "addr", "add", "192.168.250.2/24", "dev", "vethc"]);
+  await client.exec(["ip", "link", "set", "vethc", "up"]);
+  const [s, c] = await Promise.all([wgKeyPair(), wgKeyPair()]);
+  await WireguardGo.start(server, {
+    privateKey: s.privateKey,
+    listenPort: 51820,
+    addresses: ["10.88.0.1/24"],
+    peers: [{ publicKey: c.publicKey, allowedIps: ["10.88.0.2/32"], endpoint: "192.168.250.2:51820" }],
+  });
+  await WireguardGo.start(client, {
+    privateKey: c.privateKey,
+    listenPort: 51820,
+    addresses: ["10.88.0.2/24"],
+    peers: [{ publicKey: s.publicKey, allowedIps: ["10.88.0.1/32"], endpoint: "192.168.250.1:51820" }],
+  });
+  server.spawn(["iperf3", "-s", "-B", "10.88.0.1", "-p", String(IPERF_PORT)]);
+  await listening(server, IPERF_PORT);
+  await waitFor(
+    async () => (await client.exec(["ping", "-c", "1", "-W", "1", "10.88.0.1"], { check: false })).code === 0,
+    "the reference tunnel to pass a ping",
+    30,
+    100,
+  );
+  return { client, serverIp: "10.88.0.1" };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// (b) wgedge: iperf3 -> up --forward -> wgedge -> wireguard-go -> kernel iperf3 server
+
+interface WgedgeSide {
+  ns: Netns;
+  conf: string;
+  wg: WireguardGo;
+}
+
+async function startWgedgeSide(namespaces: Netns[], dir: string): Promise<WgedgeSide> {
+  const ns = await Netns.create("bwge");
+  namespaces.push(ns);
+  const [mine, ref] = await Promise.all([wgKeyPair(), wgKeyPair()]);
+  const wg = await WireguardGo.start(ns, {
+    privateKey: ref.privateKey,
+    listenPort: 51820,
+    addresses: ["10.77.0.1/24"],
+    peers: [{ publicKey: mine.publicKey, allowedIps: ["10.77.0.2/32"], endpoint: "127.0.0.1:51821" }],
+  });
+  const conf = `${dir}/wgedge.conf`;
+  await Deno.writeTextFile(
+    conf,
+    `[Interface]\nPrivateKey = ${mine.privateKey}\nAddress = 10.77.0.2/32\nListenPort = 51821\n\n` +
+      `[Peer]\nPublicKey = ${ref.publicKey}\nAllowedIPs = 10.77.0.1/32\nEndpoint = 127.0.0.1:51820\n` +
+      // A fresh wgedge per cell: the keepalive makes it handshake at once rather than on the first packet.
+      `PersistentKeepalive = 25\n`,
+    { mode: 0o600 },
+  );
+  ns.spawn(["iperf3", "-s", "-B", "10.77.0.1", "-p", String(IPERF_PORT)]);
+  await listening(ns, IPERF_PORT);
+  return { ns, conf, wg };
+}
+
+interface WgedgeProcess {
+  pid: number;
+  stderr: () => string;
+  stop(): Promise<void>;
+}
+
+async function startWgedgeUp(side: WgedgeSide, cpuProfDir?: string): Promise<WgedgeProcess> {
+  const profArgs = cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", cpuProfDir] : [];
+  const child = side.ns.spawn(
+    [
+      DENO,
+      "run",
+      "-A",
+      "--config",
+      DENO_JSON,
+      ...profArgs,
+      MAIN_TS,
+      "up",
+      "-c",
+      side.conf,
+      "--forward",
+      `tcp://127.0.0.1:${FORWARD_PORT}=10.77.0.1:${IPERF_PORT}`,
+    ],
+    { stdout: "null", stderr: "piped", env: { NO_COLOR: "1", WGEDGE_LOG_LEVEL: "info" } },
+  );
+  const err = collect(child.stderr);
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  await waitFor(() => exited || err.text().includes("tunnel up"), "wgedge up to start", 600, 50);
+  if (exited) throw new Error(`wgedge up exited early:\n${err.text()}`);
+  // `ip netns exec` and `env` exec in place, so the child's pid is the Deno process itself.
+  const comm = Deno.readTextFileSync(`/proc/${child.pid}/comm`).trim();
+  if (!comm.startsWith("deno")) throw new Error(`pid ${child.pid} is "${comm}", not the wgedge Deno process`);
+  // Wait (bounded) for the handshake wgedge starts on its persistent keepalive.
+  const handshakes = async () => (await side.wg.show("latest-handshakes")).split(/\s+/)[1] ?? "0";
+  const before = await handshakes();
+  await waitFor(
+    async () => {
+      const now = await handshakes();
+      return now !== "0" && now !== before;
+    },
+    "a handshake between wgedge and wireguard-go",
+    200,
+    50,
+  ).catch(() => {
+    // The previous cell's session may still be the latest one within the same second; iperf3 proves it works.
+  });
+  return {
+    pid: child.pid,
+    stderr: err.text,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      const s = await Promise.race([status, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+      if (s === null) {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+        await status;
+      }
+      await err.done;
+    },
+  };
+}
+
+async function measureWgedge(
+  side: WgedgeSide,
+  cell: IperfCell,
+  seconds: number,
+  cpuProfDir?: string,
+): Promise<Measured> {
+  const p = await startWgedgeUp(side, cpuProfDir);
+  try {
+    const cpu0 = cpuSeconds(p.pid);
+    const t0 = performance.now();
+    const bps = await iperf(side.ns, "127.0.0.1", FORWARD_PORT, cell, seconds);
+    const wall = (performance.now() - t0) / 1000;
+    const cpuFraction = (cpuSeconds(p.pid) - cpu0) / wall;
+    const hwmMiB = vmMiB(p.pid, "VmHWM");
+    return { bitsPerSecond: bps, cpuFraction, hwmMiB };
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n--- wgedge stderr ---\n${p.stderr().slice(-3000)}`);
+  } finally {
+    await p.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Machine description and table
+
+async function machine(): Promise<string[]> {
+  const cpuinfo = Deno.readTextFileSync("/proc/cpuinfo");
+  const model = cpuinfo.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown";
+  const wgGo = (await run(["wireguard-go", "--version"], { check: false })).stdout.split("\n")[0];
+  const iperfV = (await run(["iperf3", "--version"], { check: false })).stdout.split("\n")[0];
+  const kernel = (await run(["uname", "-r"], { check: false })).stdout.trim();
+  return [
+    `nproc: ${navigator.hardwareConcurrency}; CPU: ${model}; Linux ${kernel}`,
+    `Deno ${Deno.version.deno} (V8 ${Deno.version.v8}); ${wgGo}; ${iperfV}`,
+  ];
+}
+
+interface Row {
+  scenario: string;
+  reference?: number;
+  wgedge: Measured;
+}
+
+function table(rows: Row[]): string {
+  const mbit = (bps: number) => (bps / 1e6).toFixed(0);
+  const out = [
+    "| scenario | reference Mbit/s | wgedge Mbit/s | ratio | wgedge CPU % | wgedge RSS MB |",
+    "|---|---|---|---|---|---|",
+  ];
+  for (const r of rows) {
+    const w = r.wgedge;
+    out.push(
+      `| ${r.scenario} | ${r.reference === undefined ? "-" : mbit(r.reference)} | ${
+        mbit(w.bitsPerSecond)
+      } | ${r.reference === undefined ? "-" : (w.bitsPerSecond / r.reference).toFixed(2)} | ${
+        w.cpuFraction === undefined ? "-" : (w.cpuFraction * 100).toFixed(0)
+      } | ${w.hwmMiB === undefined ? "-" : w.hwmMiB.toFixed(0)} |`,
+    );
+  }
+  return out.join("\n");
+}
+
+async function benchmark(): Promise<void> {
+  const why = await interopUnavailable(["iperf3", "ss", "ping"]);
+  if (why) {
+    console.error(`tunnel benchmark: cannot run here: ${why}`);
+    Deno.exit(1);
+  }
+  const namespaces: Netns[] = [];
+  const dir = await Deno.makeTempDir({ prefix: "wgedge-bench-tunnel-" });
+  let cleaned = false;
+  const cleanup = async () => {
+    if (cleaned) return;
+    cleaned = true;
+    for (const ns of namespaces.reverse()) await ns.destroy();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  const onSignal = () => {
+    console.error("interrupted: cleaning up");
+    cleanup().finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+
+  const rows: Row[] = [];
+  const loadBefore = loadAverage();
+  const started = new Date();
+  try {
+    const cells: IperfCell[] = STREAMS.flatMap((streams) => [
+      { streams, reverse: false },
+      { streams, reverse: true },
+    ]);
+    const ref = await startReference(namespaces);
+    const side = await startWgedgeSide(namespaces, dir);
+    if (values["cpu-prof"]) await Deno.mkdir(values["cpu-prof"], { recursive: true });
+    for (const cell of cells) {
+      const reference = await iperf(ref.client, ref.serverIp, IPERF_PORT, cell, SECONDS);
+      const wgedge = await measureWgedge(side, cell, SECONDS, values["cpu-prof"]);
+      const row = { scenario: cellName(cell), reference, wgedge };
+      rows.push(row);
+      console.error(`done: ${table([row]).split("\n")[2]}`);
+    }
+    const mem = await inMemory(SECONDS);
+    rows.push({
+      scenario: "in-memory link, no crypto, 1 TCP stream (both stacks in one process)",
+      wgedge: mem,
+    });
+  } finally {
+    await cleanup();
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+  console.log(`\nTunnel throughput, ${SECONDS} s per cell, started ${started.toISOString()}`);
+  for (const l of await machine()) console.log(l);
+  console.log(`load average before: ${loadBefore}; after: ${loadAverage()}`);
+  console.log(
+    "reference = wireguard-go <-> wireguard-go across a veth pair; wgedge = iperf3 -> up --forward -> wgedge -> " +
+      "wireguard-go -> kernel; CPU % of one core (utime+stime over the iperf3 run); RSS = VmHWM of that process\n",
+  );
+  console.log(table(rows));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// --summarize-profile: self time of a V8 .cpuprofile by function and by file
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+}
+
+function summarizeProfile(path: string, top: number): void {
+  const prof = JSON.parse(Deno.readTextFileSync(path)) as {
+    nodes: ProfileNode[];
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map<number, number>();
+  for (let i = 0; i < prof.samples.length; i++) {
+    // timeDeltas[i] is the time before sample i; attribute the following interval to it, as DevTools does.
+    const dt = prof.timeDeltas[i + 1] ?? 0;
+    selfUs.set(prof.samples[i], (selfUs.get(prof.samples[i]) ?? 0) + Math.max(0, dt));
+  }
+  const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
+  const shortUrl = (u: string) =>
+    u.replace(/^file:\/\/.*?\/(src|main\.ts)/, "$1").replace(/^.*node_modules\//, "npm:");
+  const fnKey = (n: ProfileNode) =>
+    `${n.callFrame.functionName || "(anonymous)"} ${
+      n.callFrame.url ? `${shortUrl(n.callFrame.url)}:${n.callFrame.lineNumber + 1}` : ""
+    }`.trim();
+  const fileKey = (n: ProfileNode) => n.callFrame.url ? shortUrl(n.callFrame.url) : n.callFrame.functionName;
+  const rank = (key: (n: ProfileNode) => string) => {
+    const m = new Map<string, number>();
+    for (const [id, us] of selfUs) {
+      const k = key(byId.get(id)!);
+      m.set(k, (m.get(k) ?? 0) + us);
+    }
+    return [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, top);
+  };
+  console.log(`${path}: ${(total / 1e6).toFixed(2)} s sampled`);
+  for (
+    const [title, key] of [["by function (self time)", fnKey], ["by file (self time)", fileKey]] as const
+  ) {
+    console.log(`\n${title}`);
+    for (const [k, us] of rank(key)) console.log(`${(us / total * 100).toFixed(1).padStart(5)}%  ${k}`);
+  }
+}
+
+if (import.meta.main) {
+  if (values["in-memory-worker"]) {
+    await inMemoryWorker(SECONDS);
+  } else if (values["summarize-profile"]) {
+    summarizeProfile(values["summarize-profile"], Number(values.top));
+  } else {
+    await benchmark();
+  }
+}
