@@ -1,6 +1,6 @@
 /**
- * `via=wg:NAME`: a relay whose egress is a userspace tunnel (WG_TUNNEL_OFFICE) to wireguard-go reaches a
- * kernel TCP service inside the namespace; the admin API shows the relay and the tunnel's handshake.
+ * `via=wg:NAME`: relays whose egress is a userspace tunnel (WG_TUNNEL_OFFICE) to wireguard-go reach kernel
+ * TCP and UDP services inside the namespace; the admin API shows the relay and the tunnel's handshake.
  */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { collect, interopTest, Netns, waitFor, wgKeyPair, WireguardGo } from "./helpers/interop.ts";
@@ -19,6 +19,7 @@ interopTest("relay via=wg:office reaches a kernel service behind wireguard-go", 
     });
     // The kernel service on the far side: a TCP echo bound to the tunnel address.
     ns.spawn(["socat", "TCP-LISTEN:7000,bind=10.77.0.1,reuseaddr,fork", "EXEC:cat"]);
+    ns.spawn(["socat", "UDP-LISTEN:7001,bind=10.77.0.1,reuseaddr,fork", "EXEC:cat"]);
     await waitFor(
       async () => (await ns.exec(["ss", "-ltn"], { check: false })).stdout.includes("10.77.0.1:7000"),
       "echo up",
@@ -31,6 +32,7 @@ interopTest("relay via=wg:office reaches a kernel service behind wireguard-go", 
         `WG_TUNNEL_OFFICE="[Interface]\\nPrivateKey = ${mine.privateKey}\\nAddress = 10.77.0.2/32\\n\\n` +
         `[Peer]\\nPublicKey = ${ref.publicKey}\\nAllowedIPs = 10.77.0.0/24\\nEndpoint = 127.0.0.1:51820\\n"`,
         `RELAY_1="9000;7000;10.77.0.1;TCP;via=wg:office"`,
+        `RELAY_2="9001;7001;10.77.0.1;UDP;via=wg:office"`,
         `WGEDGE_ADMIN_LISTEN=127.0.0.1:8081`,
         `ENABLE_LOGGING=y`,
         "",
@@ -55,8 +57,12 @@ interopTest("relay via=wg:office reaches a kernel service behind wireguard-go", 
       });
       assertEquals(r.stdout, `hello through wg ${i}\n`, `relay round trip ${i}\n${err.text()}`);
     }
+    // UDP: a datagram through the relay's flow, into the tunnel, to the kernel's UDP echo and back.
+    const u = await ns.exec(["socat", "-t", "2", "-", "UDP:127.0.0.1:9001"], { stdin: "udp through wg\n" });
+    assertEquals(u.stdout, "udp through wg\n", `udp relay round trip\n${err.text()}`);
     const status = JSON.parse((await ns.exec(["curl", "-s", "http://127.0.0.1:8081/api/v1/status"])).stdout);
     const relay = status.relays[0];
+    assertEquals(status.relays[1].packetsToClient, 1);
     assertEquals(relay.via, "wg:office");
     assertEquals(relay.total, 3);
     assertEquals(relay.failed, 0);
