@@ -494,12 +494,45 @@ async function benchmark(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// --summarize-profile: self time of a V8 .cpuprofile by function and by file
+// --summarize-profile: where a V8 .cpuprofile's busy time goes, by category, function and file
 
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
-  hitCount?: number;
+  children?: number[];
+}
+
+/**
+ * The category of one frame, or undefined to look at its caller. Runtime glue (ext: frames that are not
+ * crypto or timers, Node-compat buffers and streams) has no category of its own: its cost belongs to the
+ * wgedge code that called it, e.g. the Transform stream a node:crypto Cipheriv builds per packet is AEAD cost.
+ */
+function frameCategory(f: ProfileNode["callFrame"]): string | undefined {
+  const name = f.functionName, url = f.url;
+  if (name === "(idle)") return "idle";
+  if (name === "(garbage collector)") return "GC";
+  if (name === "(program)") return "V8/native, unattributed";
+  if (!url) {
+    if (/^op_net_(send|recv)_udp/.test(name)) return "UDP socket ops (one op per datagram)";
+    if (/^op_node_(create_)?(de)?cipheriv/.test(name)) return "AEAD (node:crypto ChaCha20-Poly1305)";
+    if (/^op_(read|write|net_accept_tcp|net_connect_tcp|shutdown)/.test(name)) return "host TCP socket ops";
+    if (/^op_(timer|now)/.test(name)) return "timers and clock";
+    return undefined;
+  }
+  if (url.includes("/internal/crypto/") || url.includes("/src/crypto/")) {
+    return "AEAD (node:crypto ChaCha20-Poly1305)";
+  }
+  if (url.includes("timers")) return "timers and clock";
+  if (url.includes("/src/netstack/tcp/")) return "TCP (netstack/tcp)";
+  if (url.includes("/src/wireguard/") || url.includes("/src/wire/wireguard")) {
+    return "WireGuard device/peer/timers (non-crypto)";
+  }
+  if (url.includes("/src/netstack/") || url.includes("/src/wire/")) {
+    return "IP layer, checksums (netstack, wire)";
+  }
+  if (url.includes("/src/net/") || url.includes("/src/services/")) return "relay and pipe (net, services)";
+  if (url.includes("/src/")) return "other wgedge code";
+  return undefined;
 }
 
 function summarizeProfile(path: string, top: number): void {
@@ -509,34 +542,57 @@ function summarizeProfile(path: string, top: number): void {
     timeDeltas: number[];
   };
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const selfUs = new Map<number, number>();
   for (let i = 0; i < prof.samples.length; i++) {
     // timeDeltas[i] is the time before sample i; attribute the following interval to it, as DevTools does.
     const dt = prof.timeDeltas[i + 1] ?? 0;
     selfUs.set(prof.samples[i], (selfUs.get(prof.samples[i]) ?? 0) + Math.max(0, dt));
   }
+  const idleId = prof.nodes.find((n) => n.callFrame.functionName === "(idle)")?.id;
   const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
+  const busy = total - (idleId === undefined ? 0 : selfUs.get(idleId) ?? 0);
+  const category = (id: number): string => {
+    // Bounded by the tree depth: every step goes to a parent, and the root has none.
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const c = frameCategory(byId.get(at)!.callFrame);
+      if (c) return c;
+    }
+    return "runtime (event loop, promises, other)";
+  };
   const shortUrl = (u: string) =>
     u.replace(/^file:\/\/.*?\/(src|main\.ts)/, "$1").replace(/^.*node_modules\//, "npm:");
-  const fnKey = (n: ProfileNode) =>
-    `${n.callFrame.functionName || "(anonymous)"} ${
-      n.callFrame.url ? `${shortUrl(n.callFrame.url)}:${n.callFrame.lineNumber + 1}` : ""
-    }`.trim();
-  const fileKey = (n: ProfileNode) => n.callFrame.url ? shortUrl(n.callFrame.url) : n.callFrame.functionName;
-  const rank = (key: (n: ProfileNode) => string) => {
+  const fnKey = (id: number) => {
+    const f = byId.get(id)!.callFrame;
+    return `${f.functionName || "(anonymous)"} ${f.url ? `${shortUrl(f.url)}:${f.lineNumber + 1}` : ""}`
+      .trim();
+  };
+  const fileKey = (id: number) => {
+    const f = byId.get(id)!.callFrame;
+    return f.url ? shortUrl(f.url) : f.functionName;
+  };
+  const rank = (key: (id: number) => string) => {
     const m = new Map<string, number>();
     for (const [id, us] of selfUs) {
-      const k = key(byId.get(id)!);
+      if (id === idleId) continue;
+      const k = key(id);
       m.set(k, (m.get(k) ?? 0) + us);
     }
     return [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, top);
   };
-  console.log(`${path}: ${(total / 1e6).toFixed(2)} s sampled`);
-  for (
-    const [title, key] of [["by function (self time)", fnKey], ["by file (self time)", fileKey]] as const
-  ) {
+  console.log(
+    `${path}: ${(total / 1e6).toFixed(2)} s sampled, ${(busy / 1e6).toFixed(2)} s busy; ` +
+      `percentages are of busy (non-idle) main-thread time`,
+  );
+  const sections: [string, (id: number) => string][] = [
+    ["by category (self time, attributed up the call tree)", category],
+    ["by function (self time)", fnKey],
+    ["by file (self time)", fileKey],
+  ];
+  for (const [title, key] of sections) {
     console.log(`\n${title}`);
-    for (const [k, us] of rank(key)) console.log(`${(us / total * 100).toFixed(1).padStart(5)}%  ${k}`);
+    for (const [k, us] of rank(key)) console.log(`${(us / busy * 100).toFixed(1).padStart(5)}%  ${k}`);
   }
 }
 
