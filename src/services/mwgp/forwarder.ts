@@ -203,7 +203,8 @@ export class Forwarder {
     }
     switch (messageType(msg)) {
       case MESSAGE_INITIATION:
-        return this.#initiation(new InitiationMessage(msg), from, obfuscated);
+        // Copied: routing may await (DNS), and the caller reuses its receive buffer meanwhile.
+        return this.#initiation(new InitiationMessage(msg.slice()), from, obfuscated);
       case MESSAGE_TRANSPORT:
         return this.#transportFromClient(new TransportMessage(msg), from, obfuscated);
       case MESSAGE_COOKIE_REPLY:

@@ -24,8 +24,8 @@ export const CLIENT_RERESOLVE_MS = 5 * 60_000;
 export const CLIENT_RERESOLVE_AFTER_FAILURE_MS = 10_000;
 /** Cache writes after a change are coalesced over this delay. */
 export const CACHE_WRITE_DELAY_MS = 200;
-/** Sends in flight per service before the receive loop waits for one. */
-export const MAX_INFLIGHT_SENDS = 64;
+/** Sends in flight per socket before the receive loop waits for one (also its receive-buffer ring size). */
+export const MAX_INFLIGHT_SENDS = 32;
 
 export interface MwgpServiceOptions {
   /** --cache-file / MWGP_CACHE_FILE (the config's cache_file_path wins over it). */
@@ -65,7 +65,6 @@ export class MwgpService {
   #cacheWriting: Promise<void> = Promise.resolve();
   #unregister: (() => void)[] = [];
   sendErrors = 0;
-  #inflight = 0;
   /** Client mode: the resolved server address (null until the first resolution succeeds). */
   #serverAddr: UdpAddr | null = null;
   readonly #clock: Clock;
@@ -205,10 +204,20 @@ export class MwgpService {
   }
 
   async #receiveLoop(conn: Deno.DatagramConn, leg: "client" | "server"): Promise<void> {
+    // Deno allocates a fresh 64 KiB buffer per datagram unless given one, so each loop receives into a ring
+    // of reused buffers. A slot is reused only after the send that may still reference it has finished.
+    const ring: { buf: Uint8Array; sending: Promise<void> | null }[] = [];
+    for (let i = 0; i < MAX_INFLIGHT_SENDS + 1; i++) {
+      ring.push({ buf: new Uint8Array(this.config.maxPacketSize), sending: null });
+    }
+    let next = 0;
     while (!this.#closed) {
+      const slot = ring[next];
+      next = (next + 1) % ring.length;
+      if (slot.sending) await slot.sending;
       let data: Uint8Array, from: Deno.Addr;
       try {
-        [data, from] = await conn.receive();
+        [data, from] = await conn.receive(slot.buf);
       } catch (e) {
         if (this.#closed) return;
         log.warn("receive failed", { leg, error: e });
@@ -220,14 +229,16 @@ export class MwgpService {
           ? this.forwarder.fromClient(data, toUdp(from))
           : this.forwarder.fromServer(data, toUdp(from));
         if (out instanceof Promise) {
+          // Initiations are copied by the forwarder before it awaits, so the slot is free again.
           out.then((o) => this.#send(o), (e) => log.warn("handshake routing failed", { error: e }));
         } else if (out) {
-          // Pipelined: the next receive starts while this send completes, bounded so a slow socket
-          // applies back-pressure instead of queueing without limit.
-          const p = this.#send(out);
-          this.#inflight++;
-          p.finally(() => this.#inflight--);
-          if (this.#inflight >= MAX_INFLIGHT_SENDS) await p;
+          // Pipelined: the next receive starts while this send completes; the ring bounds how many are
+          // in flight, so a slow socket applies back-pressure instead of queueing without limit.
+          const sending = this.#send(out);
+          slot.sending = sending;
+          sending.finally(() => {
+            if (slot.sending === sending) slot.sending = null;
+          });
         }
       } catch (e) {
         // A bug on a strange packet must not stop the relay; it is counted as malformed.
