@@ -620,3 +620,22 @@ Deno.test("tcp: a lost tail segment is recovered by a tail loss probe, not a ret
   p.a.close();
   p.b.close();
 });
+
+Deno.test("tcp: zero-window probes that go unanswered abort the connection; answered ones never do", async () => {
+  const p = pair({ receiveBufferSize: 16 * 1024, maxRetries: 4 });
+  const { client, server } = await connected(p);
+  await writeAll(client, pattern(100_000, 4)); // fits the send buffer; the receiver's window is 16 KiB
+  // The reader never reads, but the peer is alive: probes are answered for ten virtual minutes.
+  await elapse(p.link, 600_000);
+  assertEquals(client.state, TcpState.Established);
+  // Now the peer vanishes.
+  p.link.tap = (side) => side === 0;
+  await assertRejects(
+    () => settle(p, client.read(new Uint8Array(1)), 3_600_000),
+    "zero-window probes unanswered",
+  );
+  assertEquals(client.state, TcpState.Closed);
+  server.close();
+  p.a.close();
+  p.b.close();
+});

@@ -174,6 +174,7 @@ export class TcpConnection implements Conn {
   #newRenoRetransmit = false;
   #lastFinSent = false;
   #swsOverride = false;
+  #persistProbes = 0;
   #rtoUndo: { cwnd: number; ssthresh: number; tsVal: number } | undefined;
 
   // ACK scheduling.
@@ -430,6 +431,7 @@ export class TcpConnection implements Conn {
     }
     this.#lastRecvAt = now;
     this.#keepAliveProbes = 0;
+    this.#persistProbes = 0;
 
     // RFC 5961 section 3.2: RST.
     if (flags & TCP_RST) {
@@ -462,6 +464,7 @@ export class TcpConnection implements Conn {
     if (this.state === TcpState.SynReceived) {
       if (seqGt(ack, this.sndUna) && seqLe(ack, this.sndMax)) {
         this.#establish(seg);
+        if (this.isClosed) return; // refused by a full accept queue
       } else {
         this.#sendRst(ack);
         return;
@@ -1121,12 +1124,15 @@ export class TcpConnection implements Conn {
     if (this.state === TcpState.Closed || this.state === TcpState.TimeWait) return;
     if (this.#persistMode) {
       // Zero-window probe: an old sequence number forces the peer to answer with its current window.
-      if (this.#retries >= opts.maxRetries && this.#appClosed) {
+      // A peer that keeps answering may hold its window shut forever (RFC 9293 section 3.8.6.1); one that
+      // stops answering is dead, as with unanswered retransmissions.
+      if (this.#persistProbes >= opts.maxRetries) {
+        this.host.stats.timeouts++;
         this.#sendRst(this.sndNxt);
-        this.#abort(new Deno.errors.TimedOut("connection timed out"), false);
+        this.#abort(new Deno.errors.TimedOut("connection timed out (zero-window probes unanswered)"), false);
         return;
       }
-      this.#retries++;
+      this.#persistProbes++;
       const usable = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
       if (usable > 0 && this.#unsent() > 0) {
         // The SWS override: a small window that never grows is used rather than waited on forever.
