@@ -89,7 +89,9 @@ export interface RpClientOptions {
   bufferSize?: number;
   clock?: Clock;
   heartbeatIntervalMs?: number;
+  /** First retry delay while the server is unreachable (default 1 s), doubling per failure. */
   backoffInitialMs?: number;
+  /** Largest retry delay (default: the heartbeat interval, within 5..30 s). */
   backoffMaxMs?: number;
   /** Timeout of one API request. */
   requestTimeoutMs?: number;
@@ -170,7 +172,10 @@ export class RpClient {
 
   #backoff(failures: number): number {
     const initial = this.#opts.backoffInitialMs ?? 1000;
-    const max = this.#opts.backoffMaxMs ?? 30_000;
+    // Default cap: one heartbeat period (at least 5 s, at most 30 s), so a server that comes back is noticed
+    // about as fast as a live one would be.
+    const heartbeat = this.#opts.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
+    const max = this.#opts.backoffMaxMs ?? Math.min(30_000, Math.max(5000, heartbeat));
     return Math.min(max, initial * 2 ** Math.min(20, Math.max(0, failures - 1)));
   }
 
