@@ -26,6 +26,7 @@ import {
 } from "../src/wireguard/noise.ts";
 import { CookieChecker, CookieGenerator } from "../src/wireguard/cookie.ts";
 import { CookieReplyMessage, InitiationMessage, ResponseMessage } from "../src/wire/wireguard.ts";
+import { deobfuscate, looksVanilla, obfsKey, obfuscate } from "../src/wireguard/obfs.ts";
 
 const rand = seededRandom(42);
 const id = (): StaticIdentity => staticIdentity(generatePrivateKey(rand));
@@ -41,7 +42,13 @@ interface Setup {
 }
 
 function setup(
-  opts: { maxEntries?: number; csvl?: SourceValidation; ssvl?: SourceValidation; fallback?: boolean } = {},
+  opts: {
+    maxEntries?: number;
+    csvl?: SourceValidation;
+    ssvl?: SourceValidation;
+    fallback?: boolean;
+    obfs?: string;
+  } = {},
   clients: StaticIdentity[] = [],
 ): Setup {
   const clock = new ManualClock();
@@ -80,6 +87,7 @@ function setup(
     maxPacketSize: 65536,
     csvl: config.csvl,
     ssvl: config.ssvl,
+    clientLegObfs: opts.obfs ? obfsKey(opts.obfs) : undefined,
   });
   const router = serverRouter(config, new CachingTargetResolver(new MapResolver()), fwd.stats);
   return { clock, fwd, s1, s2 };
@@ -354,4 +362,30 @@ Deno.test("mwgp cache: records round-trip into a fresh table", async () => {
     threw = true;
   }
   assert(threw, "a file that is not a cache is rejected as a whole");
+});
+
+Deno.test("mwgp engine: obfuscated clients are answered obfuscated, vanilla ones vanilla, on one port", async () => {
+  const a = id(), b = id();
+  const s = setup({ obfs: "pw" }, [a, b]);
+  const key = obfsKey("pw");
+  const pa = new Pair(a, s.s1, { hostname: "192.0.2.10", port: 40000 }, S1_ADDR);
+  const toServer =
+    (await s.fwd.fromClient(obfuscate(pa.initiation(1, s.clock), key), pa.clientAddr)) as Outbound;
+  assert(toServer && looksVanilla(toServer.data), "the server leg is vanilla WireGuard");
+  const back = s.fwd.fromServer(pa.respond(toServer.data, 2, s.clock), S1_ADDR)!;
+  assert(!looksVanilla(back.data), "the response to an obfuscated client is obfuscated");
+  pa.finish(deobfuscate(back.data, key)!.message);
+  const down = s.fwd.fromServer(transport(1, 300), S1_ADDR)!;
+  assert(
+    !looksVanilla(down.data) && down.data.length === 300,
+    "transports too, without overhead at >= 256 bytes",
+  );
+  const up = s.fwd.fromClient(obfuscate(transport(2, 100), key), pa.clientAddr) as Outbound;
+  assertEquals([up.data.length, u32(up.data, 4)], [100, 2]);
+  // A vanilla client on the same obfs-enabled forwarder stays vanilla.
+  const r = await handshake(s, new Pair(b, s.s2, { hostname: "192.0.2.11", port: 1 }, S2_ADDR), 5, 6);
+  assert(looksVanilla(s.fwd.fromServer(transport(r.cp, 64), S2_ADDR)!.data));
+  // Garbage that is neither vanilla nor obfuscated with this password is counted, not forwarded.
+  assertEquals(await s.fwd.fromClient(new Uint8Array(200).fill(0xaa), pa.clientAddr), null);
+  assertEquals(s.fwd.stats.drops.deobfuscate, 1);
 });
