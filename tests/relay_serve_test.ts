@@ -192,3 +192,91 @@ Deno.test("serve: a bad RELAY_N stops start-up, naming the variable and what was
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "relay command: -r flags relay TCP and UDP, --admin-listen serves status, --logging n is quiet",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const echo = echoServer();
+    const udpEcho = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    const udpLoop = (async () => {
+      for (;;) {
+        const [d, a] = await udpEcho.receive();
+        await udpEcho.send(d, a);
+      }
+    })().catch(() => {});
+    const inTcp = freePort(), admin = freePort();
+    const inUdp = (() => {
+      const s = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+      const p = (s.addr as Deno.NetAddr).port;
+      s.close();
+      return p;
+    })();
+    const child = new Deno.Command(DENO, {
+      args: [
+        "run",
+        "-A",
+        "--config",
+        DENO_JSON,
+        MAIN_TS,
+        "relay",
+        "-r",
+        `${inTcp};${echo.port};127.0.0.1;TCP;bind=127.0.0.1`,
+        "-r",
+        `${inUdp};${(udpEcho.addr as Deno.NetAddr).port};127.0.0.1;UDP;bind=127.0.0.1`,
+        "--admin-listen",
+        `127.0.0.1:${admin}`,
+        "--logging",
+        "n",
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const err = (async () => {
+      let s = "";
+      for await (const c of child.stderr) s += new TextDecoder().decode(c);
+      return s;
+    })();
+    const client = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    try {
+      await waitFor(
+        async () => {
+          try {
+            return (await (await fetch(`http://127.0.0.1:${admin}/healthz`)).text()) === "ok\n";
+          } catch {
+            return false;
+          }
+        },
+        "relay up",
+        400,
+        50,
+      );
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: inTcp });
+      assertEquals(await echoOnce(c, "via -r"), "via -r");
+      c.close();
+      await client.send(new TextEncoder().encode("dgram"), {
+        transport: "udp",
+        hostname: "127.0.0.1",
+        port: inUdp,
+      });
+      const [d] = await client.receive();
+      assertEquals(new TextDecoder().decode(d), "dgram");
+      const st = await (await fetch(`http://127.0.0.1:${admin}/api/v1/status`)).json();
+      assertEquals(st.relays.map((r: { id: string }) => r.id), ["--relay #1", "--relay #2"]);
+      assertEquals(st.relays[0].listen, `127.0.0.1:${inTcp}`);
+    } finally {
+      client.close();
+      try {
+        child.kill("SIGTERM");
+      } catch { /* exited */ }
+      const status = await child.status;
+      const stderr = await err;
+      udpEcho.close();
+      await udpLoop;
+      await echo.close();
+      assertEquals(status.code, 0, stderr);
+      assert(!stderr.includes("open relay="), "--logging n: no per-connection lines");
+    }
+  },
+});
