@@ -116,3 +116,44 @@ Deno.test("relay config: through the loader, env-file errors carry file and line
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("relay config: 20 000 random and mutated RELAY_N values only ever raise ConfigError", () => {
+  const seeds = [
+    "50025;25;btc.trustpool.cc;TCP",
+    "1;2;[::1];udp;udp_timeout=5;bind=::1",
+    "9;9;h;TCP;via=socks5://u:p@h:1",
+  ];
+  const alphabet = ";=:/@[]. \t\n\u0000\u00ffabcTCPUDP0123456789-_%";
+  let state = 12345;
+  const rnd = (n: number) => {
+    state = (state * 1103515245 + 12345) >>> 0;
+    return state % n;
+  };
+  let ok = 0, rejected = 0;
+  for (let i = 0; i < 20_000; i++) {
+    let v: string;
+    if (i % 2 === 0) {
+      const base = seeds[rnd(seeds.length)].split("");
+      for (let m = 0; m < 1 + rnd(4); m++) {
+        const pos = rnd(base.length + 1);
+        const op = rnd(3);
+        if (op === 0) base.splice(pos, 1);
+        else if (op === 1) base.splice(pos, 0, alphabet[rnd(alphabet.length)]);
+        else base[pos] = alphabet[rnd(alphabet.length)];
+      }
+      v = base.join("");
+    } else {
+      v = Array.from({ length: rnd(60) }, () => alphabet[rnd(alphabet.length)]).join("");
+    }
+    try {
+      const spec = parseRelayLine(v, "RELAY_1");
+      assert(spec.inPort >= 1 && spec.inPort <= 65535 && spec.outPort >= 1 && spec.outPort <= 65535);
+      assert(spec.protocol === "tcp" || spec.protocol === "udp");
+      ok++;
+    } catch (e) {
+      if (!(e instanceof ConfigError) && !(e instanceof ConfigErrors)) throw e;
+      rejected++;
+    }
+  }
+  assert(ok > 0 && rejected > 0, `ok=${ok} rejected=${rejected}`);
+});
