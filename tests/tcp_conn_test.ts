@@ -639,3 +639,27 @@ Deno.test("tcp: zero-window probes that go unanswered abort the connection; answ
   p.a.close();
   p.b.close();
 });
+
+Deno.test("tcp: buffers grow with use and give their storage back once idle", async () => {
+  const p = pair();
+  const { client, server } = await connected(p);
+  assertEquals(p.a.bufferMemory() + p.b.bufferMemory(), 0, "a fresh connection holds no buffer storage");
+  const data = pattern(600_000, 8);
+  const w = writeAll(client, data);
+  const buf = new Uint8Array(1 << 20);
+  let got = 0;
+  const r = (async () => {
+    while (got < data.length) got += (await server.read(buf))!;
+  })();
+  await settle(p, Promise.all([w, r]));
+  assert(p.a.bufferMemory() > 0 && p.b.bufferMemory() > 0);
+  await elapse(p.link, 6_000);
+  assertEquals(p.a.bufferMemory() + p.b.bufferMemory(), 0);
+  // And they still work afterwards.
+  await client.write(pattern(1000, 9));
+  assertEquals(await settle(p, server.read(buf)), 1000);
+  client.close();
+  server.close();
+  p.a.close();
+  p.b.close();
+});

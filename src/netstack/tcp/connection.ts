@@ -49,6 +49,8 @@ const DEFAULT_MSS_V6 = 1220;
 const TIMESTAMP_OPTION_LEN = 12;
 /** Timestamps older than 24 days are not trusted for PAWS (RFC 7323 section 5.5). */
 const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
+/** Buffers that stayed empty this long give their storage back (it is reallocated on demand). */
+const BUFFER_RELEASE_IDLE_MS = 5_000;
 
 /** What a connection needs from the layer that owns it. */
 export interface ConnectionHost {
@@ -185,6 +187,8 @@ export class TcpConnection implements Conn {
   readonly #rtxTimer: Deadline;
   /** Tail loss probe (RFC 8985 section 7). */
   readonly #tlpTimer: Deadline;
+  /** Frees idle buffer storage a while after both buffers drained. */
+  readonly #releaseTimer: Deadline;
   #tlpOutstanding = false;
   readonly #ackTimer: Deadline;
   /** Keepalive, TIME_WAIT and orphaned FIN_WAIT_2, one at a time. */
@@ -229,6 +233,7 @@ export class TcpConnection implements Conn {
     this.#keepAlive = o.keepAlive;
     this.#rtxTimer = new Deadline(host.clock, () => this.#onRtxTimer());
     this.#tlpTimer = new Deadline(host.clock, () => this.#onTlpTimer());
+    this.#releaseTimer = new Deadline(host.clock, () => this.#releaseIdleBuffers());
     this.#ackTimer = new Deadline(host.clock, () => this.#onAckTimer());
     this.#idleTimer = new Deadline(host.clock, () => this.#onIdleTimer());
     this.#lastRecvAt = host.clock.now();
@@ -666,6 +671,7 @@ export class TcpConnection implements Conn {
       const dataAcked = Math.min(this.sendBuffer.length, Math.max(0, seqDiff(ack, this.#sndBufSeq)));
       this.sendBuffer.discard(dataAcked);
       this.#sndBufSeq = seqAdd(this.#sndBufSeq, dataAcked);
+      if (this.sendBuffer.length === 0 && this.sendBuffer.allocated > 0) this.#scheduleRelease(now);
       if (this.#finQueued && seqGt(ack, this.#finSeq)) this.#finAcked = true;
       this.sndUna = ack;
       if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
@@ -1091,6 +1097,15 @@ export class TcpConnection implements Conn {
 
   // ---------------------------------------------------------------- timers
 
+  #scheduleRelease(now: number): void {
+    this.#releaseTimer.set(now + BUFFER_RELEASE_IDLE_MS);
+  }
+
+  #releaseIdleBuffers(): void {
+    if (this.sendBuffer.length === 0) this.sendBuffer.release();
+    if (this.recvBuffer.unread === 0 && !this.recvBuffer.hasOutOfOrder) this.recvBuffer.ring.release();
+  }
+
   #onAckTimer(): void {
     if (this.#synchronized && this.state !== TcpState.TimeWait) this.#sendAck();
   }
@@ -1213,6 +1228,7 @@ export class TcpConnection implements Conn {
     this.state = TcpState.TimeWait;
     this.#rtxTimer.dispose();
     this.#tlpTimer.dispose();
+    this.#releaseTimer.dispose();
     this.#ackTimer.dispose();
     this.#idleTimer.set(this.host.clock.now() + this.host.options.timeWaitMs);
     this.#wakeReader();
@@ -1245,6 +1261,7 @@ export class TcpConnection implements Conn {
     this.state = TcpState.Closed;
     this.#rtxTimer.dispose();
     this.#tlpTimer.dispose();
+    this.#releaseTimer.dispose();
     this.#ackTimer.dispose();
     this.#idleTimer.dispose();
     this.#connectTimeoutTimer?.dispose();
@@ -1333,6 +1350,7 @@ export class TcpConnection implements Conn {
       if (this.recvBuffer.unread > 0) {
         if (p.length === 0) return 0;
         const n = this.recvBuffer.read(p);
+        if (this.recvBuffer.unread === 0) this.#scheduleRelease(this.host.clock.now());
         this.#afterRead();
         return n;
       }

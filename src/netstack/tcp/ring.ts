@@ -91,6 +91,16 @@ export class ByteRing {
     return n;
   }
 
+  /**
+   * Frees the storage when nothing is held (the caller guarantees no uncommitted out-of-order bytes either),
+   * so a long-lived idle connection does not keep the memory of its busiest moment.
+   */
+  release(): void {
+    if (this.#len !== 0 || this.#buf.length === 0) return;
+    this.#buf = new Uint8Array(0);
+    this.#head = 0;
+  }
+
   /** Drops n committed bytes from the head. */
   discard(n: number): void {
     if (n === 0) return;
