@@ -82,6 +82,16 @@ function vmMiB(pid: number | "self", field: "VmHWM" | "VmRSS"): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/**
+ * `ip netns exec` and `env` exec in place, so a spawned child's pid is the program itself; check it, since a
+ * wrapper's pid would read as nearly zero CPU.
+ */
+function expectProgram(pid: number, name: string): number {
+  const comm = Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
+  if (!comm.startsWith(name)) throw new Error(`pid ${pid} is "${comm}", not ${name}`);
+  return pid;
+}
+
 function loadAverage(): string {
   return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 }
@@ -137,8 +147,19 @@ async function inMemoryWorker(seconds: number): Promise<void> {
 
 interface Measured {
   bitsPerSecond: number;
+  /** CPU of the wgedge process (or the in-memory worker) as a fraction of one core. */
   cpuFraction?: number;
+  /** The other CPU on the same path: the wireguard-go that wgedge talks to. */
+  peerCpuFraction?: number;
   hwmMiB?: number;
+  /** wgedge's RSS once the tunnel is up, before any traffic. */
+  startRssMiB?: number;
+}
+
+interface ReferenceMeasured {
+  bitsPerSecond: number;
+  /** Both wireguard-go processes together, as a fraction of one core. */
+  cpuFraction: number;
 }
 
 async function inMemory(seconds: number): Promise<Measured> {
@@ -220,6 +241,7 @@ async function listening(ns: Netns, port: number): Promise<void> {
 interface Reference {
   client: Netns;
   serverIp: string;
+  wireguardGoPids: number[];
 }
 
 async function startReference(namespaces: Netns[]): Promise<Reference> {
@@ -246,13 +268,13 @@ async function startReference(namespaces: Netns[]): Promise<Reference> {
   await client.exec(["ip", "addr", "add", "192.168.250.2/24", "dev", "vethc"]);
   await client.exec(["ip", "link", "set", "vethc", "up"]);
   const [s, c] = await Promise.all([wgKeyPair(), wgKeyPair()]);
-  await WireguardGo.start(server, {
+  const wgServer = await WireguardGo.start(server, {
     privateKey: s.privateKey,
     listenPort: 51820,
     addresses: ["10.88.0.1/24"],
     peers: [{ publicKey: c.publicKey, allowedIps: ["10.88.0.2/32"], endpoint: "192.168.250.2:51820" }],
   });
-  await WireguardGo.start(client, {
+  const wgClient = await WireguardGo.start(client, {
     privateKey: c.privateKey,
     listenPort: 51820,
     addresses: ["10.88.0.2/24"],
@@ -266,7 +288,23 @@ async function startReference(namespaces: Netns[]): Promise<Reference> {
     30,
     100,
   );
-  return { client, serverIp: "10.88.0.1" };
+  return {
+    client,
+    serverIp: "10.88.0.1",
+    wireguardGoPids: [wgServer, wgClient].map((w) => expectProgram(w.child.pid, "wireguard-go")),
+  };
+}
+
+async function measureReference(
+  ref: Reference,
+  cell: IperfCell,
+  seconds: number,
+): Promise<ReferenceMeasured> {
+  const cpu = () => ref.wireguardGoPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const cpu0 = cpu();
+  const t0 = performance.now();
+  const bitsPerSecond = await iperf(ref.client, ref.serverIp, IPERF_PORT, cell, seconds);
+  return { bitsPerSecond, cpuFraction: (cpu() - cpu0) / ((performance.now() - t0) / 1000) };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -299,6 +337,7 @@ async function startWgedgeSide(namespaces: Netns[], dir: string): Promise<Wgedge
   );
   ns.spawn(["iperf3", "-s", "-B", "10.77.0.1", "-p", String(IPERF_PORT)]);
   await listening(ns, IPERF_PORT);
+  expectProgram(wg.child.pid, "wireguard-go");
   return { ns, conf, wg };
 }
 
@@ -335,9 +374,7 @@ async function startWgedgeUp(side: WgedgeSide, cpuProfDir?: string): Promise<Wge
   });
   await waitFor(() => exited || err.text().includes("tunnel up"), "wgedge up to start", 600, 50);
   if (exited) throw new Error(`wgedge up exited early:\n${err.text()}`);
-  // `ip netns exec` and `env` exec in place, so the child's pid is the Deno process itself.
-  const comm = Deno.readTextFileSync(`/proc/${child.pid}/comm`).trim();
-  if (!comm.startsWith("deno")) throw new Error(`pid ${child.pid} is "${comm}", not the wgedge Deno process`);
+  expectProgram(child.pid, "deno");
   // Wait (bounded) for the handshake wgedge starts on its persistent keepalive.
   const handshakes = async () => (await side.wg.show("latest-handshakes")).split(/\s+/)[1] ?? "0";
   const before = await handshakes();
@@ -379,13 +416,15 @@ async function measureWgedge(
 ): Promise<Measured> {
   const p = await startWgedgeUp(side, cpuProfDir);
   try {
-    const cpu0 = cpuSeconds(p.pid);
+    const startRssMiB = vmMiB(p.pid, "VmRSS");
+    const cpu0 = cpuSeconds(p.pid), peerCpu0 = cpuSeconds(side.wg.child.pid);
     const t0 = performance.now();
     const bps = await iperf(side.ns, "127.0.0.1", FORWARD_PORT, cell, seconds);
     const wall = (performance.now() - t0) / 1000;
     const cpuFraction = (cpuSeconds(p.pid) - cpu0) / wall;
+    const peerCpuFraction = (cpuSeconds(side.wg.child.pid) - peerCpu0) / wall;
     const hwmMiB = vmMiB(p.pid, "VmHWM");
-    return { bitsPerSecond: bps, cpuFraction, hwmMiB };
+    return { bitsPerSecond: bps, cpuFraction, peerCpuFraction, hwmMiB, startRssMiB };
   } catch (e) {
     throw new Error(`${(e as Error).message}\n--- wgedge stderr ---\n${p.stderr().slice(-3000)}`);
   } finally {
@@ -410,24 +449,31 @@ async function machine(): Promise<string[]> {
 
 interface Row {
   scenario: string;
-  reference?: number;
+  reference?: ReferenceMeasured;
   wgedge: Measured;
 }
 
 function table(rows: Row[]): string {
   const mbit = (bps: number) => (bps / 1e6).toFixed(0);
+  const pct = (f: number | undefined) => f === undefined ? "-" : (f * 100).toFixed(0);
   const out = [
-    "| scenario | reference Mbit/s | wgedge Mbit/s | ratio | wgedge CPU % | wgedge RSS MB |",
-    "|---|---|---|---|---|---|",
+    "| scenario | reference Mbit/s | wgedge Mbit/s | ratio | wgedge CPU % | wgedge RSS MB " +
+    "| reference CPU % (2 x wireguard-go) | wgedge path CPU % (wgedge + wireguard-go) | Mbit per CPU-second, ratio |",
+    "|---|---|---|---|---|---|---|---|---|",
   ];
   for (const r of rows) {
-    const w = r.wgedge;
+    const w = r.wgedge, ref = r.reference;
+    const pathCpu = w.peerCpuFraction === undefined ? undefined : (w.cpuFraction ?? 0) + w.peerCpuFraction;
+    // Throughput per CPU spent on the tunnel's own processes: less sensitive to other load than raw Mbit/s.
+    const efficiency = ref && pathCpu
+      ? ((w.bitsPerSecond / pathCpu) / (ref.bitsPerSecond / ref.cpuFraction)).toFixed(2)
+      : "-";
     out.push(
-      `| ${r.scenario} | ${r.reference === undefined ? "-" : mbit(r.reference)} | ${
-        mbit(w.bitsPerSecond)
-      } | ${r.reference === undefined ? "-" : (w.bitsPerSecond / r.reference).toFixed(2)} | ${
-        w.cpuFraction === undefined ? "-" : (w.cpuFraction * 100).toFixed(0)
-      } | ${w.hwmMiB === undefined ? "-" : w.hwmMiB.toFixed(0)} |`,
+      `| ${r.scenario} | ${ref ? mbit(ref.bitsPerSecond) : "-"} | ${mbit(w.bitsPerSecond)} | ${
+        ref ? (w.bitsPerSecond / ref.bitsPerSecond).toFixed(2) : "-"
+      } | ${pct(w.cpuFraction)} | ${w.hwmMiB === undefined ? "-" : w.hwmMiB.toFixed(0)} | ${
+        pct(ref?.cpuFraction)
+      } | ${pct(pathCpu)} | ${efficiency} |`,
     );
   }
   return out.join("\n");
@@ -467,7 +513,7 @@ async function benchmark(): Promise<void> {
     const side = await startWgedgeSide(namespaces, dir);
     if (values["cpu-prof"]) await Deno.mkdir(values["cpu-prof"], { recursive: true });
     for (const cell of cells) {
-      const reference = await iperf(ref.client, ref.serverIp, IPERF_PORT, cell, SECONDS);
+      const reference = await measureReference(ref, cell, SECONDS);
       const wgedge = await measureWgedge(side, cell, SECONDS, values["cpu-prof"]);
       const row = { scenario: cellName(cell), reference, wgedge };
       rows.push(row);
@@ -491,6 +537,14 @@ async function benchmark(): Promise<void> {
       "wireguard-go -> kernel; CPU % of one core (utime+stime over the iperf3 run); RSS = VmHWM of that process\n",
   );
   console.log(table(rows));
+  const startRss = rows.map((r) => r.wgedge.startRssMiB).filter((x): x is number => x !== undefined);
+  if (startRss.length) {
+    console.log(
+      `\nwgedge RSS with the tunnel up, before traffic: ${Math.min(...startRss).toFixed(0)}-${
+        Math.max(...startRss).toFixed(0)
+      } MB`,
+    );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
