@@ -1,5 +1,6 @@
 /** Shared by the rp process tests: tunnel configs for an rps/rpc pair and spawning wgedge processes. */
 import { encodeKey, generatePrivateKey, publicKey } from "../src/crypto/x25519.ts";
+import { randomBytes } from "../src/util/random.ts";
 import { collect, DENO_JSON, MAIN_TS, waitFor } from "./helpers/interop.ts";
 
 export interface RpPairConfigs {
@@ -11,24 +12,29 @@ export interface RpPairConfigs {
   wgPort: number;
 }
 
-/** Writes a server and a client wg-quick config (server 10.66.0.1/24 + fd66::1, client .2) into a temp dir. */
+/**
+ * Writes a server and a client wg-quick config (server 10.66.0.1/24 + fd66::1, client .2, a shared
+ * PresharedKey) into a temp dir.
+ */
 export async function writePairConfigs(wgPort: number): Promise<RpPairConfigs> {
   const dir = await Deno.makeTempDir({ prefix: "wgedge-rp-" });
   const sk = generatePrivateKey(), ck = generatePrivateKey();
   const serverPublicKey = encodeKey(publicKey(sk)), clientPublicKey = encodeKey(publicKey(ck));
   const serverConf = `${dir}/server.conf`, clientConf = `${dir}/client.conf`;
+  // A PresharedKey on both sides (wg-rp ignored it; here the tunnel must come up with it).
+  const psk = encodeKey(randomBytes(32));
   await Deno.writeTextFile(
     serverConf,
     `[Interface]\nPrivateKey = ${
       encodeKey(sk)
     }\nAddress = 10.66.0.1/24, fd66::1/64\nListenPort = ${wgPort}\n\n` +
-      `[Peer]\nPublicKey = ${clientPublicKey}\nAllowedIPs = 10.66.0.2/32, fd66::2/128\n`,
+      `[Peer]\nPublicKey = ${clientPublicKey}\nPresharedKey = ${psk}\nAllowedIPs = 10.66.0.2/32, fd66::2/128\n`,
     { mode: 0o600 },
   );
   await Deno.writeTextFile(
     clientConf,
     `[Interface]\nPrivateKey = ${encodeKey(ck)}\nAddress = 10.66.0.2/32, fd66::2/128\n\n` +
-      `[Peer]\nPublicKey = ${serverPublicKey}\nEndpoint = 127.0.0.1:${wgPort}\nAllowedIPs = 10.66.0.0/24, fd66::/64\n` +
+      `[Peer]\nPublicKey = ${serverPublicKey}\nPresharedKey = ${psk}\nEndpoint = 127.0.0.1:${wgPort}\nAllowedIPs = 10.66.0.0/24, fd66::/64\n` +
       `PersistentKeepalive = 25\n`,
     { mode: 0o600 },
   );
