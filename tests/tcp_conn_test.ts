@@ -663,3 +663,36 @@ Deno.test("tcp: buffers grow with use and give their storage back once idle", as
   p.a.close();
   p.b.close();
 });
+
+Deno.test("tcp: PAWS drops a segment whose timestamp is older than TS.Recent (RFC 7323 section 5)", async () => {
+  const p = pair();
+  const { client, server } = await connected(p);
+  await server.write(pattern(100, 1));
+  const buf = new Uint8Array(1000);
+  assertEquals(await settle(p, client.read(buf)), 100);
+  const tsRecent = client.lastTsRecent!;
+  const seg = (tsVal: number, payload: Uint8Array) => {
+    const b = new Uint8Array(60 + payload.length);
+    const h = writeTcpHeader(b, 0, {
+      srcPort: server.localPort,
+      dstPort: client.localPort,
+      seq: client.rcvNxt,
+      ack: client.sndNxt,
+      flags: TCP_ACK,
+      window: 1000,
+    }, { timestamp: { val: tsVal, ecr: 0 } });
+    b.set(payload, h);
+    return b.subarray(0, h + payload.length);
+  };
+  p.link.inject(1, seg((tsRecent - 1000) >>> 0, Uint8Array.of(1, 2, 3)));
+  await elapse(p.link, 50);
+  assertEquals(p.a.stats.pawsRejected, 1);
+  assertEquals(client.recvBuffer.unread, 0, "the old segment's data was not accepted");
+  // The same bytes with a current timestamp are accepted.
+  p.link.inject(1, seg((tsRecent + 5) >>> 0, Uint8Array.of(1, 2, 3)));
+  assertEquals(await settle(p, client.read(buf)), 3);
+  client.close();
+  server.close();
+  p.a.close();
+  p.b.close();
+});

@@ -49,6 +49,8 @@ const DEFAULT_MSS_V6 = 1220;
 const TIMESTAMP_OPTION_LEN = 12;
 /** Timestamps older than 24 days are not trusted for PAWS (RFC 7323 section 5.5). */
 const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
+/** Like Linux's TCP_PAWS_WINDOW: one tick of slack so segments sent in the same millisecond are not dropped. */
+const PAWS_WINDOW = 1;
 /** Buffers that stayed empty this long give their storage back (it is reallocated on demand). */
 const BUFFER_RELEASE_IDLE_MS = 5_000;
 
@@ -399,7 +401,7 @@ export class TcpConnection implements Conn {
 
     // RFC 7323 section 5.3: PAWS.
     if (
-      this.#tsOk && o.hasTimestamp && !(flags & TCP_RST) && seqLt(o.tsVal, this.#tsRecent) &&
+      this.#tsOk && o.hasTimestamp && !(flags & TCP_RST) && seqDiff(this.#tsRecent, o.tsVal) > PAWS_WINDOW &&
       now - this.#tsRecentAt < PAWS_IDLE_MS
     ) {
       this.host.stats.pawsRejected++;
