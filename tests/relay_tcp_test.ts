@@ -140,7 +140,7 @@ Deno.test("relay tcp: 1000 concurrent connections each get their own reply", asy
   }
 });
 
-async function waitUntil(cond: () => boolean, what: string, tries = 400) {
+async function waitUntil(cond: () => boolean, what: string, tries = 1200) {
   for (let i = 0; i < tries; i++) {
     if (cond()) return;
     await new Promise((r) => setTimeout(r, 25));
