@@ -7,6 +7,7 @@ import { createRpApi } from "../src/services/rp/api.ts";
 import { RpServer } from "../src/services/rp/server.ts";
 import { createHostNet } from "../src/net/host.ts";
 import { ManualClock } from "../src/util/clock.ts";
+import { seededRandom } from "../src/util/random.ts";
 import type { NetAddr } from "../src/net/types.ts";
 import { freePort } from "./rp_loopback_net.ts";
 import { waitFor } from "./helpers/interop.ts";
@@ -247,6 +248,35 @@ Deno.test("rp api: heartbeat returns the startup time; silent clients expire at 
     assertEquals(left.map((m) => m.client_ip), ["10.0.0.3"]);
     await waitFor(() => canListen(p1), "expired client's public listener to close", 100, 10);
     assert(!canListen(p2), "live client's public listener stays");
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("rp api: random and mutated bodies never crash and never give 500", async () => {
+  const port = freePort();
+  const { server, app } = setup({ allow: [[port, port]] });
+  const rng = seededRandom(99);
+  const byte = () => rng(new Uint8Array(1))[0];
+  const seeds = [
+    JSON.stringify({ local_addr: "127.0.0.1:80", remote_port: port, client_port: 5, protocol: "udp" }),
+    JSON.stringify({ client_ip: "10.0.0.2" }),
+    '{"remote_port": 1e400, "client_port": -0, "protocol": null}',
+  ];
+  const statuses = new Set<number>();
+  try {
+    for (let i = 0; i < 600; i++) {
+      const base = new TextEncoder().encode(seeds[i % seeds.length]);
+      const body = i % 4 === 0 ? rng(new Uint8Array(byte())) : base.slice();
+      if (i % 4 !== 0) { for (let m = 0; m < 1 + (byte() % 4); m++) body[byte() % body.length] = byte(); }
+      const path = i % 2 ? "/api/v1/port-mappings" : "/api/v1/heartbeat";
+      const res = await app.request(path, { method: "POST", body: new Uint8Array(body) }, env("10.0.0.2"));
+      statuses.add(res.status);
+      assert(res.status !== 500, `500 for ${JSON.stringify(new TextDecoder().decode(body))}`);
+      const json = await res.json();
+      assertEquals(typeof json.success, "boolean");
+    }
+    assert(statuses.has(400), "some inputs were rejected as bad");
   } finally {
     await server.close();
   }
