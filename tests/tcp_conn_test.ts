@@ -696,3 +696,39 @@ Deno.test("tcp: PAWS drops a segment whose timestamp is older than TS.Recent (RF
   p.a.close();
   p.b.close();
 });
+
+Deno.test("tcp: ICMP packet-too-big quoting an in-flight segment shrinks segments; a blind one is ignored", async () => {
+  const p = pair();
+  const log = record(p);
+  const { client, server } = await connected(p);
+  const quote = (seq: number) => {
+    const q = new Uint8Array(20);
+    writeTcpHeader(q, 0, {
+      srcPort: client.localPort,
+      dstPort: server.localPort,
+      seq,
+      ack: 0,
+      flags: TCP_ACK,
+      window: 0,
+    });
+    return q;
+  };
+  p.a.deliverIcmpError(
+    "too-big",
+    p.link.addrs[0],
+    p.link.addrs[1],
+    quote((client.sndUna + 100_000) >>> 0),
+    600,
+  );
+  assertEquals(client.mss, 1448, "an error quoting a sequence number not in flight changes nothing");
+  p.a.deliverIcmpError("too-big", p.link.addrs[0], p.link.addrs[1], quote(client.sndUna), 1000);
+  assertEquals(client.mss, 1000 - 40 - 12);
+  const data = pattern(50_000, 3);
+  const w = writeAll(client, data).then(() => client.closeWrite());
+  assertEquals(await readAll(p, server), data);
+  await settle(p, w);
+  const largest = Math.max(...log.filter((e) => e.side === 0).map((e) => e.v.headerLength + e.len));
+  assert(largest <= 1000 - 20, `segment of ${largest} bytes above the 1000-byte path MTU`);
+  p.a.close();
+  p.b.close();
+});

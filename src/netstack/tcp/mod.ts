@@ -23,7 +23,7 @@ import { addrString, type ConnectionHost, TcpConnection, TcpState } from "./conn
 import { TcpListener } from "./listener.ts";
 import { IsnGenerator } from "./isn.ts";
 import { DEFAULT_TCP_OPTIONS, newTcpStats, type TcpOptions, type TcpStats } from "./options.ts";
-import { seqAdd, seqGt } from "./seq.ts";
+import { seqAdd, seqGt, seqLt } from "./seq.ts";
 
 export { TcpConnection, TcpState } from "./connection.ts";
 export { TcpListener } from "./listener.ts";
@@ -231,6 +231,10 @@ export class TcpLayer implements TransportHandler {
       // The quoted segment is one we sent: its source is us. Accept either argument order.
       const c = this.#lookup(dst, dport, sport, src) ?? this.#lookup(src, dport, sport, dst);
       if (!c) return;
+      // RFC 5927 section 4.1: act only on errors quoting a sequence number we actually have in flight, so a
+      // blind attacker cannot shrink our segments or abort a connect.
+      const qseq = ((quoted[4] << 24) | (quoted[5] << 16) | (quoted[6] << 8) | quoted[7]) >>> 0;
+      if (seqLt(qseq, c.sndUna) || seqGt(qseq, c.sndMax)) return;
       if (kind === "too-big") {
         if (mtu !== undefined && mtu > 0) c.icmpTooBig(mtu);
       } else c.icmpUnreachable(kind);
