@@ -5,6 +5,7 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { MwgpService } from "../src/services/mwgp/service.ts";
+import { Server } from "../src/cli/serve.ts";
 import { resolveCachePath } from "../src/services/mwgp/cache.ts";
 import { dnsServerResolver } from "../src/services/mwgp/resolver.ts";
 import { parseMwgpClientConfig, parseMwgpServerConfig } from "../src/config/mwgp.ts";
@@ -67,11 +68,10 @@ Deno.test("mwgp service: --skip-load-cache starts empty but keeps saving; --no-c
   const server = udp();
   const sPriv = generatePrivateKey();
   const config = parseMwgpServerConfig(
-    `{ listen: "${LOOP}:1", servers: [{ privkey: "${encodeKey(sPriv)}", address: "${LOOP}",
+    `{ listen: "${LOOP}:0", servers: [{ privkey: "${encodeKey(sPriv)}", address: "${LOOP}",
        peers: [{ forward_to: ":${portOf(server)}" }] }] }`,
     "test",
   );
-  config.listen.port = 0; // ephemeral, for the test
   const cacheFile = `${dir}/cache.json`;
   const stale = {
     client_map: [{
@@ -134,7 +134,7 @@ Deno.test("mwgp service: the client re-resolves the server name and re-points it
   const c = staticIdentity(generatePrivateKey());
   const resolver = new MapResolver({ "mwgp.test": "127.0.0.2" });
   const config = parseMwgpClientConfig(
-    `{ server: "mwgp.test:${portOf(serverA)}", listen: "${LOOP}:1",
+    `{ server: "mwgp.test:${portOf(serverA)}", listen: "${LOOP}:0",
        server_pubkey: "${encodeKey(s.publicKey)}", client_pubkey: "${encodeKey(c.publicKey)}" }`,
     "test",
   );
@@ -232,5 +232,37 @@ Deno.test("mwgp client: the custom `dns` server resolves the server name", async
     assert(failed, "an unknown name fails");
   } finally {
     dns.close();
+  }
+});
+
+Deno.test("mwgp under serve: MWGP_SERVER_CONFIG starts it; SIGHUP reload restarts on change and stops on removal", async () => {
+  const dir = await Deno.makeTempDir();
+  const cfgFile = `${dir}/server.json5`;
+  const write = (timeout: number) =>
+    Deno.writeTextFile(
+      cfgFile,
+      `{ listen: "${LOOP}:0", timeout: ${timeout}, servers: [{ privkey: "${encodeKey(generatePrivateKey())}",
+         address: "${LOOP}", peers: [{ forward_to: ":9" }] }] }`,
+    );
+  await write(60);
+  const env: Record<string, string | undefined> = {
+    MWGP_SERVER_CONFIG: cfgFile,
+    MWGP_CACHE_FILE: `${dir}/cache.json`,
+  };
+  const server = new Server({ flags: {}, env, admin: false });
+  try {
+    await server.start();
+    const status = () => server.registry.status().mwgp_server as { listen: string } | undefined;
+    assert(status(), "mwgp_server section present");
+    assert(server.registry.metrics.render().includes("wgedge_mwgp_table_entries"), "metrics registered");
+    await write(120);
+    assert(await server.reload());
+    assert(status(), "still running after a changed config");
+    delete env.MWGP_SERVER_CONFIG;
+    assert(await server.reload());
+    assertEquals(status(), undefined, "stopped when the configuration is removed");
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
   }
 });

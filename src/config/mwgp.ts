@@ -74,7 +74,7 @@ export const MWGP_DEFAULT_MAX_ENTRIES = 65536;
 type Json = Record<string, unknown>;
 
 /** Parses `host:port`, `:port`, `[v6]:port`. Returns null when malformed. */
-export function parseHostPort(text: string): HostPort | null {
+export function parseHostPort(text: string, allowPortZero = false): HostPort | null {
   const s = text.trim();
   let host: string, portText: string;
   const v6 = /^\[([^\]]*)\]:(\d+)$/.exec(s);
@@ -91,7 +91,7 @@ export function parseHostPort(text: string): HostPort | null {
   }
   if (!/^\d{1,5}$/.test(portText)) return null;
   const port = Number(portText);
-  if (port < 1 || port > 65535) return null;
+  if (port < (allowPortZero ? 0 : 1) || port > 65535) return null;
   if (host !== "" && !/^[A-Za-z0-9.\-_:%]+$/.test(host)) return null;
   return { host, port };
 }
@@ -151,10 +151,16 @@ class Reader {
     }
   }
 
-  hostPort(obj: Json, k: string, path: string, required: boolean): HostPort | undefined {
+  hostPort(
+    obj: Json,
+    k: string,
+    path: string,
+    required: boolean,
+    allowPortZero = false,
+  ): HostPort | undefined {
     const v = this.str(obj, k, path, required);
     if (v === undefined) return undefined;
-    const hp = parseHostPort(v);
+    const hp = parseHostPort(v, allowPortZero);
     if (!hp) this.err(path, 'an address "host:port", ":port" or "[v6]:port"', v);
     return hp ?? undefined;
   }
@@ -187,7 +193,8 @@ function parseJson5(text: string, source: string): Json {
 }
 
 function common(r: Reader, o: Json, listenRequired: boolean): MwgpCommon {
-  const listen = r.hostPort(o, "listen", "listen", listenRequired) ?? { host: "", port: 0 };
+  // Port 0 (any free port) is accepted for listen: tests and ad-hoc runs read the port from the status.
+  const listen = r.hostPort(o, "listen", "listen", listenRequired, true) ?? { host: "", port: 0 };
   const timeout = o.timeout;
   let timeoutSec = MWGP_DEFAULT_TIMEOUT_SEC;
   if (timeout !== undefined && timeout !== null) {

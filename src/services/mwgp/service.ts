@@ -65,6 +65,8 @@ export class MwgpService {
   #cacheWriting: Promise<void> = Promise.resolve();
   #unregister: (() => void)[] = [];
   sendErrors = 0;
+  /** The receive loops; close() waits for them so the ports are free when it returns. */
+  #loops: Promise<void>[] = [];
   /** Client mode: the resolved server address (null until the first resolution succeeds). */
   #serverAddr: UdpAddr | null = null;
   readonly #clock: Clock;
@@ -110,15 +112,16 @@ export class MwgpService {
       port: config.listen.port,
     });
     if (config.mode === "client") await svc.#resolveServer();
-    svc.#receiveLoop(svc.#listener, "client");
+    svc.#loops.push(svc.#receiveLoop(svc.#listener, "client"));
     const tick = Math.max(1000, Math.min(10_000, (config.timeoutSec * 1000) / 4));
     svc.#timers.push(setInterval(() => svc.#expireTick(), tick) as unknown as number);
     if (opts.registry) svc.#register(opts.registry);
     log.info("mwgp started", {
       mode: config.mode,
       listen: svc.listenAddr,
-      servers: config.mode === "server" ? config.servers.length : undefined,
-      server: config.mode === "client" ? formatHostPort(config.server) : undefined,
+      ...(config.mode === "server"
+        ? { servers: config.servers.length }
+        : { server: formatHostPort(config.server) }),
       obfs: config.obfs ? "on" : "off",
       cache: svc.cachePath ?? "disabled",
     });
@@ -180,13 +183,13 @@ export class MwgpService {
     if (to.hostname.includes(":")) {
       if (!this.#upstream6) {
         this.#upstream6 = Deno.listenDatagram({ transport: "udp", hostname: "::", port: 0 });
-        this.#receiveLoop(this.#upstream6, "server");
+        this.#loops.push(this.#receiveLoop(this.#upstream6, "server"));
       }
       return this.#upstream6;
     }
     if (!this.#upstream4) {
       this.#upstream4 = Deno.listenDatagram({ transport: "udp", hostname: "0.0.0.0", port: 0 });
-      this.#receiveLoop(this.#upstream4, "server");
+      this.#loops.push(this.#receiveLoop(this.#upstream4, "server"));
     }
     return this.#upstream4;
   }
@@ -311,6 +314,7 @@ export class MwgpService {
         c?.close();
       } catch { /* already closed */ }
     }
+    await Promise.allSettled(this.#loops);
   }
 
   // ---- admin

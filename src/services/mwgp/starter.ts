@@ -1,32 +1,64 @@
-/** How `wgedge serve` runs mwgp: MWGP_SERVER_CONFIG and/or MWGP_CLIENT_CONFIG (plus MWGP_CACHE_FILE). */
-import type { RunningService, ServiceStarter } from "../../cli/serve.ts";
+/**
+ * How `wgedge serve` runs mwgp: MWGP_SERVER_CONFIG and/or MWGP_CLIENT_CONFIG (plus MWGP_CACHE_FILE). On
+ * SIGHUP, an instance whose configuration changed is restarted. The table is written to the cache file on
+ * close and read back on start, so established sessions carry over without new handshakes.
+ */
+import type { RunningService, ServeContext, ServiceStarter } from "../../cli/serve.ts";
+import type { MwgpClientConfig, MwgpSection, MwgpServerConfig } from "../../config/mwgp.ts";
+import { toBase64 } from "../../util/bytes.ts";
+import { logger } from "../../util/log.ts";
 import { MwgpService } from "./service.ts";
+
+const log = logger("mwgp");
+
+type InstanceConfig = MwgpServerConfig | MwgpClientConfig;
+
+/** A comparable rendering of one instance's settings (kept in memory only; it contains keys). */
+function fingerprint(cfg: InstanceConfig | undefined, cacheFile: string | undefined): string {
+  if (!cfg) return "";
+  return JSON.stringify({ cfg, cacheFile }, (_k, v) => (v instanceof Uint8Array ? toBase64(v) : v));
+}
 
 export const mwgpStarter: ServiceStarter = {
   name: "mwgp",
-  async start(ctx) {
+  async start(ctx: ServeContext) {
     const section = ctx.config.mwgp;
     if (!section || (!section.server && !section.client)) return undefined;
-    const running: MwgpService[] = [];
-    try {
-      for (const cfg of [section.server, section.client]) {
+    const running = new Map<"server" | "client", { svc: MwgpService; print: string }>();
+
+    const apply = async (next: MwgpSection | undefined) => {
+      for (const mode of ["server", "client"] as const) {
+        const cfg = next?.[mode];
+        const print = fingerprint(cfg, next?.cacheFile);
+        const cur = running.get(mode);
+        if (cur && cur.print === print) continue;
+        if (cur) {
+          await cur.svc.close();
+          running.delete(mode);
+          log.info(cfg ? "configuration changed; restarting" : "configuration removed; stopped", { mode });
+        }
         if (!cfg) continue;
-        running.push(
-          await MwgpService.start(cfg, {
-            cacheFile: section.cacheFile,
-            registry: ctx.registry,
-            name: `mwgp_${cfg.mode}`,
-          }),
-        );
+        const svc = await MwgpService.start(cfg, {
+          cacheFile: next?.cacheFile,
+          registry: ctx.registry,
+          name: `mwgp_${mode}`,
+        });
+        running.set(mode, { svc, print });
       }
+    };
+
+    try {
+      await apply(section);
     } catch (e) {
-      for (const s of running) await s.close();
+      for (const r of running.values()) await r.svc.close();
       throw e;
     }
     const svc: RunningService = {
       name: "mwgp",
+      reload: (config) => apply(config.mwgp),
       async stop() {
-        for (const s of running) await s.close();
+        for (const r of running.values()) await r.svc.close();
+        running.clear();
       },
     };
     return svc;
