@@ -732,3 +732,32 @@ Deno.test("tcp: ICMP packet-too-big quoting an in-flight segment shrinks segment
   p.a.close();
   p.b.close();
 });
+
+Deno.test("tcp: readable/writable streams like Deno.Conn (pipeTo carries the bytes and the FIN)", async () => {
+  const p = pair();
+  const { client, server } = await connected(p);
+  const data = pattern(300_000, 6);
+  const src = new ReadableStream<Uint8Array>({
+    start(ctrl) {
+      for (let o = 0; o < data.length; o += 50_000) ctrl.enqueue(data.slice(o, o + 50_000));
+      ctrl.close();
+    },
+  });
+  const piped = src.pipeTo(client.writable);
+  const chunks: Uint8Array[] = [];
+  const collected = (async () => {
+    for await (const c of server.readable) chunks.push(c.slice());
+  })();
+  await settle(p, Promise.all([piped, collected]));
+  const got = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let o = 0;
+  for (const c of chunks) {
+    got.set(c, o);
+    o += c.length;
+  }
+  assertEquals(got, data);
+  client.close();
+  server.close();
+  p.a.close();
+  p.b.close();
+});

@@ -202,6 +202,8 @@ export class TcpConnection implements Conn {
 
   // Application side.
   #appClosed = false;
+  #readable: ReadableStream<Uint8Array> | undefined;
+  #writable: WritableStream<Uint8Array> | undefined;
   #error: Error | undefined;
   #readWaiter: { promise: Promise<void>; resolve: () => void } | undefined;
   #writeWaiter: { promise: Promise<void>; resolve: () => void } | undefined;
@@ -1432,6 +1434,32 @@ export class TcpConnection implements Conn {
     }
     this.#wakeReader();
     this.#wakeWriter();
+  }
+
+  /** The receive side as a stream (like Deno.Conn.readable); cancelling it closes the connection. */
+  get readable(): ReadableStream<Uint8Array> {
+    this.#readable ??= new ReadableStream<Uint8Array>({
+      pull: async (ctrl) => {
+        const buf = new Uint8Array(65536);
+        const n = await this.read(buf);
+        if (n === null) ctrl.close();
+        else ctrl.enqueue(buf.subarray(0, n));
+      },
+      cancel: () => this.close(),
+    }, { highWaterMark: 0 });
+    return this.#readable;
+  }
+
+  /** The send side as a stream (like Deno.Conn.writable); closing it sends FIN, aborting it closes. */
+  get writable(): WritableStream<Uint8Array> {
+    this.#writable ??= new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        for (let o = 0; o < chunk.length;) o += await this.write(chunk.subarray(o));
+      },
+      close: () => this.closeWrite(),
+      abort: () => this.close(),
+    });
+    return this.#writable;
   }
 
   setNoDelay(noDelay = true): void {
