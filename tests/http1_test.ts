@@ -3,7 +3,7 @@
  * client, and raw sockets for the malformed and hostile cases.
  */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
-import { run } from "./helpers/interop.ts";
+import { run, waitFor } from "./helpers/interop.ts";
 import { Hono } from "hono";
 import { type ConnInfo, honoHandler, http1Fetch, http1Request, serveHttp1 } from "../src/net/http1.ts";
 import { createHostNet } from "../src/net/host.ts";
@@ -147,17 +147,37 @@ Deno.test("http1 server: malformed and hostile requests get 4xx/5xx and never cr
   }
 });
 
-Deno.test("http1 server: an idle connection that never sends a head is closed by the head timeout", async () => {
+Deno.test("http1 server: slow heads and slow bodies are cut by the request timeout; connections are capped", async () => {
   const listener = host.listenTcp({ hostname: "127.0.0.1", port: 0 });
-  const server = serveHttp1(listener, () => new Response("x"), { limits: { headTimeoutMs: 100 } });
+  const server = serveHttp1(listener, () => new Response("x"), {
+    limits: { headTimeoutMs: 200 },
+  });
+  // A second server with a long timeout, so only the cap can close the third connection.
+  const capped = serveHttp1(host.listenTcp({ hostname: "127.0.0.1", port: 0 }), () => new Response("x"), {
+    maxConnections: 2,
+  });
   try {
-    const c = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
-    await c.write(new TextEncoder().encode("GET / HT"));
-    const n = await c.read(new Uint8Array(100)); // closed by the server, not by us
-    assertEquals(n, null);
-    c.close();
+    for (const partial of ["GET / HT", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"]) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+      await c.write(new TextEncoder().encode(partial));
+      const n = await c.read(new Uint8Array(100)); // closed by the server, not by us
+      assertEquals(n, null, partial);
+      c.close();
+    }
+    // Two idle connections fill the cap; a third is closed at once while they are held.
+    const held = [
+      await Deno.connect({ hostname: "127.0.0.1", port: capped.addr.port }),
+      await Deno.connect({ hostname: "127.0.0.1", port: capped.addr.port }),
+    ];
+    await waitFor(() => capped.activeConnections === 2, "two connections served");
+    const third = await Deno.connect({ hostname: "127.0.0.1", port: capped.addr.port });
+    await third.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n")).catch(() => 0);
+    assertEquals(await third.read(new Uint8Array(100)).catch(() => null), null);
+    third.close();
+    for (const c of held) c.close();
   } finally {
     await server.close();
+    await capped.close();
   }
 });
 

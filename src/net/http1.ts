@@ -26,7 +26,7 @@ export interface Http1Limits {
   maxHeaderCount: number;
   /** Largest accepted body (request body on the server, response body on the client). */
   maxBodyBytes: number;
-  /** Milliseconds to receive a complete request head once the connection (or the next request) starts. */
+  /** Milliseconds to receive a complete request (head and body) once the connection or next request starts. */
   headTimeoutMs: number;
   /** Milliseconds an idle keep-alive connection is kept. */
   idleTimeoutMs: number;
@@ -342,6 +342,8 @@ function errorResponse(e: HttpError): Response {
 
 export interface ServeOptions {
   limits?: Partial<Http1Limits>;
+  /** Concurrent connections served (default 256); more are closed as soon as they are accepted. */
+  maxConnections?: number;
   /** Keep connections open between requests (default true). */
   keepAlive?: boolean;
   clock?: Clock;
@@ -394,8 +396,6 @@ export async function serveConn(
         keepAlive = opts.keepAlive !== false &&
           (minor >= 1 ? !connTokens.includes("close") : connTokens.includes("keep-alive"));
         const framing = bodyFraming(headers);
-        clock.clearTimer(timer);
-        timer = undefined;
         if (framing.kind === "length" && framing.length > limits.maxBodyBytes) {
           throw new HttpError(413, `body larger than ${limits.maxBodyBytes} bytes`);
         }
@@ -404,7 +404,10 @@ export async function serveConn(
         if (minor >= 1 && framing.kind !== "none" && expect.includes("100-continue")) {
           await writeAll(conn, encoder.encode("HTTP/1.1 100 Continue\r\n\r\n"));
         }
+        // The head timer still runs: the body must arrive within it too (no slow-body hold).
         const body = await readBody(reader, framing, limits);
+        clock.clearTimer(timer);
+        timer = undefined;
         const info: ConnInfo = { remoteAddr: conn.remoteAddr, localAddr: conn.localAddr };
         const url = requestUrl(target, hosts[0], info.localAddr);
         const reqHeaders = new Headers();
@@ -483,6 +486,13 @@ export function serveHttp1(listener: Listener, handler: Http1Handler, opts: Serv
       } catch (e) {
         if (!abort.signal.aborted) log.debug("listener stopped", { error: e });
         return;
+      }
+      if (live.size >= (opts.maxConnections ?? 256)) {
+        log.debug("connection limit reached; closing", {
+          from: `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`,
+        });
+        conn.close();
+        continue;
       }
       const p = serveConn(conn, handler, opts, abort.signal).finally(() => live.delete(p));
       live.add(p);
