@@ -195,12 +195,30 @@ export interface WgGoSpec {
   mtu?: number;
 }
 
+/**
+ * Interface names must be unique machine-wide, not just per namespace: wireguard-go's UAPI socket
+ * (/var/run/wireguard/<name>.sock) is global, so two parallel test processes that picked the same name would
+ * configure each other's wireguard-go. Random names, and a check that the socket is free.
+ */
+async function freeInterfaceName(): Promise<string> {
+  for (let i = 0; i < 20; i++) {
+    const rnd = crypto.getRandomValues(new Uint32Array(1))[0].toString(36).padStart(7, "0");
+    const name = `wgt${rnd}`.slice(0, 15);
+    try {
+      await Deno.stat(`/var/run/wireguard/${name}.sock`);
+    } catch {
+      return name;
+    }
+  }
+  throw new Error("no free wireguard interface name");
+}
+
 /** A wireguard-go interface inside a namespace, configured with `wg set` (keys passed through files). */
 export class WireguardGo {
   private constructor(readonly ns: Netns, readonly ifname: string, readonly child: Deno.ChildProcess) {}
 
   static async start(ns: Netns, spec: WgGoSpec): Promise<WireguardGo> {
-    const ifname = `wg${Deno.pid % 10000}x${++counter}`.slice(0, 15);
+    const ifname = await freeInterfaceName();
     const child = ns.spawn(["wireguard-go", "-f", ifname], {
       env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1", LOG_LEVEL: "error" },
     });
