@@ -761,3 +761,17 @@ Deno.test("tcp: readable/writable streams like Deno.Conn (pipeTo carries the byt
   p.a.close();
   p.b.close();
 });
+
+Deno.test("tcp: connect timeoutMs fails the dial and leaves nothing behind", async () => {
+  const p = pair();
+  p.link.tap = (side) => side !== 0; // SYNs vanish
+  const start = p.clock.now();
+  let failedAt = 0;
+  const dial = p.a.connect(p.link.addrs[1], 80, { timeoutMs: 2_500 });
+  dial.catch(() => failedAt = p.clock.now());
+  await assertRejects(() => settle(p, dial), "timed out");
+  assertEquals(failedAt - start, 2_500);
+  assertEquals(p.a.stats.connections, 0);
+  p.a.close();
+  p.b.close();
+});
