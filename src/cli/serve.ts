@@ -22,6 +22,7 @@ import { RELAY_DEFAULTS } from "../config/relay.ts";
 import { VERSION } from "./version.ts";
 import { logger } from "../util/log.ts";
 import { openTunnel, type Tunnel } from "../net/tunnels.ts";
+import { formatWgQuick } from "../config/canonical.ts";
 import { rpcStarter, rpsStarter } from "../services/rp/starter.ts";
 import { mwgpStarter } from "../services/mwgp/starter.ts";
 
@@ -159,8 +160,52 @@ export const relayStarter: ServiceStarter = {
   },
 };
 
+/**
+ * The main tunnel (`WG_CONFIG` / `-c`): brought up like `wgedge up` (answers ping on its addresses) and
+ * reported with the named tunnels. A changed WG_CONFIG on SIGHUP restarts it.
+ */
+export const tunnelStarter: ServiceStarter = {
+  name: "tunnel",
+  async start(ctx) {
+    if (!ctx.config.tunnel) return undefined;
+    const tunnels = tunnelsOf(ctx.registry);
+    let current = ctx.config.tunnel;
+    let tunnel = await openTunnel(current, { name: "main" });
+    tunnels.set("main", tunnel);
+    log.info("tunnel up", {
+      tunnel: "main",
+      publicKey: tunnel.device.publicKey,
+      listenPort: tunnel.device.listenPort,
+    });
+    return {
+      name: "tunnel",
+      async reload(config) {
+        if (config.tunnel && formatWgQuick(config.tunnel) === formatWgQuick(current)) return;
+        tunnel.close();
+        tunnels.delete("main");
+        if (!config.tunnel) return;
+        current = config.tunnel;
+        tunnel = await openTunnel(current, { name: "main" });
+        tunnels.set("main", tunnel);
+        log.info("tunnel restarted with its new configuration", { tunnel: "main" });
+      },
+      stop() {
+        tunnels.delete("main");
+        tunnel.close();
+        return Promise.resolve();
+      },
+    };
+  },
+};
+
 /** Every service `serve` knows, in start order. Later services add their starter here. */
-export const SERVICE_STARTERS: ServiceStarter[] = [relayStarter, mwgpStarter, rpsStarter, rpcStarter];
+export const SERVICE_STARTERS: ServiceStarter[] = [
+  tunnelStarter,
+  relayStarter,
+  mwgpStarter,
+  rpsStarter,
+  rpcStarter,
+];
 
 export interface ServeOptions {
   /** Flags by long name, as the config loader takes them. */
