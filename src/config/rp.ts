@@ -108,6 +108,11 @@ function parseApiAddress(ctx: LoadContext, s: Setting): { host: string; port: nu
   return { host: formatIp(hostBytes), port };
 }
 
+/** The rps/rpc commands pass their `-c` as --rps-config/--rpc-config; messages name what the user typed. */
+function asDashC(s: Setting | undefined): Setting | undefined {
+  return s && s.from === "flag" ? { ...s, source: "-c/--config" } : s;
+}
+
 function intSetting(
   ctx: LoadContext,
   name: string,
@@ -122,7 +127,7 @@ function intSetting(
 }
 
 async function loadRps(ctx: LoadContext): Promise<RpsConfig | undefined> {
-  const cfgSetting = ctx.setting("RPS_CONFIG", "rps-config");
+  const cfgSetting = asDashC(ctx.setting("RPS_CONFIG", "rps-config"));
   const names = ["RPS_ALLOW_PORTS", "RPS_MAX_MAPPINGS", "RPS_BIND", "RPS_BUFFER_KB", "RPS_API_PORT"];
   if (!cfgSetting) {
     for (const n of names) {
@@ -165,7 +170,7 @@ async function loadRps(ctx: LoadContext): Promise<RpsConfig | undefined> {
 }
 
 async function loadRpc(ctx: LoadContext): Promise<RpcConfig | undefined> {
-  const cfgSetting = ctx.setting("RPC_CONFIG", "rpc-config");
+  const cfgSetting = asDashC(ctx.setting("RPC_CONFIG", "rpc-config"));
   const flagRoutes = ctx.flagValues("route");
   const envRoutes = ctx.envSetting("RPC_ROUTES");
   if (!cfgSetting) {
