@@ -113,6 +113,14 @@ function asDashC(s: Setting | undefined): Setting | undefined {
   return s && s.from === "flag" ? { ...s, source: "-c/--config" } : s;
 }
 
+/** Internal flag names (unique across sections) -> what the rps/rpc user typed. */
+const USER_FLAGS: Record<string, string> = {
+  "--rps-buffer": "-b/--buffer",
+  "--rpc-buffer": "-b/--buffer",
+  "--rps-udp-timeout": "--udp-timeout",
+  "--rpc-udp-timeout": "--udp-timeout",
+};
+
 function intSetting(
   ctx: LoadContext,
   name: string,
@@ -121,7 +129,8 @@ function intSetting(
   min: number,
   max: number,
 ): number {
-  const s = ctx.setting(name, flag);
+  let s = ctx.setting(name, flag);
+  if (s && USER_FLAGS[s.source]) s = { ...s, source: USER_FLAGS[s.source] };
   if (!s) return dflt;
   return ctx.int(s, min, max) ?? dflt;
 }
