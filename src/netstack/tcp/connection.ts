@@ -376,7 +376,7 @@ export class TcpConnection implements Conn {
     }
     const window = Math.min(this.host.options.receiveBufferSize, 65535);
     this.#rcvAdv = seqAdd(this.rcvNxt, window);
-    this.#emit(this.iss, flags, 0, 0, window, o);
+    this.#emit(this.iss, flags, window, o);
     this.sndNxt = seqAdd(this.iss, 1);
     if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
     if (!this.#rtxTimer.armed) this.#rtxTimer.set(this.host.clock.now() + this.rtt.rto);
@@ -1052,8 +1052,6 @@ export class TcpConnection implements Conn {
   #emit(
     seq: number,
     flags: number,
-    _off: number,
-    _len: number,
     window: number | undefined,
     o?: TcpOptionsToWrite,
   ): void {
@@ -1085,7 +1083,7 @@ export class TcpConnection implements Conn {
       return;
     }
     if (this.state === TcpState.SynSent || this.state === TcpState.Closed) return;
-    this.#emit(this.sndNxt, TCP_ACK, 0, 0, undefined, this.#ackOptions());
+    this.#emit(this.sndNxt, TCP_ACK, undefined, this.#ackOptions());
   }
 
   #challengeAck(): void {
@@ -1096,7 +1094,7 @@ export class TcpConnection implements Conn {
 
   #sendRst(seq: number): void {
     this.host.stats.resetsSent++;
-    this.#emit(seq, TCP_RST, 0, 0, 0);
+    this.#emit(seq, TCP_RST, 0);
   }
 
   // ---------------------------------------------------------------- timers
@@ -1160,7 +1158,7 @@ export class TcpConnection implements Conn {
         this.output();
         this.#swsOverride = false;
         if (this.#rtxTimer.armed) return;
-      } else this.#emit(seqAdd(this.sndUna, -1), TCP_ACK, 0, 0, undefined, this.#ackOptions());
+      } else this.#emit(seqAdd(this.sndUna, -1), TCP_ACK, undefined, this.#ackOptions());
       this.#persistMode = true;
       this.rtt.onTimeout();
       this.#rtxTimer.set(now + this.rtt.rto);
@@ -1224,7 +1222,7 @@ export class TcpConnection implements Conn {
       return;
     }
     this.#keepAliveProbes++;
-    this.#emit(seqAdd(this.sndUna, -1), TCP_ACK, 0, 0, undefined, this.#ackOptions());
+    this.#emit(seqAdd(this.sndUna, -1), TCP_ACK, undefined, this.#ackOptions());
     this.#idleTimer.set(now + opts.keepAliveIntervalMs);
   }
 
