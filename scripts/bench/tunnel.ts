@@ -70,10 +70,16 @@ const FORWARD_PORT = 15201;
 
 /** utime + stime of a process in seconds. */
 function cpuSeconds(pid: number | "self"): number {
+  const { user, sys } = cpuSplit(pid);
+  return user + sys;
+}
+
+/** utime and stime of a process in seconds (stime: the kernel work of its syscalls, e.g. loopback delivery). */
+function cpuSplit(pid: number | "self"): { user: number; sys: number } {
   const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
   // Fields after the parenthesised command name (which may contain spaces): state is field 3, utime 14, stime 15.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SEC;
+  return { user: Number(fields[11]) / CLOCK_TICKS_PER_SEC, sys: Number(fields[12]) / CLOCK_TICKS_PER_SEC };
 }
 
 /** A "Vm..." field of /proc/PID/status in MiB. */
@@ -149,6 +155,8 @@ interface Measured {
   bitsPerSecond: number;
   /** CPU of the wgedge process (or the in-memory worker) as a fraction of one core. */
   cpuFraction?: number;
+  /** The part of cpuFraction spent in the kernel (stime). */
+  sysFraction?: number;
   /** The other CPU on the same path: the wireguard-go that wgedge talks to. */
   peerCpuFraction?: number;
   hwmMiB?: number;
@@ -417,14 +425,16 @@ async function measureWgedge(
   const p = await startWgedgeUp(side, cpuProfDir);
   try {
     const startRssMiB = vmMiB(p.pid, "VmRSS");
-    const cpu0 = cpuSeconds(p.pid), peerCpu0 = cpuSeconds(side.wg.child.pid);
+    const cpu0 = cpuSplit(p.pid), peerCpu0 = cpuSeconds(side.wg.child.pid);
     const t0 = performance.now();
     const bps = await iperf(side.ns, "127.0.0.1", FORWARD_PORT, cell, seconds);
     const wall = (performance.now() - t0) / 1000;
-    const cpuFraction = (cpuSeconds(p.pid) - cpu0) / wall;
+    const cpu1 = cpuSplit(p.pid);
+    const cpuFraction = (cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / wall;
+    const sysFraction = (cpu1.sys - cpu0.sys) / wall;
     const peerCpuFraction = (cpuSeconds(side.wg.child.pid) - peerCpu0) / wall;
     const hwmMiB = vmMiB(p.pid, "VmHWM");
-    return { bitsPerSecond: bps, cpuFraction, peerCpuFraction, hwmMiB, startRssMiB };
+    return { bitsPerSecond: bps, cpuFraction, sysFraction, peerCpuFraction, hwmMiB, startRssMiB };
   } catch (e) {
     throw new Error(`${(e as Error).message}\n--- wgedge stderr ---\n${p.stderr().slice(-3000)}`);
   } finally {
@@ -471,9 +481,9 @@ function table(rows: Row[]): string {
     out.push(
       `| ${r.scenario} | ${ref ? mbit(ref.bitsPerSecond) : "-"} | ${mbit(w.bitsPerSecond)} | ${
         ref ? (w.bitsPerSecond / ref.bitsPerSecond).toFixed(2) : "-"
-      } | ${pct(w.cpuFraction)} | ${w.hwmMiB === undefined ? "-" : w.hwmMiB.toFixed(0)} | ${
-        pct(ref?.cpuFraction)
-      } | ${pct(pathCpu)} | ${efficiency} |`,
+      } | ${pct(w.cpuFraction)}${w.sysFraction === undefined ? "" : ` (sys ${pct(w.sysFraction)})`} | ${
+        w.hwmMiB === undefined ? "-" : w.hwmMiB.toFixed(0)
+      } | ${pct(ref?.cpuFraction)} | ${pct(pathCpu)} | ${efficiency} |`,
     );
   }
   return out.join("\n");
@@ -534,7 +544,8 @@ async function benchmark(): Promise<void> {
   console.log(`load average before: ${loadBefore}; after: ${loadAverage()}`);
   console.log(
     "reference = wireguard-go <-> wireguard-go across a veth pair; wgedge = iperf3 -> up --forward -> wgedge -> " +
-      "wireguard-go -> kernel; CPU % of one core (utime+stime over the iperf3 run); RSS = VmHWM of that process\n",
+      "wireguard-go -> kernel; CPU % of one core (utime+stime over the iperf3 run; sys = stime); " +
+      "RSS = VmHWM of that process\n",
   );
   console.log(table(rows));
   const startRss = rows.map((r) => r.wgedge.startRssMiB).filter((x): x is number => x !== undefined);
