@@ -383,7 +383,7 @@ Deno.test("tcp: keepalive times out a dead peer after idle + count * interval; a
   p.b.close();
 });
 
-Deno.test("tcp: SYN flood is bounded by the SYN queue and a real client gets through afterwards", async () => {
+Deno.test("tcp: SYN flood is bounded by the SYN queue; with cookies off the excess is dropped", async () => {
   const clock = new ManualClock();
   const link = new FakeIpLink(clock);
   const b = new TcpLayer(link.senders[1], {
@@ -391,6 +391,7 @@ Deno.test("tcp: SYN flood is bounded by the SYN queue and a real client gets thr
     random: seededRandom(3),
     maxSynBacklog: 64,
     synAckRetries: 2,
+    synCookies: false,
   });
   link.attach(1, b); // side 0 is a spoofing attacker whose SYN-ACKs go nowhere
   const l = b.listen(undefined, 80, { backlog: 8 });
@@ -415,6 +416,46 @@ Deno.test("tcp: SYN flood is bounded by the SYN queue and a real client gets thr
   const s = await settle(p, acc);
   c.close();
   s.close();
+  a.close();
+  b.close();
+});
+
+Deno.test("tcp: during a SYN flood SYN cookies let a real client in, options intact, no state per SYN", async () => {
+  const clock = new ManualClock();
+  const link = new FakeIpLink(clock);
+  const b = new TcpLayer(link.senders[1], { clock, random: seededRandom(3), maxSynBacklog: 64 });
+  link.attach(1, b);
+  const l = b.listen(undefined, 80, { backlog: 8 });
+  for (let i = 0; i < 5000; i++) {
+    link.inject(0, forge({ sport: 1024 + i, dport: 80, seq: i * 7919, ack: 0, flags: TCP_SYN }));
+  }
+  await drive(link, () => link.pending === 0, 100);
+  const tl = l as unknown as { halfOpen: number };
+  assertEquals(tl.halfOpen, 64);
+  assertEquals(b.stats.synCookiesSent, 5000 - 64);
+  assertEquals(b.stats.connections, 64, "cookies keep no state");
+  // The SYN queue is still full: a real client connects through a cookie.
+  const a = new TcpLayer(link.senders[0], { clock, random: seededRandom(4) });
+  link.attach(0, a);
+  const p: Pair = { clock, link, a, b };
+  const acc = l.accept();
+  const client = await settle(p, p.a.connect(link.addrs[1], 80)) as TcpConnection;
+  const server = await settle(p, acc) as TcpConnection;
+  assertEquals(b.stats.synCookiesAccepted, 1);
+  assertEquals(server.negotiated, { mss: 1448, sack: true, timestamps: true, sndShift: 5, rcvShift: 5 });
+  const up = pattern(300_000, 1), down = pattern(300_000, 2);
+  const w1 = writeAll(client, up).then(() => client.closeWrite());
+  const w2 = writeAll(server, down).then(() => server.closeWrite());
+  const [gotUp, gotDown] = await Promise.all([readAll(p, server), readAll(p, client)]);
+  await settle(p, Promise.all([w1, w2]));
+  assertEquals(gotUp, up);
+  assertEquals(gotDown, down);
+  // A forged ACK with a wrong cookie is answered with RST and creates nothing.
+  const before = b.stats.connections;
+  link.inject(0, forge({ sport: 999, dport: 80, seq: 1234, ack: 5678, flags: TCP_ACK }));
+  await elapse(link, 5);
+  assertEquals(b.stats.connections, before);
+  assertEquals(b.stats.synCookiesAccepted, 1);
   a.close();
   b.close();
 });

@@ -7,6 +7,7 @@ import { SackScoreboard } from "../src/netstack/tcp/sack.ts";
 import { RttEstimator } from "../src/netstack/tcp/rtt.ts";
 import { type CongestionControl, Cubic, initialWindow, NewReno } from "../src/netstack/tcp/congestion.ts";
 import { IsnGenerator } from "../src/netstack/tcp/isn.ts";
+import { SynCookies } from "../src/netstack/tcp/syncookie.ts";
 import { ManualClock } from "../src/util/clock.ts";
 import { seededRandom } from "../src/util/random.ts";
 
@@ -132,4 +133,36 @@ Deno.test("tcp parts: ISNs are keyed per 4-tuple and advance with time (RFC 6528
   assertNotEquals(x, h.isn(a, 1000, b, 80), "a different key gives a different ISN");
   clock.advance(1000);
   assertEquals(seqDiff(g.isn(a, 1000, b, 80), x), 250_000, "4 µs clock");
+});
+
+Deno.test("tcp parts: SYN cookies round-trip the MSS, expire after two 64 s slots, reject tampering", () => {
+  const clock = new ManualClock();
+  const c = new SynCookies(seededRandom(9), clock);
+  const l = Uint8Array.of(10, 0, 0, 1), r = Uint8Array.of(10, 0, 0, 2);
+  const cookie = c.make(l, 80, r, 40000, 0xfffffff0, 1380);
+  assertEquals(c.check(l, 80, r, 40000, 0xfffffff0, cookie), 1360, "largest table MSS not above the peer's");
+  assertEquals(c.check(l, 80, r, 40001, 0xfffffff0, cookie), undefined, "another tuple");
+  assertEquals(c.check(l, 80, r, 40000, 0x12345678, cookie), undefined, "another peer ISN");
+  assertEquals(c.check(l, 80, r, 40000, 0xfffffff0, (cookie + 0x1000) >>> 0), undefined);
+  // Blind guesses: the 24-bit hash leaves 8 valid values per 2^24, in 3 of 256 time slots.
+  const guess = seededRandom(4);
+  let accepted = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const g = guess(new Uint8Array(4));
+    if (c.check(l, 80, r, 40000, 0xfffffff0, ((g[0] << 24) | (g[1] << 16) | (g[2] << 8) | g[3]) >>> 0)) {
+      accepted++;
+    }
+  }
+  assertEquals(accepted, 0);
+  clock.advance(100_000);
+  assertEquals(c.check(l, 80, r, 40000, 0xfffffff0, cookie), 1360, "still valid a slot later");
+  clock.advance(200_000);
+  assertEquals(c.check(l, 80, r, 40000, 0xfffffff0, cookie), undefined, "expired");
+  for (
+    const [now, ws, sack] of [[1_000_000, 7, true], [0x1f, undefined, false], [0xffffffe0, 14, true]] as const
+  ) {
+    const ts = SynCookies.encodeTimestamp(now, ws, sack);
+    assert(seqDiff(ts, now) <= 0, "never ahead of the clock");
+    assertEquals(SynCookies.decodeTimestamp(ts), { windowShift: ws, sackPermitted: sack });
+  }
 });

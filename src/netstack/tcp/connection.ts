@@ -105,6 +105,14 @@ function addrString(a: Uint8Array): string {
 
 export { addrString };
 
+/** The smallest shift that lets the whole receive buffer be advertised (RFC 7323 section 2.3). */
+export function receiveWindowShift(o: TcpOptions): number {
+  if (!o.windowScaling) return 0;
+  let shift = 0;
+  while (shift < TCP_MAX_WINDOW_SHIFT && (o.receiveBufferSize >> shift) > 65535) shift++;
+  return shift;
+}
+
 export class TcpConnection implements Conn {
   state: TcpState = TcpState.Closed;
   readonly localAddr: NetAddr;
@@ -241,11 +249,7 @@ export class TcpConnection implements Conn {
     this.#ackTimer = new Deadline(host.clock, () => this.#onAckTimer());
     this.#idleTimer = new Deadline(host.clock, () => this.#onIdleTimer());
     this.#lastRecvAt = host.clock.now();
-    if (o.windowScaling) {
-      let shift = 0;
-      while (shift < TCP_MAX_WINDOW_SHIFT && (o.receiveBufferSize >> shift) > 65535) shift++;
-      this.#rcvShift = shift;
-    }
+    this.#rcvShift = receiveWindowShift(o);
   }
 
   // ---------------------------------------------------------------- derived values
@@ -332,6 +336,40 @@ export class TcpConnection implements Conn {
     this.#sndWl1 = seg.seq;
     this.#sndWl2 = this.iss;
     this.#sendSyn();
+  }
+
+  /**
+   * Passive open completed statelessly: our SYN-ACK carried a SYN cookie (iss) and `seg` is the client's
+   * final ACK. The options come from the cookie; then the ACK is processed as in SYN-RECEIVED.
+   */
+  acceptCookie(
+    seg: TcpSegmentView,
+    o: TcpHeaderOptions,
+    peerMss: number,
+    peerShift: number | undefined,
+    sackPermitted: boolean,
+  ): void {
+    const opts = this.host.options;
+    this.state = TcpState.SynReceived;
+    this.#irs = seqAdd(seg.seq, -1);
+    this.rcvNxt = seg.seq;
+    this.#lastAckSent = this.rcvNxt;
+    this.#peerMss = peerMss;
+    this.#tsOk = opts.timestamps && o.hasTimestamp;
+    if (this.#tsOk) {
+      this.#tsRecent = o.tsVal;
+      this.#tsRecentAt = this.host.clock.now();
+    }
+    this.#wsOk = this.#tsOk && opts.windowScaling && peerShift !== undefined;
+    if (this.#wsOk) this.#sndShift = peerShift!;
+    else this.#rcvShift = 0;
+    this.#sackOk = this.#tsOk && opts.sack && sackPermitted;
+    this.cc = createCongestionControl(opts.congestionControl, this.mss);
+    this.sndNxt = this.sndMax = seqAdd(this.iss, 1);
+    this.#rcvAdv = seqAdd(this.rcvNxt, Math.min(opts.receiveBufferSize, 65535));
+    this.#sndWl1 = seg.seq;
+    this.#sndWl2 = this.iss;
+    this.input(seg, o);
   }
 
   #negotiate(o: TcpHeaderOptions): void {

@@ -19,9 +19,16 @@ import {
   TcpSegmentView,
   writeTcpHeader,
 } from "../../wire/tcp.ts";
-import { addrString, type ConnectionHost, TcpConnection, TcpState } from "./connection.ts";
+import {
+  addrString,
+  type ConnectionHost,
+  receiveWindowShift,
+  TcpConnection,
+  TcpState,
+} from "./connection.ts";
 import { TcpListener } from "./listener.ts";
 import { IsnGenerator } from "./isn.ts";
+import { SynCookies } from "./syncookie.ts";
 import { DEFAULT_TCP_OPTIONS, newTcpStats, type TcpOptions, type TcpStats } from "./options.ts";
 import { seqAdd, seqGt, seqLt } from "./seq.ts";
 
@@ -66,6 +73,8 @@ export class TcpLayer implements TransportHandler {
   readonly options: TcpOptions;
   readonly #clock: Clock;
   readonly #isn: IsnGenerator;
+  readonly #cookies: SynCookies;
+  #lastCookieAt = -1;
   readonly #random: RandomFill;
   readonly #conns = new Map<number, TcpConnection[]>();
   readonly #listeners = new Map<number, TcpListener[]>();
@@ -85,6 +94,7 @@ export class TcpLayer implements TransportHandler {
     this.#clock = clock ?? systemClock;
     this.#random = random ?? cryptoRandom;
     this.#isn = new IsnGenerator(this.#random, this.#clock);
+    this.#cookies = new SynCookies(this.#random, this.#clock);
     const scratch = new Uint8Array(65536 + 128);
     this.#host = {
       ip,
@@ -159,12 +169,14 @@ export class TcpLayer implements TransportHandler {
     const flags = view.flags;
     if (flags & TCP_RST) return;
     if (flags & TCP_ACK) {
+      if (!(flags & TCP_SYN) && this.#tryCookie(l, src, dst, view, o)) return;
       this.#sendReset(dst, src, view.dstPort, view.srcPort, view.ack, 0, TCP_RST);
       return;
     }
     if (!(flags & TCP_SYN)) return;
     if (!l.canAcceptSyn()) {
-      this.stats.synDropped++;
+      if (this.options.synCookies && !l.closed && l.queued < l.backlog) this.#sendCookie(src, dst, view, o);
+      else this.stats.synDropped++;
       return;
     }
     const local = dst.slice(), remote = src.slice();
@@ -180,6 +192,77 @@ export class TcpLayer implements TransportHandler {
     this.#register(c);
     this.stats.passiveOpens++;
     c.acceptSyn(view, o);
+  }
+
+  /** The SYN queue is full: answer with a SYN-ACK whose ISN is a cookie and keep no state. */
+  #sendCookie(src: Uint8Array, dst: Uint8Array, view: TcpSegmentView, o: TcpHeaderOptions): void {
+    const opts = this.options;
+    const lport = view.dstPort, rport = view.srcPort;
+    const peerMss = o.mss ?? (src.length === 4 ? 536 : 1220);
+    const iss = this.#cookies.make(dst, lport, src, rport, view.seq, peerMss);
+    const ourMss = Math.max(64, this.ip.mtuFor(src) - (src.length === 4 ? 40 : 60));
+    const ts = opts.timestamps && o.hasTimestamp;
+    // Without timestamps nothing can carry window scaling or SACK back to us, so neither is offered.
+    const ws = ts && opts.windowScaling && o.windowShift !== undefined;
+    const sack = ts && opts.sack && o.sackPermitted;
+    const tsNow = (Math.floor(this.#clock.now()) + this.#isn.timestampOffset(dst, lport, src, rport)) >>> 0;
+    const buf = this.#host.scratch;
+    const hlen = writeTcpHeader(buf, 0, {
+      srcPort: lport,
+      dstPort: rport,
+      seq: iss,
+      ack: seqAdd(view.seq, 1),
+      flags: TCP_SYN | TCP_ACK,
+      window: Math.min(opts.receiveBufferSize, 65535),
+    }, {
+      mss: ourMss,
+      sackPermitted: sack,
+      timestamp: ts
+        ? { val: SynCookies.encodeTimestamp(tsNow, ws ? o.windowShift : undefined, sack), ecr: o.tsVal }
+        : undefined,
+      windowShift: ws ? receiveWindowShift(opts) : undefined,
+    });
+    this.#lastCookieAt = this.#clock.now();
+    this.stats.synCookiesSent++;
+    this.stats.segmentsOut++;
+    this.ip.sendSegment(IPPROTO_TCP, dst, src, buf.subarray(0, hlen));
+  }
+
+  /** An ACK for a listener: the final ACK of a handshake answered with a cookie? */
+  #tryCookie(
+    l: TcpListener,
+    src: Uint8Array,
+    dst: Uint8Array,
+    view: TcpSegmentView,
+    o: TcpHeaderOptions,
+  ): boolean {
+    // Only while cookies are in use (Linux does the same): otherwise every stray ACK would be a guess.
+    if (
+      !this.options.synCookies || this.#lastCookieAt < 0 || this.#clock.now() - this.#lastCookieAt > 128_000
+    ) {
+      return false;
+    }
+    if (l.closed || l.queued >= l.backlog) return false;
+    const lport = view.dstPort, rport = view.srcPort;
+    const iss = seqAdd(view.ack, -1);
+    const mss = this.#cookies.check(dst, lport, src, rport, seqAdd(view.seq, -1), iss);
+    if (mss === undefined) return false;
+    const peer = o.hasTimestamp ? SynCookies.decodeTimestamp(o.tsEcr) : { sackPermitted: false };
+    const local = dst.slice(), remote = src.slice();
+    const c = new TcpConnection(this.#host, {
+      localAddr: local,
+      localPort: lport,
+      remoteAddr: remote,
+      remotePort: rport,
+      iss,
+      tsOffset: this.#isn.timestampOffset(local, lport, remote, rport),
+    });
+    l.adopt(c);
+    this.#register(c);
+    this.stats.passiveOpens++;
+    this.stats.synCookiesAccepted++;
+    c.acceptCookie(view, o, mss, peer.windowShift, peer.sackPermitted);
+    return true;
   }
 
   /** RFC 9293 section 3.10.7.1: a segment for no connection gets a RST unless it is one. */

@@ -25,6 +25,8 @@ export interface TcpOptions {
   maxBacklog: number;
   /** Half-open connections per listener (the SYN queue). */
   maxSynBacklog: number;
+  /** Answer SYNs with SYN cookies once the SYN queue is full, instead of dropping them. */
+  synCookies: boolean;
   delayedAckMs: number;
   minRtoMs: number;
   maxRtoMs: number;
@@ -48,6 +50,7 @@ export const DEFAULT_TCP_OPTIONS: TcpOptions = {
   maxRetries: 15,
   maxBacklog: 4096,
   maxSynBacklog: 256,
+  synCookies: true,
   delayedAckMs: 40,
   minRtoMs: 200,
   maxRtoMs: 120_000,
@@ -78,6 +81,8 @@ export interface TcpStats {
   challengeAcks: number;
   /** SYNs dropped because the SYN queue or accept queue was full. */
   synDropped: number;
+  synCookiesSent: number;
+  synCookiesAccepted: number;
   pawsRejected: number;
   outOfWindow: number;
   keepaliveTimeouts: number;
@@ -100,6 +105,8 @@ export function newTcpStats(): TcpStats {
     resetsReceived: 0,
     challengeAcks: 0,
     synDropped: 0,
+    synCookiesSent: 0,
+    synCookiesAccepted: 0,
     pawsRejected: 0,
     outOfWindow: 0,
     keepaliveTimeouts: 0,
