@@ -18,20 +18,27 @@ export function randomU32(fill: RandomFill = cryptoRandom): number {
   return new DataView(b.buffer).getUint32(0, true);
 }
 
-/** A seeded, deterministic generator (xorshift128+) for tests and fuzzers. Not for keys. */
+/**
+ * A seeded, deterministic generator for tests and fuzzers (not for keys): a 32-bit splitmix-style mix of a
+ * Weyl sequence, four bytes per step, so consecutive bytes and words are not correlated.
+ */
 export function seededRandom(seed: number): RandomFill {
-  let s0 = (seed >>> 0) || 0x9e3779b9;
-  let s1 = 0x6d2b79f5 ^ s0;
+  let state = seed >>> 0;
+  let word = 0;
+  let left = 0;
   return (buf) => {
     for (let i = 0; i < buf.length; i++) {
-      let x = s0;
-      const y = s1;
-      s0 = y;
-      x ^= x << 23;
-      x ^= x >>> 17;
-      x ^= y ^ (y >>> 26);
-      s1 = x >>> 0;
-      buf[i] = (s0 + s1) & 0xff;
+      if (left === 0) {
+        state = (state + 0x9e3779b9) >>> 0;
+        let z = state;
+        z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+        z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+        word = (z ^ (z >>> 16)) >>> 0;
+        left = 4;
+      }
+      buf[i] = word & 0xff;
+      word >>>= 8;
+      left--;
     }
     return buf;
   };

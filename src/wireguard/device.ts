@@ -306,11 +306,8 @@ export class Device implements PeerHost {
     }
     const suppressed = entry?.suppressed ?? 0;
     this.#logLimiter.set(reason, { at: now, suppressed: 0 });
-    this.log.warn(String(detail.msg ?? reason), {
-      ...detail,
-      msg: undefined,
-      ...(suppressed ? { suppressed } : {}),
-    });
+    const { msg, ...fields } = detail;
+    this.log.warn(String(msg ?? reason), suppressed ? { ...fields, suppressed } : fields);
   }
 
   /** Entry point for every UDP datagram. Never throws. */
