@@ -11,11 +11,15 @@
  * its CPU (utime + stime from /proc/PID/stat over the iperf3 run, as % of one core) and peak RSS (VmHWM) belong
  * to that cell alone.
  *
- *   deno run -A scripts/bench/tunnel.ts [--seconds 10] [--streams 1,4] [--cpu-prof DIR]
+ *   deno run -A scripts/bench/tunnel.ts [--seconds 10] [--streams 1,4] [--cpu-prof DIR] [--perf DIR]
  *   deno run -A scripts/bench/tunnel.ts --summarize-profile FILE.cpuprofile [--top 30]
  *
  * --cpu-prof DIR runs every wgedge process with `deno run --cpu-prof --cpu-prof-dir DIR`; summarize a profile
- * with --summarize-profile (self time by function and by source file).
+ * with --summarize-profile (busy time by category, function and source file). V8's profile samples wall
+ * time, so on a loaded machine the time the process waits for a CPU lands on whatever syscall it was in.
+ * --perf DIR samples only on-CPU time, kernel included: each wgedge runs with --perf-basic-prof (JS symbols in
+ * /tmp/perf-PID.map) under `perf record -e cpu-clock -g` for its iperf3 run; read DIR/CELL.data with
+ * `perf report -i DIR/CELL.data --no-children --sort sym`.
  *
  * Needs root, ip netns, wireguard-go, wg, iperf3 (shared/spec/testing.md). Traffic stays inside network
  * namespaces created here; they are deleted and every process killed at the end, on error and on Ctrl-C.
@@ -41,6 +45,7 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "10" },
     streams: { type: "string", default: "1,4" },
     "cpu-prof": { type: "string" },
+    perf: { type: "string" },
     "summarize-profile": { type: "string" },
     top: { type: "string", default: "30" },
     "in-memory-worker": { type: "boolean", default: false },
@@ -355,8 +360,14 @@ interface WgedgeProcess {
   stop(): Promise<void>;
 }
 
-async function startWgedgeUp(side: WgedgeSide, cpuProfDir?: string): Promise<WgedgeProcess> {
-  const profArgs = cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", cpuProfDir] : [];
+interface Profiling {
+  cpuProfDir?: string;
+  perfDir?: string;
+}
+
+async function startWgedgeUp(side: WgedgeSide, prof: Profiling): Promise<WgedgeProcess> {
+  const profArgs = prof.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", prof.cpuProfDir] : [];
+  if (prof.perfDir) profArgs.push("--v8-flags=--perf-basic-prof");
   const child = side.ns.spawn(
     [
       DENO,
@@ -420,16 +431,30 @@ async function measureWgedge(
   side: WgedgeSide,
   cell: IperfCell,
   seconds: number,
-  cpuProfDir?: string,
+  prof: Profiling,
 ): Promise<Measured> {
-  const p = await startWgedgeUp(side, cpuProfDir);
+  const p = await startWgedgeUp(side, prof);
+  let perf: Deno.ChildProcess | undefined;
   try {
+    if (prof.perfDir) {
+      const out = `${prof.perfDir}/wgedge-P${cell.streams}${cell.reverse ? "-R" : ""}.data`;
+      perf = new Deno.Command("perf", {
+        args: ["record", "-q", "-e", "cpu-clock", "-F", "499", "-g", "-p", String(p.pid), "-o", out],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+    }
     const startRssMiB = vmMiB(p.pid, "VmRSS");
     const cpu0 = cpuSplit(p.pid), peerCpu0 = cpuSeconds(side.wg.child.pid);
     const t0 = performance.now();
     const bps = await iperf(side.ns, "127.0.0.1", FORWARD_PORT, cell, seconds);
     const wall = (performance.now() - t0) / 1000;
     const cpu1 = cpuSplit(p.pid);
+    if (perf) {
+      perf.kill("SIGINT"); // perf writes its file on SIGINT
+      await perf.status;
+      perf = undefined;
+    }
     const cpuFraction = (cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / wall;
     const sysFraction = (cpu1.sys - cpu0.sys) / wall;
     const peerCpuFraction = (cpuSeconds(side.wg.child.pid) - peerCpu0) / wall;
@@ -438,6 +463,12 @@ async function measureWgedge(
   } catch (e) {
     throw new Error(`${(e as Error).message}\n--- wgedge stderr ---\n${p.stderr().slice(-3000)}`);
   } finally {
+    if (perf) {
+      try {
+        perf.kill("SIGKILL");
+      } catch { /* gone */ }
+      await perf.status;
+    }
     await p.stop();
   }
 }
@@ -521,10 +552,11 @@ async function benchmark(): Promise<void> {
     ]);
     const ref = await startReference(namespaces);
     const side = await startWgedgeSide(namespaces, dir);
-    if (values["cpu-prof"]) await Deno.mkdir(values["cpu-prof"], { recursive: true });
+    const prof: Profiling = { cpuProfDir: values["cpu-prof"], perfDir: values.perf };
+    for (const d of [prof.cpuProfDir, prof.perfDir]) if (d) await Deno.mkdir(d, { recursive: true });
     for (const cell of cells) {
       const reference = await measureReference(ref, cell, SECONDS);
-      const wgedge = await measureWgedge(side, cell, SECONDS, values["cpu-prof"]);
+      const wgedge = await measureWgedge(side, cell, SECONDS, prof);
       const row = { scenario: cellName(cell), reference, wgedge };
       rows.push(row);
       console.error(`done: ${table([row]).split("\n")[2]}`);
