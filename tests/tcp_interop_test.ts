@@ -117,7 +117,7 @@ async function runPeer(): Promise<void> {
   })();
   setInterval(() => {
     const t = tunnel.stack.stats.tcp!;
-    console.error(`tcp rtx=${t.retransmittedSegments} rec=${t.fastRecoveries} rto=${t.timeouts} sacks`);
+    console.error(`tcp ${JSON.stringify(t)}`);
   }, 2000);
   console.log("READY");
 }
@@ -263,7 +263,7 @@ if (Deno.env.get("TCP_INTEROP_PEER") === "1") {
           }
           if (lossy) await ns.exec(["iptables", "-D", ...drop], { check: false });
         }
-        console.log(err.text().trim().split("\n").slice(-1)[0]);
+        console.log(err.text().trim().split("\n").filter((l) => l.startsWith("tcp ")).slice(-1)[0]);
         await stdin.close().catch(() => {});
       } finally {
         await ns.destroy();

@@ -243,8 +243,8 @@ export class TcpConnection implements Conn {
     this.cc = createCongestionControl(o.congestionControl, this.#ourMss);
     this.noDelay = p.noDelay ?? o.noDelay;
     this.#keepAlive = o.keepAlive;
-    this.#rtxTimer = new Deadline(host.clock, () => this.#onRtxTimer());
-    this.#tlpTimer = new Deadline(host.clock, () => this.#onTlpTimer());
+    this.#rtxTimer = new Deadline(host.clock, () => this.#onRtxTimer(), true);
+    this.#tlpTimer = new Deadline(host.clock, () => this.#onTlpTimer(), true);
     this.#releaseTimer = new Deadline(host.clock, () => this.#releaseIdleBuffers());
     this.#ackTimer = new Deadline(host.clock, () => this.#onAckTimer());
     this.#idleTimer = new Deadline(host.clock, () => this.#onIdleTimer());
