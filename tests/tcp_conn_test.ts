@@ -816,3 +816,67 @@ Deno.test("tcp: connect timeoutMs fails the dial and leaves nothing behind", asy
   p.a.close();
   p.b.close();
 });
+
+Deno.test("tcp: RFC 5961 ACK validation - an ACK for data never sent is answered and its data dropped", async () => {
+  const p = pair();
+  const { client, server } = await connected(p);
+  const log = record(p);
+  const bad = new Uint8Array(25);
+  writeTcpHeader(bad, 0, {
+    srcPort: server.localPort,
+    dstPort: client.localPort,
+    seq: client.rcvNxt,
+    ack: (client.sndMax + 100_000) >>> 0,
+    flags: TCP_ACK,
+    window: 1000,
+  });
+  bad.set([1, 2, 3, 4, 5], 20);
+  p.link.inject(1, bad);
+  await elapse(p.link, 5);
+  assertEquals(client.recvBuffer.unread, 0, "data riding on an invalid ACK is not accepted");
+  assert(log.some((e) => e.side === 0 && e.len === 0 && e.v.ack === client.rcvNxt), "answered with an ACK");
+  assertEquals(client.state, TcpState.Established);
+  client.close();
+  server.close();
+  p.a.close();
+  p.b.close();
+});
+
+Deno.test("tcp: initial window is 10 segments (RFC 6928)", async () => {
+  const p = pair();
+  const { client } = await connected(p);
+  const log = record(p);
+  p.link.tap = ((t) => (side: 0 | 1, seg: Uint8Array) => t(side, seg) && side === 0)(p.link.tap!); // no ACKs back
+  await client.write(pattern(100_000, 1));
+  await elapse(p.link, 50);
+  // Ten distinct segments; the only other one is the tail loss probe repeating the last of them.
+  const seqs = log.filter((e) => e.side === 0 && e.len > 0).map((e) => e.v.seq);
+  assertEquals(new Set(seqs).size, 10);
+  p.a.close();
+  p.b.close();
+});
+
+Deno.test("tcp: Karn's rule - without timestamps a retransmitted segment gives no RTT sample", async () => {
+  const p = pair({ timestamps: false });
+  const { client, server } = await connected(p);
+  assertEquals(client.negotiated.timestamps, false);
+  let dropped = false;
+  p.link.tap = (side, seg) => {
+    if (side === 0 && !dropped && new TcpSegmentView(seg).payloadLength > 0) {
+      dropped = true;
+      return false;
+    }
+    return true;
+  };
+  await client.write(pattern(100, 1));
+  const buf = new Uint8Array(200);
+  assertEquals(await settle(p, server.read(buf)), 100);
+  await elapse(p.link, 100);
+  assert(p.a.stats.retransmittedSegments >= 1);
+  // The retransmission was acknowledged about 200 ms after the first send: that must not become an RTT sample.
+  assert(client.rtt.srtt! < 20, `srtt ${client.rtt.srtt} polluted by an ambiguous sample`);
+  client.close();
+  server.close();
+  p.a.close();
+  p.b.close();
+});
