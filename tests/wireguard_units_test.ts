@@ -5,6 +5,8 @@ import { parseIpv4 } from "../src/wire/ipv4.ts";
 import { parseIpv6 } from "../src/wire/ipv6.ts";
 import { REJECT_AFTER_MESSAGES } from "../src/wireguard/constants.ts";
 import { seededRandom } from "../src/util/random.ts";
+import { Timer } from "../src/wireguard/timers.ts";
+import { ManualClock } from "../src/util/clock.ts";
 
 const LIMIT = REJECT_AFTER_MESSAGES;
 
@@ -108,4 +110,32 @@ Deno.test("allowed-ips: matches a brute-force longest-prefix search on random ta
     for (const r of rules) if (covers(r, a) && (!best || r.prefix >= best.prefix)) best = r;
     assertEquals(t.lookup(a), best?.v, `lookup ${a.join(".")}`);
   }
+});
+
+Deno.test("timer: lazy re-arming fires at the latest deadline, never early, and keeps one clock timer", () => {
+  const clock = new ManualClock();
+  let fired = 0;
+  const t = new Timer(clock, () => fired++);
+  t.mod(1000);
+  for (let i = 0; i < 500; i++) {
+    clock.advance(10);
+    t.mod(1000); // pushed back on every "packet"
+  }
+  assertEquals(clock.pendingTimers, 1, "one clock timer however often the deadline moves");
+  clock.advance(999);
+  assertEquals(fired, 0, "not before the last deadline");
+  clock.advance(1);
+  assertEquals(fired, 1);
+  assert(!t.isPending);
+  t.mod(5000);
+  t.mod(100); // an earlier deadline re-arms sooner
+  clock.advance(100);
+  assertEquals(fired, 2);
+  t.mod(100);
+  t.del();
+  clock.advance(1000);
+  assertEquals(fired, 2, "deleted timers do not fire");
+  t.mod(100);
+  t.stop();
+  assertEquals(clock.pendingTimers, 0, "stop() leaves nothing armed");
 });

@@ -11,26 +11,58 @@ import {
   ZERO_KEY_MATERIAL_AFTER_MS,
 } from "./constants.ts";
 
-/** A re-armable one-shot timer (wireguard-go's Timer with Mod/Del/IsPending). */
+/**
+ * A re-armable one-shot timer (wireguard-go's Timer with Mod/Del/IsPending). Lazy: the send and receive
+ * paths move deadlines on almost every packet, so mod() and del() only record the deadline; the armed clock
+ * timer, when it fires early, re-arms itself for the time left instead of being cancelled and re-created.
+ */
 export class Timer {
   #handle: TimerHandle | undefined;
+  /** When the armed clock timer fires (monotonic ms). */
+  #armedAt = 0;
+  /** When fn should run; undefined = not pending. */
+  #deadline: number | undefined;
+
   constructor(private readonly clock: Clock, private readonly fn: () => void) {}
 
   get isPending(): boolean {
-    return this.#handle !== undefined;
+    return this.#deadline !== undefined;
   }
 
   mod(ms: number): void {
-    this.clock.clearTimer(this.#handle);
-    this.#handle = this.clock.setTimer(() => {
-      this.#handle = undefined;
-      this.fn();
-    }, ms);
+    const deadline = this.clock.now() + ms;
+    this.#deadline = deadline;
+    if (this.#handle && this.#armedAt <= deadline) return; // fires early, then re-arms for the rest
+    this.#arm(ms);
   }
 
   del(): void {
+    this.#deadline = undefined;
+  }
+
+  /** Drops the clock timer too (peer removal), so nothing stays armed. */
+  stop(): void {
+    this.#deadline = undefined;
     this.clock.clearTimer(this.#handle);
     this.#handle = undefined;
+  }
+
+  #arm(ms: number): void {
+    this.clock.clearTimer(this.#handle);
+    this.#armedAt = this.clock.now() + ms;
+    this.#handle = this.clock.setTimer(() => this.#fire(), ms);
+  }
+
+  #fire(): void {
+    this.#handle = undefined;
+    if (this.#deadline === undefined) return;
+    const left = this.#deadline - this.clock.now();
+    if (left > 0) {
+      this.#arm(left);
+      return;
+    }
+    this.#deadline = undefined;
+    this.fn();
   }
 }
 
@@ -153,7 +185,7 @@ export class PeerTimers {
         this.persistentKeepalive,
       ]
     ) {
-      t.del();
+      t.stop();
     }
   }
 }
