@@ -40,5 +40,11 @@ export interface TransportHandler {
   /** A segment addressed to this stack, checksum already verified. `segment` is only valid during the call. */
   deliver(src: Uint8Array, dst: Uint8Array, segment: Uint8Array): void;
   /** ICMP destination-unreachable / packet-too-big about a segment we sent (quoted header included). */
-  deliverIcmpError?(kind: "unreachable" | "port-unreachable" | "too-big", src: Uint8Array, dst: Uint8Array, quoted: Uint8Array, mtu?: number): void;
+  deliverIcmpError?(
+    kind: "unreachable" | "port-unreachable" | "too-big",
+    src: Uint8Array,
+    dst: Uint8Array,
+    quoted: Uint8Array,
+    mtu?: number,
+  ): void;
 }
