@@ -1,5 +1,6 @@
 /** The TCP building blocks on their own: sequence arithmetic, ring, reassembly, SACK scoreboard, RTO, CC, ISN. */
-import { assert, assertEquals, assertNotEquals } from "./helpers/assert.ts";
+import { assert, assertEquals, assertNotEquals, assertThrows } from "./helpers/assert.ts";
+import { TcpLayer } from "../src/netstack/tcp/mod.ts";
 import { seqAdd, seqDiff, seqGt, seqLt } from "../src/netstack/tcp/seq.ts";
 import { ByteRing } from "../src/netstack/tcp/ring.ts";
 import { ReceiveBuffer } from "../src/netstack/tcp/recvbuffer.ts";
@@ -165,4 +166,12 @@ Deno.test("tcp parts: SYN cookies round-trip the MSS, expire after two 64 s slot
     assert(seqDiff(ts, now) <= 0, "never ahead of the clock");
     assertEquals(SynCookies.decodeTimestamp(ts), { windowShift: ws, sackPermitted: sack });
   }
+});
+
+Deno.test("tcp parts: bad TCP options fail at construction, naming the option", () => {
+  const ip = { mtuFor: () => 1500, sendSegment: () => {}, isLocal: () => false, sourceFor: () => undefined };
+  assertThrows(() => new TcpLayer(ip, { receiveBufferSize: 0 }), "receiveBufferSize");
+  assertThrows(() => new TcpLayer(ip, { minRtoMs: 5000, maxRtoMs: 1000 }), "minRtoMs");
+  assertThrows(() => new TcpLayer(ip, { congestionControl: "bbr" as "cubic" }), "congestionControl");
+  new TcpLayer(ip, { receiveBufferSize: 64 * 1024 }).close();
 });

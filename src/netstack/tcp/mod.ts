@@ -29,7 +29,13 @@ import {
 import { TcpListener } from "./listener.ts";
 import { IsnGenerator } from "./isn.ts";
 import { SynCookies } from "./syncookie.ts";
-import { DEFAULT_TCP_OPTIONS, newTcpStats, type TcpOptions, type TcpStats } from "./options.ts";
+import {
+  DEFAULT_TCP_OPTIONS,
+  newTcpStats,
+  type TcpOptions,
+  type TcpStats,
+  validateTcpOptions,
+} from "./options.ts";
 import { seqAdd, seqGt, seqLt } from "./seq.ts";
 
 export { TcpConnection, TcpState } from "./connection.ts";
@@ -92,6 +98,7 @@ export class TcpLayer implements TransportHandler {
     for (const [k, v] of Object.entries(rest)) {
       if (v !== undefined) (this.options as unknown as Record<string, unknown>)[k] = v;
     }
+    validateTcpOptions(this.options);
     const base = clock ?? systemClock;
     // One clock reading per inbound segment: performance.now() is a measurable share of the per-segment cost,
     // and every timer and timestamp touched while one segment is processed may share it.

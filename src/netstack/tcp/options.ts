@@ -60,6 +60,39 @@ export const DEFAULT_TCP_OPTIONS: TcpOptions = {
   windowScaling: true,
 };
 
+const LIMITS: Partial<Record<keyof TcpOptions, [number, number]>> = {
+  sendBufferSize: [4096, 1 << 30],
+  receiveBufferSize: [4096, 1 << 30],
+  keepAliveIdleMs: [1, 2 ** 31],
+  keepAliveIntervalMs: [1, 2 ** 31],
+  keepAliveCount: [1, 1000],
+  timeWaitMs: [0, 2 ** 31],
+  synRetries: [0, 100],
+  synAckRetries: [0, 100],
+  maxRetries: [1, 100],
+  maxBacklog: [1, 1 << 20],
+  maxSynBacklog: [1, 1 << 20],
+  delayedAckMs: [1, 500],
+  minRtoMs: [1, 60_000],
+  maxRtoMs: [1, 3_600_000],
+};
+
+/** Throws a RangeError naming the option and what was expected (a bad config must fail at start-up). */
+export function validateTcpOptions(o: TcpOptions): void {
+  for (const [key, [lo, hi]] of Object.entries(LIMITS) as [keyof TcpOptions, [number, number]][]) {
+    const v = o[key];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi) {
+      throw new RangeError(`tcp option ${key}: expected an integer in ${lo}..${hi}, got ${String(v)}`);
+    }
+  }
+  if (o.minRtoMs > o.maxRtoMs) throw new RangeError("tcp option minRtoMs: must not exceed maxRtoMs");
+  if (o.congestionControl !== "cubic" && o.congestionControl !== "newreno") {
+    throw new RangeError(
+      `tcp option congestionControl: expected "cubic" or "newreno", got ${String(o.congestionControl)}`,
+    );
+  }
+}
+
 export interface TcpStats {
   activeOpens: number;
   passiveOpens: number;
