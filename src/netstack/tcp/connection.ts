@@ -1271,6 +1271,7 @@ export class TcpConnection implements Conn {
     this.#releaseTimer.dispose();
     this.#ackTimer.dispose();
     this.#idleTimer.set(this.host.clock.now() + this.host.options.timeWaitMs);
+    this.#releaseIdleBuffers(); // a TIME_WAIT connection needs no buffer storage (unless unread data remains)
     this.#wakeReader();
     this.#wakeWriter();
   }
