@@ -495,7 +495,8 @@ interface Row {
 }
 
 function table(rows: Row[]): string {
-  const mbit = (bps: number) => (bps / 1e6).toFixed(0);
+  const mbit = (bps: number) => Number.isFinite(bps) ? (bps / 1e6).toFixed(0) : "failed";
+  const ratio = (x: number) => Number.isFinite(x) ? x.toFixed(2) : "-";
   const pct = (f: number | undefined) => f === undefined ? "-" : (f * 100).toFixed(0);
   const out = [
     "| scenario | reference Mbit/s | wgedge Mbit/s | ratio | wgedge CPU % | wgedge RSS MB " +
@@ -507,11 +508,11 @@ function table(rows: Row[]): string {
     const pathCpu = w.peerCpuFraction === undefined ? undefined : (w.cpuFraction ?? 0) + w.peerCpuFraction;
     // Throughput per CPU spent on the tunnel's own processes: less sensitive to other load than raw Mbit/s.
     const efficiency = ref && pathCpu
-      ? ((w.bitsPerSecond / pathCpu) / (ref.bitsPerSecond / ref.cpuFraction)).toFixed(2)
+      ? ratio((w.bitsPerSecond / pathCpu) / (ref.bitsPerSecond / ref.cpuFraction))
       : "-";
     out.push(
       `| ${r.scenario} | ${ref ? mbit(ref.bitsPerSecond) : "-"} | ${mbit(w.bitsPerSecond)} | ${
-        ref ? (w.bitsPerSecond / ref.bitsPerSecond).toFixed(2) : "-"
+        ref ? ratio(w.bitsPerSecond / ref.bitsPerSecond) : "-"
       } | ${pct(w.cpuFraction)}${w.sysFraction === undefined ? "" : ` (sys ${pct(w.sysFraction)})`} | ${
         w.hwmMiB === undefined ? "-" : w.hwmMiB.toFixed(0)
       } | ${pct(ref?.cpuFraction)} | ${pct(pathCpu)} | ${efficiency} |`,
@@ -543,6 +544,7 @@ async function benchmark(): Promise<void> {
   Deno.addSignalListener("SIGTERM", onSignal);
 
   const rows: Row[] = [];
+  const failures: string[] = [];
   const loadBefore = loadAverage();
   const started = new Date();
   try {
@@ -555,9 +557,18 @@ async function benchmark(): Promise<void> {
     const prof: Profiling = { cpuProfDir: values["cpu-prof"], perfDir: values.perf };
     for (const d of [prof.cpuProfDir, prof.perfDir]) if (d) await Deno.mkdir(d, { recursive: true });
     for (const cell of cells) {
-      const reference = await measureReference(ref, cell, SECONDS);
-      const wgedge = await measureWgedge(side, cell, SECONDS, prof);
-      const row = { scenario: cellName(cell), reference, wgedge };
+      // A failed cell is reported and the run goes on: one flaky iperf3 should not cost the other cells.
+      const row: Row = { scenario: cellName(cell), wgedge: { bitsPerSecond: NaN } };
+      try {
+        row.reference = await measureReference(ref, cell, SECONDS);
+      } catch (e) {
+        failures.push(`${row.scenario}, reference: ${(e as Error).message}`);
+      }
+      try {
+        row.wgedge = await measureWgedge(side, cell, SECONDS, prof);
+      } catch (e) {
+        failures.push(`${row.scenario}, wgedge: ${(e as Error).message}`);
+      }
       rows.push(row);
       console.error(`done: ${table([row]).split("\n")[2]}`);
     }
@@ -587,6 +598,10 @@ async function benchmark(): Promise<void> {
         Math.max(...startRss).toFixed(0)
       } MB`,
     );
+  }
+  if (failures.length) {
+    console.log(`\n${failures.length} cell(s) failed:\n${failures.join("\n")}`);
+    Deno.exitCode = 1;
   }
 }
 
