@@ -485,7 +485,7 @@ export class TcpConnection implements Conn {
       if (seq === this.rcvNxt) {
         this.host.stats.resetsReceived++;
         if (this.state === TcpState.SynReceived && this.listenerRef) this.#abort(undefined, false);
-        else if (this.state === TcpState.TimeWait) this.#destroy();
+        else if (this.state === TcpState.TimeWait) return; // RFC 1337: no TIME_WAIT assassination
         else this.#abort(new Deno.errors.ConnectionReset("connection reset by peer"), false);
       } else this.#challengeAck();
       return;
