@@ -368,6 +368,10 @@ interface Profiling {
 async function startWgedgeUp(side: WgedgeSide, prof: Profiling): Promise<WgedgeProcess> {
   const profArgs = prof.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", prof.cpuProfDir] : [];
   if (prof.perfDir) profArgs.push("--v8-flags=--perf-basic-prof");
+  // The handshake wgedge starts on its persistent keepalive can finish before "tunnel up" is read, so the
+  // previous handshake time is taken first.
+  const handshakes = async () => (await side.wg.show("latest-handshakes")).split(/\s+/)[1] ?? "0";
+  const before = await handshakes();
   const child = side.ns.spawn(
     [
       DENO,
@@ -394,9 +398,7 @@ async function startWgedgeUp(side: WgedgeSide, prof: Profiling): Promise<WgedgeP
   await waitFor(() => exited || err.text().includes("tunnel up"), "wgedge up to start", 600, 50);
   if (exited) throw new Error(`wgedge up exited early:\n${err.text()}`);
   expectProgram(child.pid, "deno");
-  // Wait (bounded) for the handshake wgedge starts on its persistent keepalive.
-  const handshakes = async () => (await side.wg.show("latest-handshakes")).split(/\s+/)[1] ?? "0";
-  const before = await handshakes();
+  // Wait (bounded) for that handshake.
   await waitFor(
     async () => {
       const now = await handshakes();
@@ -415,7 +417,12 @@ async function startWgedgeUp(side: WgedgeSide, prof: Profiling): Promise<WgedgeP
       try {
         child.kill("SIGTERM");
       } catch { /* gone */ }
-      const s = await Promise.race([status, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const s = await Promise.race([
+        status,
+        new Promise<null>((r) => timer = setTimeout(() => r(null), 10_000)),
+      ]);
+      clearTimeout(timer);
       if (s === null) {
         try {
           child.kill("SIGKILL");
