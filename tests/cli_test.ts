@@ -1,6 +1,6 @@
 /** The CLI as a user meets it: subprocesses of `deno run main.ts`, exit codes and output. */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./helpers/assert.ts";
-import { DENO_JSON, interopTest, MAIN_TS, run } from "./helpers/interop.ts";
+import { collect, DENO_JSON, interopTest, MAIN_TS, run, waitFor } from "./helpers/interop.ts";
 import { commands } from "../src/cli/mod.ts";
 
 async function wgedge(args: string[], stdin?: string) {
@@ -83,10 +83,39 @@ interopTest("cli: genkey/pubkey are byte-for-byte compatible with wg genkey/pubk
   assertMatch(wgPsk, KEY_RE);
 });
 
-Deno.test("cli: demo completes handshakes and every ping over loopback", async () => {
-  const r = await wgedge(["demo", "-n", "2"]);
+Deno.test("cli: demo --once completes handshakes, every ping, and fetches through the reverse proxy", async () => {
+  const r = await wgedge(["demo", "-n", "2", "--once"]);
   assertEquals(r.code, 0, r.stderr);
   assertStringIncludes(r.stdout, "8/8 pings answered.");
   assertStringIncludes(r.stdout, "handshakes: client 1, server 1");
+  assertMatch(
+    r.stdout,
+    /self-check: +GET http:\/\/127\.0\.0\.1:\d+\/ -> 200: Hello from a service behind NAT/,
+  );
   assert(!/PrivateKey|privateKey/.test(r.stdout), "no private key printed");
+});
+
+Deno.test("cli: demo keeps running for the user to curl; SIGTERM stops it cleanly", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", DENO_JSON, MAIN_TS, "demo", "-n", "1"],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const out = collect(child.stdout), err = collect(child.stderr);
+  try {
+    await waitFor(() => out.text().includes("Running. Press Ctrl-C"), `demo running\n${err.text()}`, 600, 50);
+    const url = /try: +curl (\S+)/.exec(out.text())![1];
+    const dash = /dashboard: +(\S+)/.exec(out.text())![1];
+    const curl = await run(["curl", "-sS", "--max-time", "10", url], { check: false });
+    assertStringIncludes(curl.stdout, "Hello from a service behind NAT");
+    const page = await fetch(dash);
+    assertEquals(page.status, 200);
+    assertStringIncludes(await page.text(), "<html");
+  } finally {
+    child.kill("SIGTERM");
+    const st = await child.status;
+    await Promise.all([out.done, err.done]);
+    assertEquals(st.code, 0, err.text());
+  }
 });

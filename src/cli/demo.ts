@@ -1,9 +1,14 @@
 /**
- * `wgedge demo`: a self-contained tour on loopback. Two userspace WireGuard devices with fresh keys complete
- * a handshake over real UDP sockets on 127.0.0.1 and exchange pings both ways (IPv4 and IPv6 inside the
- * tunnel), printing what happened. Nothing needs root or configuration.
+ * `wgedge demo`: a self-contained tour on loopback, nothing needs root or configuration.
+ * Step 1: two userspace WireGuard devices with fresh keys complete a handshake over real UDP sockets on
+ * 127.0.0.1 and ping both ways (IPv4 and IPv6 inside the tunnel).
+ * Step 2: the reverse-proxy story: an rps and an rpc joined by a tunnel publish a built-in hello service on a
+ * public port; the demo fetches it once itself, prints the URL to curl and the dashboard, and runs until
+ * Ctrl-C (`--once` exits after the self-check, for scripts and tests).
  */
-import { type Command, intFlag, parseFlags } from "./command.ts";
+import { type Command, intFlag, parseFlags, waitForShutdownSignal } from "./command.ts";
+import { startReverseProxyDemo } from "../services/rp/demo.ts";
+import { VERSION } from "./version.ts";
 import { openTunnel, type Tunnel } from "../net/tunnels.ts";
 import { generatePrivateKey, publicKey } from "../crypto/x25519.ts";
 import type { WgConfig } from "../wireguard/config.ts";
@@ -47,55 +52,90 @@ async function pingSeries(from: Tunnel, label: string, target: string, count: nu
   return ok;
 }
 
+/** Step 1: two peers handshake on loopback and ping both ways. Returns how many pings were answered. */
+async function handshakeTour(count: number): Promise<number> {
+  const keyA = generatePrivateKey(), keyB = generatePrivateKey();
+  const server = await openTunnel(
+    tunnelConfig("demo-server", keyA, keyB, ["10.99.0.1", "fd99::1"], ["10.99.0.2", "fd99::2"]),
+    { name: "server" },
+  );
+  const client = await openTunnel(
+    tunnelConfig(
+      "demo-client",
+      keyB,
+      keyA,
+      ["10.99.0.2", "fd99::2"],
+      ["10.99.0.1", "fd99::1"],
+      server.device.listenPort,
+    ),
+    { name: "client" },
+  );
+  try {
+    console.log(
+      `server  public key ${server.device.publicKey}  udp 127.0.0.1:${server.device.listenPort}  tunnel 10.99.0.1, fd99::1`,
+    );
+    console.log(
+      `client  public key ${client.device.publicKey}  udp 127.0.0.1:${client.device.listenPort}  tunnel 10.99.0.2, fd99::2\n`,
+    );
+    console.log("client pings server (the first packet triggers the Noise IK handshake):");
+    let ok = await pingSeries(client, "client", "10.99.0.1", count);
+    ok += await pingSeries(client, "client", "fd99::1", count);
+    console.log("server pings client (over the session the client started):");
+    ok += await pingSeries(server, "server", "10.99.0.2", count);
+    ok += await pingSeries(server, "server", "fd99::2", count);
+    const c = client.device.status().peers[0], s = server.device.status().peers[0];
+    console.log(`\nhandshakes: client ${c.handshakes}, server ${s.handshakes}; last at ${c.lastHandshake}`);
+    console.log(
+      `bytes on the wire: client sent ${c.txBytes}, received ${c.rxBytes}; server endpoint for client: ${s.endpoint}`,
+    );
+    console.log(`${ok}/${4 * count} pings answered.`);
+    return ok;
+  } finally {
+    client.close();
+    server.close();
+  }
+}
+
 export const demoCommand: Command = {
   name: "demo",
-  summary: "Run a self-contained demo on loopback: two userspace WireGuard peers handshake and ping.",
-  usage: "demo [-n COUNT]",
+  summary:
+    "Run a self-contained demo on loopback: WireGuard handshake and pings, then a reverse proxy to curl.",
+  usage: "demo [-n PINGS] [--public-port N] [--admin-listen HOST:PORT] [--once]",
   async run(args) {
-    const parsed = parseFlags(this, args, { count: { type: "string", short: "n" } }, false);
+    const parsed = parseFlags(this, args, {
+      count: { type: "string", short: "n" },
+      "public-port": { type: "string" },
+      "admin-listen": { type: "string" },
+      once: { type: "boolean" },
+    }, false);
     if (!parsed) return 0;
-    const count = intFlag("count", parsed.values.count, 3, 1, 1000);
+    const count = intFlag("count", parsed.values.count, 2, 1, 1000);
+    const publicPort = intFlag("public-port", parsed.values["public-port"], 8080, 1, 65535);
     configureLogging({ level: "warn" });
-    const keyA = generatePrivateKey(), keyB = generatePrivateKey();
-    console.log("wgedge demo: two userspace WireGuard peers on 127.0.0.1 (no root, no kernel module)\n");
-    const server = await openTunnel(
-      tunnelConfig("demo-server", keyA, keyB, ["10.99.0.1", "fd99::1"], ["10.99.0.2", "fd99::2"]),
-      { name: "server" },
-    );
-    const client = await openTunnel(
-      tunnelConfig(
-        "demo-client",
-        keyB,
-        keyA,
-        ["10.99.0.2", "fd99::2"],
-        ["10.99.0.1", "fd99::1"],
-        server.device.listenPort,
-      ),
-      { name: "client" },
-    );
+
+    console.log("wgedge demo — everything on 127.0.0.1, no root, no kernel module\n");
+    console.log("Step 1: two userspace WireGuard peers with fresh keys\n");
+    const pinged = await handshakeTour(count);
+
+    console.log("\nStep 2: reverse proxy (rps/rpc) — a service behind NAT published on a public port\n");
+    const demo = await startReverseProxyDemo({
+      publicPort,
+      adminListen: parsed.values["admin-listen"],
+      version: VERSION,
+    });
     try {
-      console.log(
-        `server  public key ${server.device.publicKey}  udp 127.0.0.1:${server.device.listenPort}  tunnel 10.99.0.1, fd99::1`,
-      );
-      console.log(
-        `client  public key ${client.device.publicKey}  udp 127.0.0.1:${client.device.listenPort}  tunnel 10.99.0.2, fd99::2\n`,
-      );
-      console.log("client pings server (the first packet triggers the Noise IK handshake):");
-      let ok = await pingSeries(client, "client", "10.99.0.1", count);
-      ok += await pingSeries(client, "client", "fd99::1", count);
-      console.log("server pings client (over the session the client started):");
-      ok += await pingSeries(server, "server", "10.99.0.2", count);
-      ok += await pingSeries(server, "server", "fd99::2", count);
-      const c = client.device.status().peers[0], s = server.device.status().peers[0];
-      console.log(`\nhandshakes: client ${c.handshakes}, server ${s.handshakes}; last at ${c.lastHandshake}`);
-      console.log(
-        `bytes on the wire: client sent ${c.txBytes}, received ${c.rxBytes}; server endpoint for client: ${s.endpoint}`,
-      );
-      console.log(`\n${ok}/${4 * count} pings answered.`);
-      return ok === 4 * count ? 0 : 1;
+      for (const line of demo.lines) console.log(line);
+      // Prove the path before inviting the user to try it.
+      const res = await fetch(demo.publicUrl, { signal: AbortSignal.timeout(15_000) });
+      const body = await res.text();
+      console.log(`\nself-check:    GET ${demo.publicUrl} -> ${res.status}: ${body.split("\n")[0]}`);
+      const ok = pinged === 4 * count && res.status === 200;
+      if (parsed.values.once) return ok ? 0 : 1;
+      console.log("\nRunning. Press Ctrl-C to stop.");
+      await waitForShutdownSignal();
+      return ok ? 0 : 1;
     } finally {
-      client.close();
-      server.close();
+      await demo.stop();
     }
   },
 };
