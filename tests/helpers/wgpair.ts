@@ -1,6 +1,6 @@
 /** Two in-process WireGuard devices on a MemoryNetwork, driven by a ManualClock (no sleeping). */
 import { Device, type DeviceOptions } from "../../src/wireguard/device.ts";
-import { MemoryBind, MemoryNetwork } from "../../src/wireguard/bind.ts";
+import { type MemoryBind, MemoryNetwork } from "../../src/wireguard/bind.ts";
 import { generatePrivateKey, publicKey } from "../../src/crypto/x25519.ts";
 import { ManualClock } from "../../src/util/clock.ts";
 import { seededRandom } from "../../src/util/random.ts";
