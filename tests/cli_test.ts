@@ -119,3 +119,33 @@ Deno.test("cli: demo keeps running for the user to curl; SIGTERM stops it cleanl
     assertEquals(st.code, 0, err.text());
   }
 });
+
+Deno.test("cli: ping and tunnel dials outside every peer's AllowedIPs fail at once with 'no route'", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const conf = `${dir}/wg.conf`;
+    const own = (await wgedge(["genkey"])).stdout.trim();
+    const peer = (await wgedge(["pubkey"], (await wgedge(["genkey"])).stdout)).stdout.trim();
+    await Deno.writeTextFile(
+      conf,
+      `[Interface]\nPrivateKey = ${own}\nAddress = 10.9.0.2/32\n[Peer]\nPublicKey = ${peer}\nAllowedIPs = 10.9.0.0/24\nEndpoint = 127.0.0.1:9\n`,
+      { mode: 0o600 },
+    );
+    const r = await wgedge(["ping", "-c", conf, "-n", "1", "192.168.5.5"]);
+    assertEquals(r.code, 1);
+    assertStringIncludes(r.stderr, "no route to 192.168.5.5: not inside any peer's AllowedIPs");
+    const { loadConfig } = await import("../src/config/mod.ts");
+    const { openTunnel } = await import("../src/net/tunnels.ts");
+    const { config } = await loadConfig({ env: {}, flags: { config: conf } });
+    const t = await openTunnel(config.tunnel!);
+    try {
+      const err = await t.net.dialTcp("192.168.5.5", 80).then(() => "", (e) => (e as Error).message);
+      assertStringIncludes(err, "no route to 192.168.5.5");
+      assertEquals(t.device.status().peers[0].keying, "public-key-only");
+    } finally {
+      t.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,4 +1,7 @@
-/** `wgedge serve` with only WG_CONFIG set: the tunnel comes up, answers ping, and the admin API reports it. */
+/**
+ * `wgedge serve` from an env file with WG_CONFIG: the tunnel comes up, answers ping, carries a relay
+ * (`via=wg:main`) to a kernel service, and the admin API reports it without secrets.
+ */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { interopTest, Netns, waitFor, wgKeyPair, WireguardGo } from "./helpers/interop.ts";
 import { startWgedge, waitForOutput, writeConf } from "./helpers/wgedge_proc.ts";
@@ -21,10 +24,16 @@ interopTest(
       const conf =
         `[Interface]\nPrivateKey = ${mine.privateKey}\nAddress = 10.79.0.2/32\n[Peer]\nPublicKey = ${ref.publicKey}\n` +
         `AllowedIPs = 10.79.0.0/24\nEndpoint = 127.0.0.1:51820\nPersistentKeepalive = 25\n`;
+      // A kernel service behind the tunnel, reached by a relay through the WG_CONFIG tunnel (via=wg:main).
+      ns.spawn([
+        "socat",
+        "TCP4-LISTEN:7777,bind=10.79.0.1,reuseaddr,fork",
+        "SYSTEM:echo hi-from-the-kernel-side",
+      ]);
       const envFile = await writeConf(
         dir,
         "wgedge.env",
-        `WG_CONFIG="${conf}"\nWGEDGE_ADMIN_LISTEN=127.0.0.1:18081\n`,
+        `WG_CONFIG="${conf}"\nWGEDGE_ADMIN_LISTEN=127.0.0.1:18081\nRELAY_1="17777;7777;10.79.0.1;TCP;via=wg:main"\n`,
       );
       const serve = startWgedge(ns, ["serve", "--env-file", envFile]);
       try {
@@ -38,7 +47,12 @@ interopTest(
           check: false,
         });
         assertEquals(ping.code, 0, ping.stdout + serve.stderr());
+        await waitForOutput(serve, "service=relay");
         await waitForOutput(serve, "admin");
+        const relayed = await ns.exec(["sh", "-c", "socat -t 5 - TCP4:127.0.0.1:17777 < /dev/null"], {
+          check: false,
+        });
+        assertStringIncludes(relayed.stdout, "hi-from-the-kernel-side", `via=wg:main: ${serve.stderr()}`);
         const status = await ns.exec([
           "curl",
           "-sS",

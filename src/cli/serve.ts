@@ -251,6 +251,9 @@ export class Server {
 
   #tunnelLookup: TunnelLookup = (name) => {
     const key = name.toLowerCase();
+    // wg:main is the WG_CONFIG tunnel that tunnelStarter brought up (unless WG_TUNNEL_MAIN names another).
+    const main = tunnelsOf(this.registry).get("main");
+    if (key === "main" && main && !this.#config.tunnels.has("main")) return Promise.resolve(main.net);
     let h = this.#tunnels.get(key);
     if (!h) {
       const cfg = this.#config.tunnels.get(key);

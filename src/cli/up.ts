@@ -8,6 +8,7 @@ import { loadTunnelFromFlags, TUNNEL_OPTIONS, TUNNEL_USAGE } from "./tunnel_flag
 import { openTunnel } from "../net/tunnels.ts";
 import { logger } from "../util/log.ts";
 import { formatPrefix } from "../config/ip.ts";
+import { parseIp } from "../netstack/addr.ts";
 import { parseForward } from "./forward.ts";
 import { RELAY_DEFAULTS } from "../config/relay.ts";
 import { TcpRelay } from "../services/relay/tcp.ts";
@@ -50,9 +51,17 @@ export const upCommand: Command = {
           });
         relay.start();
         relays.push(relay);
+        const target = parseIp(spec.outHost);
+        if (target && !tunnel.device.hasRoute(target)) {
+          log.warn("forward target is not inside any peer's AllowedIPs: connections to it will fail", {
+            to: spec.outHost,
+          });
+        }
         log.info("forwarding", {
           from: relay.listenAddr,
-          to: `${spec.outHost}:${spec.outPort}`,
+          to: spec.outHost.includes(":")
+            ? `[${spec.outHost}]:${spec.outPort}`
+            : `${spec.outHost}:${spec.outPort}`,
           protocol: spec.protocol,
         });
       }

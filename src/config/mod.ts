@@ -121,9 +121,30 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
     const part = await ctx.capture(() => section.load(ctx));
     if (part) Object.assign(config, part);
   }
+  checkTunnelReferences(config, ctx);
   ctx.warnUnusedEnvFileEntries();
   ctx.problems.throwIfAny();
   return { config: config as Config, warnings };
+}
+
+/**
+ * Across sections: every `via=wg:NAME` must name a configured tunnel (WG_TUNNEL_<NAME>; `wg:main` is also
+ * the WG_CONFIG tunnel), so check-config catches what serve would otherwise only find when starting.
+ */
+function checkTunnelReferences(config: Partial<Config>, ctx: LoadContext): void {
+  for (const r of config.relay?.relays ?? []) {
+    const m = /^wg:(.+)$/i.exec(r.via ?? "");
+    if (!m) continue;
+    const name = m[1].toLowerCase();
+    if (config.tunnels?.has(name) || (name === "main" && config.tunnel)) continue;
+    ctx.problems.error({
+      source: r.id,
+      key: "via",
+      expected: `a configured tunnel: set WG_TUNNEL_${m[1].toUpperCase()}` +
+        (name === "main" ? " or WG_CONFIG" : " (or use wg:main for the WG_CONFIG tunnel)"),
+      got: `wg:${m[1]}`,
+    });
+  }
 }
 
 /** Loads from the real process: Deno.env plus the given flags. */

@@ -7,9 +7,31 @@ import { Device, type DeviceOptions } from "../wireguard/device.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import { obfuscationTransform } from "../wireguard/obfs.ts";
 import { Stack, type StackOptions } from "../netstack/stack.ts";
-import { TunnelNet } from "./tunnel.ts";
+import { TunnelDialError, TunnelNet } from "./tunnel.ts";
+import type { Conn, DialOptions } from "./types.ts";
+import { parseIp } from "../netstack/addr.ts";
 import { encodeKey } from "../crypto/x25519.ts";
 import { logger } from "../util/log.ts";
+
+/**
+ * A TunnelNet that refuses at once to dial outside every peer's AllowedIPs (as Linux answers "Required key
+ * not available"), instead of letting the SYN be dropped and the dial time out.
+ */
+export class RoutedTunnelNet extends TunnelNet {
+  constructor(stack: Stack, tunnelName: string, private readonly device: Device) {
+    super(stack, tunnelName);
+  }
+
+  override dialTcp(hostname: string, port: number, opts?: DialOptions): Promise<Conn> {
+    const addr = parseIp(hostname.replace(/^\[(.*)\]$/, "$1"));
+    if (addr && !this.device.hasRoute(addr)) {
+      return Promise.reject(
+        new TunnelDialError(`${this.name}: no route to ${hostname}: not inside any peer's AllowedIPs`),
+      );
+    }
+    return super.dialTcp(hostname, port, opts);
+  }
+}
 
 export interface Tunnel {
   readonly name: string;
@@ -17,7 +39,7 @@ export interface Tunnel {
   readonly device: Device;
   readonly stack: Stack;
   /** TCP/UDP inside the tunnel, for services. */
-  readonly net: TunnelNet;
+  readonly net: RoutedTunnelNet;
   close(): void;
 }
 
@@ -56,7 +78,7 @@ export async function openTunnel(cfg: WgConfig, opts: OpenTunnelOptions = {}): P
     config: cfg,
     device,
     stack,
-    net: new TunnelNet(stack, name),
+    net: new RoutedTunnelNet(stack, name, device),
     close() {
       stack.close();
       device.close();

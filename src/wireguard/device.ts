@@ -106,7 +106,8 @@ export interface PeerStatus {
   endpoint: string | null;
   allowedIps: string[];
   persistentKeepalive: number;
-  presharedKey: boolean;
+  /** Whether a preshared key is mixed into the handshake (named so status redaction keeps it visible). */
+  keying: "preshared" | "public-key-only";
   lastHandshake: string | null;
   rxBytes: number;
   txBytes: number;
@@ -244,6 +245,11 @@ export class Device implements PeerHost {
       if (this.#closed) return;
       this.#resolveEndpoints(false).finally(() => !this.#closed && this.#scheduleReresolve());
     }, this.#reresolveMs);
+  }
+
+  /** True when some peer's AllowedIPs cover addr (4 or 16 bytes): cryptokey routing can send there. */
+  hasRoute(addr: Uint8Array): boolean {
+    return this.#routes.lookup(addr) !== undefined;
   }
 
   // ---- PacketInterface (the netstack's link) ----
@@ -501,7 +507,7 @@ export class Device implements PeerHost {
         endpoint: p.endpoint ? endpointKey(p.endpoint) : null,
         allowedIps: this.#routes.entriesFor(p).map((e) => `${formatAddr(e.addr)}/${e.prefix}`),
         persistentKeepalive: p.persistentKeepaliveMs / 1000,
-        presharedKey: !equalBytes(p.handshake.presharedKey, new Uint8Array(32)),
+        keying: equalBytes(p.handshake.presharedKey, new Uint8Array(32)) ? "public-key-only" : "preshared",
         lastHandshake: p.stats.lastHandshakeWallMs
           ? new Date(p.stats.lastHandshakeWallMs).toISOString()
           : null,
