@@ -8,7 +8,8 @@ import { runServer } from "./serve.ts";
 
 export const relayCommand: Command = {
   name: "relay",
-  summary: "Relay TCP/UDP ports to host:port (seed 002's RELAY_N), optionally via a tunnel or SOCKS5 proxy.",
+  summary:
+    "Relay TCP/UDP ports to host:port (RELAY_N variables or -r), optionally via a tunnel or SOCKS5 proxy.",
   usage:
     'relay [-r "in_port;out_port;out_host;TCP|UDP[;bind=..;via=..;udp_timeout=..;proxy_protocol=v1|v2]"]... [--env-file FILE] [--connect-timeout S] [--logging y|n] [--health-check y|n] [--admin-listen HOST:PORT]',
   async run(args) {
