@@ -323,7 +323,12 @@ export class Device implements PeerHost {
     let data = raw;
     if (this.#transform) {
       const decoded = this.#transform.decode(raw);
-      if (!decoded) return this.#drop("transform");
+      if (!decoded) {
+        return this.#drop("transform", {
+          msg: "datagram failed to deobfuscate (different Obfs password, or not WireGuard)",
+          from: endpointKey(from),
+        });
+      }
       data = decoded;
     }
     switch (messageType(data)) {
