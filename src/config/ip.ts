@@ -10,73 +10,21 @@
  *   rejected: a tunnel address has no link.
  */
 import type { Endpoint, IpPrefix } from "../wireguard/config.ts";
+import { parseIpv4 as wireParseIpv4 } from "../wire/ipv4.ts";
+import { parseIpv6 as wireParseIpv6 } from "../wire/ipv6.ts";
 
 export const IPV4_LEN = 4;
 export const IPV6_LEN = 16;
 const IPV6_GROUPS = 8;
 
-const OCTET = /^(0|[1-9][0-9]{0,2})$/;
-const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
-
-/** Dotted-quad IPv4 to 4 bytes, or undefined when it is not exactly that. */
+/** Dotted-quad IPv4 to 4 bytes, or undefined when it is not exactly that (the wire layer's parser). */
 export function parseIpv4(text: string): Uint8Array | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  const out = new Uint8Array(IPV4_LEN);
-  for (let i = 0; i < 4; i++) {
-    if (!OCTET.test(parts[i])) return undefined;
-    const n = Number(parts[i]);
-    if (n > 255) return undefined;
-    out[i] = n;
-  }
-  return out;
+  return wireParseIpv4(text) ?? undefined;
 }
 
-/** Parses a run of colon-separated groups; the last may be a dotted IPv4 when `allowIpv4Tail`. */
-function parseGroups(part: string, allowIpv4Tail: boolean): number[] | undefined {
-  if (part === "") return [];
-  const pieces = part.split(":");
-  const groups: number[] = [];
-  for (let i = 0; i < pieces.length; i++) {
-    const p = pieces[i];
-    if (allowIpv4Tail && i === pieces.length - 1 && p.includes(".")) {
-      const v4 = parseIpv4(p);
-      if (!v4) return undefined;
-      groups.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
-    } else {
-      if (!HEX_GROUP.test(p)) return undefined;
-      groups.push(parseInt(p, 16));
-    }
-  }
-  return groups;
-}
-
-/** RFC 4291 text form to 16 bytes, or undefined. No brackets, no zone id. */
+/** RFC 4291 text form to 16 bytes, or undefined. No brackets, no zone id (the wire layer's parser). */
 export function parseIpv6(text: string): Uint8Array | undefined {
-  if (text.length < 2 || text.length > 45 || !/^[0-9a-fA-F:.]+$/.test(text)) return undefined;
-  const doubleColon = text.indexOf("::");
-  let groups: number[];
-  if (doubleColon < 0) {
-    const all = parseGroups(text, true);
-    if (!all || all.length !== IPV6_GROUPS) return undefined;
-    groups = all;
-  } else {
-    if (text.indexOf("::", doubleColon + 1) >= 0) return undefined;
-    const tailText = text.slice(doubleColon + 2);
-    const head = parseGroups(text.slice(0, doubleColon), false);
-    const tail = parseGroups(tailText, true);
-    if (!head || !tail) return undefined;
-    // "::" stands for at least one zero group (RFC 4291 2.2 item 2).
-    const missing = IPV6_GROUPS - head.length - tail.length;
-    if (missing < 1) return undefined;
-    groups = [...head, ...new Array<number>(missing).fill(0), ...tail];
-  }
-  const out = new Uint8Array(IPV6_LEN);
-  for (let i = 0; i < IPV6_GROUPS; i++) {
-    out[2 * i] = groups[i] >> 8;
-    out[2 * i + 1] = groups[i] & 0xff;
-  }
-  return out;
+  return wireParseIpv6(text) ?? undefined;
 }
 
 /** An IPv4 or IPv6 literal to 4 or 16 bytes, or undefined when it is neither. */
