@@ -156,7 +156,10 @@ Deno.test("check-config: every error on its own line with source, line and expec
 
     const json = await checkConfig(["--json", "-c", `${dir}/bad.conf`]);
     assertEquals(json.code, 1);
-    assertEquals(json.stdout, "");
+    const report = JSON.parse(json.stdout);
+    assertEquals(report.valid, false);
+    assertEquals(report.errors.length, 3, "the same errors as the text form, as JSON");
+    assertStringIncludes(report.errors[0], `${dir}/bad.conf:3: Address`);
     assertNoSecrets(json);
   });
 });
@@ -228,4 +231,19 @@ Deno.test("check-config: accepts the loader's flags, which beat the environment"
   const bad = await checkConfig(["--mtu", "1"], { WG_CONFIG: INI });
   assertEquals(bad.code, 1);
   assertStringIncludes(bad.stderr, '--mtu: expected an MTU 576..65535, got "1"');
+});
+
+Deno.test("check-config --json prints errors as JSON on stdout and exits 1", async () => {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, "check-config", "--json"],
+    env: { RELAY_1: "99999;80;example.com;TCP" },
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const out = await cmd.output();
+  if (out.code !== 1) throw new Error(`exit ${out.code}`);
+  const parsed = JSON.parse(new TextDecoder().decode(out.stdout));
+  if (parsed.valid !== false || !parsed.errors.some((m: string) => m.includes("RELAY_1"))) {
+    throw new Error(`unexpected: ${JSON.stringify(parsed)}`);
+  }
 });

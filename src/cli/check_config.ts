@@ -128,7 +128,12 @@ export const checkConfigCommand: Command = {
       });
     } catch (e) {
       const errors = ConfigErrors.flatten(e);
-      for (const err of errors) console.error(err.message);
+      if (values.json) {
+        // Machine-readable for scripts; the messages are the same (they never contain secrets).
+        console.log(JSON.stringify({ valid: false, errors: errors.map((err) => err.message) }, null, 2));
+      } else {
+        for (const err of errors) console.error(err.message);
+      }
       console.error(`check-config: ${errors.length} error${errors.length === 1 ? "" : "s"}`);
       return 1;
     }

@@ -130,7 +130,10 @@ export const demoCommand: Command = {
       const body = await res.text();
       console.log(`\nself-check:    GET ${demo.publicUrl} -> ${res.status}: ${body.split("\n")[0]}`);
       const ok = pinged === 4 * count && res.status === 200;
-      if (parsed.values.once) return ok ? 0 : 1;
+      if (parsed.values.once) {
+        console.log("\n--once: stopping now; the URLs above close with it.");
+        return ok ? 0 : 1;
+      }
       console.log("\nRunning. Press Ctrl-C to stop.");
       await waitForShutdownSignal();
       return ok ? 0 : 1;
