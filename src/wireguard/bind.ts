@@ -11,6 +11,7 @@ export interface BindEndpoint {
   port: number;
 }
 
+/** Called once per datagram; `data` is only valid during the call (the bind reuses its buffer). */
 export type DatagramReceiver = (data: Uint8Array, from: BindEndpoint) => void;
 
 export interface Bind {
@@ -52,10 +53,13 @@ export class UdpBind implements Bind {
   }
 
   async #receiveLoop(conn: Deno.DatagramConn, receive: DatagramReceiver): Promise<void> {
+    // Without a buffer Deno allocates 64 KiB per datagram. The receiver handles each datagram synchronously and
+    // copies what it keeps (keys, ephemerals, decrypted plaintext), so one buffer serves every receive.
+    const buffer = new Uint8Array(65536);
     while (!this.#closed) {
       let data: Uint8Array, addr: Deno.Addr;
       try {
-        [data, addr] = await conn.receive();
+        [data, addr] = await conn.receive(buffer);
       } catch (e) {
         if (this.#closed) return;
         this.#log.warn("udp receive failed", { error: (e as Error).message });
