@@ -170,3 +170,12 @@ Deno.test("TAI64N: 2^62 + 10 + seconds, big-endian; nanoseconds whitened; orderi
   assert(tai64nAfter(tai64n(1_700_000_001_000), t));
   assert(!tai64nAfter(t, t));
 });
+
+Deno.test("AEAD seal with header room: the same ciphertext after the reserved bytes, both backends", () => {
+  const v = RFC8439_VECTOR;
+  for (const backend of [nativeAead, nobleAead]) {
+    const out = backend.seal(fromHex(v.key), fromHex(v.nonce), fromHex(v.plaintext), fromHex(v.aad), 16);
+    assertEquals(out.subarray(0, 16), new Uint8Array(16), `${backend.name}: room left zero`);
+    assertEquals(toHex(out.subarray(16)), v.sealed, `${backend.name}: ciphertext after the room`);
+  }
+});

@@ -2,7 +2,7 @@
  * One peer: its handshake, sessions, timers and the send path (wireguard-go peer.go + send.go). The device
  * owns the socket, the index table and the receive path, and reaches a peer through these methods.
  */
-import { aead, counterNonce, TAG_LEN } from "../crypto/aead.ts";
+import { aead, counterNonce } from "../crypto/aead.ts";
 import { encodeKey } from "../crypto/x25519.ts";
 import type { Clock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
@@ -286,21 +286,24 @@ export class Peer {
       plaintext = new Uint8Array(padded);
       plaintext.set(packet);
     }
-    const sealed = aead().seal(kp.sendKey, counterNonce(counter, this.#nonce), plaintext);
-    const msg = new Uint8Array(TRANSPORT_HEADER_SIZE + sealed.length);
-    const view = new DataView(msg.buffer);
+    const msg = aead().seal(
+      kp.sendKey,
+      counterNonce(counter, this.#nonce),
+      plaintext,
+      undefined,
+      TRANSPORT_HEADER_SIZE,
+    );
+    const view = new DataView(msg.buffer, msg.byteOffset, msg.byteLength);
     msg[0] = MESSAGE_TRANSPORT;
     view.setUint32(4, kp.remoteIndex, true);
     view.setUint32(8, counter % 0x1_0000_0000, true);
     view.setUint32(12, Math.floor(counter / 0x1_0000_0000), true);
-    msg.set(sealed, TRANSPORT_HEADER_SIZE);
     this.stats.txBytes += msg.length;
     this.stats.txPackets++;
     this.host.sendDatagram(msg, this.endpoint!);
     this.timers.anyAuthenticatedPacketTraversal();
     this.timers.anyAuthenticatedPacketSent();
     if (packet.length > 0) this.timers.dataSent();
-    void TAG_LEN;
   }
 
   /** The initiator rekeys on send once the session is REKEY_AFTER_TIME old or has sent too many messages. */
