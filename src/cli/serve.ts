@@ -22,6 +22,7 @@ import { RELAY_DEFAULTS } from "../config/relay.ts";
 import { VERSION } from "./version.ts";
 import { logger } from "../util/log.ts";
 import { openTunnel, type Tunnel } from "../net/tunnels.ts";
+import type { TcpOptions } from "../netstack/tcp/options.ts";
 import { formatWgQuick } from "../config/canonical.ts";
 import { rpcStarter, rpsStarter } from "../services/rp/starter.ts";
 import { mwgpStarter } from "../services/mwgp/starter.ts";
@@ -38,7 +39,24 @@ export type TunnelNetFactory = (
   name: string,
   cfg: WgConfig,
   registry: ServiceRegistry,
+  tcp?: Partial<TcpOptions>,
 ) => Promise<TunnelNetHandle>;
+
+/**
+ * KEEPALIVE_IDLE/INTVL/CNT for TCP inside tunnels. Host sockets cannot take them (Deno only switches
+ * SO_KEEPALIVE on; the kernel's tcp_keepalive_* apply there), but the userspace stack can, so relays that
+ * egress through a tunnel get exactly the configured probing.
+ */
+export function tunnelTcpOptions(config: Config): Partial<TcpOptions> | undefined {
+  const o = config.relay?.options;
+  if (!o) return undefined;
+  return {
+    keepAlive: true,
+    keepAliveIdleMs: o.keepAliveIdleSec * 1000,
+    keepAliveIntervalMs: o.keepAliveIntervalSec * 1000,
+    keepAliveCount: o.keepAliveCount,
+  };
+}
 
 /** Open named tunnels, for the "tunnels" status section and wgedge_tunnel_* metrics (one registry per serve). */
 const openTunnels = new WeakMap<ServiceRegistry, Map<string, Tunnel>>();
@@ -87,8 +105,8 @@ function tunnelsOf(registry: ServiceRegistry): Map<string, Tunnel> {
 }
 
 /** The default: bring the tunnel up in this process (userspace WireGuard + netstack) and use its Net. */
-const openTunnelNet: TunnelNetFactory = async (name, cfg, registry) => {
-  const tunnel = await openTunnel(cfg, { name });
+const openTunnelNet: TunnelNetFactory = async (name, cfg, registry, tcp) => {
+  const tunnel = await openTunnel(cfg, { name, stack: tcp ? { tcp } : undefined });
   const tunnels = tunnelsOf(registry);
   tunnels.set(name, tunnel);
   log.info("tunnel up", { tunnel: name, publicKey: tunnel.device.publicKey });
@@ -170,7 +188,8 @@ export const tunnelStarter: ServiceStarter = {
     if (!ctx.config.tunnel) return undefined;
     const tunnels = tunnelsOf(ctx.registry);
     let current = ctx.config.tunnel;
-    let tunnel = await openTunnel(current, { name: "main" });
+    const tcp = tunnelTcpOptions(ctx.config);
+    let tunnel = await openTunnel(current, { name: "main", stack: tcp ? { tcp } : undefined });
     tunnels.set("main", tunnel);
     log.info("tunnel up", {
       tunnel: "main",
@@ -185,7 +204,8 @@ export const tunnelStarter: ServiceStarter = {
         tunnels.delete("main");
         if (!config.tunnel) return;
         current = config.tunnel;
-        tunnel = await openTunnel(current, { name: "main" });
+        const tcpNow = tunnelTcpOptions(config);
+        tunnel = await openTunnel(current, { name: "main", stack: tcpNow ? { tcp: tcpNow } : undefined });
         tunnels.set("main", tunnel);
         log.info("tunnel restarted with its new configuration", { tunnel: "main" });
       },
@@ -262,7 +282,7 @@ export class Server {
           new Error(`via=wg:${name}: no tunnel configured (set WG_TUNNEL_${name.toUpperCase()})`),
         );
       }
-      h = tunnelNetFactory(key, cfg, this.registry);
+      h = tunnelNetFactory(key, cfg, this.registry, tunnelTcpOptions(this.#config));
       h.catch(() => this.#tunnels.delete(key));
       this.#tunnels.set(key, h);
     }
