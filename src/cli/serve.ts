@@ -18,10 +18,11 @@ import { ServiceRegistry } from "../services/registry.ts";
 import { type AdminServer, startAdminServer } from "../services/admin/server.ts";
 import { RelayService } from "../services/relay/service.ts";
 import { createEgressLookup, type TunnelLookup } from "../services/relay/egress.ts";
-import { RELAY_DEFAULTS } from "../config/relay.ts";
+import { RELAY_DEFAULTS, type RelayOptions } from "../config/relay.ts";
 import { VERSION } from "./version.ts";
 import { logger } from "../util/log.ts";
 import { openTunnel, type Tunnel } from "../net/tunnels.ts";
+import { HostKeepalive, type KeepaliveTimings } from "../net/keepalive.ts";
 import type { TcpOptions } from "../netstack/tcp/options.ts";
 import { formatWgQuick } from "../config/canonical.ts";
 import { rpcStarter, rpsStarter } from "../services/rp/starter.ts";
@@ -147,6 +148,10 @@ export interface ServiceStarter {
   start(ctx: ServeContext): Promise<RunningService | undefined>;
 }
 
+function keepaliveTimings(o: RelayOptions): KeepaliveTimings {
+  return { idleSec: o.keepAliveIdleSec, intervalSec: o.keepAliveIntervalSec, count: o.keepAliveCount };
+}
+
 export const relayStarter: ServiceStarter = {
   name: "relay",
   async start(ctx) {
@@ -162,10 +167,16 @@ export const relayStarter: ServiceStarter = {
       await svc.stop();
       throw e;
     }
+    // KEEPALIVE_IDLE/INTVL/CNT for the relay's host sockets (see src/net/keepalive.ts).
+    const keepalive = new HostKeepalive(keepaliveTimings(ctx.config.relay.options));
+    if (!keepalive.start()) {
+      log.warn("KEEPALIVE_IDLE/INTVL/CNT cannot be applied here; kernel defaults apply");
+    }
     return {
       name: "relay",
       async reload(config) {
         const r = await svc.apply(config.relay ?? { relays: [], options: RELAY_DEFAULTS });
+        keepalive.update(keepaliveTimings(config.relay?.options ?? RELAY_DEFAULTS));
         log.info("relays reloaded", {
           started: r.started.join(",") || "-",
           stopped: r.stopped.join(",") || "-",
@@ -173,7 +184,10 @@ export const relayStarter: ServiceStarter = {
           failed: Object.keys(r.failed).join(",") || "-",
         });
       },
-      stop: () => svc.stop(),
+      stop: () => {
+        keepalive.stop();
+        return svc.stop();
+      },
     };
   },
 };

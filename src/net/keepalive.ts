@@ -1,0 +1,149 @@
+/**
+ * KEEPALIVE_IDLE/INTVL/CNT for host TCP sockets. Deno's `Conn.setKeepAlive()` only switches SO_KEEPALIVE on
+ * and hands out no file descriptor, so the timings cannot be set per connection. Instead a sweep walks this
+ * process's own descriptors (/proc/self/fd) once a second and gives every TCP socket that has SO_KEEPALIVE on
+ * and was not seen before (by inode) the configured TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT through libc's
+ * setsockopt (FFI). Linux re-arms a socket's keepalive timer when TCP_KEEPIDLE changes, so a connection gets
+ * its timings within a second of opening, long before its first probe.
+ *
+ * Linux only. Without FFI permission or libc it logs once and the kernel's net.ipv4.tcp_keepalive_* stay.
+ */
+import { logger } from "../util/log.ts";
+
+export interface KeepaliveTimings {
+  idleSec: number;
+  intervalSec: number;
+  count: number;
+}
+
+const SOL_SOCKET = 1;
+const SO_KEEPALIVE = 9;
+const SO_PROTOCOL = 38;
+const IPPROTO_TCP = 6;
+const TCP_KEEPIDLE = 4;
+const TCP_KEEPINTVL = 5;
+const TCP_KEEPCNT = 6;
+
+const SYMBOLS = {
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+} as const;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
+
+const log = logger("keepalive");
+let libc: Libc | null | undefined;
+
+function openLibc(): Libc | null {
+  if (libc !== undefined) return libc;
+  try {
+    libc = Deno.build.os === "linux" ? Deno.dlopen("libc.so.6", SYMBOLS) : null;
+  } catch (e) {
+    log.warn("cannot load libc for keepalive timings; the kernel defaults apply to host sockets", {
+      error: (e as Error).message,
+    });
+    libc = null;
+  }
+  return libc;
+}
+
+const intBuf = new Int32Array(1);
+const lenBuf = new Uint32Array(1);
+
+function getInt(lib: Libc, fd: number, level: number, opt: number): number | undefined {
+  lenBuf[0] = 4;
+  return lib.symbols.getsockopt(fd, level, opt, intBuf, lenBuf) === 0 ? intBuf[0] : undefined;
+}
+
+function setInt(lib: Libc, fd: number, level: number, opt: number, value: number): boolean {
+  return lib.symbols.setsockopt(fd, level, opt, new Int32Array([value]), 4) === 0;
+}
+
+/** The kernel's current timings of a TCP socket (tests and diagnostics). */
+export function readKeepalive(fd: number): (KeepaliveTimings & { on: boolean }) | undefined {
+  const lib = openLibc();
+  if (!lib) return undefined;
+  const on = getInt(lib, fd, SOL_SOCKET, SO_KEEPALIVE);
+  const idle = getInt(lib, fd, IPPROTO_TCP, TCP_KEEPIDLE);
+  const intvl = getInt(lib, fd, IPPROTO_TCP, TCP_KEEPINTVL);
+  const cnt = getInt(lib, fd, IPPROTO_TCP, TCP_KEEPCNT);
+  if (on === undefined || idle === undefined || intvl === undefined || cnt === undefined) return undefined;
+  return { on: on === 1, idleSec: idle, intervalSec: intvl, count: cnt };
+}
+
+export class HostKeepalive {
+  /** Inodes already given the timings. */
+  #configured = new Set<string>();
+  /** Inodes that are not TCP (UDP, unix sockets): never candidates. */
+  #notTcp = new Set<string>();
+  #timer: number | undefined;
+  configuredTotal = 0;
+
+  constructor(private timings: KeepaliveTimings, private readonly intervalMs = 1000) {}
+
+  /** Starts the periodic sweep; false when the platform cannot do it (then nothing runs). */
+  start(): boolean {
+    if (!openLibc()) return false;
+    this.sweep();
+    const timer = setInterval(() => this.sweep(), this.intervalMs) as unknown as number;
+    Deno.unrefTimer(timer);
+    this.#timer = timer;
+    return true;
+  }
+
+  /** New timings apply to every socket from the next sweep on. */
+  update(timings: KeepaliveTimings): void {
+    this.timings = timings;
+    this.#configured.clear();
+  }
+
+  /** One pass over the descriptors; returns the fds configured in this pass. */
+  sweep(): number[] {
+    const lib = openLibc();
+    if (!lib) return [];
+    const done: number[] = [];
+    const seen = new Set<string>();
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync("/proc/self/fd")];
+    } catch {
+      return done;
+    }
+    for (const e of entries) {
+      const fd = Number(e.name);
+      let link: string;
+      try {
+        link = Deno.readLinkSync(`/proc/self/fd/${e.name}`);
+      } catch {
+        continue; // closed meanwhile
+      }
+      if (!link.startsWith("socket:")) continue;
+      seen.add(link);
+      if (this.#configured.has(link) || this.#notTcp.has(link)) continue;
+      if (getInt(lib, fd, SOL_SOCKET, SO_PROTOCOL) !== IPPROTO_TCP) {
+        this.#notTcp.add(link);
+        continue;
+      }
+      // Only sockets the program asked keepalive for (Deno's setKeepAlive(true)); checked again next pass.
+      if (getInt(lib, fd, SOL_SOCKET, SO_KEEPALIVE) !== 1) continue;
+      const t = this.timings;
+      if (
+        setInt(lib, fd, IPPROTO_TCP, TCP_KEEPINTVL, t.intervalSec) &&
+        setInt(lib, fd, IPPROTO_TCP, TCP_KEEPCNT, t.count) &&
+        setInt(lib, fd, IPPROTO_TCP, TCP_KEEPIDLE, t.idleSec) // last: re-arms the timer with the full set
+      ) {
+        this.#configured.add(link);
+        this.configuredTotal++;
+        done.push(fd);
+      }
+    }
+    for (const s of this.#configured) if (!seen.has(s)) this.#configured.delete(s);
+    for (const s of this.#notTcp) if (!seen.has(s)) this.#notTcp.delete(s);
+    return done;
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
