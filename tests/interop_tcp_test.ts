@@ -326,14 +326,11 @@ interopTest("interop TCP/UDP: userspace stack against the kernel through wiregua
     await t.step(
       "curl through `wgedge up --forward` reaches a kernel-side HTTP server across the tunnel",
       async () => {
-        // socat's address parser splits at spaces, so the response comes from a script file.
-        const script = await writeConf(
-          dir,
-          "http.sh",
-          "#!/bin/sh\nprintf 'HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\nhello from the kernel side\\n'\n",
-        );
-        await Deno.chmod(script, 0o755);
-        ns.spawn(["socat", "TCP4-LISTEN:8000,bind=10.77.0.1,reuseaddr,fork", `EXEC:${script}`]);
+        // A real HTTP server on the kernel side of the tunnel.
+        const www = `${dir}/www`;
+        await Deno.mkdir(www);
+        await Deno.writeTextFile(`${www}/hello.txt`, "hello from the kernel side\n");
+        ns.spawn(["python3", "-m", "http.server", "8000", "--bind", "10.77.0.1", "--directory", www]);
         await waitFor(
           async () => (await ns.exec(["ss", "-ltn"], { check: false })).stdout.includes(":8000"),
           "http server",
@@ -341,7 +338,7 @@ interopTest("interop TCP/UDP: userspace stack against the kernel through wiregua
         const up = startWgedge(ns, ["up", "-c", conf, "--forward", "tcp://127.0.0.1:18080=10.77.0.1:8000"]);
         try {
           await waitForOutput(up, "forwarding");
-          const r = await ns.exec(["curl", "-sS", "--max-time", "10", "http://127.0.0.1:18080/"], {
+          const r = await ns.exec(["curl", "-sS", "--max-time", "10", "http://127.0.0.1:18080/hello.txt"], {
             check: false,
           });
           assertEquals(r.stdout, "hello from the kernel side\n", r.stderr + up.stderr());
@@ -353,4 +350,4 @@ interopTest("interop TCP/UDP: userspace stack against the kernel through wiregua
   } finally {
     await ns.destroy();
   }
-}, { tools: ["socat", "curl", "ss", "sha256sum"] });
+}, { tools: ["socat", "curl", "ss", "sha256sum", "python3"] });
