@@ -621,6 +621,11 @@ export class IpLayer implements IpSender {
       this.stats.rxDelivered++;
       return;
     }
+    this.#rejectUnknownProtocol(packet, v6, protoFieldOffset);
+  }
+
+  /** No handler for the protocol: count it and answer as RFC 1122 / RFC 8200 say. */
+  #rejectUnknownProtocol(packet: Uint8Array, v6: boolean, protoFieldOffset: number): void {
     this.#drop("unknownProtocol");
     if (v6) {
       this.sendIcmpError(
@@ -642,18 +647,7 @@ export class IpLayer implements IpSender {
     protoFieldOffset: number,
   ): void {
     const h = this.#handlers[proto];
-    if (!h) {
-      this.#drop("unknownProtocol");
-      if (v6) {
-        this.sendIcmpError(
-          packet,
-          ICMPV6_PARAMETER_PROBLEM,
-          ICMPV6_CODE_UNRECOGNIZED_NEXT_HEADER,
-          protoFieldOffset,
-        );
-      } else this.sendIcmpError(packet, ICMPV4_DEST_UNREACHABLE, ICMPV4_CODE_PROTOCOL_UNREACHABLE);
-      return;
-    }
+    if (!h) return this.#rejectUnknownProtocol(packet, v6, protoFieldOffset);
     this.stats.rxDelivered++;
     this.#current = packet;
     try {
