@@ -8,7 +8,7 @@
  * SACK permission ride in the low 5 bits of our timestamp, echoed back in TSecr; a peer without timestamps
  * gets neither (as in Linux), since nothing could bring them back.
  */
-import { mac } from "../../crypto/blake2s.ts";
+import { tupleHash } from "./isn.ts";
 import type { Clock } from "../../util/clock.ts";
 import type { RandomFill } from "../../util/random.ts";
 
@@ -34,28 +34,6 @@ export class SynCookies {
     this.#key = random(new Uint8Array(32));
   }
 
-  #hash(
-    tag: number,
-    local: Uint8Array,
-    lport: number,
-    remote: Uint8Array,
-    rport: number,
-    count: number,
-  ): number {
-    const msg = new Uint8Array(2 + local.length + remote.length + 4);
-    msg[0] = tag;
-    msg[1] = count;
-    msg.set(local, 2);
-    msg.set(remote, 2 + local.length);
-    const o = 2 + local.length + remote.length;
-    msg[o] = lport >>> 8;
-    msg[o + 1] = lport;
-    msg[o + 2] = rport >>> 8;
-    msg[o + 3] = rport;
-    const h = mac(this.#key, msg);
-    return ((h[0] << 24) | (h[1] << 16) | (h[2] << 8) | h[3]) >>> 0;
-  }
-
   #count(): number {
     return Math.floor(this.clock.now() / SLOT_MS) & 0xff;
   }
@@ -76,8 +54,8 @@ export class SynCookies {
     peerMss: number,
   ): number {
     const count = this.#count();
-    const h1 = this.#hash(1, local, lport, remote, rport, 0);
-    const h2 = this.#hash(2, local, lport, remote, rport, count);
+    const h1 = tupleHash(this.#key, [1, 0], local, lport, remote, rport);
+    const h2 = tupleHash(this.#key, [2, count], local, lport, remote, rport);
     const data = (h2 + SynCookies.mssIndex(peerMss)) & 0xffffff;
     return (h1 + peerIsn + ((count << 24) >>> 0) + data) >>> 0;
   }
@@ -91,12 +69,12 @@ export class SynCookies {
     peerIsn: number,
     cookie: number,
   ): number | undefined {
-    const h1 = this.#hash(1, local, lport, remote, rport, 0);
+    const h1 = tupleHash(this.#key, [1, 0], local, lport, remote, rport);
     const rest = (cookie - h1 - peerIsn) >>> 0;
     const count = rest >>> 24;
     const age = (this.#count() - count) & 0xff;
     if (age > MAX_AGE_SLOTS) return undefined;
-    const h2 = this.#hash(2, local, lport, remote, rport, count);
+    const h2 = tupleHash(this.#key, [2, count], local, lport, remote, rport);
     const index = ((rest & 0xffffff) - h2) & 0xffffff;
     return index < COOKIE_MSS_TABLE.length ? COOKIE_MSS_TABLE[index] : undefined;
   }
