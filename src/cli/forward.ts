@@ -6,6 +6,7 @@
 import type { RelaySpec } from "../config/relay.ts";
 import { DEFAULT_UDP_MAX_FLOWS, DEFAULT_UDP_TIMEOUT_SEC } from "../config/relay.ts";
 import { UsageError } from "./command.ts";
+import { unbracket } from "../net/resolve.ts";
 
 const FORWARD_RE =
   /^(tcp|udp):\/\/(\[[0-9a-fA-F:.]+\]|[^\s:=\[\]]+):(\d{1,5})=(\[[0-9a-fA-F:.]+\]|[^\s:=\[\]]+):(\d{1,5})$/;
@@ -17,8 +18,6 @@ function port(text: string, what: string, spec: string): number {
   }
   return n;
 }
-
-const unbracket = (h: string) => h.startsWith("[") ? h.slice(1, -1) : h;
 
 export function parseForward(spec: string, index: number): RelaySpec {
   const m = FORWARD_RE.exec(spec.trim());

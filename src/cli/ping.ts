@@ -6,6 +6,7 @@ import { type Command, intFlag, parseFlags, UsageError } from "./command.ts";
 import { loadTunnelFromFlags, TUNNEL_OPTIONS, TUNNEL_USAGE } from "./tunnel_flags.ts";
 import { openTunnel } from "../net/tunnels.ts";
 import { parseIp } from "../netstack/addr.ts";
+import { unbracket } from "../net/resolve.ts";
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -35,7 +36,7 @@ export const pingCommand: Command = {
     const size = intFlag("size", parsed.values.size, 56, 0, 65000);
     const cfg = await loadTunnelFromFlags(parsed.values);
     const tunnel = await openTunnel(cfg);
-    const dst = parseIp(target.replace(/^\[(.*)\]$/, "$1"));
+    const dst = parseIp(unbracket(target));
     if (dst && !tunnel.device.hasRoute(dst)) {
       tunnel.close();
       console.error(`wgedge ping: no route to ${target}: not inside any peer's AllowedIPs`);

@@ -7,7 +7,7 @@ import { type Command, parseFlags, waitForShutdownSignal } from "./command.ts";
 import { loadTunnelFromFlags, TUNNEL_OPTIONS, TUNNEL_USAGE } from "./tunnel_flags.ts";
 import { openTunnel } from "../net/tunnels.ts";
 import { logger } from "../util/log.ts";
-import { formatPrefix } from "../config/ip.ts";
+import { formatHostPort, formatPrefix } from "../config/ip.ts";
 import { parseIp } from "../netstack/addr.ts";
 import { parseForward } from "./forward.ts";
 import { RELAY_DEFAULTS } from "../config/relay.ts";
@@ -59,9 +59,7 @@ export const upCommand: Command = {
         }
         log.info("forwarding", {
           from: relay.listenAddr,
-          to: spec.outHost.includes(":")
-            ? `[${spec.outHost}]:${spec.outPort}`
-            : `${spec.outHost}:${spec.outPort}`,
+          to: formatHostPort({ host: spec.outHost, port: spec.outPort }),
           protocol: spec.protocol,
         });
       }

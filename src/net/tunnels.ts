@@ -10,6 +10,7 @@ import { Stack, type StackOptions } from "../netstack/stack.ts";
 import { TunnelDialError, TunnelNet } from "./tunnel.ts";
 import type { Conn, DialOptions } from "./types.ts";
 import { parseIp } from "../netstack/addr.ts";
+import { unbracket } from "./resolve.ts";
 import { encodeKey } from "../crypto/x25519.ts";
 import { logger } from "../util/log.ts";
 
@@ -23,7 +24,7 @@ export class RoutedTunnelNet extends TunnelNet {
   }
 
   override dialTcp(hostname: string, port: number, opts?: DialOptions): Promise<Conn> {
-    const addr = parseIp(hostname.replace(/^\[(.*)\]$/, "$1"));
+    const addr = parseIp(unbracket(hostname));
     if (addr && !this.device.hasRoute(addr)) {
       return Promise.reject(
         new TunnelDialError(`${this.name}: no route to ${hostname}: not inside any peer's AllowedIPs`),

@@ -10,8 +10,8 @@ import { equalBytes } from "../util/bytes.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { type Logger, logger } from "../util/log.ts";
 import { cryptoRandom, type RandomFill, randomU32 } from "../util/random.ts";
-import { parseIpv4 } from "../wire/ipv4.ts";
-import { parseIpv6 } from "../wire/ipv6.ts";
+import { formatIpv4, parseIpv4 } from "../wire/ipv4.ts";
+import { formatIpv6, parseIpv6 } from "../wire/ipv6.ts";
 import {
   CookieReplyMessage,
   InitiationMessage,
@@ -510,7 +510,9 @@ export class Device implements PeerHost {
       peers: this.peers.map((p) => ({
         publicKey: encodeKey(p.publicKey),
         endpoint: p.endpoint ? endpointKey(p.endpoint) : null,
-        allowedIps: this.#routes.entriesFor(p).map((e) => `${formatAddr(e.addr)}/${e.prefix}`),
+        allowedIps: this.#routes.entriesFor(p).map((e) =>
+          `${e.addr.length === 4 ? formatIpv4(e.addr) : formatIpv6(e.addr)}/${e.prefix}`
+        ),
         persistentKeepalive: p.persistentKeepaliveMs / 1000,
         keying: equalBytes(p.handshake.presharedKey, new Uint8Array(32)) ? "public-key-only" : "preshared",
         lastHandshake: p.stats.lastHandshakeWallMs
@@ -535,13 +537,6 @@ export class Device implements PeerHost {
 
 function literalIp(host: string): Uint8Array | null {
   return host.includes(":") ? parseIpv6(host) : parseIpv4(host);
-}
-
-function formatAddr(a: Uint8Array): string {
-  if (a.length === 4) return a.join(".");
-  const parts: string[] = [];
-  for (let i = 0; i < 16; i += 2) parts.push(((a[i] << 8) | a[i + 1]).toString(16));
-  return parts.join(":").replace(/(^|:)0(:0)+(:|$)/, "::");
 }
 
 /** IP bytes || port (big-endian): what a cookie is bound to. */
