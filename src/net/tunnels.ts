@@ -1,8 +1,4 @@
-/**
- * Bringing a tunnel up: WgConfig -> WireGuard Device (UDP bind, obfuscation) -> userspace Stack on it.
- * TunnelPool shares tunnels between users of the same configuration and closes one when its last user
- * releases it (seed 000's "cache & refcount").
- */
+/** Bringing a tunnel up: WgConfig -> WireGuard Device (UDP bind, obfuscation) -> userspace Stack on it. */
 import { Device, type DeviceOptions } from "../wireguard/device.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import { obfuscationTransform } from "../wireguard/obfs.ts";
@@ -11,8 +7,6 @@ import { TunnelDialError, TunnelNet } from "./tunnel.ts";
 import type { Conn, DialOptions } from "./types.ts";
 import { parseIp } from "../netstack/addr.ts";
 import { unbracket } from "./resolve.ts";
-import { encodeKey } from "../crypto/x25519.ts";
-import { logger } from "../util/log.ts";
 
 /**
  * A TunnelNet that refuses at once to dial outside every peer's AllowedIPs (as Linux answers "Required key
@@ -85,81 +79,4 @@ export async function openTunnel(cfg: WgConfig, opts: OpenTunnelOptions = {}): P
       device.close();
     },
   };
-}
-
-/** A stable key for "the same tunnel": private key, addresses and peers (order-insensitive). */
-export function tunnelKey(cfg: WgConfig): string {
-  const peers = cfg.peers.map((p) =>
-    [
-      encodeKey(p.publicKey),
-      p.endpoint ? `${p.endpoint.host}:${p.endpoint.port}` : "",
-      p.allowedIps.map((a) => `${a.address}/${a.prefix}`).sort().join(","),
-      p.presharedKey ? encodeKey(p.presharedKey) : "",
-      p.persistentKeepalive ?? 0,
-    ].join("|")
-  ).sort();
-  return JSON.stringify([
-    encodeKey(cfg.iface.privateKey),
-    cfg.iface.addresses.map((a) => `${a.address}/${a.prefix}`).sort(),
-    cfg.iface.listenPort ?? 0,
-    cfg.iface.mtu,
-    cfg.iface.obfs ?? "",
-    peers,
-  ]);
-}
-
-interface PoolEntry {
-  tunnel: Promise<Tunnel>;
-  refs: number;
-}
-
-export class TunnelPool {
-  readonly #entries = new Map<string, PoolEntry>();
-  readonly #log = logger("tunnels");
-  #seq = 0;
-
-  constructor(
-    private readonly open: (cfg: WgConfig, name: string) => Promise<Tunnel> = (cfg, name) =>
-      openTunnel(cfg, { name }),
-  ) {}
-
-  /** A shared tunnel for cfg; pair every acquire with one release. */
-  acquire(cfg: WgConfig, name?: string): Promise<Tunnel> {
-    const key = tunnelKey(cfg);
-    let entry = this.#entries.get(key);
-    if (!entry) {
-      const tunnel = this.open(cfg, name ?? `wg${this.#seq++}`);
-      entry = { tunnel, refs: 0 };
-      this.#entries.set(key, entry);
-      tunnel.catch(() => this.#entries.delete(key));
-    }
-    entry.refs++;
-    return entry.tunnel;
-  }
-
-  async release(cfg: WgConfig): Promise<void> {
-    const key = tunnelKey(cfg);
-    const entry = this.#entries.get(key);
-    if (!entry) return;
-    if (--entry.refs > 0) return;
-    this.#entries.delete(key);
-    try {
-      const t = await entry.tunnel;
-      t.close();
-      this.#log.info("tunnel closed (no more users)", { tunnel: t.name });
-    } catch { /* it never opened */ }
-  }
-
-  get size(): number {
-    return this.#entries.size;
-  }
-
-  async closeAll(): Promise<void> {
-    for (const e of this.#entries.values()) {
-      try {
-        (await e.tunnel).close();
-      } catch { /* never opened */ }
-    }
-    this.#entries.clear();
-  }
 }
