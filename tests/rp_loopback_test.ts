@@ -11,6 +11,7 @@ import { createHostNet } from "../src/net/host.ts";
 import { type Clock, ManualClock } from "../src/util/clock.ts";
 import { seededRandom } from "../src/util/random.ts";
 import { freePort, LoopbackTunnel } from "./rp_loopback_net.ts";
+import { echoWithRetry } from "./helpers/udp.ts";
 
 const host = createHostNet();
 const SERVER_IP = "127.0.0.1";
@@ -161,22 +162,7 @@ Deno.test("rp loopback: a socat UDP echo answers through a /udp mapping from 20 
       sockets.push(Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" }));
     }
     const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: publicPort };
-    await Promise.all(sockets.map(async (s, i) => {
-      const msg = `datagram from client socket ${i}`;
-      // UDP may drop the very first datagram while socat forks; retry a bounded number of times.
-      for (let attempt = 0; attempt < 20; attempt++) {
-        await s.send(new TextEncoder().encode(msg), to);
-        const reply = await Promise.race([
-          s.receive().then(([d]) => new TextDecoder().decode(d)),
-          new Promise<null>((r) => setTimeout(() => r(null), 250)),
-        ]);
-        if (reply !== null) {
-          assertEquals(reply, msg);
-          return;
-        }
-      }
-      throw new Error(`no echo for socket ${i}`);
-    }));
+    await Promise.all(sockets.map((s, i) => echoWithRetry(s, to, `datagram from client socket ${i}`)));
     const m = server.listAll()[0];
     assertEquals(m.connections_total, 20, "one flow per client port");
   } finally {

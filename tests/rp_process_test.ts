@@ -7,6 +7,7 @@ import { run, waitFor } from "./helpers/interop.ts";
 import { seededRandom } from "../src/util/random.ts";
 import { freePort } from "./rp_loopback_net.ts";
 import { adminJson, adminMappings, WgedgeProcess, writePairConfigs } from "./rp_helpers.ts";
+import { echoWithRetry } from "./helpers/udp.ts";
 
 const SIZE = 64 * 1024 * 1024;
 const SEED = 2024;
@@ -105,18 +106,7 @@ Deno.test({
       for (let i = 0; i < 20; i++) {
         sockets.push(Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" }));
       }
-      await Promise.all(sockets.map(async (s, i) => {
-        const msg = `udp ${i} via the tunnel`;
-        for (let attempt = 0; attempt < 20; attempt++) {
-          await s.send(new TextEncoder().encode(msg), to);
-          const reply = await Promise.race([
-            s.receive().then(([d]) => new TextDecoder().decode(d)),
-            new Promise<null>((r) => setTimeout(() => r(null), 500)),
-          ]);
-          if (reply !== null) return assertEquals(reply, msg);
-        }
-        throw new Error(`no echo for socket ${i}`);
-      }));
+      await Promise.all(sockets.map((s, i) => echoWithRetry(s, to, `udp ${i} via the tunnel`)));
 
       // The operator view: owner, connections and bytes of every mapping; metrics; dashboard.
       // (The last bytes may still be in flight between rps and curl when fetch returns.)

@@ -21,6 +21,7 @@ import type { Conn } from "../../src/net/types.ts";
 import { writeAll } from "../../src/net/pipe.ts";
 import { honoHandler, serveHttp1 } from "../../src/net/http1.ts";
 import { seededRandom } from "../../src/util/random.ts";
+import { echoWithRetry } from "./udp.ts";
 
 const [confPath, mode, ...rest] = Deno.args;
 const { config } = await loadConfig({ env: {}, flags: { config: confPath } });
@@ -170,17 +171,13 @@ try {
     case "udp-ask": {
       const sock = net.listenUdp({ port: 0 });
       say("READY");
-      let ok = 0;
+      const to = { transport: "udp" as const, hostname: rest[0], port: Number(rest[1]) };
+      let ok = 0, sends = 0;
       for (let i = 0; i < Number(rest[2]); i++) {
-        const msg = new TextEncoder().encode(`datagram ${i}`);
-        await sock.send(msg, { transport: "udp", hostname: rest[0], port: Number(rest[1]) });
-        const reply = await Promise.race([
-          sock.receive(),
-          new Promise<null>((r) => setTimeout(() => r(null), 3000)),
-        ]);
-        if (reply && new TextDecoder().decode(reply[0]) === `datagram ${i}`) ok++;
+        sends += await echoWithRetry(sock, to, `datagram ${i}`, { attempts: 10 });
+        ok++;
       }
-      say(`RESULT ok=${ok}`);
+      say(`RESULT ok=${ok} sends=${sends}`);
       sock.close();
       break;
     }
