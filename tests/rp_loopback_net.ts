@@ -77,19 +77,5 @@ function wrapConn(c: Conn, localAddr: NetAddr, remoteAddr: () => NetAddr, onClos
   };
 }
 
-/** A free TCP+UDP port on 127.0.0.1 (bound and released; tests use it right away). */
-export function freePort(): number {
-  for (let i = 0; i < 50; i++) {
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (l.addr as Deno.NetAddr).port;
-    l.close();
-    try {
-      const u = Deno.listenDatagram({ hostname: "127.0.0.1", port, transport: "udp" });
-      u.close();
-      return port;
-    } catch {
-      // UDP port taken; try another
-    }
-  }
-  throw new Error("no free port");
-}
+/** A free TCP+UDP port, reserved against parallel test files (helpers/ports.ts says why). */
+export { freePort } from "./helpers/ports.ts";

@@ -229,12 +229,14 @@ export class WireguardGo {
       await Deno.remove(`/var/run/wireguard/${ifname}.sock`).catch(() => {});
     });
     // wireguard-go creates its UAPI socket asynchronously; poll (bounded) until `wg` can talk to it.
-    for (let i = 0; i < 100; i++) {
+    let lastError = "";
+    await waitFor(async () => {
       const r = await ns.exec(["wg", "show", ifname], { check: false });
-      if (r.code === 0) break;
-      if (i === 99) throw new Error(`wireguard-go ${ifname} did not come up: ${r.stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      lastError = r.stderr;
+      return r.code === 0;
+    }, `wireguard-go ${ifname} to come up`).catch(() => {
+      throw new Error(`wireguard-go ${ifname} did not come up: ${lastError}`);
+    });
     const wg = new WireguardGo(ns, ifname, child);
     const dir = await Deno.makeTempDir({ prefix: "wgedge-test-" });
     ns.cleanups.push(() => Deno.remove(dir, { recursive: true }));
@@ -278,15 +280,27 @@ export async function wgPsk(): Promise<string> {
   return (await run(["wg", "genpsk"])).stdout.trim();
 }
 
-/** Polls cond every intervalMs until true or the bounded number of tries runs out. */
+/**
+ * The shortest time waitFor gives a condition. CI runs the test files in parallel on 2 cores next to
+ * wireguard-go, iperf3 and 64 MiB transfers: a process start or a handshake can take seconds there although
+ * nothing is wrong, and a wait that gives up early fails a correct test.
+ */
+export const WAIT_FOR_MIN_MS = 60_000;
+
+/**
+ * Polls cond every intervalMs until true. Gives up once it has polled `tries` times AND WAIT_FOR_MIN_MS have
+ * passed (bounded either way; a small `tries` never makes the wait short).
+ */
 export async function waitFor(
   cond: () => boolean | Promise<boolean>,
   what: string,
   tries = 200,
   intervalMs = 50,
 ): Promise<void> {
-  for (let i = 0; i < tries; i++) {
+  const deadline = Date.now() + WAIT_FOR_MIN_MS;
+  for (let i = 1;; i++) {
     if (await cond()) return;
+    if (i >= tries && Date.now() >= deadline) break;
     await new Promise((r) => setTimeout(r, intervalMs));
   }
   throw new Error(`timed out waiting for ${what}`);
