@@ -43,6 +43,42 @@ Deno.test({
 });
 
 Deno.test({
+  name: "keepalive: the periodic tick walks the descriptors only after new sockets or new timings",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    let opened = 0;
+    const ka = new HostKeepalive({ idleSec: 19, intervalSec: 3, count: 4 }, 1000, () => opened);
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const conns: Deno.Conn[] = [];
+    try {
+      ka.tick();
+      assertEquals(ka.sweepsRun, 1, "the first tick sweeps");
+      ka.tick();
+      ka.tick();
+      assertEquals(ka.sweepsRun, 1, "nothing new: no descriptor walk");
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      conns.push(c, await listener.accept());
+      c.setKeepAlive(true);
+      opened++;
+      const fds = ka.tick();
+      assertEquals(ka.sweepsRun, 2);
+      assertEquals(fds.length, 1, "the new keepalive socket is configured on the next tick");
+      assertEquals(readKeepalive(fds[0])?.idleSec, 19);
+      ka.update({ idleSec: 23, intervalSec: 3, count: 4 });
+      assertEquals(ka.tick().length, 1, "new timings: swept again although no socket is new");
+      assertEquals(readKeepalive(fds[0])?.idleSec, 23);
+      ka.tick();
+      assertEquals(ka.sweepsRun, 3);
+    } finally {
+      ka.stop();
+      for (const c of conns) c.close();
+      listener.close();
+    }
+  },
+});
+
+Deno.test({
   name: "keepalive: `wgedge relay` applies KEEPALIVE_IDLE to both of a relayed connection's host sockets",
   ignore: Deno.build.os !== "linux",
   sanitizeResources: false,

@@ -13,7 +13,7 @@ import { type Command, parseFlags, UsageError, waitForShutdownSignal } from "./c
 import { type Config, ConfigErrors, isConfigError, loadConfig } from "../config/mod.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import type { Net } from "../net/types.ts";
-import { hostNet } from "../net/host.ts";
+import { hostNet, keepaliveSocketsTuned } from "../net/host.ts";
 import { ServiceRegistry } from "../services/registry.ts";
 import { type AdminServer, startAdminServer } from "../services/admin/server.ts";
 import { RelayService } from "../services/relay/service.ts";
@@ -168,7 +168,11 @@ export const relayStarter: ServiceStarter = {
       throw e;
     }
     // KEEPALIVE_IDLE/INTVL/CNT for the relay's host sockets (see src/net/keepalive.ts).
-    const keepalive = new HostKeepalive(keepaliveTimings(ctx.config.relay.options));
+    const keepalive = new HostKeepalive(
+      keepaliveTimings(ctx.config.relay.options),
+      1000,
+      keepaliveSocketsTuned,
+    );
     if (!keepalive.start()) {
       log.warn("KEEPALIVE_IDLE/INTVL/CNT cannot be applied here; kernel defaults apply");
     }

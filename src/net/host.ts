@@ -44,10 +44,23 @@ function toNetAddr(a: Deno.Addr, transport: "tcp" | "udp"): NetAddr {
   return { transport, hostname: "", port: 0 };
 }
 
+let keepaliveTunedCount = 0;
+
+/**
+ * How many host sockets have had SO_KEEPALIVE switched on so far (a change counter): HostKeepalive walks the
+ * process's descriptors only when this moved, not every second while nothing new was opened.
+ */
+export function keepaliveSocketsTuned(): number {
+  return keepaliveTunedCount;
+}
+
 function tune(c: Deno.TcpConn, opts: HostNetOptions): void {
   try {
     if (opts.noDelay !== false) c.setNoDelay(true);
-    if (opts.keepAlive !== false) c.setKeepAlive(true);
+    if (opts.keepAlive !== false) {
+      c.setKeepAlive(true);
+      keepaliveTunedCount++;
+    }
   } catch {
     // The socket may already be reset by the peer; the first read/write reports it.
   }

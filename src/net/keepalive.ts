@@ -1,7 +1,8 @@
 /**
  * KEEPALIVE_IDLE/INTVL/CNT for host TCP sockets. Deno's `Conn.setKeepAlive()` only switches SO_KEEPALIVE on
  * and hands out no file descriptor, so the timings cannot be set per connection. Instead a sweep walks this
- * process's own descriptors (/proc/self/fd) once a second and gives every TCP socket that has SO_KEEPALIVE on
+ * process's own descriptors (/proc/self/fd) at most once a second, and only after new keepalive sockets were
+ * opened, and gives every TCP socket that has SO_KEEPALIVE on
  * and was not seen before (by inode) the configured TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT through libc's
  * setsockopt (FFI). Linux re-arms a socket's keepalive timer when TCP_KEEPIDLE changes, so a connection gets
  * its timings within a second of opening, long before its first probe.
@@ -77,15 +78,29 @@ export class HostKeepalive {
   /** Inodes that are not TCP (UDP, unix sockets): never candidates. */
   #notTcp = new Set<string>();
   #timer: number | undefined;
+  #lastChange = NaN;
+  #timingsChanged = false;
   configuredTotal = 0;
+  /** Full passes over /proc/self/fd so far (a pass readlinks every descriptor). */
+  sweepsRun = 0;
 
-  constructor(private timings: KeepaliveTimings, private readonly intervalMs = 1000) {}
+  /**
+   * `changes` is a counter that moves whenever a new socket may want the timings (see
+   * `keepaliveSocketsTuned` in host.ts); the periodic tick skips the descriptor walk while it stands still,
+   * so a relay holding 10 000 idle connections does not readlink 20 000 descriptors every second. Without it
+   * every tick sweeps.
+   */
+  constructor(
+    private timings: KeepaliveTimings,
+    private readonly intervalMs = 1000,
+    private readonly changes?: () => number,
+  ) {}
 
   /** Starts the periodic sweep; false when the platform cannot do it (then nothing runs). */
   start(): boolean {
     if (!openLibc()) return false;
-    this.sweep();
-    const timer = setInterval(() => this.sweep(), this.intervalMs) as unknown as number;
+    this.tick();
+    const timer = setInterval(() => this.tick(), this.intervalMs) as unknown as number;
     Deno.unrefTimer(timer);
     this.#timer = timer;
     return true;
@@ -95,12 +110,23 @@ export class HostKeepalive {
   update(timings: KeepaliveTimings): void {
     this.timings = timings;
     this.#configured.clear();
+    this.#timingsChanged = true;
+  }
+
+  /** The periodic step: sweeps when new sockets appeared or the timings changed since the last pass. */
+  tick(): number[] {
+    const now = this.changes?.() ?? NaN;
+    if (!Number.isNaN(now) && now === this.#lastChange && !this.#timingsChanged) return [];
+    this.#lastChange = now;
+    this.#timingsChanged = false;
+    return this.sweep();
   }
 
   /** One pass over the descriptors; returns the fds configured in this pass. */
   sweep(): number[] {
     const lib = openLibc();
     if (!lib) return [];
+    this.sweepsRun++;
     const done: number[] = [];
     const seen = new Set<string>();
     let entries: Deno.DirEntry[];
