@@ -2,9 +2,8 @@
  * KEEPALIVE_IDLE/INTVL/CNT for host TCP sockets. Deno's `Conn.setKeepAlive()` only switches SO_KEEPALIVE on
  * and hands out no file descriptor, so the timings cannot be set per connection. Instead a sweep walks this
  * process's own descriptors (/proc/self/fd) at most once a second, and only after new keepalive sockets were
- * opened, and gives every TCP socket that has SO_KEEPALIVE on
- * and was not seen before (by inode) the configured TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT through libc's
- * setsockopt (FFI). Linux re-arms a socket's keepalive timer when TCP_KEEPIDLE changes, so a connection gets
+ * opened, and gives every TCP socket that has SO_KEEPALIVE on and was not seen before (by inode) the configured
+ * TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT through libc's setsockopt (FFI). Linux re-arms a socket's keepalive timer when TCP_KEEPIDLE changes, so a connection gets
  * its timings within a second of opening, long before its first probe.
  *
  * Linux only. Without FFI permission or libc it logs once and the kernel's net.ipv4.tcp_keepalive_* stay.
