@@ -2,6 +2,7 @@
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { DENO_JSON, MAIN_TS } from "./helpers/interop.ts";
 import { encodeKey, generatePrivateKey, publicKey } from "../src/crypto/x25519.ts";
+import { KEY_EXPECTED } from "../src/config/keys.ts";
 
 const PRIV = encodeKey(generatePrivateKey());
 const PRIV_PUB = encodeKey(publicKey(new Uint8Array(atob(PRIV).split("").map((c) => c.charCodeAt(0)))));
@@ -146,7 +147,7 @@ Deno.test("check-config: every error on its own line with source, line and expec
     const lines = r.stderr.trim().split("\n");
     assertEquals(lines, [
       `${dir}/bad.conf:3: Address: expected an IP prefix like 10.0.0.2/32 or fd00::2/128, got "10.0.0.300/32"`,
-      `${dir}/bad.conf:9: PresharedKey: expected 44 characters of base64 encoding 32 bytes (as printed by \`wg genkey\`)`,
+      `${dir}/bad.conf:9: PresharedKey: expected ${KEY_EXPECTED}, got a 30-character value`,
       `${dir}/bad.conf:11: Endpoint: expected host:port, IPv4:port or [IPv6]:port with a port 1..65535, got "vpn.example.com"`,
       `${dir}/bad.env:1: WG_MTU: expected an MTU 576..65535, got "12"`,
       `WGEDGE_LOG_LEVEL: expected one of debug, info, warn, error, got "chatty"`,

@@ -162,7 +162,7 @@ Deno.test("loader: bad override values and overrides without a tunnel are errors
       'WG_ADDRESS: expected an IP prefix like 10.0.0.2/32 or fd00::2/128, got "10.0.0.256/32"',
     );
     assertStringIncludes(text, `WG_ENDPOINT: expected a [Peer] in ${path}`);
-    assertStringIncludes(text, "WG_PRIVATE_KEY: expected 44 characters of base64");
+    assertStringIncludes(text, "WG_PRIVATE_KEY: expected a base64 WireGuard key (44 characters");
     assert(!text.includes("tooShort"), "a bad key value is not echoed");
     assertEquals(errors.length, 5, text);
     const flagErr = await loadErrors({ env: { WG_CONFIG: INI }, flags: { mtu: "12" } });

@@ -19,6 +19,11 @@ export interface ConfigErrorInit {
   expected: string;
   /** The offending value, shown quoted. Never pass a secret here. */
   got?: string;
+  /**
+   * Shown unquoted instead of `got`, for a value that must not be echoed: a description of it
+   * (`a 12-character value that is neither`).
+   */
+  gotDescription?: string;
 }
 
 /** Longest `got` shown verbatim; longer values are cut with an ellipsis. */
@@ -43,7 +48,11 @@ export function formatConfigProblem(p: ConfigErrorInit): string {
   let where = p.source;
   if (p.line !== undefined) where += `:${p.line}`;
   const key = p.key ? `${p.key}: ` : "";
-  const got = p.got !== undefined ? `, got ${safeShownValue(p.got)}` : "";
+  const got = p.gotDescription !== undefined
+    ? `, got ${p.gotDescription}`
+    : p.got !== undefined
+    ? `, got ${safeShownValue(p.got)}`
+    : "";
   return `${where}: ${key}expected ${p.expected}${got}`;
 }
 
@@ -52,7 +61,10 @@ export class ConfigError extends Error {
   readonly line?: number;
   readonly key?: string;
   readonly expected: string;
-  /** The offending value as shown in the message (quoted, key-shaped text hidden), when one was given. */
+  /**
+   * The offending value as shown in the message (quoted, key-shaped text hidden), or the description shown
+   * instead of it, when one was given.
+   */
   readonly got?: string;
 
   constructor(init: ConfigErrorInit) {
@@ -62,7 +74,7 @@ export class ConfigError extends Error {
     this.line = init.line;
     this.key = init.key;
     this.expected = init.expected;
-    this.got = init.got !== undefined ? safeShownValue(init.got) : undefined;
+    this.got = init.gotDescription ?? (init.got !== undefined ? safeShownValue(init.got) : undefined);
   }
 }
 

@@ -9,6 +9,7 @@ import { ConfigError, ConfigErrors, ProblemCollector } from "./errors.ts";
 import type { LoadContext } from "./context.ts";
 import { readConfigFile } from "./source.ts";
 import { decodeKey, publicKey } from "../crypto/x25519.ts";
+import { describeBadKey } from "./keys.ts";
 
 /** Source validation level for transport packets (csvl/ssvl). */
 export enum SourceValidation {
@@ -146,7 +147,10 @@ class Reader {
     try {
       return decodeKey(v.trim(), k);
     } catch {
-      this.err(path, "a base64-encoded 32-byte key (44 characters); value not shown");
+      this.err(
+        path,
+        `a base64-encoded 32-byte key (44 characters ending in "="); got ${describeBadKey(v)}, not shown`,
+      );
       return undefined;
     }
   }

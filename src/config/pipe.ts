@@ -14,7 +14,7 @@ import { DEFAULT_MTU, type IpPrefix, type WgConfig } from "../wireguard/config.t
 import { decodeKey } from "../crypto/x25519.ts";
 import { ProblemCollector } from "./errors.ts";
 import { parseHostPort, parsePrefix } from "./ip.ts";
-import { KEY_EXPECTED } from "./wgquick.ts";
+import { badKeyError } from "./keys.ts";
 
 export const PIPE_KEEPALIVE_SECONDS = 25;
 export const PIPE_ALLOWED_IPS: readonly IpPrefix[] = [
@@ -68,12 +68,9 @@ export function parsePipeForm(text: string, source: string): WgConfig {
     try {
       return decodeKey(t, name);
     } catch {
-      p.error({
-        source,
-        line,
-        key: `${name} (field ${name === "PrivateKey" ? 1 : 2})`,
-        expected: KEY_EXPECTED,
-      });
+      p.errors.push(
+        badKeyError({ source, line, key: `${name} (field ${name === "PrivateKey" ? 1 : 2})` }, t),
+      );
       return undefined;
     }
   };

@@ -68,7 +68,9 @@ export async function readConfigFile(path: string, sourceName: string | Origin):
     new ConfigError({
       ...origin,
       expected: `inline config content or the path of a readable file (${why})`,
-      got: shown ?? "a value that looks like a key (not shown)",
+      ...(shown !== undefined
+        ? { got: shown }
+        : { gotDescription: `a ${path.trim().length}-character value that looks like a key (not shown)` }),
     });
   if (path === "") throw fail("empty");
   let info: Deno.FileInfo;

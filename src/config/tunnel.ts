@@ -18,11 +18,11 @@
  */
 import type { IpPrefix, WgConfig } from "../wireguard/config.ts";
 import type { Endpoint } from "../wireguard/config.ts";
-import { decodeKey } from "../crypto/x25519.ts";
 import type { LoadContext, Setting } from "./context.ts";
 import { parseHostPort, parsePrefix } from "./ip.ts";
-import { isWorldAccessible, readConfigFile, worldAccessibleWarning } from "./source.ts";
-import { KEY_EXPECTED, MAX_MTU, MIN_IPV6_MTU, MIN_MTU, PREFIX_EXPECTED } from "./wgquick.ts";
+import { isWorldAccessible, worldAccessibleWarning } from "./source.ts";
+import { readKeyOrKeyFile } from "./keys.ts";
+import { MAX_MTU, MIN_IPV6_MTU, MIN_MTU, PREFIX_EXPECTED } from "./wgquick.ts";
 
 export const TUNNEL_PREFIX = "WG_TUNNEL_";
 const TUNNEL_NAME = /^[a-z0-9_]{1,64}$/;
@@ -46,26 +46,11 @@ interface Overrides {
 
 /** A key inline, or a path to a file holding it (like /etc/wireguard/private.key). Never echoed. */
 async function keySetting(ctx: LoadContext, s: Setting): Promise<Uint8Array | undefined> {
-  const v = s.value.trim();
-  try {
-    return decodeKey(v);
-  } catch {
-    // not an inline key: maybe a path
+  const r = await ctx.capture(() => readKeyOrKeyFile(s.value, s));
+  if (r?.path !== undefined && await isWorldAccessible(r.path)) {
+    ctx.warnings.push(worldAccessibleWarning(r.path));
   }
-  if (!v.includes("/")) {
-    ctx.error(s, `${KEY_EXPECTED}, or the path of a file holding it`);
-    return undefined;
-  }
-  const text = await ctx.capture(() => readConfigFile(v, s));
-  if (text === undefined) return undefined;
-  try {
-    const key = decodeKey(text);
-    if (await isWorldAccessible(v)) ctx.warnings.push(worldAccessibleWarning(v));
-    return key;
-  } catch {
-    ctx.errorAt({ source: v, key: s.name, expected: `the file to hold ${KEY_EXPECTED}` });
-    return undefined;
-  }
+  return r?.key;
 }
 
 async function readOverrides(ctx: LoadContext): Promise<{ overrides: Overrides; given: Setting[] }> {

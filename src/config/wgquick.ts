@@ -23,6 +23,7 @@ import {
 import { decodeKey, publicKey as derivePublicKey } from "../crypto/x25519.ts";
 import { equalBytes, toBase64 } from "../util/bytes.ts";
 import { ProblemCollector } from "./errors.ts";
+import { badKeyError } from "./keys.ts";
 import { formatPrefix, isHostname, normalizeIp, parseHostPort, parsePrefix } from "./ip.ts";
 
 export const MIN_MTU = 576;
@@ -30,7 +31,7 @@ export const MAX_MTU = 65535;
 /** IPv6 requires every link to carry 1280-byte packets (RFC 8200 section 5). */
 export const MIN_IPV6_MTU = 1280;
 
-export const KEY_EXPECTED = "44 characters of base64 encoding 32 bytes (as printed by `wg genkey`)";
+export { KEY_EXPECTED } from "./keys.ts";
 export const PREFIX_EXPECTED = "an IP prefix like 10.0.0.2/32 or fd00::2/128";
 
 /** wg-quick keys that configure the host (routes, hooks) rather than the tunnel: accepted, not acted on. */
@@ -218,7 +219,7 @@ function keyValue(p: ProblemCollector, source: string, line: Line, what: string)
     return decodeKey(line.value, what);
   } catch {
     // The value is never echoed: it is (or is meant to be) a secret or at least a key.
-    p.error({ source, line: line.no, key: line.key, expected: KEY_EXPECTED });
+    p.errors.push(badKeyError({ source, line: line.no, key: line.key }, line.value));
     return undefined;
   }
 }
