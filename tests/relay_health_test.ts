@@ -6,18 +6,13 @@ import { ServiceRegistry } from "../src/services/registry.ts";
 import { ManualClock } from "../src/util/clock.ts";
 import { configureLogging } from "../src/util/log.ts";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { freePort } from "./helpers/ports.ts";
 
 configureLogging({ level: "error" });
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
-
+/** Bounded at 60 s: a probe is a real connect, which a loaded CI machine can delay for seconds. */
 async function until(cond: () => boolean, what: string) {
-  for (let i = 0; i < 400; i++) {
+  for (let i = 0; i < 6000; i++) {
     if (cond()) return;
     await new Promise((r) => setTimeout(r, 10));
   }

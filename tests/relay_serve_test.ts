@@ -5,15 +5,10 @@
  */
 import { DENO_JSON, MAIN_TS, waitFor } from "./helpers/interop.ts";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { freePort } from "./helpers/ports.ts";
+import { echoWithRetry } from "./helpers/udp.ts";
 
 const DENO = Deno.execPath();
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
 
 /** Echo server: writes back whatever it reads, per connection. */
 function echoServer() {
@@ -206,13 +201,7 @@ Deno.test({
         await udpEcho.send(d, a);
       }
     })().catch(() => {});
-    const inTcp = freePort(), admin = freePort();
-    const inUdp = (() => {
-      const s = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
-      const p = (s.addr as Deno.NetAddr).port;
-      s.close();
-      return p;
-    })();
+    const inTcp = freePort(), admin = freePort(), inUdp = freePort();
     const child = new Deno.Command(DENO, {
       args: [
         "run",
@@ -255,13 +244,8 @@ Deno.test({
       const c = await Deno.connect({ hostname: "127.0.0.1", port: inTcp });
       assertEquals(await echoOnce(c, "via -r"), "via -r");
       c.close();
-      await client.send(new TextEncoder().encode("dgram"), {
-        transport: "udp",
-        hostname: "127.0.0.1",
-        port: inUdp,
-      });
-      const [d] = await client.receive();
-      assertEquals(new TextDecoder().decode(d), "dgram");
+      // Resent until echoed (bounded): one lost datagram must not hang the test.
+      await echoWithRetry(client, { transport: "udp", hostname: "127.0.0.1", port: inUdp }, "dgram");
       const st = await (await fetch(`http://127.0.0.1:${admin}/api/v1/status`)).json();
       assertEquals(st.relays.map((r: { id: string }) => r.id), ["--relay #1", "--relay #2"]);
       assertEquals(st.relays[0].listen, `127.0.0.1:${inTcp}`);

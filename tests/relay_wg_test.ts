@@ -20,10 +20,11 @@ interopTest("relay via=wg:office reaches a kernel service behind wireguard-go", 
     // The kernel service on the far side: a TCP echo bound to the tunnel address.
     ns.spawn(["socat", "TCP-LISTEN:7000,bind=10.77.0.1,reuseaddr,fork", "EXEC:cat"]);
     ns.spawn(["socat", "UDP-LISTEN:7001,bind=10.77.0.1,reuseaddr,fork", "EXEC:cat"]);
-    await waitFor(
-      async () => (await ns.exec(["ss", "-ltn"], { check: false })).stdout.includes("10.77.0.1:7000"),
-      "echo up",
-    );
+    await waitFor(async () => {
+      const tcp = (await ns.exec(["ss", "-ltn"], { check: false })).stdout;
+      const udp = (await ns.exec(["ss", "-lun"], { check: false })).stdout;
+      return tcp.includes("10.77.0.1:7000") && udp.includes("10.77.0.1:7001");
+    }, "echo up");
 
     const envFile = `${dir}/wgedge.env`;
     await Deno.writeTextFile(
@@ -51,15 +52,26 @@ interopTest("relay via=wg:office reaches a kernel service behind wireguard-go", 
     );
 
     // Through the relay, into the tunnel, to the kernel's echo (several times: each is a new tunnel TCP dial).
+    // socat exits when the echo closes after our FIN; -t only bounds a reply that never ends (a loaded
+    // machine can take longer than socat's 0.5 s default, or 2 s, to bring the reply back).
     for (let i = 0; i < 3; i++) {
-      const r = await ns.exec(["socat", "-t", "2", "-", "TCP:127.0.0.1:9000"], {
+      const r = await ns.exec(["socat", "-t", "30", "-", "TCP:127.0.0.1:9000"], {
         stdin: `hello through wg ${i}\n`,
       });
       assertEquals(r.stdout, `hello through wg ${i}\n`, `relay round trip ${i}\n${err.text()}`);
     }
     // UDP: a datagram through the relay's flow, into the tunnel, to the kernel's UDP echo and back.
-    const u = await ns.exec(["socat", "-t", "2", "-", "UDP:127.0.0.1:9001"], { stdin: "udp through wg\n" });
-    assertEquals(u.stdout, "udp through wg\n", `udp relay round trip\n${err.text()}`);
+    // One datagram (the relay's packet counter is checked exactly below); its echo is awaited with a generous
+    // bound instead of socat's fixed -t wait after stdin EOF, which a UDP reply cannot end early.
+    const udp = ns.spawn(["socat", "-", "UDP:127.0.0.1:9001"], { stdin: "piped", stdout: "piped" });
+    const udpOut = collect(udp.stdout);
+    const udpIn = udp.stdin.getWriter();
+    await udpIn.write(new TextEncoder().encode("udp through wg\n"));
+    await waitFor(() => udpOut.text().includes("\n"), `udp relay round trip\n${err.text()}`);
+    assertEquals(udpOut.text(), "udp through wg\n", `udp relay round trip\n${err.text()}`);
+    await udpIn.close().catch(() => {});
+    udp.kill("SIGKILL");
+    await udp.status;
     const status = JSON.parse((await ns.exec(["curl", "-s", "http://127.0.0.1:8081/api/v1/status"])).stdout);
     const relay = status.relays[0];
     assertEquals(status.relays[1].packetsToClient, 1);
