@@ -2,6 +2,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { HostKeepalive, readKeepalive } from "../src/net/keepalive.ts";
 import { collect, DENO_JSON, MAIN_TS, waitFor } from "./helpers/interop.ts";
+import { freePort } from "./helpers/ports.ts";
 
 Deno.test({
   name: "keepalive: sockets with SO_KEEPALIVE get the configured idle/interval/count; others are left alone",
@@ -86,9 +87,7 @@ Deno.test({
   async fn() {
     const target = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const targetPort = (target.addr as Deno.NetAddr).port;
-    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const inPort = (probe.addr as Deno.NetAddr).port;
-    probe.close();
+    const inPort = freePort();
     const relay = new Deno.Command(Deno.execPath(), {
       args: [
         "run",

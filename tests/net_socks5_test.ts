@@ -8,15 +8,9 @@ import { parseRelayConfig } from "../src/config/relay.ts";
 import { configureLogging } from "../src/util/log.ts";
 import { interopTest, waitFor } from "./helpers/interop.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./helpers/assert.ts";
+import { freePort } from "./helpers/ports.ts";
 
 configureLogging({ level: "error" });
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
 
 async function startMicrosocks(auth?: { user: string; pass: string }) {
   const port = freePort();
@@ -91,15 +85,15 @@ interopTest("socks5: dial through microsocks without auth (IPv4 literal and a na
   const target = greeter();
   try {
     const net = createSocks5Net({ host: "127.0.0.1", port: proxy.port });
-    const c1 = await net.dialTcp("127.0.0.1", target.port, { timeoutMs: 5000 });
+    const c1 = await net.dialTcp("127.0.0.1", target.port, { timeoutMs: 30_000 });
     await c1.write(new TextEncoder().encode("v4"));
     assertEquals(await readToEnd(c1), "hello v4");
-    const c2 = await net.dialTcp("localhost", target.port, { timeoutMs: 5000 });
+    const c2 = await net.dialTcp("localhost", target.port, { timeoutMs: 30_000 });
     await c2.write(new TextEncoder().encode("name"));
     assertEquals(await readToEnd(c2), "hello name");
     // A refused target comes back as the proxy's reply code, named.
     const dead = freePort();
-    await assertRejects(() => net.dialTcp("127.0.0.1", dead, { timeoutMs: 5000 }), "proxy:");
+    await assertRejects(() => net.dialTcp("127.0.0.1", dead, { timeoutMs: 30_000 }), "proxy:");
   } finally {
     await target.close();
     await proxy.stop();
