@@ -66,7 +66,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
     return c.body(redactString(deps.registry.metrics.render()));
   });
   app.get("/api/v1/status", (c) => c.json(status()));
-  app.get("/", (c) => c.html(renderDashboard(status(), deps.refreshSeconds ?? 5)));
+  app.get("/", (c) => c.html(renderDashboard(status(), deps.refreshSeconds ?? 5, clock.wallMs())));
 
   for (const install of deps.registry.routes) install(app);
   return app;

@@ -1,21 +1,13 @@
 /**
  * The dashboard page (seed 002's `./monitor`, in a browser): the status JSON rendered as tables on the server,
  * refreshed by the page itself every few seconds (meta refresh: works without JavaScript, and with Basic auth
- * the browser resends the credentials). Every value is HTML-escaped.
+ * the browser resends the credentials). Every value is HTML-escaped. The "tunnels" section has its own view
+ * (tunnels_view.ts): a table of peers per tunnel.
  */
+import { cell, escapeHtml } from "./html.ts";
+import { renderTunnels } from "./tunnels_view.ts";
 
-export function escapeHtml(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(
-    /'/g,
-    "&#39;",
-  );
-}
-
-function cell(v: unknown): string {
-  if (v === null || v === undefined) return "";
-  if (typeof v === "object") return escapeHtml(JSON.stringify(v));
-  return escapeHtml(String(v));
-}
+export { escapeHtml };
 
 function table(rows: Record<string, unknown>[]): string {
   const cols: string[] = [];
@@ -28,9 +20,11 @@ function table(rows: Record<string, unknown>[]): string {
   return `<table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
 
-function section(name: string, v: unknown): string {
+function section(name: string, v: unknown, nowMs: number): string {
   let inner: string;
-  if (Array.isArray(v)) {
+  if (name === "tunnels" && Array.isArray(v)) {
+    inner = renderTunnels(v, nowMs);
+  } else if (Array.isArray(v)) {
     inner = v.length === 0
       ? '<p class="empty">none</p>'
       : v.every((x) => x && typeof x === "object" && !Array.isArray(x))
@@ -44,9 +38,14 @@ function section(name: string, v: unknown): string {
   return `<section><h2>${escapeHtml(name)}</h2>\n${inner}\n</section>`;
 }
 
-export function renderDashboard(status: Record<string, unknown>, refreshSeconds = 5): string {
+/** The page for a (redacted) status object; `nowMs` (wall clock) turns handshake times into ages. */
+export function renderDashboard(
+  status: Record<string, unknown>,
+  refreshSeconds = 5,
+  nowMs: number = Date.now(),
+): string {
   const { service: _service, version, uptimeSeconds, ...sections } = status;
-  const body = Object.entries(sections).map(([k, v]) => section(k, v)).join("\n");
+  const body = Object.entries(sections).map(([k, v]) => section(k, v, nowMs)).join("\n");
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -59,6 +58,7 @@ body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
 table{border-collapse:collapse;margin-bottom:1rem;font-size:.9rem}
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
 th{background:#f3f3f3} tr.bad td{background:#fde2e2} .empty{color:#888}
+tr.stale td{color:#777} code{font-size:.85rem} h3{margin:.75rem 0 .25rem} h3 small{font-weight:normal;color:#666}
 </style>
 </head>
 <body>
