@@ -1,11 +1,15 @@
 /**
- * ChaCha20-Poly1305 (RFC 8439) with two backends: Deno's native `node:crypto` (fast) and `@noble/ciphers`
- * (portable reference). The native one is used only if it reproduces the RFC 8439 section 2.8.2 vector at
- * start-up; both are tested against the same vectors. XChaCha20-Poly1305 (cookies only) is always noble.
+ * ChaCha20-Poly1305 (RFC 8439) with three backends, preferred in this order: OpenSSL's libcrypto through FFI
+ * (`aead_libcrypto.ts`: no per-packet cipher object, needs --allow-ffi and libcrypto.so.3), Deno's native
+ * `node:crypto`, and `@noble/ciphers` (portable reference). A backend is used only if it reproduces the
+ * RFC 8439 section 2.8.2 vector at start-up; all are tested against the same vectors and each other.
+ * XChaCha20-Poly1305 (cookies only) is always noble.
  */
 import { chacha20poly1305, xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import * as nodeCrypto from "node:crypto";
 import { equalBytes, fromHex } from "../util/bytes.ts";
+import { logger } from "../util/log.ts";
+import { probeLibcryptoAead } from "./aead_libcrypto.ts";
 
 export const TAG_LEN = 16;
 export const NONCE_LEN = 12;
@@ -110,14 +114,73 @@ export function backendPassesVector(backend: AeadBackend): boolean {
   }
 }
 
+/** Names `WGEDGE_AEAD` accepts, in order of preference. */
+export const AEAD_BACKEND_NAMES = ["libcrypto", "native", "noble"] as const;
+export type AeadBackendName = typeof AEAD_BACKEND_NAMES[number];
+
+export interface AeadAvailability {
+  name: AeadBackendName;
+  backend?: AeadBackend;
+  /** Why `backend` is absent. */
+  unavailable?: string;
+}
+
+const probed = new Map<AeadBackendName, AeadAvailability>();
+
+/** Loads one backend and checks it against the vector, once; noble, the reference, is always available. */
+function probe(name: AeadBackendName): AeadAvailability {
+  let entry = probed.get(name);
+  if (!entry) {
+    let backend: AeadBackend | undefined, unavailable: string | undefined;
+    if (name === "libcrypto") ({ backend, reason: unavailable } = probeLibcryptoAead());
+    else backend = name === "native" ? nativeAead : nobleAead;
+    if (backend && name !== "noble" && !backendPassesVector(backend)) {
+      backend = undefined;
+      unavailable = "does not reproduce the RFC 8439 2.8.2 vector";
+    }
+    entry = backend ? { name, backend } : { name, unavailable };
+    probed.set(name, entry);
+  }
+  return entry;
+}
+
+/** Every backend with whether it loaded and passed the vector, in order of preference. */
+export function aeadAvailability(): AeadAvailability[] {
+  return AEAD_BACKEND_NAMES.map(probe);
+}
+
+/** The usable backends, most preferred first; noble is always among them. */
+export function aeadBackends(): AeadBackend[] {
+  return aeadAvailability().flatMap((a) => a.backend ? [a.backend] : []);
+}
+
+/**
+ * The first usable of libcrypto, native, noble, or the one `wanted` names (only that one is loaded then). A
+ * named backend that is unavailable, or an unknown name, gives the default and a warning saying why.
+ */
+export function chooseAeadBackend(wanted?: string): { backend: AeadBackend; warning?: string } {
+  const forced = AEAD_BACKEND_NAMES.find((n) => n === wanted);
+  if (forced && probe(forced).backend) return { backend: probe(forced).backend! };
+  const backend = aeadBackends()[0];
+  if (wanted === undefined || wanted === "") return { backend };
+  const why = forced ? probe(forced).unavailable : `unknown name; expected ${AEAD_BACKEND_NAMES.join("|")}`;
+  return { backend, warning: `WGEDGE_AEAD=${wanted} is unavailable (${why}); using ${backend.name}` };
+}
+
 let selected: AeadBackend | undefined;
 
-/** The backend for the hot path, chosen once: native if it passes the vector, else noble. */
+/** The backend for the hot path, chosen once by `chooseAeadBackend(WGEDGE_AEAD)`; warns at most once. */
 export function aead(): AeadBackend {
   if (!selected) {
-    const wanted = Deno.env.get("WGEDGE_AEAD");
-    if (wanted === "noble") selected = nobleAead;
-    else selected = backendPassesVector(nativeAead) ? nativeAead : nobleAead;
+    let wanted: string | undefined;
+    try {
+      wanted = Deno.env.get("WGEDGE_AEAD");
+    } catch {
+      wanted = undefined; // no env permission: the default
+    }
+    const choice = chooseAeadBackend(wanted);
+    if (choice.warning) logger("crypto").warn(choice.warning);
+    selected = choice.backend;
   }
   return selected;
 }
