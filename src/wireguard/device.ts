@@ -24,7 +24,8 @@ import {
   TRANSPORT_HEADER_SIZE,
 } from "../wire/wireguard.ts";
 import { AllowedIps } from "./allowedips.ts";
-import { type Bind, type BindEndpoint, endpointKey, UdpBind } from "./bind.ts";
+import { type Bind, type BindEndpoint, endpointKey } from "./bind.ts";
+import { defaultBind } from "./bind_linux.ts";
 import type { Endpoint, WgPeerConfig } from "./config.ts";
 import {
   DEFAULT_MTU,
@@ -171,7 +172,7 @@ export class Device implements PeerHost {
     this.mtu = opts.mtu ?? DEFAULT_MTU;
     this.identity = staticIdentity(opts.privateKey);
     this.publicKey = encodeKey(this.identity.publicKey);
-    this.#bind = opts.bind ?? new UdpBind();
+    this.#bind = opts.bind ?? defaultBind();
     this.#transform = opts.transform;
     this.#resolve = opts.resolve ?? defaultResolver;
     this.#cookieChecker = new CookieChecker(this.identity.publicKey, this.random);

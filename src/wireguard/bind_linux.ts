@@ -1,0 +1,647 @@
+/**
+ * A Linux UDP bind through libc (Deno FFI) that moves datagrams in batches. Deno's own socket costs one async
+ * op per datagram each way, which profiling showed to be the largest single cost of the tunnel data path.
+ * Here a waiting `poll()` runs on Deno's blocking thread pool (a `nonblocking` FFI symbol, one promise per
+ * wake-up), and the main thread then drains the socket with synchronous `recvmmsg()` calls, up to
+ * RECV_BATCH datagrams each, into one preallocated arena. Sending is one synchronous `sendto()` per datagram
+ * (no promise, no op), with each peer's encoded sockaddr cached.
+ *
+ * The socket is AF_INET6 with IPV6_V6ONLY off (dual stack; IPv4 peers are v4-mapped on the wire and shown as
+ * plain IPv4), AF_INET where IPv6 is off or an IPv4 address was asked for.
+ *
+ * A full send buffer (EAGAIN) drops the datagram and counts it in `sendErrors`, as a router would: the inner
+ * TCP retransmits, and nothing waits or spins on the main thread. The buffers are raised to 4 MiB so this is
+ * rare (as root past net.core.wmem_max through SO_SNDBUFFORCE).
+ *
+ * Linux on x86_64 and aarch64 only (the struct layouts below are those two LP64 ABIs). `defaultBind()` picks
+ * this bind where it can work and Deno's socket (UdpBind) elsewhere; WGEDGE_UDP=deno|ffi overrides.
+ */
+import { lookup } from "node:dns/promises";
+import { logger } from "../util/log.ts";
+import { formatIpv4, parseIpv4 } from "../wire/ipv4.ts";
+import { formatIpv6, parseIpv6 } from "../wire/ipv6.ts";
+import { type Bind, type BindEndpoint, type DatagramReceiver, endpointKey, UdpBind } from "./bind.ts";
+
+// ---- libc constants (identical on x86_64 and aarch64 Linux: asm-generic) ----
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+const SOCK_DGRAM = 2;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_SNDBUF = 7;
+const SO_RCVBUF = 8;
+const SO_SNDBUFFORCE = 32;
+const SO_RCVBUFFORCE = 33;
+const IPPROTO_IPV6 = 41;
+const IPV6_V6ONLY = 26;
+const MSG_TRUNC = 0x20;
+const MSG_DONTWAIT = 0x40;
+const SHUT_RDWR = 2;
+const POLLIN = 0x1;
+const POLLNVAL = 0x20;
+
+const EINTR = 4;
+const EAGAIN = 11;
+const EACCES = 13;
+const EPERM = 1;
+const EADDRINUSE = 98;
+const EADDRNOTAVAIL = 99;
+const EAFNOSUPPORT = 97;
+
+/** Datagrams per recvmmsg call (wireguard-go reads up to 128 per batch). */
+export const RECV_BATCH = 64;
+/** recvmmsg calls per wake-up before the loop goes back to poll, so timers and other sockets get a turn. */
+const BATCHES_PER_ROUND = 4;
+/** The largest UDP payload over IPv6 without jumbograms is 65527; one slot holds any datagram. */
+const SLOT_SIZE = 65536;
+/** poll() timeout: close() wakes the poll through shutdown(), this only bounds how long a missed wake lasts. */
+const POLL_TIMEOUT_MS = 1000;
+/** Socket buffers asked for; the kernel caps SO_*BUF at net.core.{r,w}mem_max (the FORCE variants need root). */
+const SOCKET_BUFFER_BYTES = 4 << 20;
+/** Bound on the cache of encoded sockaddrs for endpoints passed as fresh objects, and of received sources. */
+const ENDPOINT_CACHE_MAX = 4096;
+
+const SYMBOLS = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
+  // The result is at most 65535 or -1: i32 avoids a BigInt per call.
+  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+} as const;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+const log = logger("wg.bind");
+
+// ---- struct layouts (LP64 Linux: x86_64, aarch64) ----
+
+/** struct msghdr (56 bytes) followed by mmsghdr.msg_len (u32 at 56, padded to 64). */
+const MSGHDR_NAME = 0;
+const MSGHDR_NAMELEN = 8;
+const MSGHDR_IOV = 16;
+const MSGHDR_IOVLEN = 24;
+const MSGHDR_FLAGS = 48;
+const MMSGHDR_LEN = 56;
+const MMSGHDR_SIZE = 64;
+/** struct iovec: iov_base, iov_len. */
+const IOVEC_BASE = 0;
+const IOVEC_LEN = 8;
+const IOVEC_SIZE = 16;
+/** struct sockaddr_in6 (28 bytes): family (host order), port (network order), flowinfo, addr[16], scope_id. */
+const SOCKADDR_IN6_SIZE = 28;
+const SIN6_PORT = 2;
+const SIN6_ADDR = 8;
+const SIN6_SCOPE_ID = 24;
+/** struct sockaddr_in (16 bytes): family, port (network order), addr[4], zero[8]. */
+const SOCKADDR_IN_SIZE = 16;
+const SIN_PORT = 2;
+const SIN_ADDR = 4;
+/** Room for either sockaddr, rounded so every slot stays 4-byte aligned. */
+const NAME_SLOT = 32;
+/** struct pollfd: fd, events (i16), revents (i16). */
+const POLLFD_EVENTS = 4;
+const POLLFD_REVENTS = 6;
+const POLLFD_SIZE = 8;
+
+/** Typed accessors over a sockaddr_in / sockaddr_in6 in a byte buffer (length checked by `family()`). */
+export class SockaddrView {
+  readonly view: DataView;
+  constructor(readonly buf: Uint8Array) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  /** AF_INET or AF_INET6 when `len` bytes hold that family's struct, else 0. */
+  family(len: number): number {
+    if (len < 2 || len > this.buf.length) return 0;
+    const f = this.view.getUint16(0, true);
+    if (f === AF_INET6 && len >= SOCKADDR_IN6_SIZE) return AF_INET6;
+    if (f === AF_INET && len >= SOCKADDR_IN_SIZE) return AF_INET;
+    return 0;
+  }
+  get port(): number {
+    return this.view.getUint16(SIN_PORT, false); // same offset in both structs
+  }
+  get scopeId(): number {
+    return this.view.getUint32(SIN6_SCOPE_ID, true);
+  }
+  /** The address of an AF_INET6 struct; v4-mapped addresses come out as plain IPv4. */
+  addressV6(): string {
+    const a = this.buf.subarray(SIN6_ADDR, SIN6_ADDR + 16);
+    if (isV4Mapped(a)) return formatIpv4(a.subarray(12));
+    return formatIpv6(a);
+  }
+  addressV4(): string {
+    return formatIpv4(this.buf.subarray(SIN_ADDR, SIN_ADDR + 4));
+  }
+
+  /** Writes a sockaddr_in6; returns its length. */
+  static writeV6(out: Uint8Array, addr: Uint8Array, port: number, scopeId = 0): number {
+    out.fill(0, 0, SOCKADDR_IN6_SIZE);
+    const v = new DataView(out.buffer, out.byteOffset, SOCKADDR_IN6_SIZE);
+    v.setUint16(0, AF_INET6, true);
+    v.setUint16(SIN6_PORT, port, false);
+    out.set(addr, SIN6_ADDR);
+    v.setUint32(SIN6_SCOPE_ID, scopeId, true);
+    return SOCKADDR_IN6_SIZE;
+  }
+  /** Writes a sockaddr_in; returns its length. */
+  static writeV4(out: Uint8Array, addr: Uint8Array, port: number): number {
+    out.fill(0, 0, SOCKADDR_IN_SIZE);
+    const v = new DataView(out.buffer, out.byteOffset, SOCKADDR_IN_SIZE);
+    v.setUint16(0, AF_INET, true);
+    v.setUint16(SIN_PORT, port, false);
+    out.set(addr, SIN_ADDR);
+    return SOCKADDR_IN_SIZE;
+  }
+}
+
+function isV4Mapped(a: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (a[i] !== 0) return false;
+  return a[10] === 0xff && a[11] === 0xff;
+}
+
+/**
+ * RECV_BATCH mmsghdrs, each with one iovec onto its own SLOT_SIZE packet slot and its own sockaddr slot, in
+ * two arenas whose addresses never change (ArrayBuffer backing stores do not move). Untouched slot pages are
+ * never faulted in, so the resident cost is about one page per slot.
+ */
+class MmsgVector {
+  readonly headers: Uint8Array;
+  readonly #hv: DataView;
+  readonly packets: Uint8Array;
+  /** The sockaddr slots as words, for comparing a source with the previous one without allocating. */
+  readonly names32: Uint32Array;
+  readonly #namesOff: number;
+
+  constructor(readonly count: number) {
+    const iovOff = count * MMSGHDR_SIZE;
+    this.#namesOff = iovOff + count * IOVEC_SIZE;
+    const headerBytes = this.#namesOff + count * NAME_SLOT;
+    this.headers = new Uint8Array(new ArrayBuffer(headerBytes));
+    this.#hv = new DataView(this.headers.buffer);
+    this.packets = new Uint8Array(new ArrayBuffer(count * SLOT_SIZE));
+    this.names32 = new Uint32Array(this.headers.buffer, this.#namesOff, count * (NAME_SLOT / 4));
+    const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.headers)));
+    const packetsBase = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.packets)));
+    for (let i = 0; i < count; i++) {
+      const h = i * MMSGHDR_SIZE, iov = iovOff + i * IOVEC_SIZE;
+      this.#hv.setBigUint64(iov + IOVEC_BASE, packetsBase + BigInt(i * SLOT_SIZE), true);
+      this.#hv.setBigUint64(iov + IOVEC_LEN, BigInt(SLOT_SIZE), true);
+      this.#hv.setBigUint64(h + MSGHDR_NAME, base + BigInt(this.#namesOff + i * NAME_SLOT), true);
+      this.#hv.setBigUint64(h + MSGHDR_IOV, base + BigInt(iov), true);
+      this.#hv.setBigUint64(h + MSGHDR_IOVLEN, 1n, true);
+      // msg_control stays NULL / 0.
+    }
+    this.resetNames(count);
+  }
+
+  /** recvmmsg overwrites msg_namelen with the source's length: give the first `n` their full room again. */
+  resetNames(n: number): void {
+    for (let i = 0; i < n; i++) {
+      this.#hv.setUint32(i * MMSGHDR_SIZE + MSGHDR_NAMELEN, SOCKADDR_IN6_SIZE, true);
+    }
+  }
+  length(i: number): number {
+    return this.#hv.getUint32(i * MMSGHDR_SIZE + MMSGHDR_LEN, true);
+  }
+  nameLength(i: number): number {
+    return this.#hv.getUint32(i * MMSGHDR_SIZE + MSGHDR_NAMELEN, true);
+  }
+  flags(i: number): number {
+    return this.#hv.getInt32(i * MMSGHDR_SIZE + MSGHDR_FLAGS, true);
+  }
+  data(i: number, len: number): Uint8Array {
+    return new Uint8Array(this.packets.buffer, i * SLOT_SIZE, len);
+  }
+  name(i: number, len: number): Uint8Array {
+    return this.headers.subarray(this.#namesOff + i * NAME_SLOT, this.#namesOff + i * NAME_SLOT + len);
+  }
+}
+
+// ---- libc loading and availability ----
+
+let libcState: { lib: Libc; errno: Deno.UnsafePointerView } | { reason: string } | undefined;
+
+function loadLibc(): { lib: Libc; errno: Deno.UnsafePointerView } | { reason: string } {
+  if (libcState) return libcState;
+  if (Deno.build.os !== "linux") return libcState = { reason: `not Linux (${Deno.build.os})` };
+  if (Deno.build.arch !== "x86_64" && Deno.build.arch !== "aarch64") {
+    return libcState = { reason: `struct layouts not known for ${Deno.build.arch}` };
+  }
+  try {
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+      return libcState = { reason: "no FFI permission (--allow-ffi)" };
+    }
+    const lib = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+    // errno is thread-local; synchronous FFI calls run on the main thread, so its address there is fixed.
+    const errnoPtr = lib.__errno_location();
+    if (!errnoPtr) return libcState = { reason: "libc has no errno location" };
+    libcState = { lib, errno: new Deno.UnsafePointerView(errnoPtr) };
+  } catch (e) {
+    libcState = { reason: `cannot load libc: ${(e as Error).message}` };
+  }
+  return libcState;
+}
+
+/** Why LinuxUdpBind cannot run here, or undefined when it can. */
+export function linuxUdpBindUnavailable(): string | undefined {
+  const s = loadLibc();
+  return "reason" in s ? s.reason : undefined;
+}
+
+function errnoName(code: number): string {
+  const names: Record<number, string> = {
+    [EPERM]: "EPERM",
+    [EINTR]: "EINTR",
+    [EAGAIN]: "EAGAIN",
+    [EACCES]: "EACCES",
+    [EAFNOSUPPORT]: "EAFNOSUPPORT",
+    [EADDRINUSE]: "EADDRINUSE",
+    [EADDRNOTAVAIL]: "EADDRNOTAVAIL",
+    22: "EINVAL",
+    90: "EMSGSIZE",
+    101: "ENETUNREACH",
+    105: "ENOBUFS",
+    113: "EHOSTUNREACH",
+  };
+  return names[code] ?? `errno ${code}`;
+}
+
+function describeErrno(lib: Libc, code: number): string {
+  const p = lib.strerror(code);
+  const text = p ? Deno.UnsafePointerView.getCString(p) : "";
+  return text ? `${text} (${errnoName(code)})` : errnoName(code);
+}
+
+function bindError(lib: Libc, code: number, what: string): Error {
+  const msg = `udp bind ${what}: ${describeErrno(lib, code)}`;
+  if (code === EADDRINUSE) return new Deno.errors.AddrInUse(msg);
+  if (code === EADDRNOTAVAIL) return new Deno.errors.AddrNotAvailable(msg);
+  if (code === EACCES || code === EPERM) return new Deno.errors.PermissionDenied(msg);
+  return new Error(msg);
+}
+
+// ---- the bind ----
+
+export class LinuxUdpBind implements Bind {
+  sendErrors = 0;
+  /** Datagrams dropped on receive: truncated (cannot happen with 64 KiB slots) or a failing recvmmsg. */
+  receiveErrors = 0;
+  /** Datagrams received and batches (recvmmsg calls that returned data): their ratio is the batching won. */
+  rxDatagrams = 0;
+  rxBatches = 0;
+  /** Resolves once the receive loop has ended and the descriptor is closed (after close()). */
+  readonly closed: Promise<void>;
+  #resolveClosed!: () => void;
+  #libc: { lib: Libc; errno: Deno.UnsafePointerView } | undefined;
+  #fd = -1;
+  #family = 0;
+  #closing = false;
+  #loopRunning = false;
+  /** Encoded sockaddr per endpoint object (peers keep the object they were handed) and per text, bounded. */
+  #sockaddrByEndpoint = new WeakMap<BindEndpoint, Uint8Array>();
+  #sockaddrByKey = new Map<string, Uint8Array>();
+  /** One endpoint object per source, so a peer's endpoint keeps its identity (and its cached sockaddr). */
+  #sources = new Map<string, BindEndpoint>();
+  #lastSourceWords = new Uint32Array(NAME_SLOT / 4);
+  #lastSourceLen = 0;
+  #lastSource: BindEndpoint | undefined;
+  #sendErrnoSeen = new Set<number>();
+
+  constructor(private readonly hostname?: string) {
+    this.closed = new Promise((r) => this.#resolveClosed = r);
+  }
+
+  async open(port: number | undefined, receive: DatagramReceiver): Promise<number> {
+    if (this.#fd >= 0 || this.#closing) throw new Error("udp bind: already opened or closed");
+    const state = loadLibc();
+    if ("reason" in state) throw new Error(`udp bind: the libc socket is unavailable: ${state.reason}`);
+    this.#libc = state;
+    const { lib } = state;
+    const p = port ?? 0;
+    if (!Number.isInteger(p) || p < 0 || p > 65535) {
+      throw new RangeError(`udp bind: port ${p} is not in 0..65535`);
+    }
+
+    let fd: number;
+    if (this.hostname) {
+      const ip = await resolveHost(this.hostname);
+      if (this.#closing) throw new Error("udp bind: closed while opening");
+      const v4 = parseIpv4(ip);
+      const addr = v4 ?? parseIpv6(ip);
+      if (!addr) throw new Error(`udp bind: "${this.hostname}" resolved to "${ip}", not an IP address`);
+      const family = v4 ? AF_INET : AF_INET6;
+      const sa = new Uint8Array(SOCKADDR_IN6_SIZE);
+      const len = v4 ? SockaddrView.writeV4(sa, addr, p) : SockaddrView.writeV6(sa, addr, p);
+      fd = this.#socketBound(family, sa.subarray(0, len), v4 ? `${ip}:${p}` : `[${ip}]:${p}`);
+      this.#family = family;
+    } else {
+      const sa6 = new Uint8Array(SOCKADDR_IN6_SIZE);
+      SockaddrView.writeV6(sa6, new Uint8Array(16), p);
+      try {
+        fd = this.#socketBound(AF_INET6, sa6, `[::]:${p}`);
+        this.#family = AF_INET6;
+      } catch (e) {
+        // A taken port is taken for both families; anything else means IPv6 is off here.
+        if (e instanceof Deno.errors.AddrInUse || e instanceof Deno.errors.PermissionDenied) throw e;
+        const sa4 = new Uint8Array(SOCKADDR_IN_SIZE);
+        SockaddrView.writeV4(sa4, new Uint8Array(4), p);
+        fd = this.#socketBound(AF_INET, sa4, `0.0.0.0:${p}`);
+        this.#family = AF_INET;
+      }
+    }
+    this.#fd = fd;
+
+    const local = new Uint8Array(SOCKADDR_IN6_SIZE);
+    const localLen = new Uint32Array([SOCKADDR_IN6_SIZE]);
+    if (lib.getsockname(fd, local, localLen) !== 0) {
+      const err = bindError(lib, this.#errno(), "getsockname");
+      this.#closeFd();
+      throw err;
+    }
+    const boundPort = new SockaddrView(local).port;
+    this.#loopRunning = true;
+    this.#receiveLoop(receive);
+    return boundPort;
+  }
+
+  /** socket + options + bind; closes the socket and throws a typed error when any step fails. */
+  #socketBound(family: number, sockaddr: Uint8Array, what: string): number {
+    const { lib } = this.#libc!;
+    const fd = lib.socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw bindError(lib, this.#errno(), what);
+    const int = new Int32Array(1);
+    const setInt = (level: number, opt: number, value: number): boolean => {
+      int[0] = value;
+      return lib.setsockopt(fd, level, opt, int, 4) === 0;
+    };
+    if (family === AF_INET6 && !setInt(IPPROTO_IPV6, IPV6_V6ONLY, 0)) {
+      const err = bindError(lib, this.#errno(), `${what} (IPV6_V6ONLY off)`);
+      lib.close(fd);
+      throw err;
+    }
+    // FORCE passes net.core.*mem_max but needs CAP_NET_ADMIN; without it the plain option (capped) applies.
+    if (!setInt(SOL_SOCKET, SO_RCVBUFFORCE, SOCKET_BUFFER_BYTES)) {
+      setInt(SOL_SOCKET, SO_RCVBUF, SOCKET_BUFFER_BYTES);
+    }
+    if (!setInt(SOL_SOCKET, SO_SNDBUFFORCE, SOCKET_BUFFER_BYTES)) {
+      setInt(SOL_SOCKET, SO_SNDBUF, SOCKET_BUFFER_BYTES);
+    }
+    if (lib.bind(fd, sockaddr, sockaddr.length) !== 0) {
+      const err = bindError(lib, this.#errno(), what);
+      lib.close(fd);
+      throw err;
+    }
+    return fd;
+  }
+
+  #errno(): number {
+    return this.#libc!.errno.getInt32(0);
+  }
+
+  async #receiveLoop(receive: DatagramReceiver): Promise<void> {
+    const { lib } = this.#libc!;
+    const fd = this.#fd;
+    const vec = new MmsgVector(RECV_BATCH);
+    const pollfd = new Uint8Array(new ArrayBuffer(POLLFD_SIZE));
+    const pv = new DataView(pollfd.buffer);
+    pv.setInt32(0, fd, true);
+    pv.setInt16(POLLFD_EVENTS, POLLIN, true);
+    try {
+      while (!this.#closing) {
+        pv.setInt16(POLLFD_REVENTS, 0, true);
+        const ready = await lib.poll(pollfd, 1n, POLL_TIMEOUT_MS);
+        if (this.#closing) break;
+        if (ready <= 0) continue; // timeout, or EINTR
+        if (pv.getInt16(POLLFD_REVENTS, true) & POLLNVAL) {
+          log.error("udp socket descriptor became invalid; receive loop stops", { fd });
+          break;
+        }
+        for (let round = 0; round < BATCHES_PER_ROUND && !this.#closing; round++) {
+          const n = lib.recvmmsg(fd, vec.headers, RECV_BATCH, MSG_DONTWAIT, null);
+          if (n < 0) {
+            const code = this.#errno();
+            if (code !== EAGAIN && code !== EINTR) {
+              // A queued socket error (POLLERR) is reported once and cleared by this call.
+              this.receiveErrors++;
+              log.debug("udp receive failed", { error: describeErrno(lib, code) });
+            }
+            break;
+          }
+          if (n === 0) break;
+          this.rxBatches++;
+          this.rxDatagrams += n;
+          this.#deliver(vec, n, receive);
+          vec.resetNames(n);
+          if (n < RECV_BATCH) break; // drained; poll again (also lets the event loop run)
+        }
+      }
+    } catch (e) {
+      log.error("udp receive loop failed", { error: (e as Error).stack ?? String(e) });
+    } finally {
+      this.#loopRunning = false;
+      this.#closing = true;
+      this.#closeFd();
+    }
+  }
+
+  #deliver(vec: MmsgVector, n: number, receive: DatagramReceiver): void {
+    for (let i = 0; i < n; i++) {
+      if (vec.flags(i) & MSG_TRUNC) {
+        this.receiveErrors++;
+        continue;
+      }
+      const from = this.#source(vec, i);
+      if (!from) {
+        this.receiveErrors++;
+        continue;
+      }
+      try {
+        receive(vec.data(i, vec.length(i)), from);
+      } catch (e) {
+        // A bug in packet handling must not stop the socket: log it and keep serving.
+        log.error("datagram handler threw", { error: (e as Error).stack ?? String(e) });
+      }
+      if (this.#closing) return;
+    }
+  }
+
+  /** The endpoint of datagram i's source: the previous one when the bytes match, else from the cache. */
+  #source(vec: MmsgVector, i: number): BindEndpoint | undefined {
+    const len = vec.nameLength(i);
+    const w = vec.names32, base = i * (NAME_SLOT / 4), words = (len + 3) >> 2;
+    if (len === this.#lastSourceLen && this.#lastSource) {
+      let same = true;
+      for (let k = 0; k < words; k++) {
+        if (w[base + k] !== this.#lastSourceWords[k]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.#lastSource;
+    }
+    const raw = vec.name(i, len);
+    const sa = new SockaddrView(raw);
+    const family = sa.family(len);
+    if (family === 0) return undefined;
+    let key: string, ep: BindEndpoint | undefined;
+    if (family === AF_INET6) {
+      const address = sa.addressV6(), scope = sa.scopeId;
+      key = `${endpointKey({ address, port: sa.port })}%${scope}`;
+      ep = this.#sources.get(key);
+      if (!ep) ep = { address, port: sa.port };
+    } else {
+      const address = sa.addressV4();
+      key = endpointKey({ address, port: sa.port });
+      ep = this.#sources.get(key);
+      if (!ep) ep = { address, port: sa.port };
+    }
+    if (!this.#sources.has(key)) {
+      if (this.#sources.size >= ENDPOINT_CACHE_MAX) this.#sources.clear();
+      Object.freeze(ep);
+      this.#sources.set(key, ep);
+      // Replies go back to exactly these bytes (scope id of a link-local source included).
+      this.#sockaddrByEndpoint.set(ep, raw.slice());
+    }
+    this.#lastSourceWords.set(w.subarray(base, base + words));
+    this.#lastSourceLen = len;
+    this.#lastSource = ep;
+    return ep;
+  }
+
+  send(data: Uint8Array, to: BindEndpoint): void {
+    const fd = this.#fd;
+    if (fd < 0 || this.#closing) return;
+    let sa = this.#sockaddrByEndpoint.get(to);
+    if (!sa) {
+      sa = this.#encode(to);
+      if (!sa) {
+        this.sendErrors++;
+        return;
+      }
+      this.#sockaddrByEndpoint.set(to, sa);
+    }
+    // Deno takes a plain number for a usize argument (its types say bigint); no BigInt per datagram.
+    const len = data.length as unknown as bigint;
+    if (this.#libc!.lib.sendto(fd, data, len, 0, sa, sa.length) < 0) this.#sendFailed(this.#errno());
+  }
+
+  #sendFailed(code: number): void {
+    this.sendErrors++;
+    // EAGAIN is the expected overload case; any other errno is worth one line the first time it happens.
+    if (code !== EAGAIN && !this.#sendErrnoSeen.has(code)) {
+      this.#sendErrnoSeen.add(code);
+      log.warn("udp send failed (further failures with this error are only counted)", {
+        error: describeErrno(this.#libc!.lib, code),
+      });
+    }
+  }
+
+  /** The sockaddr for an endpoint (cached by its text); undefined when it cannot be reached from this socket. */
+  #encode(to: BindEndpoint): Uint8Array | undefined {
+    const key = endpointKey(to);
+    const cached = this.#sockaddrByKey.get(key);
+    if (cached) return cached;
+    if (!Number.isInteger(to.port) || to.port < 0 || to.port > 65535) return undefined;
+    const v4 = parseIpv4(to.address);
+    let sa: Uint8Array;
+    if (this.#family === AF_INET) {
+      if (!v4) return undefined;
+      sa = new Uint8Array(SOCKADDR_IN_SIZE);
+      SockaddrView.writeV4(sa, v4, to.port);
+    } else {
+      let addr: Uint8Array | null;
+      if (v4) {
+        addr = new Uint8Array(16);
+        addr[10] = addr[11] = 0xff;
+        addr.set(v4, 12);
+      } else {
+        addr = parseIpv6(to.address);
+      }
+      if (!addr) return undefined;
+      sa = new Uint8Array(SOCKADDR_IN6_SIZE);
+      SockaddrView.writeV6(sa, addr, to.port);
+    }
+    if (this.#sockaddrByKey.size >= ENDPOINT_CACHE_MAX) this.#sockaddrByKey.clear();
+    this.#sockaddrByKey.set(key, sa);
+    return sa;
+  }
+
+  /** Idempotent. shutdown() wakes the pending poll at once; the loop then closes the descriptor. */
+  close(): void {
+    if (this.#closing && this.#fd < 0) return;
+    const wasClosing = this.#closing;
+    this.#closing = true;
+    if (this.#fd < 0) {
+      this.#resolveClosed();
+      return;
+    }
+    if (this.#loopRunning) {
+      if (!wasClosing) this.#libc!.lib.shutdown(this.#fd, SHUT_RDWR);
+    } else {
+      this.#closeFd();
+    }
+  }
+
+  #closeFd(): void {
+    if (this.#fd >= 0) {
+      this.#libc!.lib.close(this.#fd);
+      this.#fd = -1;
+    }
+    this.#resolveClosed();
+  }
+}
+
+async function resolveHost(host: string): Promise<string> {
+  const h = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  if (parseIpv4(h) || parseIpv6(h)) return h;
+  try {
+    return (await lookup(h)).address;
+  } catch (e) {
+    throw new Error(`udp bind: cannot resolve "${host}": ${(e as Error).message}`);
+  }
+}
+
+// ---- choosing a bind ----
+
+/** Env variable that overrides the choice: "deno" (Deno's socket) or "ffi" (this bind; an error if unusable). */
+export const UDP_BIND_ENV = "WGEDGE_UDP";
+
+/**
+ * The bind a device uses by default: LinuxUdpBind where it can run (Linux, FFI permission, libc), Deno's
+ * socket otherwise. WGEDGE_UDP=deno forces Deno's socket; WGEDGE_UDP=ffi forces this one and throws when it
+ * cannot run here.
+ */
+export function defaultBind(hostname?: string): Bind {
+  let mode: string | undefined;
+  try {
+    mode = Deno.env.get(UDP_BIND_ENV)?.trim().toLowerCase();
+  } catch {
+    mode = undefined; // no env permission: automatic choice
+  }
+  if (mode === "deno") return new UdpBind(hostname);
+  if (mode && mode !== "ffi" && mode !== "auto") {
+    throw new Error(`${UDP_BIND_ENV}: expected "deno", "ffi" or "auto", got "${mode}"`);
+  }
+  const unavailable = linuxUdpBindUnavailable();
+  if (!unavailable) return new LinuxUdpBind(hostname);
+  if (mode === "ffi") {
+    throw new Error(`${UDP_BIND_ENV}=ffi: the libc UDP socket cannot be used: ${unavailable}`);
+  }
+  if (!warnedFallback) {
+    warnedFallback = true;
+    log.debug("using Deno's UDP socket", { reason: unavailable });
+  }
+  return new UdpBind(hostname);
+}
+
+let warnedFallback = false;
