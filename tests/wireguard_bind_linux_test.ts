@@ -444,7 +444,7 @@ Deno.test({
 
 Deno.test({
   name: `bind_linux: defaultBind() follows ${UDP_BIND_ENV} (deno, ffi, auto) and rejects other values`,
-  async fn() {
+  fn() {
     const before = Deno.env.get(UDP_BIND_ENV);
     try {
       Deno.env.set(UDP_BIND_ENV, "deno");
