@@ -6,8 +6,9 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { interopTest, type Netns, waitFor, wgKeyPair, WireguardGo } from "./helpers/interop.ts";
 import { MwgpTopology, startMwgp } from "./helpers/mwgp.ts";
 
-async function pingOnce(ns: Netns, addr: string): Promise<boolean> {
-  return (await ns.exec(["ping", "-c", "1", "-W", "1", addr], { check: false })).code === 0;
+/** One echo request; `waitSec` bounds its reply (short while polling, generous where one must succeed). */
+async function pingOnce(ns: Netns, addr: string, waitSec = 1): Promise<boolean> {
+  return (await ns.exec(["ping", "-c", "1", "-W", String(waitSec), addr], { check: false })).code === 0;
 }
 
 async function latestHandshake(wg: WireguardGo, key: string): Promise<number> {
@@ -73,7 +74,9 @@ interopTest(
       await new Promise((r) => setTimeout(r, 1100));
       mwgp = await startMwgp(hub, ["server", cfg, "--cache-file", cacheFile]);
       assert(mwgp.log().includes("forwarding table loaded from cache"), mwgp.log());
-      for (let i = 0; i < 3; i++) assert(await pingOnce(ns, "10.1.0.1"), `ping ${i} right after the restart`);
+      for (let i = 0; i < 3; i++) {
+        assert(await pingOnce(ns, "10.1.0.1", 10), `ping ${i} right after the restart`);
+      }
       assertEquals(
         await latestHandshake(server, c1.publicKey),
         hs1,

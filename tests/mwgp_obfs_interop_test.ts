@@ -4,7 +4,7 @@
  * client on the same obfs-enabled server; and a wgedge tunnel with `Obfs =` talking to the server directly.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { interopTest, type Netns, waitFor, wgKeyPair, WireguardGo } from "./helpers/interop.ts";
+import { collect, interopTest, type Netns, waitFor, wgKeyPair, WireguardGo } from "./helpers/interop.ts";
 import { MwgpTopology, startMwgp } from "./helpers/mwgp.ts";
 
 async function pingUntil(ns: Netns, addr: string, what: string): Promise<void> {
@@ -14,6 +14,19 @@ async function pingUntil(ns: Netns, addr: string, what: string): Promise<void> {
     30,
     100,
   );
+}
+
+/**
+ * tcpdump capturing UDP port 1000 on `ifname` into `file`; resolves once tcpdump says it is listening, so no
+ * datagram the test sends afterwards can be missed (a fixed sleep is not enough on a loaded machine).
+ */
+async function startCapture(ns: Netns, ifname: string, file: string): Promise<Deno.ChildProcess> {
+  const tcpdump = ns.spawn(["tcpdump", "-i", ifname, "-U", "-n", "-w", file, "udp", "port", "1000"], {
+    stderr: "piped",
+  });
+  const err = collect(tcpdump.stderr!);
+  await waitFor(() => err.text().includes("listening on"), `tcpdump on ${ifname} to listen\n${err.text()}`);
+  return tcpdump;
 }
 
 /** UDP payloads of an Ethernet/IPv4 pcap file (the veth capture). */
@@ -67,20 +80,7 @@ interopTest(
          server_pubkey: "${s1.publicKey}", client_pubkey: "${c1.publicKey}" }`,
       );
       const pcap = `${topo.dir}/obfs.pcap`;
-      const tcpdump = ns1.spawn(["tcpdump", "-i", "mwc1", "-U", "-n", "-w", pcap, "udp", "port", "1000"], {
-        stderr: "piped",
-      });
-      const tcpdumpErr = tcpdump.stderr!.getReader();
-      await waitFor(
-        async () => {
-          const { value } = await tcpdumpErr.read();
-          return new TextDecoder().decode(value ?? new Uint8Array()).includes("listening");
-        },
-        "tcpdump to listen",
-        50,
-        10,
-      );
-      tcpdumpErr.releaseLock();
+      const tcpdump = await startCapture(ns1, "mwc1", pcap);
       const client = await startMwgp(ns1, ["client", clientCfg, "--no-cache"]);
       await WireguardGo.start(ns1, {
         privateKey: c1.privateKey,
@@ -89,7 +89,7 @@ interopTest(
       });
       await pingUntil(ns1, "10.1.0.1", "obfuscated client path");
       // Large packets (>= 256 bytes: tag-as-nonce, no overhead) and small ones both cross.
-      const big = await ns1.exec(["ping", "-c", "3", "-s", "1200", "-W", "2", "10.1.0.1"], { check: false });
+      const big = await ns1.exec(["ping", "-c", "3", "-s", "1200", "-W", "10", "10.1.0.1"], { check: false });
       assertEquals(big.code, 0, big.stdout);
       tcpdump.kill("SIGTERM");
       await tcpdump.status;
@@ -121,20 +121,8 @@ interopTest(
         `[Interface]\nPrivateKey = ${c3.privateKey}\nAddress = 10.1.0.4/32\nObfs = ${password}\n\n` +
           `[Peer]\nPublicKey = ${s1.publicKey}\nAllowedIPs = 10.1.0.0/24\nEndpoint = ${hub3}:1000\n`,
       );
-      const tcpdump3 = ns3.spawn([
-        "tcpdump",
-        "-i",
-        "mwc3",
-        "-U",
-        "-n",
-        "-w",
-        `${pcap}.3`,
-        "udp",
-        "port",
-        "1000",
-      ]);
-      await new Promise((r) => setTimeout(r, 500));
-      const ping = ns3.spawnWgedge(["ping", "-c", wgConf, "-n", "3", "-W", "5", "10.1.0.1"], {
+      const tcpdump3 = await startCapture(ns3, "mwc3", `${pcap}.3`);
+      const ping = ns3.spawnWgedge(["ping", "-c", wgConf, "-n", "3", "-W", "20", "10.1.0.1"], {
         stdout: "piped",
         stderr: "piped",
       });
