@@ -1,8 +1,13 @@
 /**
- * `deno task bench`: AEAD seal/open of 1420-byte packets with each backend, and a full WireGuard handshake
- * (initiation -> response -> both sessions) in-process. Run: npx -y deno@2 bench -A scripts/bench/crypto_bench.ts
+ * `deno task bench`: AEAD seal/open of 1420-byte and 64-byte packets with every available backend, and a full
+ * WireGuard handshake (initiation -> response -> both sessions) in-process.
+ * Run: npx -y deno@2 bench -A scripts/bench/crypto_bench.ts
+ *
+ * Also measured, not shipped: libsodium's one-shot crypto_aead_chacha20poly1305_ietf_encrypt/decrypt through
+ * FFI ("sodium (prototype)"), when libsodium.so.23 loads; docs/benchmarks.md says why it is not a backend.
  */
-import { counterNonce, nativeAead, nobleAead } from "../../src/crypto/aead.ts";
+import { type AeadBackend, aeadBackends, counterNonce, TAG_LEN } from "../../src/crypto/aead.ts";
+import { dlopenFirst, SlabAllocator } from "../../src/crypto/aead_libcrypto.ts";
 import { generatePrivateKey, publicKey } from "../../src/crypto/x25519.ts";
 import {
   consumeInitiation,
@@ -15,24 +20,96 @@ import {
 } from "../../src/wireguard/noise.ts";
 import { CookieChecker, CookieGenerator } from "../../src/wireguard/cookie.ts";
 
-const key = crypto.getRandomValues(new Uint8Array(32));
-const packet = crypto.getRandomValues(new Uint8Array(1420));
-const nonce = counterNonce(12345);
+/**
+ * libsodium's combined mode writes ciphertext || tag, the same layout as seal(). Its lengths are
+ * `unsigned long long`, which Deno FFI types as bigint (u64 arguments also leave FFI's fast call path).
+ */
+function sodiumPrototype(): AeadBackend | undefined {
+  const opened = dlopenFirst(["libsodium.so.23", "libsodium.so"], {
+    sodium_init: { parameters: [], result: "i32" },
+    crypto_aead_chacha20poly1305_ietf_encrypt: {
+      parameters: ["buffer", "buffer", "buffer", "u64", "buffer", "u64", "pointer", "buffer", "buffer"],
+      result: "i32",
+    },
+    crypto_aead_chacha20poly1305_ietf_decrypt: {
+      parameters: ["buffer", "buffer", "pointer", "buffer", "u64", "buffer", "u64", "buffer", "buffer"],
+      result: "i32",
+    },
+  });
+  if ("reason" in opened) return undefined;
+  const so = opened.lib.symbols;
+  if (so.sodium_init() < 0) return undefined;
+  const slabs = new SlabAllocator();
+  return {
+    name: "sodium (prototype)",
+    seal(key, nonce, plaintext, aad, headerRoom = 0) {
+      const out = slabs.alloc(headerRoom + plaintext.length + TAG_LEN);
+      so.crypto_aead_chacha20poly1305_ietf_encrypt(
+        out.subarray(headerRoom),
+        null,
+        plaintext,
+        BigInt(plaintext.length),
+        aad ?? null,
+        BigInt(aad?.length ?? 0),
+        null,
+        nonce,
+        key,
+      );
+      return out;
+    },
+    open(key, nonce, sealed, aad) {
+      if (sealed.length < TAG_LEN) return null;
+      const out = slabs.alloc(sealed.length - TAG_LEN);
+      const rc = so.crypto_aead_chacha20poly1305_ietf_decrypt(
+        out,
+        null,
+        null,
+        sealed,
+        BigInt(sealed.length),
+        aad ?? null,
+        BigInt(aad?.length ?? 0),
+        nonce,
+        key,
+      );
+      return rc === 0 ? out : null;
+    },
+  };
+}
 
-for (const backend of [nativeAead, nobleAead]) {
-  const sealed = backend.seal(key, nonce, packet);
-  Deno.bench(
-    { name: `seal 1420 B (${backend.name})`, group: "aead-seal", baseline: backend === nativeAead },
-    () => {
-      backend.seal(key, nonce, packet);
-    },
-  );
-  Deno.bench(
-    { name: `open 1420 B (${backend.name})`, group: "aead-open", baseline: backend === nativeAead },
-    () => {
-      if (!backend.open(key, nonce, sealed)) throw new Error("open failed");
-    },
-  );
+const key = crypto.getRandomValues(new Uint8Array(32));
+const nonce = counterNonce(12345);
+const sodium = sodiumPrototype();
+const backends = sodium ? [...aeadBackends(), sodium] : aeadBackends();
+
+for (const size of [1420, 64]) {
+  const packet = crypto.getRandomValues(new Uint8Array(size));
+  for (const backend of backends) {
+    // The transport path's call: 16 bytes of header room before the ciphertext.
+    const sealed = backend.seal(key, nonce, packet);
+    if (aeadBackends().some((b) => !b.open(key, nonce, sealed))) {
+      throw new Error(`${backend.name}: not interoperable`);
+    }
+    Deno.bench(
+      {
+        name: `seal ${size} B (${backend.name})`,
+        group: `aead-seal-${size}`,
+        baseline: backend.name === "native",
+      },
+      () => {
+        backend.seal(key, nonce, packet, undefined, 16);
+      },
+    );
+    Deno.bench(
+      {
+        name: `open ${size} B (${backend.name})`,
+        group: `aead-open-${size}`,
+        baseline: backend.name === "native",
+      },
+      () => {
+        if (!backend.open(key, nonce, sealed)) throw new Error("open failed");
+      },
+    );
+  }
 }
 
 const iPriv = generatePrivateKey(), rPriv = generatePrivateKey();

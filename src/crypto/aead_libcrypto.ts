@@ -88,7 +88,7 @@ export function ffiGranted(): boolean {
 }
 
 /** Opens the first of `names` that loads and has every symbol; the error text of each failure otherwise. */
-export function dlopenFirst<S extends Deno.ForeignLibraryInterface>(
+export function dlopenFirst<const S extends Deno.ForeignLibraryInterface>(
   names: readonly string[],
   symbols: S,
 ): { lib: Deno.DynamicLibrary<S>; name: string } | { reason: string } {
