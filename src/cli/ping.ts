@@ -1,9 +1,10 @@
 /**
  * `wgedge ping -c wg.conf ADDRESS`: brings the tunnel up, sends ICMP echo through it and prints one line per
- * reply, like ping(8). Exit 0 if any reply arrived, 1 otherwise.
+ * reply, like ping(8). ADDRESS may be a name (resolved like a tunnel dial). Exit 0 if any reply arrived, 1
+ * otherwise.
  */
-import { type Command, intFlag, parseFlags, UsageError } from "./command.ts";
-import { loadTunnelFromFlags, TUNNEL_OPTIONS, TUNNEL_USAGE } from "./tunnel_flags.ts";
+import { type Command, defineCommand, intFlag, UsageError } from "./command.ts";
+import { loadTunnelFromFlags, TUNNEL_FLAGS, TUNNEL_NOTE, TUNNEL_USAGE } from "./tunnel_flags.ts";
 import { openTunnel } from "../net/tunnels.ts";
 import { parseIp } from "../netstack/addr.ts";
 import { unbracket } from "../net/resolve.ts";
@@ -12,19 +13,33 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export const pingCommand: Command = {
+export const pingCommand: Command = defineCommand({
   name: "ping",
   summary: "Send ICMP echo through a tunnel; exit 0 if any reply arrived.",
   usage: `ping ${TUNNEL_USAGE} [-n COUNT] [-W SECONDS] [-i SECONDS] [-s SIZE] ADDRESS`,
-  async run(args) {
-    const parsed = parseFlags(this, args, {
-      ...TUNNEL_OPTIONS,
-      count: { type: "string", short: "n" },
-      timeout: { type: "string", short: "W" },
-      interval: { type: "string", short: "i" },
-      size: { type: "string", short: "s" },
-    });
-    if (!parsed) return 0;
+  positionals: true,
+  args: [{ name: "ADDRESS", help: "IPv4 or IPv6 address inside the tunnel (within a peer's AllowedIPs)" }],
+  flags: {
+    ...TUNNEL_FLAGS,
+    count: { type: "string", short: "n", arg: "COUNT", default: "4", help: "echo requests to send" },
+    timeout: {
+      type: "string",
+      short: "W",
+      arg: "SECONDS",
+      default: "5",
+      help: "how long to wait for each reply, 1..3600",
+    },
+    interval: {
+      type: "string",
+      short: "i",
+      arg: "SECONDS",
+      default: "1",
+      help: "time between requests (fractions allowed, at least 0.01)",
+    },
+    size: { type: "string", short: "s", arg: "SIZE", default: "56", help: "ICMP payload bytes, 0..65000" },
+  },
+  notes: [TUNNEL_NOTE],
+  async run(parsed) {
     if (parsed.positionals.length !== 1) throw new UsageError("expected exactly one ADDRESS");
     const target = parsed.positionals[0];
     const count = intFlag("count", parsed.values.count, 4, 1, 1_000_000);
@@ -36,8 +51,19 @@ export const pingCommand: Command = {
     const size = intFlag("size", parsed.values.size, 56, 0, 65000);
     const cfg = await loadTunnelFromFlags(parsed.values);
     const tunnel = await openTunnel(cfg);
-    const dst = parseIp(unbracket(target));
-    if (dst && !tunnel.device.hasRoute(dst)) {
+    let address = unbracket(target);
+    if (!parseIp(address)) {
+      // A name: the tunnel's DNS servers (asked inside the tunnel) or the OS resolver; first address wins.
+      try {
+        address = (await tunnel.net.resolver.resolve(address))[0];
+      } catch (e) {
+        tunnel.close();
+        console.error(`wgedge ping: ${(e as Error).message}`);
+        return 1;
+      }
+    }
+    const dst = parseIp(address)!;
+    if (!tunnel.device.hasRoute(dst)) {
       tunnel.close();
       console.error(`wgedge ping: no route to ${target}: not inside any peer's AllowedIPs`);
       return 1;
@@ -49,17 +75,18 @@ export const pingCommand: Command = {
     const onSignal = () => (stop = true);
     Deno.addSignalListener("SIGINT", onSignal);
     try {
-      console.log(`PING ${target} through wgedge tunnel (${size} data bytes)`);
+      const shown = address === unbracket(target) ? target : `${target} (${address})`;
+      console.log(`PING ${shown} through wgedge tunnel (${size} data bytes)`);
       for (let seq = 1; seq <= count && !stop; seq++) {
         const started = performance.now();
         sent++;
         try {
-          const rtt = await tunnel.stack.ping(target, { seq, size, timeoutMs });
+          const rtt = await tunnel.stack.ping(address, { seq, size, timeoutMs });
           received++;
           rtts.push(rtt);
-          console.log(`${size + 8} bytes from ${target}: icmp_seq=${seq} time=${rtt.toFixed(2)} ms`);
+          console.log(`${size + 8} bytes from ${address}: icmp_seq=${seq} time=${rtt.toFixed(2)} ms`);
         } catch (e) {
-          console.log(`no reply from ${target}: icmp_seq=${seq} (${(e as Error).message})`);
+          console.log(`no reply from ${address}: icmp_seq=${seq} (${(e as Error).message})`);
         }
         const wait = intervalMs - (performance.now() - started);
         if (seq < count && wait > 0 && !stop) await sleep(wait);
@@ -79,4 +106,4 @@ export const pingCommand: Command = {
     }
     return received > 0 ? 0 : 1;
   },
-};
+});

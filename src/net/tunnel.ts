@@ -1,10 +1,12 @@
 /**
  * The tunnel Net: TCP and UDP inside a WireGuard tunnel, through the userspace stack. Services use it like
- * the host Net; only literal IP addresses inside the tunnel can be dialled (no DNS over the tunnel yet).
+ * the host Net. Names are resolved by the tunnel's resolver: its `DNS =` servers asked inside the tunnel
+ * (net/dns.ts), or the OS resolver when the configuration names none.
  */
 import type { Conn, DatagramConn, DialOptions, Listener, ListenOptions, Net } from "./types.ts";
 import type { Stack } from "../netstack/stack.ts";
 import { parseIp } from "../netstack/addr.ts";
+import { osResolver, type Resolver } from "./resolve.ts";
 
 export class TunnelDialError extends Error {
   constructor(message: string) {
@@ -19,6 +21,7 @@ function unbracket(h: string): string {
 
 export class TunnelNet implements Net {
   readonly name: string;
+  resolver: Resolver = osResolver;
 
   constructor(readonly stack: Stack, tunnelName: string) {
     this.name = `wg:${tunnelName}`;
@@ -27,12 +30,7 @@ export class TunnelNet implements Net {
   async dialTcp(hostname: string, port: number, opts: DialOptions = {}): Promise<Conn> {
     const host = unbracket(hostname);
     const addr = parseIp(host);
-    if (!addr) {
-      throw new TunnelDialError(
-        `${this.name}: cannot dial "${hostname}": inside a tunnel only literal IP addresses can be dialled ` +
-          `(name resolution through the tunnel is not supported)`,
-      );
-    }
+    if (!addr) return await this.#dialName(host, port, opts);
     const signal = opts.signal;
     if (signal?.aborted) throw new TunnelDialError(`${this.name}: dial ${hostname}:${port} aborted`);
     const dial = this.stack.dialTcp(addr, port, { timeoutMs: opts.timeoutMs });
@@ -51,6 +49,27 @@ export class TunnelNet implements Net {
     } finally {
       signal.removeEventListener("abort", onAbort!);
     }
+  }
+
+  /** Resolves, then dials each address in order (v4 answers first) until one connects. */
+  async #dialName(host: string, port: number, opts: DialOptions): Promise<Conn> {
+    let addrs: string[];
+    try {
+      addrs = await this.resolver.resolve(host);
+    } catch (e) {
+      throw new TunnelDialError(`${this.name}: ${(e as Error).message}`);
+    }
+    let first: unknown;
+    for (const a of addrs) {
+      if (opts.signal?.aborted) break;
+      try {
+        return await this.dialTcp(a, port, opts);
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    const why = first instanceof Error ? first.message : "dial aborted";
+    throw new TunnelDialError(`${this.name}: ${host} (${addrs.join(", ")}): ${why}`);
   }
 
   async #named(dial: Promise<Conn>, hostname: string, port: number): Promise<Conn> {

@@ -6,7 +6,8 @@ import { Stack, type StackOptions } from "../netstack/stack.ts";
 import { TunnelDialError, TunnelNet } from "./tunnel.ts";
 import type { Conn, DialOptions } from "./types.ts";
 import { parseIp } from "../netstack/addr.ts";
-import { unbracket } from "./resolve.ts";
+import { isIpLiteral, unbracket } from "./resolve.ts";
+import { DnsResolver } from "./dns.ts";
 
 /**
  * A TunnelNet that refuses at once to dial outside every peer's AllowedIPs (as Linux answers "Required key
@@ -68,12 +69,21 @@ export async function openTunnel(cfg: WgConfig, opts: OpenTunnelOptions = {}): P
     device.close();
     throw e;
   }
+  const net = new RoutedTunnelNet(stack, name, device);
+  const servers = cfg.iface.dns.filter((d) => isIpLiteral(d));
+  if (servers.length > 0) {
+    net.resolver = new DnsResolver(net, servers, {
+      searchDomains: cfg.iface.dns.filter((d) => !isIpLiteral(d)),
+      clock: device.clock,
+      random: device.random,
+    });
+  }
   return {
     name,
     config: cfg,
     device,
     stack,
-    net: new RoutedTunnelNet(stack, name, device),
+    net,
     close() {
       stack.close();
       device.close();

@@ -3,6 +3,7 @@
  * provider wraps Deno sockets, the tunnel provider wraps the userspace TCP/IP stack on a WireGuard device,
  * the socks5 provider dials through a proxy. Connections are shaped like Deno.Conn so one pipe() serves all.
  */
+import type { Resolver } from "./resolve.ts";
 
 export interface NetAddr {
   transport: "tcp" | "udp";
@@ -60,4 +61,9 @@ export interface Net {
   listenTcp(opts: ListenOptions): Listener;
   /** A UDP socket bound to hostname:port (port 0 = ephemeral). */
   listenUdp(opts: ListenOptions): DatagramConn;
+  /**
+   * Set when names must be resolved the Net's own way (a tunnel with `DNS =` servers asks them inside the
+   * tunnel). dialTcp already uses it; code that sends datagrams to a name resolves with it first.
+   */
+  readonly resolver?: Resolver;
 }

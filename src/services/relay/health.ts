@@ -57,7 +57,7 @@ export class HealthChecker {
         });
         c.close();
       } else {
-        await this.deps.resolver.resolve(this.spec.outHost);
+        await (this.deps.egress.resolver ?? this.deps.resolver).resolve(this.spec.outHost);
       }
       ok = true;
     } catch (e) {

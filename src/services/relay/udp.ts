@@ -181,7 +181,7 @@ export class UdpRelay {
     const { spec, deps } = this;
     try {
       // Resolve per flow: a target that moved is picked up by the next new client.
-      const addrs = await deps.resolver.resolve(spec.outHost);
+      const addrs = await (deps.egress.resolver ?? deps.resolver).resolve(spec.outHost);
       if (flow.closed) return;
       const host = addrs[0];
       flow.target = { transport: "udp", hostname: host, port: spec.outPort };
