@@ -2,6 +2,7 @@
 import { commands } from "./src/cli/mod.ts";
 import { UsageError } from "./src/cli/command.ts";
 import { VERSION } from "./src/cli/version.ts";
+import { installSafetyNet } from "./src/util/safety_net.ts";
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -36,5 +37,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  installSafetyNet();
   Deno.exit(await main(Deno.args));
 }

@@ -5,6 +5,7 @@
  */
 import type { Hono } from "hono";
 import { MetricsRegistry } from "./admin/metrics.ts";
+import { unexpectedErrors } from "../util/safety_net.ts";
 
 export type StatusProvider = () => unknown;
 export type RouteInstaller = (app: Hono) => void;
@@ -17,6 +18,11 @@ export class ServiceRegistry {
 
   constructor(nowMs: number = Date.now()) {
     this.startedAtMs = nowMs;
+    const unexpected = this.metrics.counter(
+      "wgedge_unexpected_errors_total",
+      "Errors that escaped every handler (each is a bug); the process logged them and kept running.",
+    );
+    this.metrics.addCollector(() => unexpected.set({}, unexpectedErrors()));
   }
 
   /** Registers the status section `name` (e.g. "relays", "tunnels"); returns the unregister function. */
