@@ -10,6 +10,7 @@ import { RelayService } from "../src/services/relay/service.ts";
 import { parseRelayConfig } from "../src/config/relay.ts";
 import { configureLogging } from "../src/util/log.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "./helpers/assert.ts";
+import { freePort } from "./helpers/ports.ts";
 
 configureLogging({ level: "error" });
 
@@ -151,9 +152,7 @@ const PRIVATE_KEY = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
 async function fixture() {
   const registry = new ServiceRegistry();
   const relays = new RelayService({ registry });
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const inPort = (l.addr as Deno.NetAddr).port;
-  l.close();
+  const inPort = freePort();
   await relays.apply(
     parseRelayConfig({
       RELAY_1: `${inPort};9;127.0.0.1;TCP;via=socks5://user:${PASSWORD}@127.0.0.1:1080`,

@@ -107,7 +107,7 @@ Deno.test("cli: demo keeps running for the user to curl; SIGTERM stops it cleanl
     await waitFor(() => out.text().includes("Running. Press Ctrl-C"), `demo running\n${err.text()}`, 600, 50);
     const url = /try: +curl (\S+)/.exec(out.text())![1];
     const dash = /dashboard: +(\S+)/.exec(out.text())![1];
-    const curl = await run(["curl", "-sS", "--max-time", "10", url], { check: false });
+    const curl = await run(["curl", "-sS", "--max-time", "30", url], { check: false });
     assertStringIncludes(curl.stdout, "Hello from a service behind NAT");
     const page = await fetch(dash);
     assertEquals(page.status, 200);

@@ -78,7 +78,7 @@ Deno.test("http1 server: curl GET/POST, the remote address reaches the handler, 
       "--expect100-timeout",
       "30",
       "--max-time",
-      "10", // without the interim 100 curl would wait the 30 s and fail here
+      "25", // without the interim 100 curl would wait the 30 s and fail here
       "--data-binary",
       "y".repeat(5000),
       `${base}/echo`,
@@ -160,7 +160,12 @@ Deno.test("http1 server: slow heads and slow bodies are cut by the request timeo
     for (const partial of ["GET / HT", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"]) {
       const c = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
       await c.write(new TextEncoder().encode(partial));
-      const n = await c.read(new Uint8Array(100)); // closed by the server, not by us
+      // Closed by the server, not by us. A reset is that close too: on a loaded machine the timeout can fire
+      // before the server has read our bytes, and closing with unread data makes the kernel send RST.
+      const n = await c.read(new Uint8Array(100)).catch((e) => {
+        if (e instanceof Deno.errors.ConnectionReset) return null;
+        throw e;
+      });
       assertEquals(n, null, partial);
       c.close();
     }
