@@ -180,6 +180,7 @@ export function aead(): AeadBackend {
     }
     const choice = chooseAeadBackend(wanted);
     if (choice.warning) logger("crypto").warn(choice.warning);
+    else logger("crypto").debug("ChaCha20-Poly1305 backend chosen", { backend: choice.backend.name });
     selected = choice.backend;
   }
   return selected;
