@@ -2,9 +2,17 @@
  * `wgedge check-config`: load the configuration exactly as `serve` would and print the effective result with
  * secrets redacted, or every problem (one per line, `source:line: key: expected ...`) and exit 1.
  */
-import { type Command, type Options, parseFlags } from "./command.ts";
+import { type Command, defineCommand, type FlagTable } from "./command.ts";
 import { ConfigErrors, type Flags, loadConfig } from "../config/mod.ts";
-import { FLAG_FOR as RELAY_FLAG_FOR } from "../config/relay.ts";
+import {
+  ADMIN_LISTEN_FLAG,
+  ENV_FILE_FLAG,
+  LOG_FLAGS,
+  RELAY_FLAG,
+  RELAY_OPTION_FLAGS,
+  TUNNEL_OVERRIDE_FLAGS,
+  WG_CONFIG_FLAG,
+} from "./config_flags.ts";
 import { redactConfig } from "../config/redact.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import { encodeKey, publicKey } from "../crypto/x25519.ts";
@@ -90,32 +98,31 @@ function withPublicKeys(value: unknown): unknown {
  * Every flag the loader's sections read, so `check-config` can check exactly the invocation `serve` or `up`
  * would get. (Secrets have no flags: argv is visible to every user in ps.)
  */
-const LOADER_FLAGS = {
-  config: { type: "string", short: "c" },
-  address: { type: "string", multiple: true },
-  "listen-port": { type: "string" },
-  mtu: { type: "string" },
-  endpoint: { type: "string" },
-  "admin-listen": { type: "string" },
-  "log-level": { type: "string" },
-  "log-format": { type: "string" },
-  relay: { type: "string", short: "r", multiple: true },
-  ...Object.fromEntries(Object.values(RELAY_FLAG_FOR).map((f) => [f, { type: "string" }])),
-} as Options;
+export const LOADER_FLAGS = {
+  config: WG_CONFIG_FLAG,
+  ...TUNNEL_OVERRIDE_FLAGS,
+  address: { ...TUNNEL_OVERRIDE_FLAGS.address, multiple: true },
+  "admin-listen": ADMIN_LISTEN_FLAG,
+  ...LOG_FLAGS,
+  relay: RELAY_FLAG,
+  ...RELAY_OPTION_FLAGS,
+} as const satisfies FlagTable;
 
-export const checkConfigCommand: Command = {
+export const checkConfigCommand: Command = defineCommand({
   name: "check-config",
-  summary:
-    "Load the configuration and print it with secrets redacted, or every error with file/variable and line.",
+  summary: "Validate the config: print it (secrets hidden) or every error with source and line.",
   usage:
     "check-config [-c FILE] [--env-file FILE] [--json] [the config flags of serve/up: -r RELAY, --mtu N, ...]",
-  async run(args) {
-    const parsed = parseFlags(this, args, {
-      ...LOADER_FLAGS,
-      "env-file": { type: "string" },
-      json: { type: "boolean" },
-    }, false);
-    if (!parsed) return 0;
+  flags: {
+    ...LOADER_FLAGS,
+    "env-file": ENV_FILE_FLAG,
+    json: { type: "boolean", help: "print the result (or the errors) as JSON on stdout" },
+  },
+  notes: [
+    "Reads flags, the environment and the env file exactly as serve and up do (flag > environment > env " +
+    "file > config file > default). Exit 0 when valid, 1 with one line per problem.",
+  ],
+  async run(parsed) {
     const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
     const flags: Flags = {};
     for (const name of Object.keys(LOADER_FLAGS)) flags[name] = values[name];
@@ -143,4 +150,4 @@ export const checkConfigCommand: Command = {
     else console.log(renderText(redacted).join("\n"));
     return 0;
   },
-};
+});

@@ -1,10 +1,56 @@
-/** The shape of a CLI command and the shared flag parsing (node:util parseArgs, since JSR is unreachable). */
+/**
+ * The shape of a CLI command, its flag declarations, the flag parsing (node:util parseArgs, since JSR is
+ * unreachable) and the help text.
+ *
+ * A command declares every flag once, as data (a FlagTable: type, short name, argument, default, environment
+ * variable, help). The parser's options and the `--help` text are both derived from that table, so a flag
+ * cannot be accepted without being documented, and help cannot describe a flag the parser does not take.
+ */
 import { parseArgs, type ParseArgsConfig } from "node:util";
+
+export type FlagType = "string" | "boolean";
+
+/** One flag, by its long name (the FlagTable key). */
+export interface FlagSpec {
+  type: FlagType;
+  /** One-letter alias (`-c`). */
+  short?: string;
+  /** May be given more than once; the values arrive as an array, in order. */
+  multiple?: boolean;
+  /** What the value looks like in help (`FILE`, `N`, `HOST:PORT`); string flags only. */
+  arg?: string;
+  /**
+   * The default as help shows it. It is documentation only: the parser leaves an absent flag undefined, so
+   * the environment variable (flag > environment > env file > default) still decides.
+   */
+  default?: string;
+  /** The environment variable (or env-file key) that sets the same thing. */
+  env?: string;
+  /** One line: what the flag does. */
+  help: string;
+}
+
+export type FlagTable = Record<string, FlagSpec>;
+
+/** A positional argument, for help. */
+export interface ArgHelp {
+  name: string;
+  help: string;
+}
 
 export interface Command {
   name: string;
+  /** One line, for `wgedge --help`. */
   summary: string;
+  /** The synopsis after `wgedge ` (shown with misuse errors too). */
   usage: string;
+  /** Every flag the command accepts besides -h/--help. */
+  flags: FlagTable;
+  /** Whether positional arguments are accepted (described by `args`). */
+  positionals?: boolean;
+  args?: ArgHelp[];
+  /** Paragraphs printed after the flags (examples, how settings combine). */
+  notes?: string[];
   run(args: string[]): Promise<number>;
 }
 
@@ -13,31 +59,164 @@ export class UsageError extends Error {}
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 
+type ValueOf<S extends FlagSpec> = S["type"] extends "boolean"
+  ? (S["multiple"] extends true ? boolean[] : boolean)
+  : (S["multiple"] extends true ? string[] : string);
+
+/** Parsed flag values by long name; absent flags are undefined. */
+export type FlagValues<F extends FlagTable> = { [K in keyof F]?: ValueOf<F[K]> };
+
+export interface ParsedArgs<F extends FlagTable> {
+  values: FlagValues<F>;
+  positionals: string[];
+}
+
+/** Every command takes -h/--help. */
+export const HELP_FLAG: FlagSpec = { type: "boolean", short: "h", help: "print this help and exit" };
+
 /**
- * Parses args with `--help`/-h added; returns null when help was printed. Unknown flags and missing values
- * become UsageError with parseArgs's message.
+ * The node:util parseArgs options for a command: its flags plus --help. Throws when the declaration is
+ * inconsistent (a short name used twice, a name that shadows --help): a programming error, caught by tests.
  */
-export function parseFlags<O extends Options>(
-  cmd: Pick<Command, "name" | "usage" | "summary">,
+export function parserOptions(cmd: Pick<Command, "name" | "flags">): Options {
+  const options: Options = {};
+  const shorts = new Map<string, string>();
+  for (const [name, spec] of Object.entries({ ...cmd.flags, help: HELP_FLAG })) {
+    if (name === "help" && spec !== HELP_FLAG) throw new Error(`${cmd.name}: --help is reserved`);
+    if (spec.short !== undefined) {
+      const other = shorts.get(spec.short);
+      if (other !== undefined || spec.short.length !== 1) {
+        throw new Error(`${cmd.name}: -${spec.short} declared for --${other ?? name} and --${name}`);
+      }
+      shorts.set(spec.short, name);
+    }
+    options[name] = spec.short !== undefined
+      ? { type: spec.type, short: spec.short, multiple: spec.multiple ?? false }
+      : { type: spec.type, multiple: spec.multiple ?? false };
+  }
+  return options;
+}
+
+/**
+ * Parses args by the command's flag table; prints help and returns null for -h/--help. Unknown flags,
+ * missing values and unexpected positionals become UsageError with parseArgs's message (which names the
+ * flag).
+ */
+export function parseFlags<F extends FlagTable>(
+  cmd: Command & { flags: F },
   args: string[],
-  options: O,
-  allowPositionals = true,
-) {
+): ParsedArgs<F> | null {
+  let parsed;
   try {
-    const parsed = parseArgs({
+    parsed = parseArgs({
       args,
-      options: { ...options, help: { type: "boolean", short: "h" } },
-      allowPositionals,
+      options: parserOptions(cmd),
+      allowPositionals: cmd.positionals ?? false,
       strict: true,
     });
-    if ((parsed.values as Record<string, unknown>).help) {
-      console.log(`${cmd.summary}\n\nUsage: wgedge ${cmd.usage}`);
-      return null;
-    }
-    return parsed;
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+  const values = parsed.values as Record<string, unknown>;
+  if (values.help) {
+    console.log(formatHelp(cmd));
+    return null;
+  }
+  delete values.help;
+  return { values: values as FlagValues<F>, positionals: parsed.positionals };
+}
+
+/** Help text is wrapped to this many columns. */
+export const HELP_WIDTH = 100;
+/** Flag names longer than this put their description on the next line. */
+const MAX_FLAG_COLUMN = 30;
+
+/** `-c, --config FILE` / `    --json`: how a flag is written, as the help's left column shows it. */
+export function flagSynopsis(name: string, spec: FlagSpec): string {
+  const short = spec.short !== undefined ? `-${spec.short}, ` : "    ";
+  const arg = spec.type === "string" ? ` ${spec.arg ?? "VALUE"}` : "";
+  return `${short}--${name}${arg}`;
+}
+
+/** Joins words that wrapping must keep on one line (`[env: WG_MTU]`); wrap() turns it back into a space. */
+const KEEP_TOGETHER = "\u00a0";
+
+/** The description column: the help line with [repeatable] [default: X] [env: NAME] after it. */
+export function flagDescription(spec: FlagSpec): string {
+  const parts = [spec.help];
+  if (spec.multiple) parts.push("[repeatable]");
+  if (spec.default !== undefined) parts.push(`[default: ${spec.default}]`);
+  if (spec.env !== undefined) parts.push(`[env:${KEEP_TOGETHER}${spec.env}]`);
+  return parts.join(" ");
+}
+
+/** Greedy word wrap; the first line has `first` columns, the rest `rest`. */
+function wrap(text: string, first: number, rest: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  let width = first;
+  for (const word of text.split(/[ \t\r\n]+/).filter((w) => w !== "")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+      width = rest;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  if (line !== "" || lines.length === 0) lines.push(line);
+  return lines.map((l) => l.replaceAll(KEEP_TOGETHER, " "));
+}
+
+/** Two-column rows (`  left  description`), the description wrapped with a hanging indent. */
+function columns(rows: [string, string][]): string[] {
+  const fitting = rows.map(([l]) => l.length).filter((n) => n <= MAX_FLAG_COLUMN);
+  const col = Math.max(0, ...fitting);
+  const indent = 2 + col + 2;
+  const out: string[] = [];
+  for (const [left, desc] of rows) {
+    const pad = " ".repeat(indent);
+    if (left.length > col) {
+      out.push(`  ${left}`);
+      for (const l of wrap(desc, HELP_WIDTH - indent, HELP_WIDTH - indent)) out.push(pad + l);
+      continue;
+    }
+    const [head, ...tail] = wrap(desc, HELP_WIDTH - indent, HELP_WIDTH - indent);
+    out.push(`  ${left.padEnd(col)}  ${head}`);
+    for (const l of tail) out.push(pad + l);
+  }
+  return out;
+}
+
+/** The full `wgedge <command> --help` text. */
+export function formatHelp(cmd: Command): string {
+  const out = [cmd.summary, "", `Usage: wgedge ${cmd.usage}`];
+  if (cmd.args && cmd.args.length > 0) {
+    out.push("", "Arguments:", ...columns(cmd.args.map((a) => [a.name, a.help])));
+  }
+  const flags: [string, string][] = Object.entries({ ...cmd.flags, help: HELP_FLAG }).map((
+    [name, spec],
+  ) => [flagSynopsis(name, spec), flagDescription(spec)]);
+  out.push("", "Flags:", ...columns(flags));
+  for (const note of cmd.notes ?? []) out.push("", ...wrap(note, HELP_WIDTH, HELP_WIDTH));
+  return out.join("\n");
+}
+
+/** What a command file writes: the Command without run(args), with run(parsed) typed by its own flags. */
+export interface CommandSpec<F extends FlagTable> extends Omit<Command, "flags" | "run"> {
+  flags: F;
+  run(parsed: ParsedArgs<F>): Promise<number>;
+}
+
+/** A Command whose run parses argv by its declared flags (help and misuse handled) before calling spec.run. */
+export function defineCommand<F extends FlagTable>(spec: CommandSpec<F>): Command {
+  const cmd: Command & { flags: F } = {
+    ...spec,
+    async run(args: string[]): Promise<number> {
+      const parsed = parseFlags(cmd, args);
+      if (!parsed) return 0;
+      return await spec.run(parsed);
+    },
+  };
+  return cmd;
 }
 
 /** Parses an integer flag within [min, max] or throws UsageError naming the flag. */

@@ -6,7 +6,7 @@
  * public port; the demo fetches it once itself, prints the URL to curl and the dashboard, and runs until
  * Ctrl-C (`--once` exits after the self-check, for scripts and tests).
  */
-import { type Command, intFlag, parseFlags, waitForShutdownSignal } from "./command.ts";
+import { type Command, defineCommand, intFlag, waitForShutdownSignal } from "./command.ts";
 import { startReverseProxyDemo } from "../services/rp/demo.ts";
 import { VERSION } from "./version.ts";
 import { openTunnel, type Tunnel } from "../net/tunnels.ts";
@@ -96,19 +96,37 @@ async function handshakeTour(count: number): Promise<number> {
   }
 }
 
-export const demoCommand: Command = {
+export const demoCommand: Command = defineCommand({
   name: "demo",
-  summary:
-    "Run a self-contained demo on loopback: WireGuard handshake and pings, then a reverse proxy to curl.",
+  summary: "Loopback demo, no root needed: WireGuard handshake and pings, then a reverse proxy.",
   usage: "demo [-n PINGS] [--public-port N] [--admin-listen HOST:PORT] [--once]",
-  async run(args) {
-    const parsed = parseFlags(this, args, {
-      count: { type: "string", short: "n" },
-      "public-port": { type: "string" },
-      "admin-listen": { type: "string" },
-      once: { type: "boolean" },
-    }, false);
-    if (!parsed) return 0;
+  flags: {
+    count: {
+      type: "string",
+      short: "n",
+      arg: "PINGS",
+      default: "2",
+      help: "pings each way and address family in step 1, 1..1000",
+    },
+    "public-port": {
+      type: "string",
+      arg: "N",
+      default: "8080, or a free port when 8080 is taken",
+      help: "public port of the demo reverse proxy (127.0.0.1 only)",
+    },
+    "admin-listen": {
+      type: "string",
+      arg: "HOST:PORT",
+      default: "127.0.0.1:8081, or a free port when taken",
+      help: "where the demo's admin API and dashboard listen",
+    },
+    once: {
+      type: "boolean",
+      help: "exit after the self-check instead of running until Ctrl-C (scripts, tests)",
+    },
+  },
+  notes: ["Needs no root, no configuration and no kernel module; nothing leaves 127.0.0.1."],
+  async run(parsed) {
     const count = intFlag("count", parsed.values.count, 2, 1, 1000);
     const publicPort = intFlag("public-port", parsed.values["public-port"], 8080, 1, 65535);
     configureLogging({ level: "warn" });
@@ -141,4 +159,4 @@ export const demoCommand: Command = {
       await demo.stop();
     }
   },
-};
+});

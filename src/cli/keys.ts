@@ -1,5 +1,5 @@
 /** genkey / pubkey / genpsk: byte-for-byte the formats of `wg genkey|pubkey|genpsk` (base64 + newline). */
-import { type Command, parseFlags, UsageError } from "./command.ts";
+import { type Command, defineCommand, UsageError } from "./command.ts";
 import { decodeKey, encodeKey, generatePrivateKey, publicKey } from "../crypto/x25519.ts";
 import { randomBytes } from "../util/random.ts";
 
@@ -20,34 +20,36 @@ async function readStdin(): Promise<string> {
   return new TextDecoder().decode(all);
 }
 
-export const genkeyCommand: Command = {
+export const genkeyCommand: Command = defineCommand({
   name: "genkey",
   summary: "Generate a new private key (base64) on stdout, like `wg genkey`.",
-  usage: "genkey",
-  run(args) {
-    if (!parseFlags(this, args, {}, false)) return Promise.resolve(0);
+  usage: "genkey > private.key",
+  flags: {},
+  notes: ["The key is a secret: write it to a file only you can read (umask 077)."],
+  run() {
     console.log(encodeKey(generatePrivateKey()));
     return Promise.resolve(0);
   },
-};
+});
 
-export const genpskCommand: Command = {
+export const genpskCommand: Command = defineCommand({
   name: "genpsk",
   summary: "Generate a new preshared key (base64) on stdout, like `wg genpsk`.",
-  usage: "genpsk",
-  run(args) {
-    if (!parseFlags(this, args, {}, false)) return Promise.resolve(0);
+  usage: "genpsk > preshared.key",
+  flags: {},
+  notes: ["Both peers put the same key in their [Peer] PresharedKey; it is a secret."],
+  run() {
     console.log(encodeKey(randomBytes(32)));
     return Promise.resolve(0);
   },
-};
+});
 
-export const pubkeyCommand: Command = {
+export const pubkeyCommand: Command = defineCommand({
   name: "pubkey",
   summary: "Read a private key on stdin, print its public key, like `wg pubkey`.",
   usage: "pubkey < private.key",
-  async run(args) {
-    if (!parseFlags(this, args, {}, false)) return 0;
+  flags: {},
+  async run() {
     const text = await readStdin();
     let key: Uint8Array;
     try {
@@ -58,4 +60,4 @@ export const pubkeyCommand: Command = {
     console.log(encodeKey(publicKey(key)));
     return 0;
   },
-};
+});

@@ -1,26 +1,35 @@
 /** `wgedge mwgp server|client CONFIG`: many WireGuard servers behind one UDP port (shared/spec/mwgp.md). */
-import { type Command, parseFlags, UsageError, waitForShutdownSignal } from "./command.ts";
+import { type Command, defineCommand, UsageError, waitForShutdownSignal } from "./command.ts";
 import { loadMwgpClientConfig, loadMwgpServerConfig } from "../config/mwgp.ts";
 import { MwgpService } from "../services/mwgp/service.ts";
 import { logger } from "../util/log.ts";
 
 const log = logger("mwgp");
 
-export const mwgpCommand: Command = {
+export const mwgpCommand: Command = defineCommand({
   name: "mwgp",
-  summary: "mwgp server/client: many WireGuard servers behind one UDP port, optional obfuscation",
-  usage: "mwgp server|client CONFIG [--cache-file FILE] [--no-cache] [--skip-load-cache]\n\n" +
-    "  CONFIG             mwgp JSON5 config file (or inline JSON5 starting with '{')\n" +
-    "  --cache-file FILE  forwarding-table cache (env MWGP_CACHE_FILE; the config's cache_file_path wins)\n" +
-    "  --no-cache         neither read nor write the cache file\n" +
-    "  --skip-load-cache  start with an empty table but keep writing the cache",
-  async run(args: string[]): Promise<number> {
-    const parsed = parseFlags(mwgpCommand, args, {
-      "cache-file": { type: "string" },
-      "no-cache": { type: "boolean" },
-      "skip-load-cache": { type: "boolean" },
-    });
-    if (!parsed) return 0;
+  summary: "mwgp server/client: many WireGuard servers on one UDP port, optionally obfuscated.",
+  usage: "mwgp server|client CONFIG [--cache-file FILE] [--no-cache] [--skip-load-cache]",
+  positionals: true,
+  args: [
+    {
+      name: "server|client",
+      help: "run the mwgp server (one port, many WireGuard servers) or the client side",
+    },
+    { name: "CONFIG", help: "mwgp JSON5 config file, or inline JSON5 starting with '{'" },
+  ],
+  flags: {
+    "cache-file": {
+      type: "string",
+      arg: "FILE",
+      env: "MWGP_CACHE_FILE",
+      help: "forwarding-table cache kept across restarts (the config's cache_file_path wins over both)",
+    },
+    "no-cache": { type: "boolean", help: "neither read nor write the cache file" },
+    "skip-load-cache": { type: "boolean", help: "start with an empty table but keep writing the cache" },
+  },
+  notes: ["Under `wgedge serve`, MWGP_SERVER_CONFIG / MWGP_CLIENT_CONFIG start the same services."],
+  async run(parsed): Promise<number> {
     const [mode, configArg, ...extra] = parsed.positionals;
     if (mode !== "server" && mode !== "client") throw new UsageError('expected "server" or "client"');
     if (!configArg) throw new UsageError("missing CONFIG");
@@ -40,4 +49,4 @@ export const mwgpCommand: Command = {
     await svc.close();
     return 0;
   },
-};
+});

@@ -5,29 +5,78 @@
  * exits by itself afterwards (it retries with backoff while the server is away), and deletes its mappings
  * on SIGINT/SIGTERM. Every flag has an RPC_* variable (src/config/rp.ts).
  */
-import { type Command, parseFlags } from "./command.ts";
+import { type Command, defineCommand } from "./command.ts";
+import { ADMIN_LISTEN_ON_REQUEST_FLAG, ENV_FILE_FLAG } from "./config_flags.ts";
 import { runServer } from "./serve.ts";
 import { configureLogging } from "../util/log.ts";
 
-export const rpcCommand: Command = {
+export const rpcCommand: Command = defineCommand({
   name: "rpc",
-  summary: "Reverse-proxy client: expose local TCP/UDP services on the rps server's public ports.",
+  summary: "Reverse-proxy client: publish local TCP/UDP services on public ports of an rps.",
   usage:
-    "rpc -c wg-client.conf | RPC_CONFIG=...  -r HOST:PORT-REMOTE[/tcp|/udp]... | RPC_ROUTES=...  [-v] [-b KB] [--server-api ADDR[:PORT]] [--heartbeat S] [--start-timeout S] [--udp-timeout S] [--env-file FILE] [--admin-listen HOST:PORT]",
-  async run(args) {
-    const parsed = parseFlags(this, args, {
-      config: { type: "string", short: "c" },
-      route: { type: "string", short: "r", multiple: true },
-      verbose: { type: "boolean", short: "v" },
-      buffer: { type: "string", short: "b" },
-      "server-api": { type: "string" },
-      heartbeat: { type: "string" },
-      "start-timeout": { type: "string" },
-      "udp-timeout": { type: "string" },
-      "env-file": { type: "string" },
-      "admin-listen": { type: "string" },
-    }, false);
-    if (!parsed) return 0;
+    "rpc -c wg-client.conf | RPC_CONFIG=...  -r HOST:PORT-REMOTE[/tcp|/udp]... | RPC_ROUTES=...  [flags]",
+  flags: {
+    config: {
+      type: "string",
+      short: "c",
+      arg: "FILE",
+      env: "RPC_CONFIG",
+      help: "the client's tunnel to the rps server: a wg-quick file or its content inline",
+    },
+    route: {
+      type: "string",
+      short: "r",
+      multiple: true,
+      arg: "HOST:PORT-REMOTE[/tcp|/udp]",
+      env: "RPC_ROUTES",
+      help:
+        "publish local HOST:PORT on the server's public port REMOTE (RPC_ROUTES: comma or space separated)",
+    },
+    verbose: { type: "boolean", short: "v", help: "debug logging (like WGEDGE_LOG_LEVEL=debug)" },
+    buffer: {
+      type: "string",
+      short: "b",
+      arg: "KB",
+      default: "32",
+      env: "RPC_BUFFER_KB",
+      help: "copy buffer per direction of each connection, KiB, 1..16384",
+    },
+    "server-api": {
+      type: "string",
+      arg: "ADDR[:PORT]",
+      default: "the .1 of the tunnel address's /24 (IPv6: ::1 of its /64), port 80",
+      env: "RPC_SERVER_API",
+      help: "the server's mapping API inside the tunnel",
+    },
+    heartbeat: {
+      type: "string",
+      arg: "SECONDS",
+      default: "20",
+      env: "RPC_HEARTBEAT",
+      help: "heartbeat interval (the server expires silent clients)",
+    },
+    "start-timeout": {
+      type: "string",
+      arg: "SECONDS",
+      default: "30",
+      env: "RPC_START_TIMEOUT",
+      help: "how long to wait for the server at start before exiting with an error",
+    },
+    "udp-timeout": {
+      type: "string",
+      arg: "SECONDS",
+      default: "60",
+      env: "RPC_UDP_TIMEOUT",
+      help: "idle time after which a UDP flow is dropped",
+    },
+    "env-file": ENV_FILE_FLAG,
+    "admin-listen": ADMIN_LISTEN_ON_REQUEST_FLAG,
+  },
+  notes: [
+    "Runs until SIGINT/SIGTERM (then deletes its mappings); while the server is away it retries with backoff. " +
+    "`wgedge serve` starts the same client from RPC_CONFIG, RPC_ROUTES and the other RPC_* variables.",
+  ],
+  async run(parsed) {
     const v = parsed.values;
     if (v.verbose) configureLogging({ level: "debug" });
     const flags = {
@@ -43,4 +92,4 @@ export const rpcCommand: Command = {
     const admin = v["admin-listen"] !== undefined || !!Deno.env.get("WGEDGE_ADMIN_LISTEN");
     return await runServer({ flags, envFile: v["env-file"], only: ["rpc"], admin }, "rpc");
   },
-};
+});

@@ -4,32 +4,87 @@
  * variable (src/config/rp.ts), so `wgedge serve` starts it from the environment alone. The admin API (with
  * the operator view of all mappings) is served when --admin-listen or WGEDGE_ADMIN_LISTEN is given.
  */
-import { type Command, parseFlags } from "./command.ts";
+import { type Command, defineCommand } from "./command.ts";
+import { ADMIN_LISTEN_ON_REQUEST_FLAG, ENV_FILE_FLAG } from "./config_flags.ts";
 import { runServer } from "./serve.ts";
 import { configureLogging } from "../util/log.ts";
 
-export const rpsCommand: Command = {
+export const rpsCommand: Command = defineCommand({
   name: "rps",
-  summary:
-    "Reverse-proxy server: clients behind NAT map public ports through the tunnel (REST API inside it).",
+  summary: "Reverse-proxy server: clients behind NAT map public ports through the tunnel.",
   usage:
-    "rps -c wg-server.conf | RPS_CONFIG=...  [-v] [-b KB] [--allow-ports 10000-20000,8080] [--max-mappings N] [--bind ADDR] [--api-port N] [--client-expiry S] [--sweep-interval S] [--udp-timeout S] [--env-file FILE] [--admin-listen HOST:PORT]",
-  async run(args) {
-    const parsed = parseFlags(this, args, {
-      config: { type: "string", short: "c" },
-      verbose: { type: "boolean", short: "v" },
-      buffer: { type: "string", short: "b" },
-      "allow-ports": { type: "string" },
-      "max-mappings": { type: "string" },
-      bind: { type: "string" },
-      "api-port": { type: "string" },
-      "client-expiry": { type: "string" },
-      "sweep-interval": { type: "string" },
-      "udp-timeout": { type: "string" },
-      "env-file": { type: "string" },
-      "admin-listen": { type: "string" },
-    }, false);
-    if (!parsed) return 0;
+    "rps -c wg-server.conf | RPS_CONFIG=...  [--allow-ports 10000-20000,8080] [--admin-listen HOST:PORT] [flags]",
+  flags: {
+    config: {
+      type: "string",
+      short: "c",
+      arg: "FILE",
+      env: "RPS_CONFIG",
+      help: "the server's tunnel: a wg-quick file or its content inline",
+    },
+    verbose: { type: "boolean", short: "v", help: "debug logging (like WGEDGE_LOG_LEVEL=debug)" },
+    buffer: {
+      type: "string",
+      short: "b",
+      arg: "KB",
+      default: "32",
+      env: "RPS_BUFFER_KB",
+      help: "copy buffer per direction of each connection, KiB, 1..16384",
+    },
+    "allow-ports": {
+      type: "string",
+      arg: "RANGES",
+      default: "every port",
+      env: "RPS_ALLOW_PORTS",
+      help: 'public ports clients may map, e.g. "10000-20000,8080"',
+    },
+    "max-mappings": {
+      type: "string",
+      arg: "N",
+      default: "64",
+      env: "RPS_MAX_MAPPINGS",
+      help: "port mappings one client may hold, 1..65535",
+    },
+    bind: {
+      type: "string",
+      arg: "ADDR",
+      default: "0.0.0.0",
+      env: "RPS_BIND",
+      help: "address the public listeners bind (:: for IPv6)",
+    },
+    "api-port": {
+      type: "string",
+      arg: "N",
+      default: "80",
+      env: "RPS_API_PORT",
+      help: "port of the mapping API on the tunnel addresses (reachable only through the tunnel)",
+    },
+    "client-expiry": {
+      type: "string",
+      arg: "SECONDS",
+      default: "60",
+      env: "RPS_CLIENT_EXPIRY",
+      help: "a client silent this long loses its mappings",
+    },
+    "sweep-interval": {
+      type: "string",
+      arg: "SECONDS",
+      default: "30",
+      env: "RPS_SWEEP_INTERVAL",
+      help: "how often expired clients are looked for",
+    },
+    "udp-timeout": {
+      type: "string",
+      arg: "SECONDS",
+      default: "60",
+      env: "RPS_UDP_TIMEOUT",
+      help: "idle time after which a UDP flow of a mapping is dropped",
+    },
+    "env-file": ENV_FILE_FLAG,
+    "admin-listen": ADMIN_LISTEN_ON_REQUEST_FLAG,
+  },
+  notes: ["`wgedge serve` starts the same server from RPS_CONFIG and the other RPS_* variables."],
+  async run(parsed) {
     const v = parsed.values;
     if (v.verbose) configureLogging({ level: "debug" });
     // Flag names as the rp config section reads them (plain `config` would be the main tunnel's WG_CONFIG).
@@ -48,4 +103,4 @@ export const rpsCommand: Command = {
     const admin = v["admin-listen"] !== undefined || !!Deno.env.get("WGEDGE_ADMIN_LISTEN");
     return await runServer({ flags, envFile: v["env-file"], only: ["rps"], admin }, "rps");
   },
-};
+});

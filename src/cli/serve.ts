@@ -9,7 +9,14 @@
  * by every user, and reported as the "tunnels" status section and wgedge_tunnel_* metrics;
  * setTunnelNetFactory() swaps the opener (tests).
  */
-import { type Command, parseFlags, UsageError, waitForShutdownSignal } from "./command.ts";
+import { type Command, defineCommand, UsageError, waitForShutdownSignal } from "./command.ts";
+import {
+  ADMIN_LISTEN_FLAG,
+  ENV_FILE_FLAG,
+  RELAY_FLAG,
+  RELAY_OPTION_FLAGS,
+  WG_CONFIG_FLAG,
+} from "./config_flags.ts";
 import { type Config, ConfigErrors, isConfigError, loadConfig } from "../config/mod.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import type { Net } from "../net/types.ts";
@@ -419,23 +426,24 @@ export async function runServer(opts: ServeOptions, requireService?: string): Pr
   return 0;
 }
 
-export const serveCommand: Command = {
+export const serveCommand: Command = defineCommand({
   name: "serve",
-  summary:
-    "Start every service configured in the environment / env file (relays, tunnels, ...) and the admin API.",
-  usage: "serve [--env-file FILE] [-c WG_CONFIG] [-r in;out;host;TCP|UDP]... [--admin-listen HOST:PORT]",
-  async run(args) {
-    const parsed = parseFlags(this, args, {
-      "env-file": { type: "string" },
-      config: { type: "string", short: "c" },
-      relay: { type: "string", short: "r", multiple: true },
-      "admin-listen": { type: "string" },
-      "connect-timeout": { type: "string" },
-      logging: { type: "string" },
-      "health-check": { type: "string" },
-    }, false);
-    if (!parsed) return 0;
+  summary: "Run every service the environment or env file configures, and the admin API.",
+  usage: "serve [--env-file FILE] [-c WG_CONFIG] [-r IN_PORT;OUT_PORT;OUT_HOST;TCP|UDP]... [flags]",
+  flags: {
+    "env-file": ENV_FILE_FLAG,
+    config: WG_CONFIG_FLAG,
+    relay: RELAY_FLAG,
+    "admin-listen": ADMIN_LISTEN_FLAG,
+    ...RELAY_OPTION_FLAGS,
+  },
+  notes: [
+    "Everything else comes from the environment or the env file: WG_TUNNEL_<NAME>, RPS_*/RPC_*, " +
+    "MWGP_SERVER_CONFIG/MWGP_CLIENT_CONFIG, WGEDGE_ADMIN_TOKEN, WGEDGE_LOG_LEVEL, ... (README.md lists " +
+    "them; `wgedge check-config` shows what they add up to). SIGHUP reloads; SIGINT/SIGTERM stop.",
+  ],
+  async run(parsed) {
     const { "env-file": envFile, ...flags } = parsed.values as Record<string, string | string[] | undefined>;
     return await runServer({ flags, envFile: envFile as string | undefined });
   },
-};
+});

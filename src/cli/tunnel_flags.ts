@@ -1,20 +1,22 @@
 /** Flags shared by commands that bring one tunnel up (`up`, `ping`): the config and its single overrides. */
 import { isConfigError, loadConfigFromProcess } from "../config/mod.ts";
 import type { WgConfig } from "../wireguard/config.ts";
-import { type Options, UsageError } from "./command.ts";
+import { type FlagTable, UsageError } from "./command.ts";
 import { configureLogging, logger } from "../util/log.ts";
+import { ENV_FILE_FLAG, TUNNEL_OVERRIDE_FLAGS, WG_CONFIG_FLAG } from "./config_flags.ts";
 
-export const TUNNEL_OPTIONS = {
-  config: { type: "string", short: "c" },
-  "env-file": { type: "string" },
-  address: { type: "string" },
-  "listen-port": { type: "string" },
-  mtu: { type: "string" },
-  endpoint: { type: "string" },
-} satisfies Options;
+export const TUNNEL_FLAGS = {
+  config: WG_CONFIG_FLAG,
+  "env-file": ENV_FILE_FLAG,
+  ...TUNNEL_OVERRIDE_FLAGS,
+} as const satisfies FlagTable;
 
-export const TUNNEL_USAGE =
-  "-c wg.conf | WG_CONFIG=...  [--env-file FILE] [--address A] [--listen-port N] [--mtu N] [--endpoint HOST:PORT]";
+export const TUNNEL_USAGE = "-c wg.conf | WG_CONFIG=...  [--env-file FILE] [tunnel flags]";
+
+/** For help: how the tunnel flags combine. */
+export const TUNNEL_NOTE =
+  "The tunnel comes from -c or WG_CONFIG; --address, --listen-port, --mtu and --endpoint (or their WG_* " +
+  "variables, and WG_PRIVATE_KEY: a key or a key file) override single settings of it.";
 
 /** Loads the one tunnel from flags/env; configuration problems become a clear error, never a stack trace. */
 export async function loadTunnelFromFlags(values: Record<string, unknown>): Promise<WgConfig> {

@@ -3,8 +3,8 @@
  * tunnel addresses; `--forward` exposes services inside the tunnel on local host ports. SIGINT/SIGTERM close
  * everything cleanly.
  */
-import { type Command, parseFlags, waitForShutdownSignal } from "./command.ts";
-import { loadTunnelFromFlags, TUNNEL_OPTIONS, TUNNEL_USAGE } from "./tunnel_flags.ts";
+import { type Command, defineCommand, waitForShutdownSignal } from "./command.ts";
+import { loadTunnelFromFlags, TUNNEL_FLAGS, TUNNEL_NOTE, TUNNEL_USAGE } from "./tunnel_flags.ts";
 import { openTunnel } from "../net/tunnels.ts";
 import { logger } from "../util/log.ts";
 import { formatHostPort, formatPrefix } from "../config/ip.ts";
@@ -17,18 +17,22 @@ import { hostNet } from "../net/host.ts";
 import { osResolver } from "../net/resolve.ts";
 import { systemClock } from "../util/clock.ts";
 
-export const upCommand: Command = {
+export const upCommand: Command = defineCommand({
   name: "up",
   summary: "Bring a WireGuard tunnel up in the foreground (answers ping on its addresses).",
-  usage: `up ${TUNNEL_USAGE} [--forward tcp://127.0.0.1:8080=10.0.0.1:80] [--forward udp://...]`,
-  async run(args) {
-    const parsed = parseFlags(
-      this,
-      args,
-      { ...TUNNEL_OPTIONS, forward: { type: "string", multiple: true } },
-      false,
-    );
-    if (!parsed) return 0;
+  usage: `up ${TUNNEL_USAGE} [--forward tcp://127.0.0.1:8080=10.0.0.1:80]...`,
+  flags: {
+    ...TUNNEL_FLAGS,
+    forward: {
+      type: "string",
+      multiple: true,
+      arg: "PROTO://LOCAL:PORT=TUNNEL_IP:PORT",
+      help: "expose a service inside the tunnel on a local port: tcp:// or udp://, IPv6 in brackets " +
+        "(tcp://127.0.0.1:8080=10.0.0.1:80)",
+    },
+  },
+  notes: [TUNNEL_NOTE, "Runs until SIGINT/SIGTERM, then closes every forward and the tunnel."],
+  async run(parsed) {
     const forwards = (parsed.values.forward ?? []).map(parseForward);
     const cfg = await loadTunnelFromFlags(parsed.values);
     const log = logger("up");
@@ -79,4 +83,4 @@ export const upCommand: Command = {
     tunnel.close();
     return 0;
   },
-};
+});

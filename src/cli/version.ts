@@ -1,16 +1,15 @@
-import type { Command } from "./command.ts";
-import { parseFlags } from "./command.ts";
+import { type Command, defineCommand } from "./command.ts";
 import denoJson from "../../deno.json" with { type: "json" };
 
 export const VERSION: string = denoJson.version;
 
-export const versionCommand: Command = {
+export const versionCommand: Command = defineCommand({
   name: "version",
   summary: "Print the wgedge version.",
   usage: "version",
-  run(args) {
-    if (!parseFlags(this, args, {}, false)) return Promise.resolve(0);
+  flags: {},
+  run() {
     console.log(`wgedge ${VERSION} (deno ${Deno.version.deno})`);
     return Promise.resolve(0);
   },
-};
+});
