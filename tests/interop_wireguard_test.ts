@@ -65,7 +65,9 @@ for (const psk of [false, true]) {
     try {
       const conf = await writeConf(s.dir, "wgedge.conf", wgedgeConf(s, { endpoint: true }));
       for (const target of ["10.77.0.1", "fd77::1"]) {
-        const r = await runWgedge(s.ns, ["ping", "-c", conf, "-n", "3", "-i", "0.2", "-W", "5", target]);
+        // -W 20: a reply only counts as lost after 20 s, enough for a loaded machine and even for one
+        // handshake retransmission (REKEY_TIMEOUT 5 s).
+        const r = await runWgedge(s.ns, ["ping", "-c", conf, "-n", "3", "-i", "0.2", "-W", "20", target]);
         assertEquals(r.code, 0, `wgedge ping ${target} exit code; stderr: ${r.stderr}`);
         assertMatch(r.stdout, new RegExp(`bytes from ${target.replace(/\./g, "\\.")}: icmp_seq=\\d time=`));
         assertStringIncludes(r.stdout, "3 packets transmitted, 3 received");
@@ -87,12 +89,15 @@ for (const psk of [false, true]) {
         const up = startWgedge(s.ns, ["up", "-c", conf]);
         try {
           await waitForOutput(up, "tunnel up");
-          const v4 = await s.ns.exec(["ping", "-c", "3", "-i", "0.2", "-W", "5", "10.77.0.2"], {
+          // -w (deadline), not -W: after its last request iputils ping waits only max(2 RTT, interval) for
+          // outstanding replies unless a deadline is set, so one reply delayed by a loaded machine would be
+          // counted as lost.
+          const v4 = await s.ns.exec(["ping", "-c", "3", "-i", "0.2", "-w", "30", "10.77.0.2"], {
             check: false,
           });
           assertEquals(v4.code, 0, `kernel ping 10.77.0.2: ${v4.stdout}${v4.stderr}`);
           assertStringIncludes(v4.stdout, "3 received");
-          const v6 = await s.ns.exec(["ping", "-6", "-c", "3", "-i", "0.2", "-W", "5", "fd77::2"], {
+          const v6 = await s.ns.exec(["ping", "-6", "-c", "3", "-i", "0.2", "-w", "30", "fd77::2"], {
             check: false,
           });
           assertEquals(v6.code, 0, `kernel ping fd77::2: ${v6.stdout}${v6.stderr}`);
@@ -119,7 +124,18 @@ interopTest(
     try {
       for (const endpoint of ["[::1]:51820", "localhost:51820"]) {
         const conf = await writeConf(s.dir, "wgedge.conf", wgedgeConf(s, { endpoint }));
-        const r = await runWgedge(s.ns, ["ping", "-c", conf, "-n", "2", "-i", "0.2", "10.77.0.1"]);
+        const r = await runWgedge(s.ns, [
+          "ping",
+          "-c",
+          conf,
+          "-n",
+          "2",
+          "-i",
+          "0.2",
+          "-W",
+          "20",
+          "10.77.0.1",
+        ]);
         assertEquals(r.code, 0, `Endpoint ${endpoint}: ${r.stderr}`);
         assertStringIncludes(r.stdout, "2 packets transmitted, 2 received");
         if (endpoint.startsWith("[")) {
@@ -139,7 +155,8 @@ interopTest(
     try {
       const wrong = (await wgKeyPair()).publicKey;
       const conf = await writeConf(s.dir, "wgedge.conf", wgedgeConf(s, { endpoint: true, peerKey: wrong }));
-      const r = await runWgedge(s.ns, ["ping", "-c", conf, "-n", "1", "-W", "7", "10.77.0.1"]);
+      // -W 10: the retry log line comes 5 s (+ jitter) after the initiation; margin for a loaded machine.
+      const r = await runWgedge(s.ns, ["ping", "-c", conf, "-n", "1", "-W", "10", "10.77.0.1"]);
       assertEquals(r.code, 1, "exit 1 without replies");
       assertStringIncludes(r.stdout, "1 packets transmitted, 0 received");
       assertStringIncludes(r.stderr, "handshake did not complete after 5 seconds, retrying");

@@ -12,7 +12,7 @@ const DENO_JSON = new URL("../deno.json", import.meta.url).pathname;
 async function setup() {
   const ns = await Netns.create("wgns");
   const ours = await wgKeyPair(), ref = await wgKeyPair();
-  await WireguardGo.start(ns, {
+  const wg = await WireguardGo.start(ns, {
     privateKey: ref.privateKey,
     listenPort: 51820,
     addresses: ["10.77.0.1/24", "fd77::1/64"],
@@ -34,7 +34,50 @@ async function setup() {
   );
   const out = collect(child.stdout), err = collect(child.stderr);
   await waitFor(() => out.text().includes("READY"), `peer did not start: ${err.text()}`, 600, 50);
+  // wireguard-go learns the peer's endpoint only from its handshake (sent right after READY): until then the
+  // kernel's packets to the peer are dropped.
+  await waitFor(
+    async () => (await wg.show("latest-handshakes")).trim().split(/\s+/)[1] !== "0",
+    `handshake from the peer\n${err.text()}`,
+  );
   return { ns, out, err };
+}
+
+/**
+ * One UDP datagram from a kernel socket (socat in the namespace); resolves with what came back once `done`
+ * says the reply is complete (bounded at 60 s). socat's -T inactivity wait cannot end early for UDP, and a
+ * loaded machine can take longer than a few seconds to answer.
+ */
+async function udpExchange(
+  ns: Netns,
+  target: string,
+  payload: Uint8Array,
+  done: (reply: Uint8Array) => boolean,
+): Promise<Uint8Array> {
+  const child = ns.spawn(["socat", "-b", "65536", "-", `UDP:${target}`], { stdin: "piped", stdout: "piped" });
+  const chunks: Uint8Array[] = [];
+  const reply = () => {
+    const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let off = 0;
+    for (const c of chunks) all.set(c, (off += c.length) - c.length);
+    return all;
+  };
+  const reading = (async () => {
+    for await (const c of child.stdout) chunks.push(c);
+  })().catch(() => {});
+  const stdin = child.stdin.getWriter();
+  try {
+    await stdin.write(payload); // < PIPE_BUF (4096): socat reads it whole, so it is one datagram
+    await waitFor(() => done(reply()), `UDP reply from ${target}`);
+    return reply();
+  } finally {
+    await stdin.close().catch(() => {});
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await child.status;
+    await reading;
+  }
 }
 
 interopTest(
@@ -54,30 +97,28 @@ interopTest(
         ["-6", "-s", "3000", "fd77::2"],
       ];
       for (const args of pings) {
-        const r = await ns.exec(["ping", "-c", "3", "-i", "0.2", "-W", "3", ...args], { check: false });
+        // -w (deadline): wait up to 30 s for the 3 replies; without it iputils ping gives up on outstanding
+        // replies max(2 RTT, interval) after its last request, which a loaded machine can exceed.
+        const r = await ns.exec(["ping", "-c", "3", "-i", "0.2", "-w", "30", ...args], { check: false });
         assertEquals(r.code, 0, `ping ${args.join(" ")}: ${r.stdout}${r.stderr}\n${err.text()}`);
       }
       // UDP echo from kernel sockets (the kernel drops replies with a bad checksum).
+      const enc = new TextEncoder(), dec = new TextDecoder();
       for (const target of ["10.77.0.2", "[fd77::2]"]) {
-        const r = await ns.exec(["socat", "-T", "3", "-", `UDP:${target}:7`], { stdin: `hello ${target}\n` });
-        assertEquals(r.stdout, `hello ${target}\n`);
+        const line = `hello ${target}\n`;
+        const r = await udpExchange(ns, `${target}:7`, enc.encode(line), (got) => got.length >= line.length);
+        assertEquals(dec.decode(r), line);
       }
       // 4000-byte datagrams: the kernel fragments them (tunnel MTU 1420), our stack reassembles.
       const big = new Uint8Array(4000).map((_, i) => (i * 13) & 0xff);
       let sum = 0;
       for (const b of big) sum = (sum * 31 + b) >>> 0;
-      const bigFile = `${dir}/big.bin`;
-      await Deno.writeFile(bigFile, big);
       for (const target of ["10.77.0.2", "[fd77::2]"]) {
-        const r = await ns.exec(["sh", "-c", `socat -T 3 -b 65536 - UDP:${target}:9 < ${bigFile}`]);
-        assertEquals(r.stdout, `4000 ${sum}\n`, `fragmented UDP to ${target}`);
+        const digest = await udpExchange(ns, `${target}:9`, big, (got) => got.includes(0x0a));
+        assertEquals(dec.decode(digest), `4000 ${sum}\n`, `fragmented UDP to ${target}`);
         // And echoed back whole: our fragments, reassembled by the kernel.
-        const echoed = await ns.exec([
-          "sh",
-          "-c",
-          `socat -T 3 -b 65536 - UDP:${target}:7 < ${bigFile} | wc -c`,
-        ]);
-        assertEquals(echoed.stdout.trim(), "4000", `fragmented UDP echo from ${target}`);
+        const echoed = await udpExchange(ns, `${target}:7`, big, (got) => got.length >= big.length);
+        assertEquals(echoed, big, `fragmented UDP echo from ${target}`);
       }
       // 1 MiB TCP echo against kernel TCP, both families; socat half-closes after sending.
       const data = new Uint8Array(1 << 20).map((_, i) => (i * 7 + (i >> 11)) & 0xff);

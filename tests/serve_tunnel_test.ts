@@ -43,13 +43,16 @@ interopTest(
           200,
           50,
         );
-        const ping = await ns.exec(["ping", "-c", "2", "-i", "0.2", "-W", "3", "10.79.0.2"], {
+        // -w (deadline): up to 30 s for both replies (without it iputils ping stops waiting for outstanding
+        // replies max(2 RTT, interval) after its last request, which a loaded machine can exceed).
+        const ping = await ns.exec(["ping", "-c", "2", "-i", "0.2", "-w", "30", "10.79.0.2"], {
           check: false,
         });
         assertEquals(ping.code, 0, ping.stdout + serve.stderr());
         await waitForOutput(serve, "service=relay");
         await waitForOutput(serve, "admin");
-        const relayed = await ns.exec(["sh", "-c", "socat -t 5 - TCP4:127.0.0.1:17777 < /dev/null"], {
+        // socat ends when the kernel side closes; -t only bounds a reply that never ends.
+        const relayed = await ns.exec(["sh", "-c", "socat -t 30 - TCP4:127.0.0.1:17777 < /dev/null"], {
           check: false,
         });
         assertStringIncludes(relayed.stdout, "hi-from-the-kernel-side", `via=wg:main: ${serve.stderr()}`);
@@ -57,7 +60,7 @@ interopTest(
           "curl",
           "-sS",
           "--max-time",
-          "5",
+          "30",
           "http://127.0.0.1:18081/api/v1/status",
         ]);
         const json = JSON.parse(status.stdout);
@@ -66,7 +69,7 @@ interopTest(
         assertStringIncludes(text, ref.publicKey, "peer public key shown");
         assert(!text.includes(mine.privateKey), "private key absent from status");
         const metrics =
-          (await ns.exec(["curl", "-sS", "--max-time", "5", "http://127.0.0.1:18081/metrics"])).stdout;
+          (await ns.exec(["curl", "-sS", "--max-time", "30", "http://127.0.0.1:18081/metrics"])).stdout;
         assert(
           /wgedge_tunnel_handshakes_total\{[^}]*tunnel="main"[^}]*\} [1-9]/.test(metrics),
           metrics.slice(0, 2000),
