@@ -14,6 +14,10 @@ import { probeLibcryptoAead } from "./aead_libcrypto.ts";
 export const TAG_LEN = 16;
 export const NONCE_LEN = 12;
 
+/**
+ * Results belong to the caller and stay valid, but may be views on a larger shared ArrayBuffer (libcrypto
+ * carves them from slabs): use `byteOffset`/`byteLength`, and never transfer or detach `.buffer`.
+ */
 export interface AeadBackend {
   readonly name: string;
   /**
