@@ -59,6 +59,13 @@ Deno.test("keys: a malformed WG_PRIVATE_KEY says a key or a key file was expecte
   }
   const [spaced] = await errorsOf({ env: { WG_CONFIG: ini(), WG_PRIVATE_KEY: TYPO_SPACE } });
   assertStringIncludes(spaced.message, "got a 45-character value that is neither (with whitespace inside)");
+  // Values no file system accepts as a name are still just "neither", never an exception or an echo.
+  for (const odd of ["k".repeat(5000), "ab\u0000cd/ef", "../" + "x/".repeat(3000)]) {
+    const [e, ...more] = await errorsOf({ env: { WG_CONFIG: ini(), WG_PRIVATE_KEY: odd } });
+    assertEquals(more.length, 0);
+    assertStringIncludes(e.message, "that is neither");
+    assertNotShown(e.message, odd.slice(0, 12));
+  }
 });
 
 Deno.test("keys: WG_PRIVATE_KEY from an env file names the file, the line and the variable", async () => {

@@ -11,6 +11,9 @@ import type { Origin } from "./source.ts";
 /** What a WireGuard key looks like, phrased to follow "expected ". */
 export const KEY_EXPECTED = 'a base64 WireGuard key (44 characters ending in "=", as printed by `wg genkey`)';
 
+/** Longer paths are described, not printed: a message is one readable line. */
+const MAX_SHOWN_PATH = 200;
+
 /** A key file is one line; anything much bigger is the wrong file (a wg-quick config, a log). */
 export const MAX_KEY_FILE_BYTES = 4096;
 
@@ -61,14 +64,16 @@ export function badKeyError(at: Omit<ConfigErrorInit, "expected" | "got" | "gotD
 
 /**
  * A path shown in a message only when it cannot be a mistyped key: it starts like a path (`/`, `./`, `../`,
- * `~/`), has a directory part, is not key-length and has no long base64 run. Anything else stays hidden.
+ * `~/`), has a directory part, is neither key-length nor very long, and has no long base64 run. Anything
+ * else stays hidden.
  */
 export function isUnmistakablyPath(value: string): boolean {
   const t = value.trim();
   if (!/^(\/|\.\.?\/|~\/)/.test(t)) return false;
   if (t.lastIndexOf("/") <= 0 && !t.startsWith(".") && !t.startsWith("~")) return false;
   const n = charCount(t);
-  if (n >= 40 && n <= 48) return false;
+  // Key-length values are hidden whatever they look like; so are names too long to print usefully.
+  if ((n >= 40 && n <= 48) || n > MAX_SHOWN_PATH) return false;
   return !/[A-Za-z0-9+]{20,}/.test(t);
 }
 
@@ -100,38 +105,43 @@ export async function readKeyOrKeyFile(value: string, origin: Origin): Promise<K
   if (key) return { key };
   const expected = `${KEY_EXPECTED} or the path of a file containing one`;
   let info: Deno.FileInfo | undefined;
-  let statFailure: string | undefined;
+  let denied = false;
   try {
     info = v === "" ? undefined : await Deno.stat(v);
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory)) {
-      statFailure = e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable
-        ? "permission denied"
-        : (e as Error).name;
-    }
+    // Any other failure (no such file, a name too long, a NUL byte) means the value names no usable file.
+    denied = e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable;
   }
-  if (!info && statFailure === undefined) {
+  const showable = isUnmistakablyPath(v);
+  if (!info && !denied) {
     // Neither: a mistyped key and a missing file look the same from here; say both, show neither.
-    const shown = isUnmistakablyPath(v) ? `${JSON.stringify(v)}, which is not a key and names no file` : "";
     throw new ConfigError({
       ...at(origin),
       expected,
-      gotDescription: shown || neither(v),
+      gotDescription: showable ? `${JSON.stringify(v)}, which is not a key and names no file` : neither(v),
     });
   }
-  // The name exists on disk, so it is a path, not a secret: naming it helps more than it could leak.
-  const fileProblem = (why: string) =>
-    new ConfigError({ ...at(origin), expected: `${expected} (${why})`, got: v });
-  if (statFailure !== undefined) throw fileProblem(statFailure);
-  if (!info!.isFile) throw fileProblem("not a regular file");
-  if (info!.size > MAX_KEY_FILE_BYTES) {
-    throw fileProblem(`larger than ${MAX_KEY_FILE_BYTES} bytes: not a key file`);
+  // A name that exists on disk is a path, not a secret: naming it helps more than it could leak. A denied
+  // stat proves less (a directory on the way exists), so then only an unmistakable path is shown.
+  const fileProblem = (why: string, show: boolean) =>
+    new ConfigError({
+      ...at(origin),
+      expected: `${expected} (${why})`,
+      ...(show ? { got: v } : { gotDescription: `${describeBadKey(v)} (not shown)` }),
+    });
+  if (!info) throw fileProblem("permission denied", showable);
+  if (!info.isFile) throw fileProblem("not a regular file", true);
+  if (info.size > MAX_KEY_FILE_BYTES) {
+    throw fileProblem(`larger than ${MAX_KEY_FILE_BYTES} bytes: not a key file`, true);
   }
   let text: string;
   try {
     text = new TextDecoder().decode(await Deno.readFile(v));
   } catch (e) {
-    throw fileProblem(e instanceof Deno.errors.PermissionDenied ? "permission denied" : (e as Error).name);
+    throw fileProblem(
+      e instanceof Deno.errors.PermissionDenied ? "permission denied" : (e as Error).name,
+      true,
+    );
   }
   const fromFile = tryDecodeKey(text);
   if (fromFile) return { key: fromFile, path: v };
