@@ -19,6 +19,7 @@ import { DnsResolver } from "../src/net/dns.ts";
 import { createHostNet } from "../src/net/host.ts";
 import { seededRandom } from "../src/util/random.ts";
 import { parseIpv6 } from "../src/wire/ipv6.ts";
+import { freePort } from "./helpers/ports.ts";
 
 type Rr = { name: string; type: number; data: string };
 
@@ -69,7 +70,8 @@ function fakeServer(
   hostname = "127.0.0.1",
   wantPort = 0,
 ) {
-  const udp = Deno.listenDatagram({ hostname, port: wantPort, transport: "udp" });
+  // A reserved port (free for UDP and TCP): UDP's port 0 may pick one a parallel test holds for TCP.
+  const udp = Deno.listenDatagram({ hostname, port: wantPort || freePort(), transport: "udp" });
   const port = (udp.addr as Deno.NetAddr).port;
   const tcp = Deno.listen({ hostname, port });
   const seen: string[] = [];
