@@ -68,6 +68,33 @@ async function ready(p: Peer): Promise<void> {
   await waitFor(() => p.out().includes("READY"), `peer READY\n${p.err()}`, 600, 50);
 }
 
+/**
+ * Sends `msg` over UDP from the kernel side (socat in the namespace) until its echo comes back, bounded at
+ * 60 s, and returns what came back. Resending covers a datagram lost while a freshly started wgedge process
+ * and wireguard-go agree on a new session; the wait ends with the echo instead of socat's fixed -t after
+ * stdin EOF, which a UDP reply cannot end early (and which a loaded machine can outlast).
+ */
+async function udpEchoFromKernel(ns: Netns, target: string, msg: string): Promise<string> {
+  const child = ns.spawn(["socat", "-", `UDP:${target}`], { stdin: "piped", stdout: "piped" });
+  const out = collect(child.stdout);
+  const stdin = child.stdin.getWriter();
+  try {
+    const datagram = new TextEncoder().encode(`${msg}\n`);
+    for (let i = 0; i < 30 && !out.text().includes(msg); i++) {
+      await stdin.write(datagram);
+      for (let j = 0; j < 40 && !out.text().includes(msg); j++) await new Promise((r) => setTimeout(r, 50));
+    }
+    return out.text();
+  } finally {
+    await stdin.close().catch(() => {});
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await child.status;
+    await out.done;
+  }
+}
+
 async function sha256File(ns: Netns, path: string): Promise<string> {
   return (await ns.exec(["sha256sum", path])).stdout.split(" ")[0];
 }
@@ -265,10 +292,11 @@ interopTest("interop TCP/UDP: userspace stack against the kernel through wiregua
         try {
           await ready(peer);
           for (const target of ["10.77.0.2", "[fd77::2]"]) {
-            const r = await ns.exec(["sh", "-c", `echo hello-udp | socat -t 3 - UDP:${target}:7000`], {
-              check: false,
-            });
-            assertStringIncludes(r.stdout, "hello-udp", `echo from ${target}`);
+            assertStringIncludes(
+              await udpEchoFromKernel(ns, `${target}:7000`, "hello-udp"),
+              "hello-udp",
+              `echo from ${target}`,
+            );
           }
         } finally {
           await peer.kill();
@@ -289,13 +317,11 @@ interopTest("interop TCP/UDP: userspace stack against the kernel through wiregua
         try {
           await waitForOutput(up, "forwarding");
           for (let i = 0; i < 3; i++) {
-            const r = await ns.exec(
-              ["sh", "-c", `echo via-forward-${i} | socat -t 3 - UDP4:127.0.0.1:17001`],
-              {
-                check: false,
-              },
+            assertStringIncludes(
+              await udpEchoFromKernel(ns, "127.0.0.1:17001", `via-forward-${i}`),
+              `via-forward-${i}`,
+              `UDP through the forward (${up.stderr()})`,
             );
-            assertStringIncludes(r.stdout, `via-forward-${i}`, `UDP through the forward (${up.stderr()})`);
           }
         } finally {
           assertEquals((await up.stop()).code, 0);
@@ -309,11 +335,11 @@ interopTest("interop TCP/UDP: userspace stack against the kernel through wiregua
         const peer = startPeer(ns, [conf, "http", "80"]);
         try {
           await ready(peer);
-          const v4 = await ns.exec(["curl", "-sS", "--max-time", "10", "http://10.77.0.2/"], {
+          const v4 = await ns.exec(["curl", "-sS", "--max-time", "30", "http://10.77.0.2/"], {
             check: false,
           });
           assertEquals(v4.stdout, "hello from the wgedge stack, you are 10.77.0.1\n", v4.stderr);
-          const v6 = await ns.exec(["curl", "-sS", "-g", "--max-time", "10", "http://[fd77::2]/"], {
+          const v6 = await ns.exec(["curl", "-sS", "-g", "--max-time", "30", "http://[fd77::2]/"], {
             check: false,
           });
           assertEquals(v6.stdout, "hello from the wgedge stack, you are fd77::1\n", v6.stderr);
@@ -338,7 +364,7 @@ interopTest("interop TCP/UDP: userspace stack against the kernel through wiregua
         const up = startWgedge(ns, ["up", "-c", conf, "--forward", "tcp://127.0.0.1:18080=10.77.0.1:8000"]);
         try {
           await waitForOutput(up, "forwarding");
-          const r = await ns.exec(["curl", "-sS", "--max-time", "10", "http://127.0.0.1:18080/hello.txt"], {
+          const r = await ns.exec(["curl", "-sS", "--max-time", "30", "http://127.0.0.1:18080/hello.txt"], {
             check: false,
           });
           assertEquals(r.stdout, "hello from the kernel side\n", r.stderr + up.stderr());
