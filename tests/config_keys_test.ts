@@ -158,8 +158,16 @@ Deno.test("keys: the pipe form names the field (and the line in a file), never t
 Deno.test("keys: a key given where a config belongs is described, not shown", async () => {
   const [e] = await errorsOf({ env: { WG_CONFIG: PRIV } });
   assertEquals(e.source, "WG_CONFIG");
-  assertStringIncludes(e.message, "got a 44-character value that looks like a key (not shown)");
+  assertStringIncludes(e.message, "got a 44-character value (not shown: it does not read like a path)");
   assertNotShown(e.message, PRIV);
+});
+
+Deno.test("config: a mistyped secret given where a config belongs is described; a real path is named", async () => {
+  const [secret] = await errorsOf({ env: { WG_TUNNEL_OFFICE: "hunter2secret" } });
+  assertStringIncludes(secret.message, "got a 13-character value (not shown: it does not read like a path)");
+  assertNotShown(secret.message, "hunter2secret");
+  const [path] = await errorsOf({ env: { WG_TUNNEL_OFFICE: "/nonexistent/office.conf" } });
+  assertStringIncludes(path.message, `got "/nonexistent/office.conf"`);
 });
 
 Deno.test("keys: describeBadKey says what is wrong with the shape, using no character of the value", () => {

@@ -39,9 +39,15 @@ export function looksLikeContent(value: string): boolean {
   return /[\r\n]/.test(value) || /\[\s*interface\s*\]/i.test(value) || value.includes("|");
 }
 
-/** A value that looks like a key is never echoed, even when it was (wrongly) taken for a path. */
+/**
+ * A value taken for a path is echoed only when it reads like one (a directory part or a config file
+ * extension, no long base64 run): a secret pasted with a typo, or a key, is described instead.
+ */
 function showablePath(value: string): string | undefined {
-  return /^[A-Za-z0-9+/]{40,}={0,2}$/.test(value.trim()) ? undefined : value;
+  const t = value.trim();
+  const pathLike = t.includes("/") || /\.(conf|json5?|env|ini|txt|key)$/i.test(t);
+  if (!pathLike || t.length > 200 || /[A-Za-z0-9+]{20,}/.test(t)) return undefined;
+  return value;
 }
 
 /**
@@ -68,9 +74,9 @@ export async function readConfigFile(path: string, sourceName: string | Origin):
     new ConfigError({
       ...origin,
       expected: `inline config content or the path of a readable file (${why})`,
-      ...(shown !== undefined
-        ? { got: shown }
-        : { gotDescription: `a ${path.trim().length}-character value that looks like a key (not shown)` }),
+      ...(shown !== undefined ? { got: shown } : {
+        gotDescription: `a ${path.trim().length}-character value (not shown: it does not read like a path)`,
+      }),
     });
   if (path === "") throw fail("empty");
   let info: Deno.FileInfo;
