@@ -39,6 +39,10 @@ interopTest(
       await Deno.mkdir(page);
       await Deno.writeTextFile(`${page}/index.html`, "kernel service behind NAT\n");
       ns.spawn(["python3", "-m", "http.server", "9000", "--bind", "10.88.0.2", "--directory", page]);
+      await waitFor(
+        async () => (await ns.exec(["ss", "-ltn"], { check: false })).stdout.includes("10.88.0.2:9000"),
+        "the kernel HTTP service listening",
+      );
 
       // rps runs inside the namespace (its public ports and UDP port are the namespace's loopback).
       const child = ns.spawnWgedge(["rps", "-c", conf, "--allow-ports", "18000-18999"], { stderr: "piped" });
@@ -54,7 +58,7 @@ interopTest(
           "curl",
           "-sS",
           "--max-time",
-          "10",
+          "30",
           "-o",
           "-",
           "-w",
@@ -81,7 +85,7 @@ interopTest(
       );
       assertEquals(created.status, 200, created.body);
       assertStringIncludes(created.body, '"success":true');
-      const pub = await ns.exec(["curl", "-sS", "--max-time", "10", "http://127.0.0.1:18080/"]);
+      const pub = await ns.exec(["curl", "-sS", "--max-time", "30", "http://127.0.0.1:18080/"]);
       assertEquals(pub.stdout, "kernel service behind NAT\n");
 
       // Over IPv6 as well: the identity is then the peer's IPv6 tunnel address.

@@ -15,6 +15,8 @@ import { echoWithRetry } from "./helpers/udp.ts";
 
 const host = createHostNet();
 const SERVER_IP = "127.0.0.1";
+/** rpc's start retries until the server answers; generous for a loaded CI machine (it answers at once here). */
+const START_TIMEOUT_MS = 30_000;
 
 function startServer(loop: LoopbackTunnel, apiPort: number, opts: { clock?: Clock } = {}): RpServer {
   const server = new RpServer({
@@ -56,7 +58,7 @@ function helloService(): { port: number; close: () => Promise<void> } {
 }
 
 async function curl(url: string): Promise<string> {
-  return (await run(["curl", "-sS", "--max-time", "10", url])).stdout;
+  return (await run(["curl", "-sS", "--max-time", "30", url])).stdout;
 }
 
 Deno.test("rp loopback: curl to the public port reaches the local HTTP service; stop deletes the mapping", async () => {
@@ -66,7 +68,7 @@ Deno.test("rp loopback: curl to the public port reaches the local HTTP service; 
   const server = startServer(loop, apiPort);
   const client = newClient(loop, "127.0.0.2", apiPort, [`localhost:${hello.port}-${publicPort}`]);
   try {
-    await client.start(5000);
+    await client.start(START_TIMEOUT_MS);
     assertEquals(client.routeStates, ["registered"]);
     assertEquals(await curl(`http://127.0.0.1:${publicPort}/page`), "hello from the local service: /page\n");
     const [m] = server.listAll();
@@ -117,7 +119,7 @@ Deno.test("rp loopback: a 64 MiB download through a mapping is byte-exact, with 
   const server = startServer(loop, apiPort);
   const client = newClient(loop, "127.0.0.2", apiPort, [`127.0.0.1:${svc.port}-${publicPort}`]);
   try {
-    await client.start(5000);
+    await client.start(START_TIMEOUT_MS);
     const c = await Deno.connect({ hostname: "127.0.0.1", port: publicPort });
     await c.write(new TextEncoder().encode("GET\n"));
     await c.closeWrite(); // the service only answers after our FIN crossed both hops
@@ -156,7 +158,12 @@ Deno.test("rp loopback: a socat UDP echo answers through a /udp mapping from 20 
   const client = newClient(loop, "127.0.0.3", apiPort, [`127.0.0.1:${echoPort}-${publicPort}/udp`]);
   const sockets: Deno.DatagramConn[] = [];
   try {
-    await client.start(5000);
+    // socat binds asynchronously; a datagram before that would be refused and its flow counted anyway.
+    await waitFor(
+      async () => (await run(["ss", "-Hlun", `sport = :${echoPort}`])).stdout.trim() !== "",
+      "socat UDP echo listening",
+    );
+    await client.start(START_TIMEOUT_MS);
     assertEquals(server.listAll()[0].protocol, "udp");
     for (let i = 0; i < 20; i++) {
       sockets.push(Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" }));
@@ -187,7 +194,7 @@ Deno.test("rp loopback: rpc re-registers after an rps restart and after an outag
     backoffMaxMs: 8000,
   });
   try {
-    await client.start(5000);
+    await client.start(START_TIMEOUT_MS);
     const firstStartup = client.serverStartupTime;
     await server.close();
     // The server is gone: heartbeats fail and the retry delay doubles up to the cap.
@@ -228,8 +235,8 @@ Deno.test("rp loopback: two clients, one port — the second is refused and star
   const a = newClient(loop, "127.0.0.2", apiPort, [`127.0.0.1:${hello.port}-${publicPort}`]);
   const b = newClient(loop, "127.0.0.3", apiPort, [`127.0.0.1:${hello.port}-${publicPort}`]);
   try {
-    await a.start(5000);
-    const e = await assertRejects(() => b.start(5000));
+    await a.start(START_TIMEOUT_MS);
+    const e = await assertRejects(() => b.start(START_TIMEOUT_MS));
     assert(e instanceof RpClientError);
     assertStringIncludes(e.message, "409");
     assertEquals(server.listAll().map((m) => m.client_ip), ["127.0.0.2"]);

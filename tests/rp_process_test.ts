@@ -70,6 +70,10 @@ Deno.test({
     let rpc: WgedgeProcess | undefined;
     const sockets: Deno.DatagramConn[] = [];
     try {
+      await waitFor(
+        async () => (await run(["ss", "-Hlun", `sport = :${echoPort}`])).stdout.trim() !== "",
+        "socat UDP echo listening",
+      );
       await rps.waitLog("API listening addr=10.66.0.1:80", "rps API up");
       rpc = new WgedgeProcess([
         "rpc",
