@@ -299,12 +299,12 @@ Deno.test({
       }
       assertEquals(problems, []);
       assertEquals(count(), total, "every datagram of every sender arrived");
-      assertEquals(receiver.rxDatagrams >= total, true);
+      assert(receiver.rxDatagrams >= total, `${receiver.rxDatagrams} datagrams read`);
       assert(
-        receiver.rxBatches < receiver.rxDatagrams,
-        `batched receive: ${receiver.rxDatagrams} datagrams in ${receiver.rxBatches} recvmmsg calls`,
+        receiver.rxBatches < receiver.rxBatchedDatagrams,
+        `batched receive: ${receiver.rxBatchedDatagrams} datagrams in ${receiver.rxBatches} recvmmsg calls`,
       );
-      assert(receiver.rxDatagrams / receiver.rxBatches <= RECV_BATCH);
+      assert(receiver.rxBatchedDatagrams / receiver.rxBatches <= RECV_BATCH);
     } finally {
       await closeBind(receiver);
       for (const b of binds) await closeBind(b.bind);
@@ -377,7 +377,7 @@ Deno.test({
       assert(e1.message.includes(`${explicit.port}`), e1.message);
       // Taken on IPv4 by a Deno socket: the dual-stack wildcard socket conflicts with it too.
       const p4 = (deno4.addr as Deno.NetAddr).port;
-      const e2 = await assertRejects(() => new LinuxUdpBind().open(p4, () => {}), "EADDRINUSE");
+      const e2 = await assertRejects(() => new LinuxUdpBind().open(p4, () => {}), "in use");
       assert(e2 instanceof Deno.errors.AddrInUse, e2.name);
       await assertRejects(() => new LinuxUdpBind().open(70000, () => {}), "0..65535");
     } finally {
