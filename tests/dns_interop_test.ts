@@ -86,6 +86,9 @@ interopTest("dns: relays and ping resolve names through the tunnel's DNS server 
       const r = await ns.exec(["socat", "-t", "30", "-", `TCP:127.0.0.1:${port}`], { stdin: `to ${what}\n` });
       assertEquals(r.stdout, `to ${what}\n`, `TCP relay to ${what}\n${err.text()}`);
     }
+    // dnsmasq's log reaches us through a pipe, possibly after the reply it describes: wait for the line.
+    await waitFor(() => dnsLog.text().includes("query[A] web.corp.test from 10.78.0.2"), "dnsmasq log line")
+      .catch(() => {}); // the assertion below says what is missing
     assertStringIncludes(dnsLog.text(), "query[A] web.corp.test from 10.78.0.2");
     // UDP through the CNAME (one datagram; its echo awaited with a generous bound).
     const udp = ns.spawn(["socat", "-", "UDP:127.0.0.1:9001"], { stdin: "piped", stdout: "piped" });
@@ -97,13 +100,17 @@ interopTest("dns: relays and ping resolve names through the tunnel's DNS server 
     await udpIn.close().catch(() => {});
     udp.kill("SIGKILL");
     await udp.status;
+    await waitFor(() => dnsLog.text().includes("alias.test is <CNAME>"), "dnsmasq log line").catch(() => {});
     assertStringIncludes(dnsLog.text(), "alias.test is <CNAME>");
 
     // ping by name: the answer for many.test does not fit in UDP; the resolver asks again over TCP.
     const pinged = await runWgedge(ns, ["ping", "-c", conf, "-n", "1", "-W", "2", "many.test"]);
     const shown = /PING many\.test \((10\.78\.1\.\d+)\)/.exec(pinged.stdout);
     assert(shown && MANY.includes(shown[1]), `resolved to one of many.test's addresses:\n${pinged.stdout}`);
-    const asked = dnsLog.text().split("\n").filter((l) => l.includes("query[A] many.test from 10.78.0.2"));
+    const askedLines = () =>
+      dnsLog.text().split("\n").filter((l) => l.includes("query[A] many.test from 10.78.0.2"));
+    await waitFor(() => askedLines().length >= 2, "dnsmasq log lines").catch(() => {});
+    const asked = askedLines();
     assert(asked.length >= 2, `asked over UDP, then again over TCP:\n${dnsLog.text()}`);
 
     const missing = await runWgedge(ns, ["ping", "-c", conf, "-n", "1", "nosuch.test"]);
