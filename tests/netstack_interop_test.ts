@@ -138,6 +138,9 @@ interopTest(
         }
         assertEquals(same, true, `TCP echo bytes via ${target}`);
       }
+      await waitFor(() => err.text().includes("stats rx="), "the peer's stats line (every second)").catch(
+        () => {},
+      );
       assertStringIncludes(err.text(), "stats rx=");
     } finally {
       await ns.destroy();

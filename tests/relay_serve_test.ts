@@ -151,6 +151,8 @@ Deno.test({
       viaB.close();
       const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
       assertStringIncludes(metrics, `wgedge_relay_up{relay="RELAY_2"`);
+      // The log comes through a pipe, possibly after the status we saw: wait (bounded) for it.
+      await waitFor(() => proc.stderr().includes("relay stopped"), "reload logged").catch(() => {});
       assert(proc.stderr().includes("relay stopped") && proc.stderr().includes("RELAY_2"), "reload logged");
       assert(!/relay stopped relay=RELAY_1/.test(proc.stderr()), "RELAY_1 never stopped");
     } finally {

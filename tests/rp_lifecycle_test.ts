@@ -71,6 +71,7 @@ Deno.test({
         200,
         100,
       );
+      await rps.waitLog("client expired"); // the log comes through a pipe, maybe after the state we saw
       assertStringIncludes(rps.log.text(), "client expired");
       const refused = await run(["curl", "-sS", "--max-time", "5", `http://127.0.0.1:${publicPort}/`], {
         check: false,
@@ -91,6 +92,7 @@ Deno.test({
         300,
         100,
       );
+      await rpc.waitLog("registering again"); // the log comes through a pipe, maybe after the state we saw
       assertStringIncludes(rpc.log.text(), "registering again");
       const page = await run(["curl", "-sS", "--max-time", "20", `http://127.0.0.1:${publicPort}/back`]);
       assertEquals(page.stdout, "local page /back\n");
@@ -99,6 +101,7 @@ Deno.test({
       rpc.kill("SIGTERM");
       assertEquals((await rpc.status()).code, 0);
       assertEquals((await adminMappings(adminPort)).length, 0);
+      await rps.waitLog("deleted by client"); // the log comes through a pipe, maybe after the state we saw
       assertStringIncludes(rps.log.text(), "deleted by client");
     } finally {
       for (const p of procs) await p.stop();
