@@ -288,7 +288,6 @@ export class LinuxUdpBind implements Bind {
   #resolveClosed!: () => void;
   #libc: { lib: Libc; errno: Deno.UnsafePointerView } | undefined;
   #conn: Deno.DatagramConn | undefined;
-  #loopDone: Promise<void> | undefined;
   /** The socket's descriptor (Deno's socket; -1 when unknown or closed): libc reads and writes it directly. */
   #fd = -1;
   #family = 0;
@@ -352,8 +351,10 @@ export class LinuxUdpBind implements Bind {
       if (!setInt(SO_RCVBUFFORCE, SOCKET_BUFFER_BYTES)) setInt(SO_RCVBUF, SOCKET_BUFFER_BYTES);
       if (!setInt(SO_SNDBUFFORCE, SOCKET_BUFFER_BYTES)) setInt(SO_SNDBUF, SOCKET_BUFFER_BYTES);
     }
-    this.#loopDone = this.#receiveLoop(conn, receive);
-    this.#loopDone.finally(() => this.#resolveClosed());
+    this.#receiveLoop(conn, receive).then(() => this.#resolveClosed(), (e) => {
+      log.error("udp receive loop failed", { error: (e as Error).stack ?? String(e) });
+      this.#resolveClosed();
+    });
     return local.port;
   }
 
@@ -378,6 +379,8 @@ export class LinuxUdpBind implements Bind {
         if (this.#closing) return;
         this.receiveErrors++;
         log.warn("udp receive failed", { error: (e as Error).message });
+        // A socket closed under us cannot recover; anything else (a queued ICMP error) is one bad read.
+        if (e instanceof Deno.errors.BadResource) return;
         continue;
       }
       this.rxDatagrams++;
