@@ -61,7 +61,7 @@ Deno.test("host net: refused and unresolvable targets are named in the error", a
   const port = freePort(); // reserved: no parallel test file binds it, so the dial is refused
   const net = createHostNet({ resolver: new MapResolver({ "svc.test": "127.0.0.1" }) });
   const refused = await assertRejects(
-    () => net.dialTcp("svc.test", port, { timeoutMs: 2000 }),
+    () => net.dialTcp("svc.test", port, { timeoutMs: 30_000 }), // refused at once; generous under load
     `svc.test:${port}`,
   );
   assertEquals((refused as DialError).reason, "refused");
