@@ -15,7 +15,8 @@ const LOWEST_PORT = 10_000;
 const DEFAULT_EPHEMERAL_LOW = 32_768;
 /** A reservation older than this is left over from an earlier run (test files finish in about a minute). */
 const RESERVATION_STALE_MS = 10 * 60_000;
-const RESERVATION_DIR = `${Deno.env.get("TMPDIR") ?? "/tmp"}/wgedge-test-ports`;
+/** Per user: another user's directory would not be writable (test runs of two users do not coordinate). */
+const RESERVATION_DIR = `${Deno.env.get("TMPDIR") ?? "/tmp"}/wgedge-test-ports-${Deno.uid() ?? "user"}`;
 
 let ephemeralLow: number | undefined;
 
@@ -66,7 +67,7 @@ function bindable(port: number): boolean {
  * (never handed out twice within RESERVATION_STALE_MS, by any test file).
  */
 export function freePort(): number {
-  Deno.mkdirSync(RESERVATION_DIR, { recursive: true });
+  Deno.mkdirSync(RESERVATION_DIR, { recursive: true, mode: 0o700 });
   const high = ephemeralRangeStart();
   for (let i = 0; i < 500; i++) {
     const port = LOWEST_PORT + Math.floor(Math.random() * (high - LOWEST_PORT));
