@@ -28,7 +28,9 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd.run(rest);
   } catch (e) {
     if (e instanceof UsageError) {
-      console.error(`wgedge ${cmd.name}: ${e.message}\nUsage: wgedge ${cmd.usage}`);
+      console.error(
+        `wgedge ${cmd.name}: ${e.message}\nUsage: wgedge ${cmd.usage}\nRun 'wgedge ${cmd.name} --help' for every flag.`,
+      );
       return 2;
     }
     console.error(`wgedge ${cmd.name}: ${(e as Error).message ?? e}`);

@@ -18,7 +18,11 @@ export const pingCommand: Command = defineCommand({
   summary: "Send ICMP echo through a tunnel; exit 0 if any reply arrived.",
   usage: `ping ${TUNNEL_USAGE} [-n COUNT] [-W SECONDS] [-i SECONDS] [-s SIZE] ADDRESS`,
   positionals: true,
-  args: [{ name: "ADDRESS", help: "IPv4 or IPv6 address inside the tunnel (within a peer's AllowedIPs)" }],
+  args: [{
+    name: "ADDRESS",
+    help: "IPv4/IPv6 address or name inside the tunnel (within a peer's AllowedIPs; names are asked of the " +
+      "tunnel's DNS = servers, else the host's resolver)",
+  }],
   flags: {
     ...TUNNEL_FLAGS,
     count: { type: "string", short: "n", arg: "COUNT", default: "4", help: "echo requests to send" },
