@@ -19,23 +19,28 @@ async function setup(
   opts: { psk?: boolean; refKnowsWrongKey?: boolean; wgedgePort?: number } = {},
 ): Promise<Setup> {
   const ns = await Netns.create("wgi");
-  const dir = await Deno.makeTempDir({ prefix: "wgedge-interop-" });
-  ns.cleanups.push(() => Deno.remove(dir, { recursive: true }));
-  const wgedgeKeys = await wgKeyPair(), refKeys = await wgKeyPair();
-  const psk = opts.psk ? await wgPsk() : undefined;
-  const peerKey = opts.refKnowsWrongKey ? (await wgKeyPair()).publicKey : wgedgeKeys.publicKey;
-  const wg = await WireguardGo.start(ns, {
-    privateKey: refKeys.privateKey,
-    listenPort: 51820,
-    addresses: ["10.77.0.1/24", "fd77::1/64"],
-    peers: [{
-      publicKey: peerKey,
-      allowedIps: ["10.77.0.2/32", "fd77::2/128"],
-      presharedKey: psk,
-      endpoint: opts.wgedgePort ? `127.0.0.1:${opts.wgedgePort}` : undefined,
-    }],
-  });
-  return { ns, wg, dir, wgedgeKeys, refKeys, psk };
+  try {
+    const dir = await Deno.makeTempDir({ prefix: "wgedge-interop-" });
+    ns.cleanups.push(() => Deno.remove(dir, { recursive: true }));
+    const wgedgeKeys = await wgKeyPair(), refKeys = await wgKeyPair();
+    const psk = opts.psk ? await wgPsk() : undefined;
+    const peerKey = opts.refKnowsWrongKey ? (await wgKeyPair()).publicKey : wgedgeKeys.publicKey;
+    const wg = await WireguardGo.start(ns, {
+      privateKey: refKeys.privateKey,
+      listenPort: 51820,
+      addresses: ["10.77.0.1/24", "fd77::1/64"],
+      peers: [{
+        publicKey: peerKey,
+        allowedIps: ["10.77.0.2/32", "fd77::2/128"],
+        presharedKey: psk,
+        endpoint: opts.wgedgePort ? `127.0.0.1:${opts.wgedgePort}` : undefined,
+      }],
+    });
+    return { ns, wg, dir, wgedgeKeys, refKeys, psk };
+  } catch (e) {
+    await ns.destroy(); // the caller's finally only sees a finished setup
+    throw e;
+  }
 }
 
 function wgedgeConf(

@@ -11,36 +11,41 @@ const DENO_JSON = new URL("../deno.json", import.meta.url).pathname;
 
 async function setup() {
   const ns = await Netns.create("wgns");
-  const ours = await wgKeyPair(), ref = await wgKeyPair();
-  const wg = await WireguardGo.start(ns, {
-    privateKey: ref.privateKey,
-    listenPort: 51820,
-    addresses: ["10.77.0.1/24", "fd77::1/64"],
-    peers: [{ publicKey: ours.publicKey, allowedIps: ["10.77.0.2/32", "fd77::2/128"] }],
-  });
-  const child = ns.spawn(
-    [
-      Deno.execPath(),
-      "run",
-      "-A",
-      "--config",
-      DENO_JSON,
-      PEER,
-      ours.privateKey,
-      ref.publicKey,
-      "127.0.0.1:51820",
-    ],
-    { stdout: "piped", stderr: "piped", env: { NO_COLOR: "1" } },
-  );
-  const out = collect(child.stdout), err = collect(child.stderr);
-  await waitFor(() => out.text().includes("READY"), `peer did not start: ${err.text()}`, 600, 50);
-  // wireguard-go learns the peer's endpoint only from its handshake (sent right after READY): until then the
-  // kernel's packets to the peer are dropped.
-  await waitFor(
-    async () => (await wg.show("latest-handshakes")).trim().split(/\s+/)[1] !== "0",
-    `handshake from the peer\n${err.text()}`,
-  );
-  return { ns, out, err };
+  try {
+    const ours = await wgKeyPair(), ref = await wgKeyPair();
+    const wg = await WireguardGo.start(ns, {
+      privateKey: ref.privateKey,
+      listenPort: 51820,
+      addresses: ["10.77.0.1/24", "fd77::1/64"],
+      peers: [{ publicKey: ours.publicKey, allowedIps: ["10.77.0.2/32", "fd77::2/128"] }],
+    });
+    const child = ns.spawn(
+      [
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--config",
+        DENO_JSON,
+        PEER,
+        ours.privateKey,
+        ref.publicKey,
+        "127.0.0.1:51820",
+      ],
+      { stdout: "piped", stderr: "piped", env: { NO_COLOR: "1" } },
+    );
+    const out = collect(child.stdout), err = collect(child.stderr);
+    await waitFor(() => out.text().includes("READY"), `peer did not start: ${err.text()}`, 600, 50);
+    // wireguard-go learns the peer's endpoint only from its handshake (sent right after READY): until then the
+    // kernel's packets to the peer are dropped.
+    await waitFor(
+      async () => (await wg.show("latest-handshakes")).trim().split(/\s+/)[1] !== "0",
+      `handshake from the peer\n${err.text()}`,
+    );
+    return { ns, out, err };
+  } catch (e) {
+    await ns.destroy(); // the caller's finally only sees a finished setup
+    throw e;
+  }
 }
 
 /**
