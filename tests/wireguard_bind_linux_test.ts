@@ -13,6 +13,7 @@ import {
   LinuxUdpBind,
   linuxUdpBindUnavailable,
   RECV_BATCH,
+  SockaddrView,
   UDP_BIND_ENV,
 } from "../src/wireguard/bind_linux.ts";
 
@@ -511,4 +512,28 @@ Deno.test({
       await reading;
     }
   },
+});
+
+Deno.test("bind_linux: sockaddr views read and write sockaddr_in/sockaddr_in6 and refuse short structs", () => {
+  const buf = new Uint8Array(28);
+  const mapped = new Uint8Array(16);
+  mapped[10] = mapped[11] = 0xff;
+  mapped.set([192, 0, 2, 7], 12);
+  assertEquals(SockaddrView.writeV6(buf, mapped, 51820, 3), 28);
+  assertEquals([...buf.subarray(0, 4)], [10, 0, 0xca, 0x6c], "AF_INET6 in host order, port in network order");
+  const v = new SockaddrView(buf);
+  assertEquals(v.family(28), 10);
+  assertEquals(v.family(27), 0, "a sockaddr_in6 shorter than 28 bytes is not one");
+  assertEquals([v.addressV6(), v.port, v.scopeId], ["192.0.2.7", 51820, 3]);
+  const six = new Uint8Array(16);
+  six[0] = 0xfd;
+  six[1] = 0x77;
+  six[15] = 1;
+  SockaddrView.writeV6(buf, six, 1);
+  assertEquals([v.addressV6(), v.port], ["fd77::1", 1]);
+  const four = new Uint8Array(16);
+  assertEquals(SockaddrView.writeV4(four, new Uint8Array([127, 0, 0, 1]), 65535), 16);
+  const v4 = new SockaddrView(four);
+  assertEquals([v4.family(16), v4.family(15), v4.addressV4(), v4.port], [2, 0, "127.0.0.1", 65535]);
+  assertEquals(new SockaddrView(new Uint8Array(1)).family(2), 0, "length beyond the buffer");
 });
