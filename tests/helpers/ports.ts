@@ -51,15 +51,31 @@ function reserve(port: number): boolean {
   return false;
 }
 
-/** True when nothing holds `port` for TCP or UDP on any address (bound and released at once). */
+/**
+ * True when nothing holds `port` for TCP or UDP on any address (bound and released at once). IPv6 too, since
+ * a dual-stack [::] socket (the WireGuard UDP bind) conflicts with one on [::1]; a machine without IPv6 only
+ * skips that check.
+ */
 function bindable(port: number): boolean {
   try {
     Deno.listen({ hostname: "0.0.0.0", port }).close();
     Deno.listenDatagram({ hostname: "0.0.0.0", port, transport: "udp" }).close();
-    return true;
   } catch {
     return false;
   }
+  for (
+    const bind of [
+      () => Deno.listen({ hostname: "::", port }),
+      () => Deno.listenDatagram({ hostname: "::", port, transport: "udp" }),
+    ]
+  ) {
+    try {
+      bind().close();
+    } catch (e) {
+      if (e instanceof Deno.errors.AddrInUse) return false;
+    }
+  }
+  return true;
 }
 
 /**
