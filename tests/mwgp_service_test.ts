@@ -161,8 +161,10 @@ Deno.test("mwgp service: the client re-resolves the server name and re-points it
     const entry = [...svc.forwarder.table.entries()][0];
     assertEquals(entry.server.hostname, "127.0.0.3", "pending entry re-pointed");
     assert((resolver.lookups.get("mwgp.test") ?? 0) >= 2);
+    const asked = resolver.lookups.get("mwgp.test") ?? 0;
     resolver.table.delete("mwgp.test");
-    await new Promise((r) => setTimeout(r, 120));
+    // Two failed lookups since the name went away (the first one's failure has been handled), not a sleep.
+    await waitUntil(() => (resolver.lookups.get("mwgp.test") ?? 0) >= asked + 2, "failed re-resolutions");
     assertEquals(
       svc.status().serverAddress,
       `127.0.0.3:${portOf(serverA)}`,
