@@ -573,3 +573,37 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "bind_linux: two binds on one port and different addresses each use their own socket",
+  ignore,
+  async fn() {
+    const a = await openBind("127.0.0.1");
+    const b = await openBind("127.0.0.2", a.port);
+    const receiver = denoSocket("127.0.0.1");
+    try {
+      assertEquals(b.port, a.port);
+      const to = { address: "127.0.0.1", port: receiver.port };
+      for (const [bind, name] of [[a.bind, "a"], [b.bind, "b"]] as const) {
+        await sendUntil(
+          () => bind.send(enc(name), to),
+          () => receiver.got.some((g) => text(g.data) === name),
+          `datagram from ${name}`,
+        );
+        assert(bind.txBatches > 0, "sent through its libc descriptor, not the Deno fallback");
+      }
+      assertEquals({ ...receiver.got.find((g) => text(g.data) === "a")!.from }, {
+        address: "127.0.0.1",
+        port: a.port,
+      });
+      assertEquals({ ...receiver.got.find((g) => text(g.data) === "b")!.from }, {
+        address: "127.0.0.2",
+        port: a.port,
+      });
+    } finally {
+      await closeBind(a.bind);
+      await closeBind(b.bind);
+      await receiver.close();
+    }
+  },
+});

@@ -365,7 +365,7 @@ export class LinuxUdpBind implements Bind {
     const local = conn.addr as Deno.NetAddr;
     this.#conn = conn;
     this.#family = local.hostname.includes(":") ? AF_INET6 : AF_INET;
-    this.#fd = findSocketFd(state.lib, this.#family, local.port);
+    this.#fd = findSocketFd(state.lib, this.#family, local);
     if (this.#fd < 0) {
       log.warn("cannot find the UDP socket's descriptor; sending and receiving one datagram per Deno op");
     } else {
@@ -664,11 +664,15 @@ function listen(hostname: string, port: number): Deno.DatagramConn {
 }
 
 /**
- * The descriptor of this process's UDP socket of `family` bound to `port` (Deno hands out none): the socket
- * descriptors in /proc/self/fd are asked for their type, family and local port. -1 when none matches.
- * A bound UDP port is unique per family in a process unless SO_REUSEPORT is set, which Deno does not do.
+ * The descriptor of this process's UDP socket bound to `local` (Deno hands out none): the socket descriptors
+ * in /proc/self/fd are asked for their type, family and local address. A bound address and port is unique in
+ * a process unless SO_REUSEADDR/SO_REUSEPORT allowed a second one; then, as when none matches, -1: the bind
+ * never reads or writes a socket it is not sure is its own.
  */
-function findSocketFd(lib: Libc, family: number, port: number): number {
+function findSocketFd(lib: Libc, family: number, local: Deno.NetAddr): number {
+  const want = family === AF_INET ? parseIpv4(local.hostname) : parseIpv6(local.hostname);
+  if (!want) return -1;
+  const addrOff = family === AF_INET ? SIN_ADDR : SIN6_ADDR;
   let entries: Deno.DirEntry[];
   try {
     entries = [...Deno.readDirSync("/proc/self/fd")];
@@ -681,6 +685,7 @@ function findSocketFd(lib: Libc, family: number, port: number): number {
     len[0] = 4;
     return lib.getsockopt(fd, SOL_SOCKET, opt, int, len) === 0 ? int[0] : undefined;
   };
+  let found = -1;
   for (const e of entries) {
     const fd = Number(e.name);
     let link: string;
@@ -693,9 +698,14 @@ function findSocketFd(lib: Libc, family: number, port: number): number {
     if (getInt(fd, SO_TYPE) !== SOCK_DGRAM || getInt(fd, SO_DOMAIN) !== family) continue;
     len[0] = SOCKADDR_IN6_SIZE;
     if (lib.getsockname(fd, name, len) !== 0 || view.family(len[0]) !== family) continue;
-    if (view.port === port) return fd;
+    if (view.port !== local.port) continue;
+    let same = true;
+    for (let i = 0; i < want.length; i++) if (name[addrOff + i] !== want[i]) same = false;
+    if (!same) continue;
+    if (found >= 0) return -1; // two sockets on one address: cannot tell which is Deno's
+    found = fd;
   }
-  return -1;
+  return found;
 }
 
 // ---- choosing a bind ----
