@@ -1,7 +1,8 @@
 /**
  * The UDP side of a device: a Bind sends and receives datagrams. UdpBind uses a Deno socket on "::" (dual
  * stack; IPv4 peers appear as plain IPv4) with a fallback to 0.0.0.0 where IPv6 is off. MemoryNetwork joins
- * devices in one process for tests and the demo.
+ * devices in one process for tests and the demo. Devices get `defaultBind()` (bind_linux.ts): LinuxUdpBind
+ * (recvmmsg/sendmmsg batches through libc) on Linux, this UdpBind elsewhere or with WGEDGE_UDP=deno.
  */
 import { logger } from "../util/log.ts";
 
