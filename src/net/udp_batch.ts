@@ -1,0 +1,620 @@
+/**
+ * Batched UDP through libc (Deno FFI) on a socket Deno opened: the shared core of the WireGuard device's
+ * LinuxUdpBind and of the host Net's UDP sockets (BatchedDatagramConn in host_udp.ts).
+ *
+ * Deno costs one async op per datagram each way. The socket stays Deno's (Deno.listenDatagram); its
+ * descriptor is found among this process's descriptors by type, family, address and port (Deno hands out
+ * none). Deno's `receive()` is kept only as the wait for data, on the event loop's own epoll; what is queued
+ * behind that first datagram is then read with synchronous `recvmmsg()` calls, RECV_BATCH datagrams each,
+ * into one preallocated arena (UdpBatchIo.drain). Reading the socket behind Deno's back is safe: its next
+ * receive finds EAGAIN and waits for the next edge. Sends are copied into a second arena; everything staged
+ * during one task leaves in one synchronous `sendmmsg()` at the next microtask, or at once when SEND_BATCH
+ * are waiting (UdpBatchIo.stage).
+ *
+ * Why not an own socket() with a `poll()` on Deno's blocking thread pool (a `nonblocking` FFI call): the
+ * hand-off between the pool thread and the main thread added 70 to 100 us to every wake-up on the shared
+ * 2-core machine (UDP ping-pong 168 us against Deno's 64 to 94 us).
+ *
+ * A full send buffer (EAGAIN) drops the rest of the batch and counts it in `sendErrors`, as a router would;
+ * nothing waits or spins on the main thread. The socket buffers are raised to 4 MiB (past
+ * net.core.{r,w}mem_max through SO_*BUFFORCE when running as root), so this is rare.
+ *
+ * Linux on x86_64 and aarch64 only (the struct layouts below are those two LP64 ABIs). WGEDGE_UDP=deno|ffi
+ * overrides the automatic choice everywhere (`udpBatchMode()`).
+ */
+import type { Logger } from "../util/log.ts";
+import { formatIpv4, parseIpv4 } from "../wire/ipv4.ts";
+import { formatIpv6, parseIpv6 } from "../wire/ipv6.ts";
+
+// ---- libc constants (identical on x86_64 and aarch64 Linux: asm-generic) ----
+
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+const SOCK_DGRAM = 2;
+const SOL_SOCKET = 1;
+const SO_TYPE = 3;
+const SO_DOMAIN = 39;
+const SO_SNDBUF = 7;
+const SO_RCVBUF = 8;
+const SO_SNDBUFFORCE = 32;
+const SO_RCVBUFFORCE = 33;
+export const MSG_TRUNC = 0x20;
+const MSG_DONTWAIT = 0x40;
+
+const EPERM = 1;
+const EINTR = 4;
+const EAGAIN = 11;
+const EACCES = 13;
+const EAFNOSUPPORT = 97;
+const EADDRINUSE = 98;
+const EADDRNOTAVAIL = 99;
+
+/** Datagrams per recvmmsg call (wireguard-go reads up to 128 per batch). */
+export const RECV_BATCH = 64;
+/** Datagrams gathered for one sendmmsg call; a fuller batch is sent at once, any batch by the next microtask. */
+export const SEND_BATCH = 64;
+/** recvmmsg calls per wake-up before the loop waits again, so timers and other sockets get a turn. */
+export const BATCHES_PER_ROUND = 4;
+/** The largest UDP payload over IPv6 without jumbograms is 65527; one slot holds any datagram. */
+export const SLOT_SIZE = 65536;
+/** Socket buffers asked for; the kernel caps SO_*BUF at net.core.{r,w}mem_max (the FORCE variants need root). */
+const SOCKET_BUFFER_BYTES = 4 << 20;
+/** Bound on caches of encoded sockaddrs and of decoded sources. */
+export const ENDPOINT_CACHE_MAX = 4096;
+
+const SYMBOLS = {
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
+  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+} as const;
+
+type LibcSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+/** libc's socket calls and the main thread's errno. */
+export interface Libc {
+  lib: LibcSymbols;
+  errno: Deno.UnsafePointerView;
+}
+
+// ---- struct layouts (LP64 Linux: x86_64, aarch64) ----
+
+/** struct msghdr (56 bytes) followed by mmsghdr.msg_len (u32 at 56, padded to 64). */
+const MSGHDR_NAME = 0;
+const MSGHDR_NAMELEN = 8;
+const MSGHDR_IOV = 16;
+const MSGHDR_IOVLEN = 24;
+const MSGHDR_FLAGS = 48;
+const MMSGHDR_LEN = 56;
+const MMSGHDR_SIZE = 64;
+/** struct iovec: iov_base, iov_len. */
+const IOVEC_BASE = 0;
+const IOVEC_LEN = 8;
+const IOVEC_SIZE = 16;
+/** struct sockaddr_in6 (28 bytes): family (host order), port (network order), flowinfo, addr[16], scope_id. */
+export const SOCKADDR_IN6_SIZE = 28;
+const SIN6_PORT = 2;
+const SIN6_ADDR = 8;
+const SIN6_SCOPE_ID = 24;
+/** struct sockaddr_in (16 bytes): family, port (network order), addr[4], zero[8]. */
+export const SOCKADDR_IN_SIZE = 16;
+const SIN_PORT = 2;
+const SIN_ADDR = 4;
+/** Room for either sockaddr, rounded so every slot stays 4-byte aligned. */
+const NAME_SLOT = 32;
+
+/** Typed accessors over a sockaddr_in / sockaddr_in6 in a byte buffer (length checked by `family()`). */
+export class SockaddrView {
+  readonly view: DataView;
+  constructor(readonly buf: Uint8Array) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  /** AF_INET or AF_INET6 when `len` bytes hold that family's struct, else 0. */
+  family(len: number): number {
+    if (len < 2 || len > this.buf.length) return 0;
+    const f = this.view.getUint16(0, true);
+    if (f === AF_INET6 && len >= SOCKADDR_IN6_SIZE) return AF_INET6;
+    if (f === AF_INET && len >= SOCKADDR_IN_SIZE) return AF_INET;
+    return 0;
+  }
+  get port(): number {
+    return this.view.getUint16(SIN_PORT, false); // same offset in both structs
+  }
+  get scopeId(): number {
+    return this.view.getUint32(SIN6_SCOPE_ID, true);
+  }
+  /** The 16 address bytes of an AF_INET6 struct. */
+  bytesV6(): Uint8Array {
+    return this.buf.subarray(SIN6_ADDR, SIN6_ADDR + 16);
+  }
+  /** The address of an AF_INET6 struct; v4-mapped addresses come out as plain IPv4. */
+  addressV6(): string {
+    const a = this.bytesV6();
+    if (isV4Mapped(a)) return formatIpv4(a.subarray(12));
+    return formatIpv6(a);
+  }
+  addressV4(): string {
+    return formatIpv4(this.buf.subarray(SIN_ADDR, SIN_ADDR + 4));
+  }
+
+  /** Writes a sockaddr_in6; returns its length. */
+  static writeV6(out: Uint8Array, addr: Uint8Array, port: number, scopeId = 0): number {
+    out.fill(0, 0, SOCKADDR_IN6_SIZE);
+    const v = new DataView(out.buffer, out.byteOffset, SOCKADDR_IN6_SIZE);
+    v.setUint16(0, AF_INET6, true);
+    v.setUint16(SIN6_PORT, port, false);
+    out.set(addr, SIN6_ADDR);
+    v.setUint32(SIN6_SCOPE_ID, scopeId, true);
+    return SOCKADDR_IN6_SIZE;
+  }
+  /** Writes a sockaddr_in; returns its length. */
+  static writeV4(out: Uint8Array, addr: Uint8Array, port: number): number {
+    out.fill(0, 0, SOCKADDR_IN_SIZE);
+    const v = new DataView(out.buffer, out.byteOffset, SOCKADDR_IN_SIZE);
+    v.setUint16(0, AF_INET, true);
+    v.setUint16(SIN_PORT, port, false);
+    out.set(addr, SIN_ADDR);
+    return SOCKADDR_IN_SIZE;
+  }
+}
+
+export function isV4Mapped(a: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (a[i] !== 0) return false;
+  return a[10] === 0xff && a[11] === 0xff;
+}
+
+/**
+ * The sockaddr for an address literal and port as a socket of `family` sends to it: IPv4 goes v4-mapped on
+ * an AF_INET6 socket. undefined when the text is no address literal (a name, a zone); null when an AF_INET
+ * socket is asked to reach an IPv6 address (EAFNOSUPPORT, as Deno reports it).
+ */
+export function encodeSockaddr(family: number, address: string, port: number): Uint8Array | null | undefined {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) return undefined;
+  const v4 = parseIpv4(address);
+  if (family === AF_INET) {
+    if (v4) {
+      const sa = new Uint8Array(SOCKADDR_IN_SIZE);
+      SockaddrView.writeV4(sa, v4, port);
+      return sa;
+    }
+    return parseIpv6(address) ? null : undefined;
+  }
+  let addr: Uint8Array | null;
+  if (v4) {
+    addr = new Uint8Array(16);
+    addr[10] = addr[11] = 0xff;
+    addr.set(v4, 12);
+  } else {
+    addr = parseIpv6(address);
+  }
+  if (!addr) return undefined;
+  const sa = new Uint8Array(SOCKADDR_IN6_SIZE);
+  SockaddrView.writeV6(sa, addr, port);
+  return sa;
+}
+
+/**
+ * RECV_BATCH mmsghdrs, each with one iovec onto its own SLOT_SIZE packet slot and its own sockaddr slot, in
+ * two arenas whose addresses never change (ArrayBuffer backing stores do not move). Untouched slot pages are
+ * never faulted in, so the resident cost is about one page per slot.
+ */
+export class MmsgVector {
+  readonly headers: Uint8Array;
+  readonly #hv: DataView;
+  readonly packets: Uint8Array;
+  /** The sockaddr slots as words, for comparing a source with the previous one without allocating. */
+  readonly names32: Uint32Array;
+  readonly #namesOff: number;
+  readonly #iovOff: number;
+
+  constructor(readonly count: number) {
+    const iovOff = this.#iovOff = count * MMSGHDR_SIZE;
+    this.#namesOff = iovOff + count * IOVEC_SIZE;
+    const headerBytes = this.#namesOff + count * NAME_SLOT;
+    this.headers = new Uint8Array(new ArrayBuffer(headerBytes));
+    this.#hv = new DataView(this.headers.buffer);
+    this.packets = new Uint8Array(new ArrayBuffer(count * SLOT_SIZE));
+    this.names32 = new Uint32Array(this.headers.buffer, this.#namesOff, count * (NAME_SLOT / 4));
+    const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.headers)));
+    const packetsBase = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.packets)));
+    for (let i = 0; i < count; i++) {
+      const h = i * MMSGHDR_SIZE, iov = iovOff + i * IOVEC_SIZE;
+      this.#hv.setBigUint64(iov + IOVEC_BASE, packetsBase + BigInt(i * SLOT_SIZE), true);
+      this.#hv.setBigUint64(iov + IOVEC_LEN, BigInt(SLOT_SIZE), true);
+      this.#hv.setBigUint64(h + MSGHDR_NAME, base + BigInt(this.#namesOff + i * NAME_SLOT), true);
+      this.#hv.setBigUint64(h + MSGHDR_IOV, base + BigInt(iov), true);
+      this.#hv.setBigUint64(h + MSGHDR_IOVLEN, 1n, true);
+      // msg_control stays NULL / 0.
+    }
+    this.resetNames(count);
+  }
+
+  /** recvmmsg overwrites msg_namelen with the source's length: give the first `n` their full room again. */
+  resetNames(n: number): void {
+    for (let i = 0; i < n; i++) {
+      this.#hv.setUint32(i * MMSGHDR_SIZE + MSGHDR_NAMELEN, SOCKADDR_IN6_SIZE, true);
+    }
+  }
+  length(i: number): number {
+    return this.#hv.getUint32(i * MMSGHDR_SIZE + MMSGHDR_LEN, true);
+  }
+  nameLength(i: number): number {
+    return this.#hv.getUint32(i * MMSGHDR_SIZE + MSGHDR_NAMELEN, true);
+  }
+  flags(i: number): number {
+    return this.#hv.getInt32(i * MMSGHDR_SIZE + MSGHDR_FLAGS, true);
+  }
+  data(i: number, len: number): Uint8Array {
+    return new Uint8Array(this.packets.buffer, i * SLOT_SIZE, len);
+  }
+  name(i: number, len: number): Uint8Array {
+    return this.headers.subarray(this.#namesOff + i * NAME_SLOT, this.#namesOff + i * NAME_SLOT + len);
+  }
+  /** Makes message i of a sendmmsg batch: the payload copied into slot i, the destination into name slot i. */
+  stage(i: number, data: Uint8Array, sockaddr: Uint8Array): void {
+    this.packets.set(data, i * SLOT_SIZE);
+    this.headers.set(sockaddr, this.#namesOff + i * NAME_SLOT);
+    this.#hv.setUint32(i * MMSGHDR_SIZE + MSGHDR_NAMELEN, sockaddr.length, true);
+    // iov_len is a size_t; its high word stays 0 (a slot is 64 KiB), so no BigInt per datagram.
+    this.#hv.setUint32(this.#iovOff + i * IOVEC_SIZE + IOVEC_LEN, data.length, true);
+  }
+  /** The mmsghdr array from message i on (for resuming a partly sent batch). */
+  from(i: number): Uint8Array {
+    return i === 0 ? this.headers : this.headers.subarray(i * MMSGHDR_SIZE);
+  }
+}
+
+/**
+ * The last source decoded from a receive vector, compared word by word with the next datagram's sockaddr so
+ * a burst from one peer is decoded once, without allocating.
+ */
+export class LastSource<T> {
+  readonly #words = new Uint32Array(NAME_SLOT / 4);
+  #len = -1;
+  #value: T | undefined;
+
+  /** The remembered value when datagram i of `vec` came from the same sockaddr, else undefined. */
+  match(vec: MmsgVector, i: number): T | undefined {
+    const len = vec.nameLength(i);
+    if (len !== this.#len || this.#value === undefined) return undefined;
+    const w = vec.names32, base = i * (NAME_SLOT / 4), words = (len + 3) >> 2;
+    for (let k = 0; k < words; k++) if (w[base + k] !== this.#words[k]) return undefined;
+    return this.#value;
+  }
+  remember(vec: MmsgVector, i: number, value: T): void {
+    const len = vec.nameLength(i), base = i * (NAME_SLOT / 4), words = (len + 3) >> 2;
+    this.#words.set(vec.names32.subarray(base, base + words));
+    this.#len = len;
+    this.#value = value;
+  }
+}
+
+// ---- libc loading and availability ----
+
+let libcState: Libc | { reason: string } | undefined;
+
+/** libc, loaded once; `{ reason }` when batched UDP cannot run here. */
+export function loadLibc(): Libc | { reason: string } {
+  if (libcState) return libcState;
+  if (Deno.build.os !== "linux") return libcState = { reason: `not Linux (${Deno.build.os})` };
+  if (Deno.build.arch !== "x86_64" && Deno.build.arch !== "aarch64") {
+    return libcState = { reason: `struct layouts not known for ${Deno.build.arch}` };
+  }
+  try {
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+      return libcState = { reason: "no FFI permission (--allow-ffi)" };
+    }
+    const lib = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+    // errno is thread-local; synchronous FFI calls run on the main thread, so its address there is fixed.
+    const errnoPtr = lib.__errno_location();
+    if (!errnoPtr) return libcState = { reason: "libc has no errno location" };
+    libcState = { lib, errno: new Deno.UnsafePointerView(errnoPtr) };
+  } catch (e) {
+    libcState = { reason: `cannot load libc: ${(e as Error).message}` };
+  }
+  return libcState;
+}
+
+/** Why batched UDP cannot run here, or undefined when it can. */
+export function udpBatchUnavailable(): string | undefined {
+  const s = loadLibc();
+  return "reason" in s ? s.reason : undefined;
+}
+
+/** Env variable that overrides the choice: "deno" (Deno's socket) or "ffi" (batched; an error if unusable). */
+export const UDP_MODE_ENV = "WGEDGE_UDP";
+
+/** WGEDGE_UDP: "deno", "ffi" or "auto" (unset, or no env permission). Throws on any other value. */
+export function udpBatchMode(): "deno" | "ffi" | "auto" {
+  let mode: string | undefined;
+  try {
+    mode = Deno.env.get(UDP_MODE_ENV)?.trim().toLowerCase();
+  } catch {
+    mode = undefined; // no env permission: automatic choice
+  }
+  if (!mode || mode === "auto") return "auto";
+  if (mode === "deno" || mode === "ffi") return mode;
+  throw new Error(`${UDP_MODE_ENV}: expected "deno", "ffi" or "auto", got "${mode}"`);
+}
+
+function errnoName(code: number): string {
+  const names: Record<number, string> = {
+    [EPERM]: "EPERM",
+    [EINTR]: "EINTR",
+    [EAGAIN]: "EAGAIN",
+    [EACCES]: "EACCES",
+    [EAFNOSUPPORT]: "EAFNOSUPPORT",
+    [EADDRINUSE]: "EADDRINUSE",
+    [EADDRNOTAVAIL]: "EADDRNOTAVAIL",
+    22: "EINVAL",
+    90: "EMSGSIZE",
+    101: "ENETUNREACH",
+    105: "ENOBUFS",
+    111: "ECONNREFUSED",
+    113: "EHOSTUNREACH",
+  };
+  return names[code] ?? `errno ${code}`;
+}
+
+export function describeErrno(lib: LibcSymbols, code: number): string {
+  const p = lib.strerror(code);
+  const text = p ? Deno.UnsafePointerView.getCString(p) : "";
+  return text ? `${text} (${errnoName(code)})` : errnoName(code);
+}
+
+// ---- finding Deno's socket ----
+
+/**
+ * The descriptor of this process's UDP socket bound to `local` (Deno hands out none): the socket descriptors
+ * in /proc/self/fd are asked for their type, family and local address. A bound address and port is unique in
+ * a process unless SO_REUSEADDR/SO_REUSEPORT allowed a second one; then, as when none matches, -1: nothing
+ * ever reads or writes a socket it is not sure is the one Deno opened.
+ */
+export function findSocketFd(libc: Libc, family: number, local: Deno.NetAddr): number {
+  const { lib } = libc;
+  const want = family === AF_INET ? parseIpv4(local.hostname) : parseIpv6(local.hostname);
+  if (!want) return -1;
+  const addrOff = family === AF_INET ? SIN_ADDR : SIN6_ADDR;
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync("/proc/self/fd")];
+  } catch {
+    return -1;
+  }
+  const int = new Int32Array(1), len = new Uint32Array(1);
+  const name = new Uint8Array(SOCKADDR_IN6_SIZE), view = new SockaddrView(name);
+  const getInt = (fd: number, opt: number): number | undefined => {
+    len[0] = 4;
+    return lib.getsockopt(fd, SOL_SOCKET, opt, int, len) === 0 ? int[0] : undefined;
+  };
+  let found = -1;
+  for (const e of entries) {
+    const fd = Number(e.name);
+    let link: string;
+    try {
+      link = Deno.readLinkSync(`/proc/self/fd/${e.name}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    if (!link.startsWith("socket:")) continue;
+    if (getInt(fd, SO_TYPE) !== SOCK_DGRAM || getInt(fd, SO_DOMAIN) !== family) continue;
+    len[0] = SOCKADDR_IN6_SIZE;
+    if (lib.getsockname(fd, name, len) !== 0 || view.family(len[0]) !== family) continue;
+    if (view.port !== local.port) continue;
+    let same = true;
+    for (let i = 0; i < want.length; i++) if (name[addrOff + i] !== want[i]) same = false;
+    if (!same) continue;
+    if (found >= 0) return -1; // two sockets on one address: cannot tell which is Deno's
+    found = fd;
+  }
+  return found;
+}
+
+/** The socket family of a Deno socket's local address. */
+export function familyOf(local: Deno.NetAddr): number {
+  return local.hostname.includes(":") ? AF_INET6 : AF_INET;
+}
+
+// ---- batched reads and writes on one descriptor ----
+
+/** Counters a UdpBatchIo adds to (its owner's public statistics). */
+export interface UdpBatchStats {
+  sendErrors: number;
+  receiveErrors: number;
+  rxDatagrams: number;
+  rxBatches: number;
+  rxBatchedDatagrams: number;
+  txDatagrams: number;
+  txBatches: number;
+}
+
+/** The counters of a batched socket, public on its owner (a bind, a host socket) for status and tests. */
+export class UdpBatchCounters implements UdpBatchStats {
+  /** Datagrams not sent: refused by the kernel, a full send buffer, an unreachable destination. */
+  sendErrors = 0;
+  /** Datagrams dropped on receive: unreadable source, truncated (cannot happen), or a failing recvmmsg. */
+  receiveErrors = 0;
+  /** Datagrams received; recvmmsg calls that returned data and the datagrams they read (the batching won). */
+  rxDatagrams = 0;
+  rxBatches = 0;
+  rxBatchedDatagrams = 0;
+  /** Datagrams handed to the kernel and sendmmsg calls that sent at least one. */
+  txDatagrams = 0;
+  txBatches = 0;
+}
+
+/** Takes `n` datagrams from a receive vector (data, sources, flags); returns false to stop the drain. */
+export type BatchDelivery = (vec: MmsgVector, n: number) => boolean;
+
+/**
+ * A send arena: SEND_BATCH staged datagrams for one descriptor at a time. A bind owns one; the host Net's
+ * sockets share one, so a thousand relay flows hold one arena, not a thousand (staging for another socket
+ * first sends what the previous one staged).
+ */
+export class SendArena {
+  readonly vec = new MmsgVector(SEND_BATCH);
+  staged = 0;
+  owner: UdpBatchIo | undefined;
+  scheduled = false;
+  readonly task = (): void => {
+    this.scheduled = false;
+    this.owner?.flush();
+  };
+}
+
+/**
+ * recvmmsg and sendmmsg on one descriptor of a Deno socket. The owner keeps the Deno socket (for the wait
+ * and for close) and calls `drain()` after each datagram Deno's receive handed over. The receive vector may
+ * be shared by sockets whose delivery copies every datagram out before returning (drain is synchronous).
+ */
+export class UdpBatchIo {
+  /** -1 once closed: nothing touches the descriptor after close(), since Deno may reuse its number. */
+  #fd: number;
+  readonly #recvVec: MmsgVector;
+  readonly #arena: SendArena;
+  readonly #sendErrnoSeen = new Set<number>();
+
+  constructor(
+    readonly libc: Libc,
+    fd: number,
+    readonly family: number,
+    private readonly stats: UdpBatchStats,
+    private readonly log: Logger,
+    shared?: { recv: MmsgVector; send: SendArena },
+  ) {
+    this.#fd = fd;
+    this.#recvVec = shared?.recv ?? new MmsgVector(RECV_BATCH);
+    this.#arena = shared?.send ?? new SendArena();
+    const int = new Int32Array(1);
+    const setInt = (opt: number, value: number): boolean => {
+      int[0] = value;
+      return libc.lib.setsockopt(fd, SOL_SOCKET, opt, int, 4) === 0;
+    };
+    // FORCE passes net.core.*mem_max but needs CAP_NET_ADMIN; without it the plain option (capped) applies.
+    if (!setInt(SO_RCVBUFFORCE, SOCKET_BUFFER_BYTES)) setInt(SO_RCVBUF, SOCKET_BUFFER_BYTES);
+    if (!setInt(SO_SNDBUFFORCE, SOCKET_BUFFER_BYTES)) setInt(SO_SNDBUF, SOCKET_BUFFER_BYTES);
+  }
+
+  get open(): boolean {
+    return this.#fd >= 0;
+  }
+
+  /**
+   * Up to BATCHES_PER_ROUND recvmmsg calls, stopping at EAGAIN or when `deliver` says so; then the event
+   * loop gets its turn. `deliver` checks MSG_TRUNC (cannot happen with 64 KiB slots).
+   */
+  drain(deliver: BatchDelivery): void {
+    const { lib } = this.libc;
+    const vec = this.#recvVec;
+    for (let round = 0; round < BATCHES_PER_ROUND && this.#fd >= 0; round++) {
+      const n = lib.recvmmsg(this.#fd, vec.headers, RECV_BATCH, MSG_DONTWAIT, null);
+      if (n < 0) {
+        const code = this.libc.errno.getInt32(0);
+        if (code !== EAGAIN && code !== EINTR) {
+          // A queued socket error is reported once and cleared by this call.
+          this.stats.receiveErrors++;
+          this.log.debug("udp receive failed", { error: describeErrno(lib, code) });
+        }
+        return;
+      }
+      if (n === 0) return;
+      this.stats.rxBatches++;
+      this.stats.rxDatagrams += n;
+      this.stats.rxBatchedDatagrams += n;
+      const more = deliver(vec, n);
+      vec.resetNames(n);
+      if (!more || n < RECV_BATCH) return; // drained
+    }
+  }
+
+  /**
+   * Copies the datagram (the caller may reuse its buffer) into the send arena for a sendmmsg at the end of
+   * this task, so everything one event produces leaves in one system call. The caller checked that it fits
+   * a slot (SLOT_SIZE).
+   */
+  stage(data: Uint8Array, sockaddr: Uint8Array): void {
+    if (this.#fd < 0) {
+      this.stats.sendErrors++;
+      return;
+    }
+    const a = this.#arena;
+    if (a.owner !== this) {
+      a.owner?.flush();
+      a.owner = this;
+    }
+    a.vec.stage(a.staged++, data, sockaddr);
+    if (a.staged === SEND_BATCH) this.flush();
+    else if (!a.scheduled) {
+      a.scheduled = true;
+      queueMicrotask(a.task);
+    }
+  }
+
+  /**
+   * Sends what this socket staged. A full send buffer (EAGAIN) drops the rest of the batch; a datagram the
+   * kernel refuses for itself (unreachable destination, too long...) is skipped and the rest still go. Each
+   * turn of the loop sends or drops at least one datagram.
+   */
+  flush(): void {
+    const a = this.#arena;
+    if (a.owner !== this) return;
+    const n = a.staged, vec = a.vec;
+    a.staged = 0;
+    if (n === 0 || this.#fd < 0) return;
+    const { lib } = this.libc;
+    for (let i = 0; i < n;) {
+      const sent = lib.sendmmsg(this.#fd, vec.from(i), n - i, MSG_DONTWAIT);
+      if (sent > 0) {
+        this.stats.txDatagrams += sent;
+        this.stats.txBatches++;
+        i += sent;
+        continue;
+      }
+      const code = this.libc.errno.getInt32(0);
+      if (code === EAGAIN) return this.#sendFailed(code, n - i);
+      this.#sendFailed(code, 1);
+      i++;
+    }
+  }
+
+  #sendFailed(code: number, count: number): void {
+    this.stats.sendErrors += count;
+    // EAGAIN is the expected overload case; any other errno is worth one line the first time it happens.
+    if (code !== EAGAIN && !this.#sendErrnoSeen.has(code)) {
+      this.#sendErrnoSeen.add(code);
+      this.log.warn("udp send failed (further failures with this error are only counted)", {
+        error: describeErrno(this.libc.lib, code),
+      });
+    }
+  }
+
+  /** Sends what is staged, then lets go of the descriptor (call before Deno closes the socket). */
+  close(): void {
+    this.flush();
+    this.#fd = -1;
+    if (this.#arena.owner === this) this.#arena.owner = undefined;
+  }
+}
+
+/**
+ * The batch core for a freshly opened Deno socket, or the reason there is none (no libc, descriptor not
+ * found). Callers fall back to Deno's one-op-per-datagram socket on a reason.
+ */
+export function attachBatchIo(
+  conn: Deno.DatagramConn,
+  stats: UdpBatchStats,
+  log: Logger,
+  shared?: { recv: MmsgVector; send: SendArena },
+): UdpBatchIo | { reason: string } {
+  const libc = loadLibc();
+  if ("reason" in libc) return libc;
+  const local = conn.addr as Deno.NetAddr;
+  const family = familyOf(local);
+  const fd = findSocketFd(libc, family, local);
+  if (fd < 0) return { reason: "cannot find the UDP socket's descriptor" };
+  return new UdpBatchIo(libc, fd, family, stats, log, shared);
+}
