@@ -1,5 +1,6 @@
 /**
- * The host Net: plain OS sockets (Deno.connect / Deno.listen / Deno.listenDatagram).
+ * The host Net: plain OS sockets (Deno.connect / Deno.listen / Deno.listenDatagram; UDP sockets move
+ * datagrams in recvmmsg/sendmmsg batches where libc is reachable, see host_udp.ts).
  *
  * Dials honour a connect timeout through an AbortSignal, set TCP_NODELAY (relays forward interactive
  * protocols: stratum, SSH, SMTP) and SO_KEEPALIVE (dead peers behind NAT are found by the kernel). Names are
@@ -8,6 +9,7 @@
  */
 import type { Conn, DatagramConn, DialOptions, Listener, ListenOptions, Net, NetAddr } from "./types.ts";
 import { isIpv6Literal, type Resolver, unbracket } from "./resolve.ts";
+import { listenHostUdp } from "./host_udp.ts";
 
 export interface HostNetOptions {
   /** Resolve names with this instead of the OS (tests, fixed tables). */
@@ -103,44 +105,6 @@ class HostListener implements Listener {
   }
 }
 
-/** Largest UDP payload over IPv4 (65535 - 20 - 8); IPv6 jumbograms are not supported. */
-const MAX_DATAGRAM = 65507;
-
-class HostDatagramConn implements DatagramConn {
-  readonly addr: NetAddr;
-  readonly #buf = new Uint8Array(MAX_DATAGRAM);
-  #receiving = false;
-  constructor(private inner: Deno.DatagramConn) {
-    this.addr = toNetAddr(inner.addr, "udp");
-  }
-  send(data: Uint8Array, to: NetAddr): Promise<number> {
-    return this.inner.send(data, { transport: "udp", hostname: to.hostname, port: to.port });
-  }
-  async receive(): Promise<[Uint8Array, NetAddr]> {
-    // Receive into one reused 64 KiB buffer and copy out only the datagram: without a buffer Deno allocates
-    // a fresh 64 KiB one per datagram, which dominates the cost of small packets.
-    // A second concurrent receive (unusual) gets its own buffer so the two cannot overwrite each other.
-    if (this.#receiving) {
-      const [data, from] = await this.inner.receive(new Uint8Array(MAX_DATAGRAM));
-      return [data.slice(), toNetAddr(from, "udp")];
-    }
-    this.#receiving = true;
-    try {
-      const [data, from] = await this.inner.receive(this.#buf);
-      return [data.slice(), toNetAddr(from, "udp")];
-    } finally {
-      this.#receiving = false;
-    }
-  }
-  close(): void {
-    try {
-      this.inner.close();
-    } catch {
-      // already closed
-    }
-  }
-}
-
 export function createHostNet(opts: HostNetOptions = {}): Net {
   async function connectOnce(
     hostname: string,
@@ -213,8 +177,7 @@ export function createHostNet(opts: HostNetOptions = {}): Net {
       return new HostListener(Deno.listen({ hostname, port: l.port, transport: "tcp" }), opts);
     },
     listenUdp(l: ListenOptions): DatagramConn {
-      const hostname = unbracket(l.hostname ?? "0.0.0.0");
-      return new HostDatagramConn(Deno.listenDatagram({ hostname, port: l.port, transport: "udp" }));
+      return listenHostUdp(unbracket(l.hostname ?? "0.0.0.0"), l.port);
     },
   };
 }

@@ -11,6 +11,7 @@ import { mac1Key, verifyMac1 } from "../../wireguard/cookie.ts";
 import { obfsKey } from "../../wireguard/obfs.ts";
 import { formatHostPort, type MwgpClientConfig, type MwgpServerConfig } from "../../config/mwgp.ts";
 import type { Resolver } from "../../net/resolve.ts";
+import { type HostUdpConn, listenHostUdp } from "../../net/host_udp.ts";
 import type { ServiceRegistry } from "../registry.ts";
 import { Forwarder, type Outbound, type Route, type Router } from "./forwarder.ts";
 import { serverRouter } from "./router.ts";
@@ -55,9 +56,9 @@ function toUdp(addr: Deno.Addr): UdpAddr {
 export class MwgpService {
   readonly forwarder: Forwarder;
   readonly cachePath: string | null;
-  #listener!: Deno.DatagramConn;
-  #upstream4?: Deno.DatagramConn;
-  #upstream6?: Deno.DatagramConn;
+  #listener!: HostUdpConn;
+  #upstream4?: HostUdpConn;
+  #upstream6?: HostUdpConn;
   #closed = false;
   #timers: number[] = [];
   #cacheDirty = false;
@@ -106,11 +107,7 @@ export class MwgpService {
       svc = new MwgpService(config, opts, null);
     }
     await svc.#loadCache();
-    svc.#listener = Deno.listenDatagram({
-      transport: "udp",
-      hostname: config.listen.host || "0.0.0.0",
-      port: config.listen.port,
-    });
+    svc.#listener = listenHostUdp(config.listen.host || "0.0.0.0", config.listen.port);
     if (config.mode === "client") await svc.#resolveServer();
     svc.#loops.push(svc.#receiveLoop(svc.#listener, "client"));
     const tick = Math.max(1000, Math.min(10_000, (config.timeoutSec * 1000) / 4));
@@ -179,16 +176,16 @@ export class MwgpService {
 
   // ---- sockets
 
-  #upstreamFor(to: UdpAddr): Deno.DatagramConn {
+  #upstreamFor(to: UdpAddr): HostUdpConn {
     if (to.hostname.includes(":")) {
       if (!this.#upstream6) {
-        this.#upstream6 = Deno.listenDatagram({ transport: "udp", hostname: "::", port: 0 });
+        this.#upstream6 = listenHostUdp("::", 0);
         this.#loops.push(this.#receiveLoop(this.#upstream6, "server"));
       }
       return this.#upstream6;
     }
     if (!this.#upstream4) {
-      this.#upstream4 = Deno.listenDatagram({ transport: "udp", hostname: "0.0.0.0", port: 0 });
+      this.#upstream4 = listenHostUdp("0.0.0.0", 0);
       this.#loops.push(this.#receiveLoop(this.#upstream4, "server"));
     }
     return this.#upstream4;
@@ -206,7 +203,7 @@ export class MwgpService {
     }
   }
 
-  async #receiveLoop(conn: Deno.DatagramConn, leg: "client" | "server"): Promise<void> {
+  async #receiveLoop(conn: HostUdpConn, leg: "client" | "server"): Promise<void> {
     // Deno allocates a fresh 64 KiB buffer per datagram unless given one, so each loop receives into a ring
     // of reused buffers. A slot is reused only after the send that may still reference it has finished.
     const ring: { buf: Uint8Array; sending: Promise<void> | null }[] = [];

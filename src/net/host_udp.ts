@@ -1,0 +1,407 @@
+/**
+ * The host Net's UDP sockets. Where libc can be reached through FFI (Linux x86_64/aarch64, --allow-ffi) a
+ * socket moves datagrams in recvmmsg/sendmmsg batches (BatchedDatagramConn, on the core shared with the
+ * WireGuard device's bind, src/net/udp_batch.ts); elsewhere, or with WGEDGE_UDP=deno, it is Deno's socket
+ * with one async op per datagram (HostDatagramConn).
+ *
+ * DatagramConn is pull-based (`receive()`), the batch core push-based, so a BatchedDatagramConn keeps a
+ * receive queue like a socket buffer: each drained batch is copied out of the shared arena, one array per
+ * datagram, and handed out in arrival order. The queue is bounded in datagrams and bytes; beyond that,
+ * datagrams are dropped and counted (`receiveQueueDrops`), so a consumer that stops reading cannot grow
+ * memory. A `send()` is staged for the next sendmmsg and resolves at once: what the kernel refuses later
+ * (a full send buffer, an unreachable network) is counted in `sendErrors`, as a router counts its drops.
+ * What is known to fail before (wrong address family, too long, closed socket) rejects as Deno's send does.
+ */
+import { logger } from "../util/log.ts";
+import { formatIpv6 } from "../wire/ipv6.ts";
+import type { DatagramConn, NetAddr } from "./types.ts";
+import {
+  AF_INET6,
+  attachBatchIo,
+  encodeSockaddr,
+  ENDPOINT_CACHE_MAX,
+  isV4Mapped,
+  LastSource,
+  MmsgVector,
+  MSG_TRUNC,
+  RECV_BATCH,
+  SendArena,
+  SLOT_SIZE,
+  SOCKADDR_IN6_SIZE,
+  SockaddrView,
+  UDP_MODE_ENV,
+  UdpBatchCounters,
+  type UdpBatchIo,
+  udpBatchMode,
+  udpBatchUnavailable,
+} from "./udp_batch.ts";
+
+const log = logger("net.udp");
+
+/** Largest UDP payload over IPv4 (65535 - 20 - 8). */
+export const MAX_DATAGRAM_V4 = 65507;
+/** Largest UDP payload over IPv6 without jumbograms (65535 - 8). */
+export const MAX_DATAGRAM_V6 = 65527;
+/** Receive queue bound in datagrams (about what a 4 MiB socket buffer holds of 1 KiB datagrams). */
+export const RECEIVE_QUEUE_DATAGRAMS = 4096;
+/** Receive queue bound in payload bytes, so 4096 datagrams of 64 KiB cannot pin 256 MiB. */
+export const RECEIVE_QUEUE_BYTES = 8 << 20;
+
+/** A host UDP socket: a DatagramConn whose receive may also copy into the caller's buffer (as Deno's). */
+export interface HostUdpConn extends DatagramConn {
+  /** With `buf`, the datagram is copied into it (cut to its length) and a subarray of it is returned. */
+  receive(buf?: Uint8Array): Promise<[Uint8Array, NetAddr]>;
+  /** True when datagrams move in recvmmsg/sendmmsg batches. */
+  readonly batched: boolean;
+}
+
+function toNetAddr(a: Deno.Addr): NetAddr {
+  if (a.transport === "udp" || a.transport === "tcp") {
+    return { transport: "udp", hostname: a.hostname, port: a.port };
+  }
+  return { transport: "udp", hostname: "", port: 0 };
+}
+
+function copyOut(data: Uint8Array, buf: Uint8Array | undefined): Uint8Array {
+  if (!buf) return data.slice();
+  const n = Math.min(data.length, buf.length);
+  buf.set(n === data.length ? data : data.subarray(0, n));
+  return buf.subarray(0, n);
+}
+
+/** Deno's socket, one async op per datagram. */
+export class HostDatagramConn implements HostUdpConn {
+  readonly addr: NetAddr;
+  readonly batched = false;
+  readonly #buf = new Uint8Array(MAX_DATAGRAM_V6);
+  #receiving = false;
+  constructor(private inner: Deno.DatagramConn) {
+    this.addr = toNetAddr(inner.addr);
+  }
+  send(data: Uint8Array, to: NetAddr): Promise<number> {
+    return this.inner.send(data, { transport: "udp", hostname: to.hostname, port: to.port });
+  }
+  async receive(buf?: Uint8Array): Promise<[Uint8Array, NetAddr]> {
+    if (buf) {
+      const [data, from] = await this.inner.receive(buf);
+      return [data, toNetAddr(from)];
+    }
+    // Receive into one reused 64 KiB buffer and copy out only the datagram: without a buffer Deno allocates
+    // a fresh 64 KiB one per datagram, which dominates the cost of small packets.
+    // A second concurrent receive (unusual) gets its own buffer so the two cannot overwrite each other.
+    if (this.#receiving) {
+      const [data, from] = await this.inner.receive(new Uint8Array(MAX_DATAGRAM_V6));
+      return [data.slice(), toNetAddr(from)];
+    }
+    this.#receiving = true;
+    try {
+      const [data, from] = await this.inner.receive(this.#buf);
+      return [data.slice(), toNetAddr(from)];
+    } finally {
+      this.#receiving = false;
+    }
+  }
+  close(): void {
+    try {
+      this.inner.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+interface Waiter {
+  resolve: (v: [Uint8Array, NetAddr]) => void;
+  reject: (e: Error) => void;
+  buf: Uint8Array | undefined;
+}
+
+/** Encoded destination and the largest payload that can reach it. */
+interface Destination {
+  sockaddr: Uint8Array;
+  maxPayload: number;
+}
+
+const NO_SOURCE: NetAddr = Object.freeze({ transport: "udp", hostname: "", port: 0 }) as NetAddr;
+
+/** The arenas every host socket shares: delivery copies each datagram out before drain() returns. */
+let sharedVectors: { recv: MmsgVector; send: SendArena } | undefined;
+
+/**
+ * A host UDP socket moving datagrams in recvmmsg/sendmmsg batches, with a bounded receive queue. The
+ * receive pump starts with the first `receive()`, so a socket nobody reads from keeps no op pending.
+ */
+export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn {
+  readonly addr: NetAddr;
+  readonly batched = true;
+  /** Datagrams dropped because the receive queue was full (the consumer fell behind). */
+  receiveQueueDrops = 0;
+  readonly #inner: Deno.DatagramConn;
+  readonly #io: UdpBatchIo;
+  #closed = false;
+  #pumping = false;
+  /** Receive queue: payloads (or a receive error to report in order) and sources, from #head on. */
+  #queue: (Uint8Array | Error)[] = [];
+  #queueFrom: NetAddr[] = [];
+  #head = 0;
+  #queuedBytes = 0;
+  /** Resolved when the consumer takes a queued error: the pump waits for it, as a reader would have. */
+  #errorTaken: (() => void) | undefined;
+  readonly #waiters: Waiter[] = [];
+  /** One frozen NetAddr per source (bounded), so a burst from one peer allocates no addresses. */
+  readonly #sources = new Map<string, NetAddr>();
+  readonly #lastSource = new LastSource<NetAddr>();
+  readonly #destinations = new Map<string, Destination | null>();
+  readonly #deliver = (vec: MmsgVector, n: number): boolean => {
+    for (let i = 0; i < n; i++) {
+      if (this.#closed) return false;
+      if (vec.flags(i) & MSG_TRUNC) {
+        this.receiveErrors++;
+        continue;
+      }
+      const from = this.#source(vec, i);
+      if (!from) {
+        this.receiveErrors++;
+        continue;
+      }
+      this.#enqueue(vec.data(i, vec.length(i)), from);
+    }
+    return true;
+  };
+
+  /** Use `listenHostUdp()`; this constructor throws when the socket cannot be batched. */
+  constructor(inner: Deno.DatagramConn) {
+    super();
+    sharedVectors ??= { recv: new MmsgVector(RECV_BATCH), send: new SendArena() };
+    const io = attachBatchIo(inner, this, log, sharedVectors);
+    if ("reason" in io) throw new Error(`udp: no batched I/O: ${io.reason}`);
+    this.#inner = inner;
+    this.#io = io;
+    this.addr = toNetAddr(inner.addr);
+  }
+
+  /** Datagrams waiting in the receive queue. */
+  get queued(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  send(data: Uint8Array, to: NetAddr): Promise<number> {
+    if (this.#closed) return Promise.reject(new Deno.errors.BadResource("Socket has been closed"));
+    const dest = this.#destination(to.hostname, to.port);
+    if (dest === undefined) {
+      // A name (or a zone): Deno resolves it. What was staged leaves first, to keep the order.
+      this.#io.flush();
+      return this.#inner.send(data, { transport: "udp", hostname: to.hostname, port: to.port });
+    }
+    if (dest === null) {
+      return Promise.reject(new Error("Address family not supported by protocol (os error 97)"));
+    }
+    if (data.length > dest.maxPayload) return Promise.reject(new Error("Message too long (os error 90)"));
+    this.#io.stage(data, dest.sockaddr);
+    return Promise.resolve(data.length);
+  }
+
+  /** The sockaddr for an address literal (cached); undefined for a name, null for the wrong family. */
+  #destination(hostname: string, port: number): Destination | null | undefined {
+    const key = `${hostname}|${port}`;
+    const cached = this.#destinations.get(key);
+    if (cached !== undefined) return cached;
+    const sa = encodeSockaddr(this.#io.family, hostname, port);
+    if (sa === undefined) return undefined;
+    const dest = sa && {
+      sockaddr: sa,
+      maxPayload: sa.length === SOCKADDR_IN6_SIZE && !isV4Mapped(new SockaddrView(sa).bytesV6())
+        ? MAX_DATAGRAM_V6
+        : MAX_DATAGRAM_V4,
+    };
+    if (this.#destinations.size >= ENDPOINT_CACHE_MAX) this.#destinations.clear();
+    this.#destinations.set(key, dest);
+    return dest;
+  }
+
+  receive(buf?: Uint8Array): Promise<[Uint8Array, NetAddr]> {
+    if (this.#head < this.#queue.length) {
+      const data = this.#take();
+      if (data instanceof Error) return Promise.reject(data);
+      return Promise.resolve([copyOut(data, buf), this.#lastTakenFrom]);
+    }
+    if (this.#closed) return Promise.reject(new Deno.errors.BadResource("Socket has been closed"));
+    if (!this.#pumping) {
+      this.#pumping = true;
+      this.#pump().catch((e) =>
+        log.error("udp receive loop failed", { error: (e as Error).stack ?? String(e) })
+      );
+    }
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject, buf }));
+  }
+
+  #lastTakenFrom: NetAddr = NO_SOURCE;
+
+  /** The queue's head (its source in #lastTakenFrom); the arrays are reset once empty, compacted when long. */
+  #take(): Uint8Array | Error {
+    const i = this.#head++;
+    const data = this.#queue[i];
+    this.#lastTakenFrom = this.#queueFrom[i];
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#queueFrom = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#queueFrom = this.#queueFrom.slice(this.#head);
+      this.#head = 0;
+    }
+    if (data instanceof Error) {
+      this.#errorTaken?.();
+      this.#errorTaken = undefined;
+    } else {
+      this.#queuedBytes -= data.length;
+    }
+    return data;
+  }
+
+  /** Hands a datagram (a view into an arena or into Deno's buffer) to a waiting receive, or queues a copy. */
+  #enqueue(data: Uint8Array, from: NetAddr): void {
+    const w = this.#waiters.shift();
+    if (w) {
+      w.resolve([copyOut(data, w.buf), from]);
+      return;
+    }
+    if (
+      this.#queue.length - this.#head >= RECEIVE_QUEUE_DATAGRAMS ||
+      this.#queuedBytes + data.length > RECEIVE_QUEUE_BYTES
+    ) {
+      this.receiveQueueDrops++;
+      return;
+    }
+    this.#queue.push(data.slice());
+    this.#queueFrom.push(from);
+    this.#queuedBytes += data.length;
+  }
+
+  /**
+   * Deno's receive is the readiness wait (on the event loop's own epoll); what is queued behind that first
+   * datagram is read in recvmmsg batches. Runs until close().
+   */
+  async #pump(): Promise<void> {
+    try {
+      await this.#pumpLoop();
+    } finally {
+      this.#pumping = false;
+      // Only now: once Deno's pending receive has ended, the socket is really closed and its port free, so
+      // a reader that awaited its rejection can bind the port again (a relay restarted on the same port).
+      if (this.#closed) this.#rejectWaiters();
+    }
+  }
+
+  #rejectWaiters(): void {
+    for (const w of this.#waiters.splice(0)) w.reject(new Deno.errors.Interrupted("operation canceled"));
+  }
+
+  async #pumpLoop(): Promise<void> {
+    const first = new Uint8Array(SLOT_SIZE);
+    while (!this.#closed) {
+      let data: Uint8Array, addr: Deno.Addr;
+      try {
+        [data, addr] = await this.#inner.receive(first);
+      } catch (e) {
+        if (this.#closed) return;
+        if (e instanceof Deno.errors.BadResource) {
+          this.close();
+          return;
+        }
+        // A queued ICMP error, reported to the reader in order as Deno's socket did; the pump goes on once
+        // it was taken (so a persistent error runs at the reader's pace, not in a tight loop).
+        const w = this.#waiters.shift();
+        if (w) w.reject(e as Error);
+        else {
+          this.#queue.push(e as Error);
+          this.#queueFrom.push(NO_SOURCE);
+          await new Promise<void>((r) => this.#errorTaken = r);
+        }
+        continue;
+      }
+      this.rxDatagrams++;
+      this.#enqueue(data, this.#sourceFromDeno(addr as Deno.NetAddr));
+      if (!this.#closed) this.#io.drain(this.#deliver);
+    }
+  }
+
+  /** The NetAddr of datagram i's source, formatted as Deno formats it (v4-mapped as ::ffff:a.b.c.d). */
+  #source(vec: MmsgVector, i: number): NetAddr | undefined {
+    const last = this.#lastSource.match(vec, i);
+    if (last) return last;
+    const len = vec.nameLength(i);
+    const sa = new SockaddrView(vec.name(i, len));
+    const family = sa.family(len);
+    if (family === 0) return undefined;
+    const hostname = family === AF_INET6 ? formatIpv6(sa.bytesV6()) : sa.addressV4();
+    const from = this.#cachedSource(hostname, sa.port);
+    this.#lastSource.remember(vec, i, from);
+    return from;
+  }
+
+  #sourceFromDeno(na: Deno.NetAddr): NetAddr {
+    return this.#cachedSource(na.hostname, na.port);
+  }
+
+  #cachedSource(hostname: string, port: number): NetAddr {
+    const key = `${hostname}|${port}`;
+    let from = this.#sources.get(key);
+    if (!from) {
+      if (this.#sources.size >= ENDPOINT_CACHE_MAX) this.#sources.clear();
+      from = Object.freeze({ transport: "udp", hostname, port }) as NetAddr;
+      this.#sources.set(key, from);
+    }
+    return from;
+  }
+
+  /**
+   * Idempotent. What was staged still leaves; pending receives reject as Deno's do (Interrupted, once the
+   * socket is really closed), later ones with BadResource; queued datagrams are dropped.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#io.close(); // nothing touches the descriptor after this: Deno may reuse its number
+    try {
+      this.#inner.close();
+    } catch { /* already closed */ }
+    if (!this.#pumping) this.#rejectWaiters(); // else once the pump has ended (see #pump)
+    this.#queue = [];
+    this.#queueFrom = [];
+    this.#head = 0;
+    this.#queuedBytes = 0;
+    this.#errorTaken?.();
+  }
+}
+
+let fallbackLogged = false;
+
+/**
+ * Opens a host UDP socket: batched where libc is reachable and the socket's descriptor is found, Deno's
+ * socket otherwise. WGEDGE_UDP=deno forces Deno's socket; WGEDGE_UDP=ffi makes an unusable libc an error.
+ * Listen errors are Deno's (AddrInUse...).
+ */
+export function listenHostUdp(hostname: string, port: number): HostUdpConn {
+  const mode = udpBatchMode();
+  const unavailable = mode === "deno" ? undefined : udpBatchUnavailable();
+  if (mode === "ffi" && unavailable) {
+    throw new Error(`${UDP_MODE_ENV}=ffi: the libc UDP socket cannot be used: ${unavailable}`);
+  }
+  const inner = Deno.listenDatagram({ hostname, port, transport: "udp" });
+  if (mode === "deno") return new HostDatagramConn(inner);
+  if (unavailable) {
+    if (!fallbackLogged) {
+      fallbackLogged = true;
+      log.debug("using Deno's UDP socket", { reason: unavailable });
+    }
+    return new HostDatagramConn(inner);
+  }
+  try {
+    return new BatchedDatagramConn(inner);
+  } catch (e) {
+    log.warn(`${(e as Error).message}; sending and receiving one datagram per Deno op`);
+    return new HostDatagramConn(inner);
+  }
+}

@@ -1,0 +1,385 @@
+/**
+ * The host Net's batched UDP socket (BatchedDatagramConn: recvmmsg/sendmmsg through libc, a bounded receive
+ * queue) against Deno's own UDP sockets on loopback: both directions, IPv4 and IPv6, bursts from many
+ * senders (sources and per-sender order), the queue bound with a stopped consumer, close(), sizes, and the
+ * choice made by listenHostUdp() (WGEDGE_UDP).
+ *
+ * Bursts are sent before the batched socket first reads, so they wait in the kernel and are read in
+ * recvmmsg batches; they are sized to fit a default socket buffer, so loopback cannot drop them. Waits are
+ * bounded (60 s) and nothing asserts on time.
+ */
+import { assert, assertEquals, assertRejects, assertThrows } from "./helpers/assert.ts";
+import { waitFor } from "./helpers/interop.ts";
+import {
+  BatchedDatagramConn,
+  HostDatagramConn,
+  listenHostUdp,
+  MAX_DATAGRAM_V4,
+  RECEIVE_QUEUE_BYTES,
+  RECEIVE_QUEUE_DATAGRAMS,
+} from "../src/net/host_udp.ts";
+import { UDP_MODE_ENV, udpBatchUnavailable } from "../src/net/udp_batch.ts";
+import { createHostNet } from "../src/net/host.ts";
+import type { NetAddr } from "../src/net/types.ts";
+
+const unavailable = udpBatchUnavailable();
+if (unavailable) console.log(`net_udp_batch_test: batched UDP tests skipped: ${unavailable}`);
+const ignore = unavailable !== undefined;
+
+function batched(hostname: string): BatchedDatagramConn {
+  return new BatchedDatagramConn(Deno.listenDatagram({ transport: "udp", hostname, port: 0 }));
+}
+
+function deno(hostname: string): Deno.DatagramConn {
+  return Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
+}
+
+function portOf(c: { addr: Deno.Addr | NetAddr }): number {
+  return (c.addr as Deno.NetAddr).port;
+}
+
+/** Rejects after 60 s so a lost datagram fails the test instead of hanging it. */
+async function within<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 60_000);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A datagram carrying (sender, seq) and `size` bytes in all. */
+function numbered(sender: number, seq: number, size = 16): Uint8Array {
+  const d = new Uint8Array(Math.max(size, 8));
+  const v = new DataView(d.buffer);
+  v.setUint32(0, sender);
+  v.setUint32(4, seq);
+  for (let i = 8; i < d.length; i++) d[i] = (sender * 31 + seq + i) & 0xff;
+  return d;
+}
+
+function readNumbered(d: Uint8Array): [number, number] {
+  const v = new DataView(d.buffer, d.byteOffset, d.byteLength);
+  return [v.getUint32(0), v.getUint32(4)];
+}
+
+for (const family of ["4", "6"] as const) {
+  const loop = family === "4" ? "127.0.0.1" : "::1";
+
+  Deno.test({
+    name:
+      `net_udp_batch: IPv${family} burst from many Deno senders arrives with right sources, in order per sender`,
+    ignore,
+    async fn() {
+      const conn = batched(loop);
+      const SENDERS = 8, EACH = 50;
+      const senders = Array.from({ length: SENDERS }, () => deno(loop));
+      try {
+        // Queued in the kernel before the first read: the reads after the first are recvmmsg batches.
+        for (let seq = 0; seq < EACH; seq++) {
+          for (let s = 0; s < SENDERS; s++) {
+            await senders[s].send(numbered(s, seq, 16 + seq), {
+              transport: "udp",
+              hostname: loop,
+              port: portOf(conn),
+            });
+          }
+        }
+        const next = new Array(SENDERS).fill(0);
+        for (let n = 0; n < SENDERS * EACH; n++) {
+          const [data, from] = await within(conn.receive(), `datagram ${n}`);
+          const [s, seq] = readNumbered(data);
+          assert(s < SENDERS, `sender ${s}`);
+          assertEquals(from.port, portOf(senders[s]), "source port matches the sender in the payload");
+          assertEquals(from.hostname, loop);
+          assertEquals(from.transport, "udp");
+          assertEquals(seq, next[s], `sender ${s} in order`);
+          assertEquals(data, numbered(s, seq, 16 + seq));
+          next[s]++;
+        }
+        assert(conn.rxBatches > 0 && conn.rxBatchedDatagrams > 0, "read in recvmmsg batches");
+        assertEquals(conn.receiveErrors, 0);
+        assertEquals(conn.receiveQueueDrops, 0);
+      } finally {
+        conn.close();
+        for (const s of senders) s.close();
+      }
+    },
+  });
+
+  Deno.test({
+    name: `net_udp_batch: IPv${family} sends reach a Deno socket in order, in sendmmsg batches`,
+    ignore,
+    async fn() {
+      const conn = batched(loop);
+      const peer = deno(loop);
+      try {
+        const to: NetAddr = { transport: "udp", hostname: loop, port: portOf(peer) };
+        const COUNT = 100; // one full batch of 64 at once, the rest at the next microtask
+        const sent = [];
+        for (let i = 0; i < COUNT; i++) sent.push(conn.send(numbered(0, i, 20), to));
+        assertEquals(await Promise.all(sent), new Array(COUNT).fill(20));
+        const buf = new Uint8Array(65536);
+        for (let i = 0; i < COUNT; i++) {
+          const [data, from] = await within(peer.receive(buf), `datagram ${i}`);
+          assertEquals(readNumbered(data), [0, i]);
+          assertEquals((from as Deno.NetAddr).port, portOf(conn));
+        }
+        assertEquals(conn.txDatagrams, COUNT);
+        assert(conn.txBatches < COUNT, `batched: ${conn.txBatches} sendmmsg calls for ${COUNT}`);
+        assertEquals(conn.sendErrors, 0);
+      } finally {
+        conn.close();
+        peer.close();
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `net_udp_batch: IPv${family} sizes 0..65507 both ways, through Deno's first read and through recvmmsg`,
+    ignore,
+    async fn() {
+      const conn = batched(loop);
+      const peer = deno(loop);
+      const sizes = [0, 1, 8, 548, 1472, 1500, 9000, 32768, MAX_DATAGRAM_V4];
+      const payload = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + n) & 0xff);
+      try {
+        for (const n of sizes) {
+          await peer.send(payload(n), { transport: "udp", hostname: loop, port: portOf(conn) });
+        }
+        for (const n of sizes) {
+          const [data, from] = await within(conn.receive(), `size ${n}`);
+          assertEquals(data.length, n);
+          assertEquals(data, payload(n));
+          assertEquals(from.port, portOf(peer));
+        }
+        const to: NetAddr = { transport: "udp", hostname: loop, port: portOf(peer) };
+        for (const n of sizes) assertEquals(await conn.send(payload(n), to), n);
+        const buf = new Uint8Array(65536);
+        for (const n of sizes) {
+          const [data] = await within(peer.receive(buf), `size ${n} back`);
+          assertEquals(data, payload(n));
+        }
+        if (family === "4") {
+          await assertRejects(() => conn.send(new Uint8Array(MAX_DATAGRAM_V4 + 1), to), "Message too long");
+        }
+      } finally {
+        conn.close();
+        peer.close();
+      }
+    },
+  });
+}
+
+Deno.test({
+  name: "net_udp_batch: a dual-stack socket on :: shows IPv4 sources as Deno does and answers them",
+  ignore,
+  async fn() {
+    const conn = batched("::");
+    const ref = deno("::");
+    const peer = deno("127.0.0.1");
+    try {
+      // Deno's own socket on :: is the reference for how a v4 source is written.
+      await peer.send(numbered(0, 0), { transport: "udp", hostname: "127.0.0.1", port: portOf(ref) });
+      const [, refFrom] = await within(ref.receive(), "reference datagram");
+      for (let i = 0; i < 5; i++) {
+        await peer.send(numbered(0, i), { transport: "udp", hostname: "127.0.0.1", port: portOf(conn) });
+      }
+      for (let i = 0; i < 5; i++) {
+        const [data, from] = await within(conn.receive(), `datagram ${i}`);
+        assertEquals(readNumbered(data), [0, i]);
+        assertEquals(from.hostname, (refFrom as Deno.NetAddr).hostname);
+        assertEquals(from.port, portOf(peer));
+        await conn.send(data, from);
+        const [back] = await within(peer.receive(), `reply ${i}`);
+        assertEquals(readNumbered(back), [0, i]);
+      }
+    } finally {
+      conn.close();
+      ref.close();
+      peer.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "net_udp_batch: receive(buf) copies into the caller's buffer and returns a view of it",
+  ignore,
+  async fn() {
+    const conn = batched("127.0.0.1");
+    const peer = deno("127.0.0.1");
+    try {
+      const to = { transport: "udp" as const, hostname: "127.0.0.1", port: portOf(conn) };
+      await peer.send(numbered(1, 1, 100), to);
+      await peer.send(numbered(1, 2, 100), to);
+      const buf = new Uint8Array(200);
+      const [a] = await within(conn.receive(buf), "first");
+      assert(a.buffer === buf.buffer && a.byteOffset === 0, "a view of the caller's buffer");
+      assertEquals(a, numbered(1, 1, 100));
+      const small = new Uint8Array(10);
+      const [b] = await within(conn.receive(small), "second");
+      assertEquals(b, numbered(1, 2, 100).subarray(0, 10), "cut to the buffer, as a kernel read is");
+    } finally {
+      conn.close();
+      peer.close();
+    }
+  },
+});
+
+/**
+ * Starts the receive pump with one read, then (nobody reading) sends rounds of `perRound` datagrams of
+ * `size` bytes, each read by the pump before the next is sent (so no socket buffer overflows), until the
+ * queue drops. Bounded by `maxRounds`.
+ */
+async function fillQueue(conn: BatchedDatagramConn, peer: Deno.DatagramConn, size: number, perRound: number) {
+  const to = { transport: "udp" as const, hostname: "127.0.0.1", port: portOf(conn) };
+  await peer.send(numbered(0, 0), to);
+  await within(conn.receive(), "first datagram");
+  let seq = 1;
+  for (let round = 0; round < 400 && conn.receiveQueueDrops === 0; round++) {
+    for (let i = 0; i < perRound; i++) await peer.send(numbered(0, seq++, size), to);
+    await waitFor(() => conn.rxDatagrams >= seq, "the pump to read the round");
+  }
+  assert(conn.receiveQueueDrops > 0, "drops counted");
+}
+
+Deno.test({
+  name: "net_udp_batch: a stopped consumer bounds the queue in datagrams; drops are counted, order kept",
+  ignore,
+  async fn() {
+    const conn = batched("127.0.0.1");
+    const peer = deno("127.0.0.1");
+    try {
+      await fillQueue(conn, peer, 16, 50);
+      assertEquals(conn.queued, RECEIVE_QUEUE_DATAGRAMS);
+      // What is queued comes out in order, oldest first.
+      let last = 0;
+      for (let i = 0; i < RECEIVE_QUEUE_DATAGRAMS; i++) {
+        const [data] = await conn.receive();
+        const [, s] = readNumbered(data);
+        assert(s > last, `in order: ${s} after ${last}`);
+        last = s;
+      }
+      assertEquals(conn.queued, 0);
+    } finally {
+      conn.close();
+      peer.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "net_udp_batch: a stopped consumer bounds the queue in bytes (large datagrams)",
+  ignore,
+  async fn() {
+    const conn = batched("127.0.0.1");
+    const peer = deno("127.0.0.1");
+    const SIZE = 60_000;
+    try {
+      await fillQueue(conn, peer, SIZE, 2);
+      assertEquals(conn.queued, Math.floor(RECEIVE_QUEUE_BYTES / SIZE));
+    } finally {
+      conn.close();
+      peer.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "net_udp_batch: close() rejects a pending receive as Deno does, later calls with BadResource",
+  ignore,
+  async fn() {
+    const conn = batched("127.0.0.1");
+    const pending = conn.receive();
+    const second = conn.receive();
+    conn.close();
+    const e = await assertRejects(() => pending, "operation canceled");
+    assert(e instanceof Deno.errors.Interrupted, `Interrupted, got ${e.name}`);
+    assert((await assertRejects(() => second)) instanceof Deno.errors.Interrupted);
+    assert((await assertRejects(() => conn.receive(), "closed")) instanceof Deno.errors.BadResource);
+    const to = { transport: "udp" as const, hostname: "127.0.0.1", port: 9 };
+    assert((await assertRejects(() => conn.send(new Uint8Array(1), to))) instanceof Deno.errors.BadResource);
+    conn.close(); // idempotent
+    // The port is free again.
+    const again = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: portOf(conn) });
+    again.close();
+  },
+});
+
+Deno.test({
+  name: "net_udp_batch: names go through Deno's send; a v6 destination on a v4 socket is refused",
+  ignore,
+  async fn() {
+    const conn = batched("127.0.0.1");
+    const peer = deno("127.0.0.1");
+    try {
+      await conn.send(numbered(2, 1), { transport: "udp", hostname: "127.0.0.1", port: portOf(peer) });
+      await conn.send(numbered(2, 2), { transport: "udp", hostname: "localhost", port: portOf(peer) });
+      const got: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        got.push(readNumbered((await within(peer.receive(), `datagram ${i}`))[0])[1]);
+      }
+      assertEquals(got.sort(), [1, 2]);
+      await assertRejects(
+        () => conn.send(new Uint8Array(1), { transport: "udp", hostname: "::1", port: 9 }),
+        "Address family not supported",
+      );
+    } finally {
+      conn.close();
+      peer.close();
+    }
+  },
+});
+
+Deno.test({
+  name: `net_udp_batch: listenHostUdp() and the host Net follow ${UDP_MODE_ENV}`,
+  fn() {
+    const before = Deno.env.get(UDP_MODE_ENV);
+    const opened: { close(): void }[] = [];
+    try {
+      Deno.env.set(UDP_MODE_ENV, "deno");
+      const d = listenHostUdp("127.0.0.1", 0);
+      opened.push(d);
+      assert(d instanceof HostDatagramConn && !d.batched, "WGEDGE_UDP=deno: Deno's socket");
+      const viaNet = createHostNet().listenUdp({ hostname: "127.0.0.1", port: 0 });
+      opened.push(viaNet);
+      assert(viaNet instanceof HostDatagramConn, "the host Net too");
+      Deno.env.delete(UDP_MODE_ENV);
+      const auto = listenHostUdp("127.0.0.1", 0);
+      opened.push(auto);
+      assertEquals(auto.batched, !unavailable);
+      Deno.env.set(UDP_MODE_ENV, "ffi");
+      if (unavailable) assertThrows(() => listenHostUdp("127.0.0.1", 0), `${UDP_MODE_ENV}=ffi`);
+      else opened.push(listenHostUdp("127.0.0.1", 0));
+      Deno.env.set(UDP_MODE_ENV, "kernel");
+      assertThrows(() => listenHostUdp("127.0.0.1", 0), `${UDP_MODE_ENV}: expected "deno", "ffi" or "auto"`);
+    } finally {
+      for (const c of opened) c.close();
+      if (before === undefined) Deno.env.delete(UDP_MODE_ENV);
+      else Deno.env.set(UDP_MODE_ENV, before);
+    }
+  },
+});
+
+Deno.test({
+  name: "net_udp_batch: the Deno fallback receives into a caller's buffer too",
+  async fn() {
+    const conn = new HostDatagramConn(deno("127.0.0.1"));
+    const peer = deno("127.0.0.1");
+    try {
+      await peer.send(numbered(3, 3), { transport: "udp", hostname: "127.0.0.1", port: portOf(conn) });
+      const buf = new Uint8Array(64);
+      const [data, from] = await within(conn.receive(buf), "datagram");
+      assert(data.buffer === buf.buffer);
+      assertEquals(readNumbered(data), [3, 3]);
+      assertEquals(from.port, portOf(peer));
+    } finally {
+      conn.close();
+      peer.close();
+    }
+  },
+});
