@@ -5,6 +5,7 @@ import { createLinkPair, type LinkPairOptions } from "../src/netstack/link.ts";
 import { Stack } from "../src/netstack/stack.ts";
 import { TunnelNet } from "../src/net/tunnel.ts";
 import type { Conn } from "../src/net/types.ts";
+import { MapResolver, osResolver } from "../src/net/resolve.ts";
 
 /**
  * systemClock timers are unref'd (they never hold a process open); in production sockets keep the event loop
@@ -117,7 +118,20 @@ Deno.test("stack: TCP with 3% loss, reordering and duplication arrives intact", 
 Deno.test("stack: TunnelNet errors name the tunnel; closed port refuses; UDP through the Net", async () => {
   const { na, nb, close } = nets();
   try {
-    await assertRejects(() => na.dialTcp("example.com", 80), 'wg:client: cannot dial "example.com"');
+    assert(na.resolver === osResolver, "without DNS = servers a tunnel resolves names like the host");
+    na.resolver = new MapResolver({ "svc.test": ["fd77::1", "10.77.0.1"] });
+    await assertRejects(() => na.dialTcp("nosuch.test", 80), 'wg:client: cannot resolve "nosuch.test"');
+    // Each address is tried in order; the error names the tunnel, the name and what it resolved to.
+    await assertRejects(
+      () => na.dialTcp("svc.test", 81, { timeoutMs: 5000 }),
+      "wg:client: svc.test (fd77::1, 10.77.0.1): wg:client: connect fd77::1:81",
+    );
+    const listener = nb.listenTcp({ port: 82 });
+    const viaName = await na.dialTcp("svc.test", 82);
+    assertEquals(viaName.remoteAddr.hostname, "fd77::1", "the first answer is used when it connects");
+    viaName.close();
+    (await listener.accept()).close();
+    listener.close();
     await assertRejects(
       () => na.dialTcp("10.77.0.1", 81, { timeoutMs: 5000 }),
       "wg:client: connect 10.77.0.1:81",
