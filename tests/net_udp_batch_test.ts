@@ -383,3 +383,23 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "net_udp_batch: two sockets sharing an address (SO_REUSEADDR) are not told apart: no batching",
+  ignore,
+  fn() {
+    const a = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0, reuseAddress: true });
+    const b = Deno.listenDatagram({
+      transport: "udp",
+      hostname: "127.0.0.1",
+      port: portOf(a),
+      reuseAddress: true,
+    });
+    try {
+      assertThrows(() => new BatchedDatagramConn(b), "cannot find the UDP socket's descriptor");
+    } finally {
+      a.close();
+      b.close();
+    }
+  },
+});

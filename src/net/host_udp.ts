@@ -22,6 +22,8 @@ import {
   ENDPOINT_CACHE_MAX,
   isV4Mapped,
   LastSource,
+  loadLibc,
+  lowestFreeFd,
   MmsgVector,
   MSG_TRUNC,
   RECV_BATCH,
@@ -169,11 +171,14 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
     return true;
   };
 
-  /** Use `listenHostUdp()`; this constructor throws when the socket cannot be batched. */
-  constructor(inner: Deno.DatagramConn) {
+  /**
+   * Use `listenHostUdp()`; this constructor throws when the socket cannot be batched. `fdHint`: the lowest
+   * free descriptor just before `inner` was opened (lowestFreeFd), checked first.
+   */
+  constructor(inner: Deno.DatagramConn, fdHint = -1) {
     super();
     sharedVectors ??= { recv: new MmsgVector(RECV_BATCH), send: new SendArena() };
-    const io = attachBatchIo(inner, this, log, sharedVectors);
+    const io = attachBatchIo(inner, this, log, { shared: sharedVectors, fdHint });
     if ("reason" in io) throw new Error(`udp: no batched I/O: ${io.reason}`);
     this.#inner = inner;
     this.#io = io;
@@ -389,6 +394,8 @@ export function listenHostUdp(hostname: string, port: number): HostUdpConn {
   if (mode === "ffi" && unavailable) {
     throw new Error(`${UDP_MODE_ENV}=ffi: the libc UDP socket cannot be used: ${unavailable}`);
   }
+  const libc = mode === "deno" || unavailable ? undefined : loadLibc();
+  const fdHint = libc && !("reason" in libc) ? lowestFreeFd(libc) : -1;
   const inner = Deno.listenDatagram({ hostname, port, transport: "udp" });
   if (mode === "deno") return new HostDatagramConn(inner);
   if (unavailable) {
@@ -399,7 +406,7 @@ export function listenHostUdp(hostname: string, port: number): HostUdpConn {
     return new HostDatagramConn(inner);
   }
   try {
-    return new BatchedDatagramConn(inner);
+    return new BatchedDatagramConn(inner, fdHint);
   } catch (e) {
     log.warn(`${(e as Error).message}; sending and receiving one datagram per Deno op`);
     return new HostDatagramConn(inner);

@@ -32,7 +32,9 @@ export const AF_INET = 2;
 export const AF_INET6 = 10;
 const SOCK_DGRAM = 2;
 const SOL_SOCKET = 1;
+const SO_REUSEADDR = 2;
 const SO_TYPE = 3;
+const SO_REUSEPORT = 15;
 const SO_DOMAIN = 39;
 const SO_SNDBUF = 7;
 const SO_RCVBUF = 8;
@@ -68,6 +70,8 @@ const SYMBOLS = {
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
   sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  dup: { parameters: ["i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const;
@@ -369,46 +373,65 @@ export function describeErrno(lib: LibcSymbols, code: number): string {
 // ---- finding Deno's socket ----
 
 /**
- * The descriptor of this process's UDP socket bound to `local` (Deno hands out none): the socket descriptors
- * in /proc/self/fd are asked for their type, family and local address. A bound address and port is unique in
- * a process unless SO_REUSEADDR/SO_REUSEPORT allowed a second one; then, as when none matches, -1: nothing
- * ever reads or writes a socket it is not sure is the one Deno opened.
+ * The descriptor number the next socket() will get (the lowest free one), or -1: a guess to check first in
+ * findSocketFd, found by duplicating a standard descriptor and closing the copy at once.
  */
-export function findSocketFd(libc: Libc, family: number, local: Deno.NetAddr): number {
+export function lowestFreeFd(libc: Libc): number {
+  for (const std of [0, 1, 2]) {
+    const fd = libc.lib.dup(std);
+    if (fd >= 0) {
+      libc.lib.close(fd);
+      return fd;
+    }
+  }
+  return -1;
+}
+
+/**
+ * The descriptor of this process's UDP socket bound to `local` (Deno hands out none), or -1 when it cannot
+ * be told for sure: nothing ever reads or writes a socket it is not sure is the one Deno opened.
+ *
+ * A descriptor is bound to `local` when getsockname gives that family, address and port (it fails at once on
+ * anything not a socket) and it is a datagram socket. An address and port is unique in a process unless
+ * SO_REUSEADDR or SO_REUSEPORT let a second socket share it, and the kernel allows that only when both
+ * sockets asked; so a match without either option is the one, and the search stops there. `hint` (the
+ * lowest free descriptor just before Deno opened the socket) is tried first; otherwise every descriptor in
+ * /proc/self/fd is asked, and two matches (reuse options) give -1. A relay opens a socket per flow while
+ * holding thousands of descriptors, which is why the hint and the early stop matter.
+ */
+export function findSocketFd(libc: Libc, family: number, local: Deno.NetAddr, hint = -1): number {
   const { lib } = libc;
   const want = family === AF_INET ? parseIpv4(local.hostname) : parseIpv6(local.hostname);
   if (!want) return -1;
   const addrOff = family === AF_INET ? SIN_ADDR : SIN6_ADDR;
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync("/proc/self/fd")];
-  } catch {
-    return -1;
-  }
   const int = new Int32Array(1), len = new Uint32Array(1);
   const name = new Uint8Array(SOCKADDR_IN6_SIZE), view = new SockaddrView(name);
   const getInt = (fd: number, opt: number): number | undefined => {
     len[0] = 4;
     return lib.getsockopt(fd, SOL_SOCKET, opt, int, len) === 0 ? int[0] : undefined;
   };
+  const bound = (fd: number): boolean => {
+    len[0] = SOCKADDR_IN6_SIZE;
+    if (lib.getsockname(fd, name, len) !== 0 || view.family(len[0]) !== family) return false;
+    if (view.port !== local.port) return false;
+    for (let i = 0; i < want.length; i++) if (name[addrOff + i] !== want[i]) return false;
+    // A TCP socket may hold the same address and port.
+    return getInt(fd, SO_TYPE) === SOCK_DGRAM && getInt(fd, SO_DOMAIN) === family;
+  };
+  const shareable = (fd: number): boolean => getInt(fd, SO_REUSEADDR) !== 0 || getInt(fd, SO_REUSEPORT) !== 0;
+  if (hint >= 0 && bound(hint) && !shareable(hint)) return hint;
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync("/proc/self/fd")];
+  } catch {
+    return -1;
+  }
   let found = -1;
   for (const e of entries) {
     const fd = Number(e.name);
-    let link: string;
-    try {
-      link = Deno.readLinkSync(`/proc/self/fd/${e.name}`);
-    } catch {
-      continue; // closed meanwhile
-    }
-    if (!link.startsWith("socket:")) continue;
-    if (getInt(fd, SO_TYPE) !== SOCK_DGRAM || getInt(fd, SO_DOMAIN) !== family) continue;
-    len[0] = SOCKADDR_IN6_SIZE;
-    if (lib.getsockname(fd, name, len) !== 0 || view.family(len[0]) !== family) continue;
-    if (view.port !== local.port) continue;
-    let same = true;
-    for (let i = 0; i < want.length; i++) if (name[addrOff + i] !== want[i]) same = false;
-    if (!same) continue;
+    if (!Number.isInteger(fd) || !bound(fd)) continue;
     if (found >= 0) return -1; // two sockets on one address: cannot tell which is Deno's
+    if (!shareable(fd)) return fd;
     found = fd;
   }
   return found;
@@ -608,13 +631,13 @@ export function attachBatchIo(
   conn: Deno.DatagramConn,
   stats: UdpBatchStats,
   log: Logger,
-  shared?: { recv: MmsgVector; send: SendArena },
+  opts: { shared?: { recv: MmsgVector; send: SendArena }; fdHint?: number } = {},
 ): UdpBatchIo | { reason: string } {
   const libc = loadLibc();
   if ("reason" in libc) return libc;
   const local = conn.addr as Deno.NetAddr;
   const family = familyOf(local);
-  const fd = findSocketFd(libc, family, local);
+  const fd = findSocketFd(libc, family, local, opts.fdHint);
   if (fd < 0) return { reason: "cannot find the UDP socket's descriptor" };
-  return new UdpBatchIo(libc, fd, family, stats, log, shared);
+  return new UdpBatchIo(libc, fd, family, stats, log, opts.shared);
 }
