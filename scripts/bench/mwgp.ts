@@ -4,7 +4,10 @@
  * ratio, added latency p50/p99 and mwgp CPU. With --obfs a third path runs wireguard-go -> wgedge mwgp client
  * -> wgedge mwgp server (both obfuscating) -> wireguard-go; its CPU column is client + server.
  *
- *   deno run -A scripts/bench/mwgp.ts [--seconds 10] [--pings 300] [--obfs]
+ *   deno run -A scripts/bench/mwgp.ts [--seconds 10] [--pings 300] [--obfs] [--deno-udp]
+ *
+ * --deno-udp adds a path through a second `wgedge mwgp server` started with WGEDGE_UDP=deno (Deno's
+ * one-op-per-datagram UDP socket instead of recvmmsg/sendmmsg batches), measured in the same run.
  *
  * Needs root, ip netns, wireguard-go, wg, iperf3 (shared/spec/testing.md). Traffic stays inside network
  * namespaces created here and removed at the end.
@@ -19,6 +22,7 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "10" },
     pings: { type: "string", default: "300" },
     obfs: { type: "boolean", default: false },
+    "deno-udp": { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -62,31 +66,59 @@ interface Path {
 
 const topo = await MwgpTopology.create();
 try {
-  const [s, c1, c2, c3] = await Promise.all([wgKeyPair(), wgKeyPair(), wgKeyPair(), wgKeyPair()]);
+  const [s, c1, c2, c3, c4] = await Promise.all([
+    wgKeyPair(),
+    wgKeyPair(),
+    wgKeyPair(),
+    wgKeyPair(),
+    wgKeyPair(),
+  ]);
   const hub = topo.hub;
   await WireguardGo.start(hub, {
     privateKey: s.privateKey,
     listenPort: 51001,
     addresses: ["10.1.0.1/24"],
-    peers: [c1, c2, c3].map((c, i) => ({ publicKey: c.publicKey, allowedIps: [`10.1.0.${i + 2}/32`] })),
+    peers: [c1, c2, c3, c4].map((c, i) => ({ publicKey: c.publicKey, allowedIps: [`10.1.0.${i + 2}/32`] })),
   });
   const cfg = await topo.writeFile(
     "server.json5",
     `{ listen: ":1000", ${values.obfs ? `obfs: "${PASSWORD}",` : ""}
        servers: [{ privkey: "${s.privateKey}", address: "127.0.0.1", peers: [{ forward_to: ":51001" }] }] }`,
   );
-  const server = await startMwgp(hub, ["server", cfg, "--no-cache"], { WGEDGE_LOG_LEVEL: "info" });
+  const server = await startMwgp(hub, ["server", cfg, "--no-cache"], {
+    WGEDGE_LOG_LEVEL: "info",
+    WGEDGE_UDP: "auto",
+  });
+  let denoServer: MwgpProcess | undefined;
+  if (values["deno-udp"]) {
+    const denoCfg = await topo.writeFile(
+      "server-deno-udp.json5",
+      `{ listen: ":1001", ${values.obfs ? `obfs: "${PASSWORD}",` : ""}
+         servers: [{ privkey: "${s.privateKey}", address: "127.0.0.1", peers: [{ forward_to: ":51001" }] }] }`,
+    );
+    denoServer = await startMwgp(hub, ["server", denoCfg, "--no-cache"], {
+      WGEDGE_LOG_LEVEL: "info",
+      WGEDGE_UDP: "deno",
+    });
+  }
 
   // One client namespace per path. The mwgp path's handshake goes through mwgp, so the server's endpoint for
   // that peer is mwgp and both directions cross it.
   const paths: Path[] = [];
-  const specs: [string, typeof c1, number][] = [["direct", c1, 51001], ["via mwgp", c2, 1000]];
-  if (values.obfs) specs.push(["via mwgp client+server, obfs", c3, 1000]);
-  for (const [i, [name, key, port]] of specs.entries()) {
-    const { ns, hubAddr } = await topo.addClient(i + 1);
-    const procs: MwgpProcess[] = i === 0 ? [] : [server];
+  // [name, client key index (1..4: its address 10.1.0.n+1), mwgp server port or wireguard-go's, server]
+  const specs: [string, number, number, MwgpProcess | null][] = [
+    ["direct", 1, 51001, null],
+    ["via mwgp", 2, 1000, server],
+  ];
+  if (values.obfs) specs.push(["via mwgp client+server, obfs", 3, 1000, server]);
+  if (denoServer) specs.push(["via mwgp, WGEDGE_UDP=deno", 4, 1001, denoServer]);
+  const keys = [c1, c2, c3, c4];
+  for (const [name, k, port, via] of specs) {
+    const key = keys[k - 1], i = k - 1;
+    const { ns, hubAddr } = await topo.addClient(k);
+    const procs: MwgpProcess[] = via ? [via] : [];
     let endpoint = `${hubAddr}:${port}`;
-    if (i === 2) {
+    if (k === 3) {
       const clientCfg = await topo.writeFile(
         "client.json5",
         `{ server: "${hubAddr}:1000", listen: "127.0.0.1:2000", obfs: "${PASSWORD}",

@@ -2,6 +2,7 @@
  * Relay benchmark: wgedge's relay against socat (seed 002's engine) in the same run, on loopback.
  *
  *   deno run -A scripts/bench/relay.ts [--seconds 3] [--conns 2000] [--rounds 3] [--idle 9900] [--socat-idle 1000]
+ *     [--udp-only] [--deno-udp]
  *
  * Both engines run side by side and each metric is measured in alternating order over several rounds
  * (medians reported): TCP throughput (iperf3 through the relay), TCP connections per second and p50/p99
@@ -9,6 +10,10 @@
  * per second (16 clients), and memory (PSS) holding N idle TCP connections. The echo targets run in their
  * own process so they cost both engines the same. Prints one table with ratios. Not a test: nothing is
  * asserted.
+ *
+ * --deno-udp adds a third engine, wgedge with WGEDGE_UDP=deno (Deno's one-op-per-datagram UDP socket instead
+ * of the recvmmsg/sendmmsg batches), measured in the same alternating rounds. --udp-only measures only the
+ * UDP round trips (no iperf3, connection rate or idle memory).
  */
 import { parseArgs } from "node:util";
 
@@ -22,8 +27,11 @@ const { values: flags } = parseArgs({
     idle: { type: "string", default: "9900" },
     "socat-idle": { type: "string", default: "1000" },
     udp: { type: "string", default: "20000" },
+    "udp-only": { type: "boolean", default: false },
+    "deno-udp": { type: "boolean", default: false },
   },
 });
+const UDP_ONLY = flags["udp-only"];
 const SECONDS = Number(flags.seconds);
 const ROUNDS = Number(flags.rounds);
 const CONNS = Number(flags.conns);
@@ -252,8 +260,10 @@ async function idleRss(
   }
 }
 
+type EngineName = "wgedge" | "wgedge-deno-udp" | "socat";
+
 interface Engine {
-  name: "wgedge" | "socat";
+  name: EngineName;
   tcpIn: number;
   udpIn: number;
   iperfIn: number;
@@ -262,7 +272,7 @@ interface Engine {
   procs: Deno.ChildProcess[];
 }
 
-async function startEngine(name: "wgedge" | "socat", tcpTarget: number, udpTarget: number): Promise<Engine> {
+async function startEngine(name: EngineName, tcpTarget: number, udpTarget: number): Promise<Engine> {
   const tcpIn = freePort(), udpIn = freePort();
   const iperfPort = freePort(), iperfIn = freePort();
   const iperfServer = new Deno.Command("iperf3", {
@@ -272,7 +282,7 @@ async function startEngine(name: "wgedge" | "socat", tcpTarget: number, udpTarge
   }).spawn();
   const procs: Deno.ChildProcess[] = [iperfServer];
   let pid: number;
-  if (name === "wgedge") {
+  if (name !== "socat") {
     const p = spawnWithFds([
       DENO,
       "run",
@@ -287,7 +297,12 @@ async function startEngine(name: "wgedge" | "socat", tcpTarget: number, udpTarge
       `${udpIn};${udpTarget};127.0.0.1;UDP`,
       "-r",
       `${iperfIn};${iperfPort};127.0.0.1;TCP`,
-    ], { ENABLE_LOGGING: "n", WGEDGE_LOG_LEVEL: "warn", PATH: Deno.env.get("PATH") ?? "" });
+    ], {
+      ENABLE_LOGGING: "n",
+      WGEDGE_LOG_LEVEL: "warn",
+      PATH: Deno.env.get("PATH") ?? "",
+      WGEDGE_UDP: name === "wgedge-deno-udp" ? "deno" : "auto",
+    });
     procs.push(p);
     pid = p.pid;
   } else {
@@ -337,13 +352,15 @@ async function measure(engines: Engine[]): Promise<Map<string, EngineResult>> {
   for (const e of engines) samples.set(e.name, { tp: [], cps: [], p50: [], p99: [], udp: [] });
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? engines : [...engines].reverse();
-    for (const e of order) samples.get(e.name)!.tp.push(await iperfThroughput(e.iperfIn));
-    for (const e of order) {
-      const c = await connectRate(e.tcpIn);
-      const s = samples.get(e.name)!;
-      s.cps.push(c.rate);
-      s.p50.push(c.p50);
-      s.p99.push(c.p99);
+    if (!UDP_ONLY) { for (const e of order) samples.get(e.name)!.tp.push(await iperfThroughput(e.iperfIn)); }
+    if (!UDP_ONLY) {
+      for (const e of order) {
+        const c = await connectRate(e.tcpIn);
+        const s = samples.get(e.name)!;
+        s.cps.push(c.rate);
+        s.p50.push(c.p50);
+        s.p99.push(c.p99);
+      }
     }
     for (const e of order) samples.get(e.name)!.udp.push(await udpRate(e.udpIn));
     console.error(`round ${round + 1}/${ROUNDS} done`);
@@ -381,6 +398,7 @@ try {
   await waitTcp(tcpTarget);
   const engines = [
     await startEngine("wgedge", tcpTarget, udpTarget),
+    ...(flags["deno-udp"] ? [await startEngine("wgedge-deno-udp", tcpTarget, udpTarget)] : []),
     await startEngine("socat", tcpTarget, udpTarget),
   ];
   let results: Map<string, EngineResult>;
@@ -391,7 +409,7 @@ try {
   }
   // Memory: a fresh process of each engine, so the number is what idle connections cost, not what the
   // stress rounds above left in the heap.
-  for (const name of ["wgedge", "socat"] as const) {
+  for (const name of UDP_ONLY ? [] : ["wgedge", "socat"] as const) {
     const e = await startEngine(name, tcpTarget, udpTarget);
     try {
       await sleep(1000);
@@ -405,7 +423,7 @@ try {
       await stopEngine(e);
     }
   }
-  const w = results.get("wgedge")!, s = results.get("socat")!;
+  const w = results.get("wgedge")!, s = results.get("socat")!, d = results.get("wgedge-deno-udp");
   const load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
   const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
   console.log(
@@ -417,12 +435,14 @@ try {
       `load average at the end ${load}\n`,
   );
   const perConn = (r: EngineResult) => ((r.idleRssMiB - r.idleBaseMiB) * 1024) / Math.max(1, r.idleHeld);
-  const rows: [string, number, number, string, boolean][] = [
+  type Row = [string, number, number, string, boolean];
+  const rows: Row[] = [
     ["TCP throughput (Gbit/s, iperf3)", w.throughputGbps, s.throughputGbps, "%.2f", true],
     ["TCP connections/s (connect+echo+close)", w.connsPerSec, s.connsPerSec, "%.0f", true],
     ["connect-through latency p50 (ms)", w.p50ms, s.p50ms, "%.2f", false],
     ["connect-through latency p99 (ms)", w.p99ms, s.p99ms, "%.2f", false],
     ["UDP round trips/s (16 clients)", w.udpPps, s.udpPps, "%.0f", true],
+    ...(d ? [["UDP round trips/s, wgedge WGEDGE_UDP=deno", d.udpPps, s.udpPps, "%.0f", true] as Row] : []),
     [`PSS per idle TCP connection (KiB)`, perConn(w), perConn(s), "%.1f", false],
   ];
   const fmt = (v: number, f: string) => v.toFixed(f === "%.0f" ? 0 : f === "%.1f" ? 1 : 2);
