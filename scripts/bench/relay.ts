@@ -2,7 +2,7 @@
  * Relay benchmark: wgedge's relay against socat (seed 002's engine) in the same run, on loopback.
  *
  *   deno run -A scripts/bench/relay.ts [--seconds 3] [--conns 2000] [--rounds 3] [--idle 9900] [--socat-idle 1000]
- *     [--udp-only] [--deno-udp]
+ *     [--udp-only] [--deno-udp] [--udp-window 1]
  *
  * Both engines run side by side and each metric is measured in alternating order over several rounds
  * (medians reported): TCP throughput (iperf3 through the relay), TCP connections per second and p50/p99
@@ -13,7 +13,8 @@
  *
  * --deno-udp adds a third engine, wgedge with WGEDGE_UDP=deno (Deno's one-op-per-datagram UDP socket instead
  * of the recvmmsg/sendmmsg batches), measured in the same alternating rounds. --udp-only measures only the
- * UDP round trips (no iperf3, connection rate or idle memory).
+ * UDP round trips (no iperf3, connection rate or idle memory). --udp-window N keeps N datagrams in flight per
+ * UDP client instead of one (a stream rather than ping-pong, where batching can show).
  */
 import { parseArgs } from "node:util";
 
@@ -29,6 +30,7 @@ const { values: flags } = parseArgs({
     udp: { type: "string", default: "20000" },
     "udp-only": { type: "boolean", default: false },
     "deno-udp": { type: "boolean", default: false },
+    "udp-window": { type: "string", default: "1" },
   },
 });
 const UDP_ONLY = flags["udp-only"];
@@ -39,6 +41,7 @@ const IDLE = Number(flags.idle);
 /** socat forks a process per connection: 10 000 of them is a fork bomb on a small VPS, so it holds fewer. */
 const SOCAT_IDLE = Number(flags["socat-idle"]);
 const UDP_PACKETS = Number(flags.udp);
+const UDP_WINDOW = Math.max(1, Number(flags["udp-window"]));
 const DENO = Deno.execPath();
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -102,6 +105,17 @@ function rssKiB(pid: number): number {
   }
 }
 
+/** utime + stime of a process in seconds (USER_HZ is 100 on Linux). */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 /** RSS of pid and all its descendants (socat forks one process per connection). */
 function treeRssKiB(root: number): number {
   const children = new Map<number, number[]>();
@@ -131,6 +145,8 @@ interface EngineResult {
   p50ms: number;
   p99ms: number;
   udpPps: number;
+  /** CPU (user + system) of the relay process per UDP round trip, in microseconds (wgedge only). */
+  udpCpuUs: number;
   idleRssMiB: number;
   idleHeld: number;
   idleBaseMiB: number;
@@ -200,10 +216,11 @@ async function udpRate(port: number): Promise<number> {
   const timer = setTimeout(() => socks.forEach((s) => s.close()), SECONDS * 1000 + 100);
   await Promise.all(socks.map(async (sock) => {
     try {
+      for (let i = 0; i < UDP_WINDOW; i++) await sock.send(payload, to);
       while (received < UDP_PACKETS && performance.now() < deadline) {
-        await sock.send(payload, to);
         await sock.receive();
         received++;
+        await sock.send(payload, to);
       }
     } catch { /* closed at the deadline */ }
   }));
@@ -347,9 +364,11 @@ function median(xs: number[]): number {
 async function measure(engines: Engine[]): Promise<Map<string, EngineResult>> {
   const samples = new Map<
     string,
-    { tp: number[]; cps: number[]; p50: number[]; p99: number[]; udp: number[] }
+    { tp: number[]; cps: number[]; p50: number[]; p99: number[]; udp: number[]; udpCpu: number[] }
   >();
-  for (const e of engines) samples.set(e.name, { tp: [], cps: [], p50: [], p99: [], udp: [] });
+  for (const e of engines) {
+    samples.set(e.name, { tp: [], cps: [], p50: [], p99: [], udp: [], udpCpu: [] });
+  }
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? engines : [...engines].reverse();
     if (!UDP_ONLY) { for (const e of order) samples.get(e.name)!.tp.push(await iperfThroughput(e.iperfIn)); }
@@ -362,7 +381,16 @@ async function measure(engines: Engine[]): Promise<Map<string, EngineResult>> {
         s.p99.push(c.p99);
       }
     }
-    for (const e of order) samples.get(e.name)!.udp.push(await udpRate(e.udpIn));
+    for (const e of order) {
+      const s = samples.get(e.name)!;
+      const cpu0 = cpuSeconds(e.pid), t0 = performance.now();
+      const rate = await udpRate(e.udpIn);
+      s.udp.push(rate);
+      // socat's per-peer forks are not counted, so only wgedge's CPU is reported.
+      if (e.name !== "socat") {
+        s.udpCpu.push(((cpuSeconds(e.pid) - cpu0) * 1e6) / (rate * (performance.now() - t0) / 1000));
+      }
+    }
     console.error(`round ${round + 1}/${ROUNDS} done`);
   }
   const out = new Map<string, EngineResult>();
@@ -374,6 +402,7 @@ async function measure(engines: Engine[]): Promise<Map<string, EngineResult>> {
       p50ms: median(s.p50),
       p99ms: median(s.p99),
       udpPps: median(s.udp),
+      udpCpuUs: median(s.udpCpu),
       idleRssMiB: NaN,
       idleHeld: 0,
       idleBaseMiB: NaN,
@@ -431,7 +460,7 @@ try {
   );
   console.log(
     `settings: medians of ${ROUNDS} alternating rounds; ${SECONDS}s iperf3, ${CONNS} connections (32 parallel), ` +
-      `${UDP_PACKETS} UDP round trips max in ${SECONDS}s (16 clients in parallel), ${IDLE} idle connections; ` +
+      `${UDP_PACKETS} UDP round trips max in ${SECONDS}s (16 clients in parallel, ${UDP_WINDOW} in flight each), ${IDLE} idle connections; ` +
       `load average at the end ${load}\n`,
   );
   const perConn = (r: EngineResult) => ((r.idleRssMiB - r.idleBaseMiB) * 1024) / Math.max(1, r.idleHeld);
@@ -449,13 +478,20 @@ try {
   console.log(`| metric | wgedge | socat | wgedge/socat |`);
   console.log(`|---|---:|---:|---:|`);
   for (const [name, a, b, f] of rows) {
+    if (UDP_ONLY && Number.isNaN(a)) continue; // not measured
     console.log(`| ${name} | ${fmt(a, f)} | ${fmt(b, f)} | ${(a / b).toFixed(2)} |`);
   }
   console.log(
-    `\nidle TCP connections: wgedge held ${w.idleHeld}, total PSS ${w.idleRssMiB.toFixed(1)} MiB ` +
-      `(${w.idleBaseMiB.toFixed(1)} MiB before); socat held ${s.idleHeld} in one process per connection, ` +
-      `total PSS of all its forks ${s.idleRssMiB.toFixed(1)} MiB (${s.idleBaseMiB.toFixed(1)} MiB before)`,
+    `\nwgedge relay CPU per UDP round trip: ${w.udpCpuUs.toFixed(1)} us` +
+      (d ? `; with WGEDGE_UDP=deno ${d.udpCpuUs.toFixed(1)} us (same rounds)` : ""),
   );
+  if (!UDP_ONLY) {
+    console.log(
+      `\nidle TCP connections: wgedge held ${w.idleHeld}, total PSS ${w.idleRssMiB.toFixed(1)} MiB ` +
+        `(${w.idleBaseMiB.toFixed(1)} MiB before); socat held ${s.idleHeld} in one process per connection, ` +
+        `total PSS of all its forks ${s.idleRssMiB.toFixed(1)} MiB (${s.idleBaseMiB.toFixed(1)} MiB before)`,
+    );
+  }
 } finally {
   await stop(targets);
   await Deno.remove(targetsFile).catch(() => {});

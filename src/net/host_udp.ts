@@ -46,8 +46,11 @@ export const MAX_DATAGRAM_V4 = 65507;
 export const MAX_DATAGRAM_V6 = 65527;
 /** Receive queue bound in datagrams (about what a 4 MiB socket buffer holds of 1 KiB datagrams). */
 export const RECEIVE_QUEUE_DATAGRAMS = 4096;
-/** Receive queue bound in payload bytes, so 4096 datagrams of 64 KiB cannot pin 256 MiB. */
-export const RECEIVE_QUEUE_BYTES = 8 << 20;
+/**
+ * Receive queue bound in payload bytes (the socket buffer asked for), so 4096 datagrams of 64 KiB cannot pin
+ * 256 MiB.
+ */
+export const RECEIVE_QUEUE_BYTES = 4 << 20;
 
 /** A host UDP socket: a DatagramConn whose receive may also copy into the caller's buffer (as Deno's). */
 export interface HostUdpConn extends DatagramConn {
