@@ -11,9 +11,10 @@ import { startReverseProxyDemo } from "../services/rp/demo.ts";
 import { VERSION } from "./version.ts";
 import { openTunnel, type Tunnel } from "../net/tunnels.ts";
 import { generatePrivateKey, publicKey } from "../crypto/x25519.ts";
-import type { WgConfig } from "../wireguard/config.ts";
+import { loopbackPeerConfig, type WgConfig } from "../wireguard/config.ts";
 import { configureLogging } from "../util/log.ts";
 
+/** One side of the demo pair: addresses 10.99.0.x/32 and fd99::x/128, the other side as its only peer. */
 function tunnelConfig(
   name: string,
   own: Uint8Array,
@@ -22,20 +23,14 @@ function tunnelConfig(
   peerAddrs: [string, string],
   endpointPort?: number,
 ): WgConfig {
-  return {
+  return loopbackPeerConfig({
     source: name,
-    iface: {
-      privateKey: own,
-      addresses: [{ address: addrs[0], prefix: 32 }, { address: addrs[1], prefix: 128 }],
-      mtu: 1420,
-      dns: [],
-    },
-    peers: [{
-      publicKey: publicKey(peer),
-      allowedIps: [{ address: peerAddrs[0], prefix: 32 }, { address: peerAddrs[1], prefix: 128 }],
-      endpoint: endpointPort ? { host: "127.0.0.1", port: endpointPort } : undefined,
-    }],
-  };
+    privateKey: own,
+    peerPublicKey: publicKey(peer),
+    addresses: [{ address: addrs[0], prefix: 32 }, { address: addrs[1], prefix: 128 }],
+    peerAddresses: peerAddrs,
+    endpointPort,
+  });
 }
 
 async function pingSeries(from: Tunnel, label: string, target: string, count: number): Promise<number> {

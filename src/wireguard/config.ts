@@ -46,3 +46,30 @@ export interface WgConfig {
 }
 
 export const DEFAULT_MTU = 1420;
+
+export interface LoopbackPeerOptions {
+  source: string;
+  privateKey: Uint8Array;
+  peerPublicKey: Uint8Array;
+  /** This side's IPv4 and IPv6 tunnel addresses. */
+  addresses: [IpPrefix, IpPrefix];
+  /** The peer's IPv4 and IPv6 tunnel addresses (its AllowedIPs, as /32 and /128). */
+  peerAddresses: [string, string];
+  /** The peer's UDP port on 127.0.0.1; undefined for the side that waits to be contacted. */
+  endpointPort?: number;
+  persistentKeepalive?: number;
+}
+
+/** A one-peer configuration for two devices in one process on loopback (the demos). */
+export function loopbackPeerConfig(o: LoopbackPeerOptions): WgConfig {
+  return {
+    source: o.source,
+    iface: { privateKey: o.privateKey, addresses: [...o.addresses], mtu: DEFAULT_MTU, dns: [] },
+    peers: [{
+      publicKey: o.peerPublicKey,
+      allowedIps: [{ address: o.peerAddresses[0], prefix: 32 }, { address: o.peerAddresses[1], prefix: 128 }],
+      endpoint: o.endpointPort ? { host: "127.0.0.1", port: o.endpointPort } : undefined,
+      persistentKeepalive: o.persistentKeepalive,
+    }],
+  };
+}

@@ -5,7 +5,7 @@
  */
 import { openTunnel, type Tunnel } from "../../net/tunnels.ts";
 import { encodeKey, generatePrivateKey, publicKey } from "../../crypto/x25519.ts";
-import type { WgConfig } from "../../wireguard/config.ts";
+import { loopbackPeerConfig, type WgConfig } from "../../wireguard/config.ts";
 import { ServiceRegistry } from "../registry.ts";
 import { type AdminServer, startAdminServer } from "../admin/server.ts";
 import { RpcService, RpsService, type RpTunnel } from "./service.ts";
@@ -36,29 +36,23 @@ export interface ReverseProxyDemo {
 
 const SERVER_V4 = "10.98.0.1", CLIENT_V4 = "10.98.0.2";
 
+/** One side of the rp demo: a /24 and a /64 on the tunnel, the other side as its only peer. */
 function config(
   own: Uint8Array,
   peer: Uint8Array,
   addr: [string, string],
   allowed: [string, string],
   port?: number,
-) {
-  const cfg: WgConfig = {
+): WgConfig {
+  return loopbackPeerConfig({
     source: "demo",
-    iface: {
-      privateKey: own,
-      addresses: [{ address: addr[0], prefix: 24 }, { address: addr[1], prefix: 64 }],
-      mtu: 1420,
-      dns: [],
-    },
-    peers: [{
-      publicKey: publicKey(peer),
-      allowedIps: [{ address: allowed[0], prefix: 32 }, { address: allowed[1], prefix: 128 }],
-      endpoint: port ? { host: "127.0.0.1", port } : undefined,
-      persistentKeepalive: port ? 25 : undefined,
-    }],
-  };
-  return cfg;
+    privateKey: own,
+    peerPublicKey: publicKey(peer),
+    addresses: [{ address: addr[0], prefix: 24 }, { address: addr[1], prefix: 64 }],
+    peerAddresses: allowed,
+    endpointPort: port,
+    persistentKeepalive: port ? 25 : undefined,
+  });
 }
 
 function asRpTunnel(t: Tunnel, addresses: string[]): RpTunnel {
