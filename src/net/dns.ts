@@ -46,6 +46,15 @@ export interface DnsStats {
   tcpRetries: number;
 }
 
+/** One query to one server, and what its answer must echo. */
+interface Asked {
+  server: string;
+  query: Uint8Array;
+  id: number;
+  name: string;
+  qtype: number;
+}
+
 /** An answer for one name: addresses, or "no such name" (NXDOMAIN) / "no address" (NOERROR, empty). */
 type Lookup = { addrs: string[] } | { nxdomain: true } | { nodata: true };
 
@@ -130,23 +139,20 @@ export class DnsResolver implements Resolver {
     const id = randomU32(this.#random) & 0xffff;
     const query = buildQuery(id, name, qtype);
     this.stats.queries++;
-    const res = await this.#askUdp(server, query, id, name, qtype);
+    const asked: Asked = { server, query, id, name, qtype };
+    const res = await this.#askUdp(asked);
     if (!res.truncated) return res;
     this.stats.tcpRetries++;
-    return await this.#askTcp(server, query, id, name, qtype);
+    return await this.#askTcp(asked);
   }
 
-  #matches(res: DnsResponse, id: number, name: string, qtype: number): boolean {
-    return res.id === id && res.question?.type === qtype && res.question.name === name.replace(/\.$/, "");
+  #matches(res: DnsResponse, q: Asked): boolean {
+    return res.id === q.id && res.question?.type === q.qtype &&
+      res.question.name === q.name.replace(/\.$/, "");
   }
 
-  async #askUdp(
-    server: string,
-    query: Uint8Array,
-    id: number,
-    name: string,
-    qtype: number,
-  ): Promise<DnsResponse> {
+  async #askUdp(q: Asked): Promise<DnsResponse> {
+    const { server, query } = q;
     const sock = this.net.listenUdp({ hostname: isIpv6Literal(server) ? "::" : "0.0.0.0", port: 0 });
     let timer: ReturnType<Clock["setTimer"]> | undefined;
     const timedOut = new Promise<"timeout">((r) =>
@@ -165,7 +171,7 @@ export class DnsResolver implements Resolver {
         if (from.port !== this.#port || unbracket(from.hostname) !== server) continue;
         try {
           const res = parseResponse(data);
-          if (this.#matches(res, id, name, qtype)) return res;
+          if (this.#matches(res, q)) return res;
         } catch { /* counted below */ }
         this.stats.badResponses++;
       }
@@ -175,13 +181,8 @@ export class DnsResolver implements Resolver {
     }
   }
 
-  async #askTcp(
-    server: string,
-    query: Uint8Array,
-    id: number,
-    name: string,
-    qtype: number,
-  ): Promise<DnsResponse> {
+  async #askTcp(q: Asked): Promise<DnsResponse> {
+    const { server, query } = q;
     const conn = await this.net.dialTcp(server, this.#port, { timeoutMs: this.#timeoutMs });
     let timer: ReturnType<Clock["setTimer"]> | undefined;
     const timedOut = new Promise<never>((_, reject) => {
@@ -207,7 +208,7 @@ export class DnsResolver implements Resolver {
       })();
       const body = await Promise.race([exchange, timedOut]);
       const res = parseResponse(body);
-      if (!this.#matches(res, id, name, qtype)) {
+      if (!this.#matches(res, q)) {
         this.stats.badResponses++;
         throw new Error("TCP answer does not match the query");
       }
