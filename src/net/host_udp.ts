@@ -18,6 +18,7 @@ import type { DatagramConn, NetAddr } from "./types.ts";
 import {
   AF_INET6,
   attachBatchIo,
+  type BatchReceiver,
   encodeSockaddr,
   ENDPOINT_CACHE_MAX,
   isV4Mapped,
@@ -25,7 +26,6 @@ import {
   loadLibc,
   lowestFreeFd,
   MmsgVector,
-  MSG_TRUNC,
   RECV_BATCH,
   SendArena,
   SLOT_SIZE,
@@ -157,21 +157,12 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
   readonly #sources = new Map<string, NetAddr>();
   readonly #lastSource = new LastSource<NetAddr>();
   readonly #destinations = new Map<string, Destination | null>();
-  readonly #deliver = (vec: MmsgVector, n: number): boolean => {
-    for (let i = 0; i < n; i++) {
-      if (this.#closed) return false;
-      if (vec.flags(i) & MSG_TRUNC) {
-        this.receiveErrors++;
-        continue;
-      }
-      const from = this.#source(vec, i);
-      if (!from) {
-        this.receiveErrors++;
-        continue;
-      }
-      this.#enqueue(vec.data(i, vec.length(i)), from);
-    }
-    return true;
+  readonly #batchReceiver: BatchReceiver<NetAddr> = {
+    source: (vec, i) => this.#source(vec, i),
+    deliver: (data, from) => {
+      this.#enqueue(data, from);
+      return !this.#closed;
+    },
   };
 
   /**
@@ -331,7 +322,7 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
       }
       this.rxDatagrams++;
       this.#enqueue(data, this.#sourceFromDeno(addr as Deno.NetAddr));
-      if (!this.#closed) this.#io.drain(this.#deliver);
+      if (!this.#closed) this.#io.drain(this.#batchReceiver);
     }
   }
 

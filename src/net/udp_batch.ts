@@ -40,7 +40,7 @@ const SO_SNDBUF = 7;
 const SO_RCVBUF = 8;
 const SO_SNDBUFFORCE = 32;
 const SO_RCVBUFFORCE = 33;
-export const MSG_TRUNC = 0x20;
+const MSG_TRUNC = 0x20;
 const MSG_DONTWAIT = 0x40;
 
 const EPERM = 1;
@@ -470,8 +470,15 @@ export class UdpBatchCounters implements UdpBatchStats {
   txBatches = 0;
 }
 
-/** Takes `n` datagrams from a receive vector (data, sources, flags); returns false to stop the drain. */
-export type BatchDelivery = (vec: MmsgVector, n: number) => boolean;
+/**
+ * What a drain hands each datagram to: `source` decodes datagram i's sender (undefined: unreadable, counted
+ * and dropped); `deliver` takes the payload (a view into the arena, valid until it returns) and returns false
+ * to stop the drain (the socket is closing).
+ */
+export interface BatchReceiver<T> {
+  source(vec: MmsgVector, i: number): T | undefined;
+  deliver(data: Uint8Array, from: T): boolean;
+}
 
 /**
  * A send arena: SEND_BATCH staged datagrams for one descriptor at a time. A bind owns one; the host Net's
@@ -527,10 +534,10 @@ export class UdpBatchIo {
   }
 
   /**
-   * Up to BATCHES_PER_ROUND recvmmsg calls, stopping at EAGAIN or when `deliver` says so; then the event
-   * loop gets its turn. `deliver` checks MSG_TRUNC (cannot happen with 64 KiB slots).
+   * Up to BATCHES_PER_ROUND recvmmsg calls, stopping at EAGAIN or when the receiver says so; then the event
+   * loop gets its turn. A truncated datagram (cannot happen with 64 KiB slots) is counted and dropped.
    */
-  drain(deliver: BatchDelivery): void {
+  drain<T>(receiver: BatchReceiver<T>): void {
     const { lib } = this.libc;
     const vec = this.#recvVec;
     for (let round = 0; round < BATCHES_PER_ROUND && this.#fd >= 0; round++) {
@@ -548,7 +555,19 @@ export class UdpBatchIo {
       this.stats.rxBatches++;
       this.stats.rxDatagrams += n;
       this.stats.rxBatchedDatagrams += n;
-      const more = deliver(vec, n);
+      let more = true;
+      for (let i = 0; i < n && more; i++) {
+        if (vec.flags(i) & MSG_TRUNC) {
+          this.stats.receiveErrors++;
+          continue;
+        }
+        const from = receiver.source(vec, i);
+        if (from === undefined) {
+          this.stats.receiveErrors++;
+          continue;
+        }
+        more = receiver.deliver(vec.data(i, vec.length(i)), from);
+      }
       vec.resetNames(n);
       if (!more || n < RECV_BATCH) return; // drained
     }

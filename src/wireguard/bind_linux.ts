@@ -21,12 +21,12 @@ import {
   AF_INET,
   AF_INET6,
   attachBatchIo,
+  type BatchReceiver,
   encodeSockaddr,
   ENDPOINT_CACHE_MAX,
   LastSource,
   loadLibc,
   type MmsgVector,
-  MSG_TRUNC,
   SLOT_SIZE,
   SockaddrView,
   UDP_MODE_ENV,
@@ -122,7 +122,18 @@ export class LinuxUdpBind extends UdpBatchCounters implements Bind {
    */
   async #receiveLoop(conn: Deno.DatagramConn, receive: DatagramReceiver): Promise<void> {
     const first = new Uint8Array(SLOT_SIZE);
-    const deliver = (vec: MmsgVector, n: number) => this.#deliver(vec, n, receive);
+    const batch: BatchReceiver<BindEndpoint> = {
+      source: (vec, i) => this.#source(vec, i),
+      deliver: (data, from) => {
+        try {
+          receive(data, from);
+        } catch (e) {
+          // A bug in packet handling must not stop the socket: log it and keep serving.
+          log.error("datagram handler threw", { error: (e as Error).stack ?? String(e) });
+        }
+        return !this.#closing;
+      },
+    };
     while (!this.#closing) {
       let data: Uint8Array, addr: Deno.Addr;
       try {
@@ -142,30 +153,8 @@ export class LinuxUdpBind extends UdpBatchCounters implements Bind {
       } catch (e) {
         log.error("datagram handler threw", { error: (e as Error).stack ?? String(e) });
       }
-      if (this.#io && !this.#closing) this.#io.drain(deliver);
+      if (this.#io && !this.#closing) this.#io.drain(batch);
     }
-  }
-
-  #deliver(vec: MmsgVector, n: number, receive: DatagramReceiver): boolean {
-    for (let i = 0; i < n; i++) {
-      if (vec.flags(i) & MSG_TRUNC) {
-        this.receiveErrors++;
-        continue;
-      }
-      const from = this.#source(vec, i);
-      if (!from) {
-        this.receiveErrors++;
-        continue;
-      }
-      try {
-        receive(vec.data(i, vec.length(i)), from);
-      } catch (e) {
-        // A bug in packet handling must not stop the socket: log it and keep serving.
-        log.error("datagram handler threw", { error: (e as Error).stack ?? String(e) });
-      }
-      if (this.#closing) return false;
-    }
-    return true;
   }
 
   /** The endpoint of datagram i's source: the previous one when the bytes match, else from the cache. */
