@@ -403,3 +403,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "net_udp_batch: a datagram the kernel refuses is counted in sendErrors; the rest of the batch still goes",
+  ignore,
+  async fn() {
+    const conn = batched("0.0.0.0");
+    const peer = deno("127.0.0.1");
+    try {
+      const to = { transport: "udp" as const, hostname: "127.0.0.1", port: portOf(peer) };
+      // Port 0 is no destination: sendmmsg refuses it (EINVAL) after the send() was staged.
+      const staged = [
+        conn.send(numbered(4, 1), to),
+        conn.send(numbered(4, 2), { transport: "udp", hostname: "127.0.0.1", port: 0 }),
+        conn.send(numbered(4, 3), to),
+      ];
+      assertEquals(await Promise.all(staged), [16, 16, 16], "resolved once staged");
+      const got: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        got.push(readNumbered((await within(peer.receive(), `datagram ${i}`))[0])[1]);
+      }
+      assertEquals(got, [1, 3]);
+      assertEquals(conn.sendErrors, 1);
+      assertEquals(conn.txDatagrams, 2);
+    } finally {
+      conn.close();
+      peer.close();
+    }
+  },
+});
