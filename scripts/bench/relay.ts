@@ -268,8 +268,16 @@ async function idleRss(
       );
       for (const r of batch) if (r.status === "fulfilled") conns.push(r.value);
     }
-    await sleep(1000);
-    const rss = tree ? treeRssKiB(pid) : rssKiB(pid);
+    // Idle means settled: the connect burst leaves garbage V8 collects only later, so read until two
+    // readings a second apart agree within 1 % (at most 15 s) and report the settled value.
+    let rss = tree ? treeRssKiB(pid) : rssKiB(pid);
+    for (let i = 0; i < 15; i++) {
+      await sleep(1000);
+      const next = tree ? treeRssKiB(pid) : rssKiB(pid);
+      const settled = Math.abs(next - rss) <= rss * 0.01;
+      rss = next;
+      if (settled) break;
+    }
     return { mib: rss / 1024, held: conns.length, baseMiB: base / 1024 };
   } finally {
     for (const c of conns) c.close();
