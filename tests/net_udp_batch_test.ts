@@ -245,6 +245,7 @@ async function fillQueue(conn: BatchedDatagramConn, peer: Deno.DatagramConn, siz
     await waitFor(() => conn.rxDatagrams >= seq, "the pump to read the round");
   }
   assert(conn.receiveQueueDrops > 0, "drops counted");
+  assertEquals(conn.dropped, conn.receiveQueueDrops + conn.sendErrors, "reported as the socket's drops");
 }
 
 Deno.test({

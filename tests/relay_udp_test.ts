@@ -6,6 +6,8 @@ import { ManualClock } from "../src/util/clock.ts";
 import { configureLogging } from "../src/util/log.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { freePort as freeUdpPort } from "./helpers/ports.ts";
+import { createHostNet } from "../src/net/host.ts";
+import type { Net } from "../src/net/types.ts";
 
 configureLogging({ level: "error" });
 
@@ -162,6 +164,48 @@ Deno.test("relay udp: the flow table bound holds under a flood of new source por
     assertEquals(dec.decode(again), "echo still here");
   } finally {
     for (const c of clients) c.close();
+    await svc.stop();
+    await target.close();
+  }
+});
+
+Deno.test("relay udp: drops counted by the sockets themselves (batched queues) are in packetsDropped", async () => {
+  const target = echoTarget();
+  const inPort = freeUdpPort();
+  const host = createHostNet();
+  // Sockets that report their own drops, as a batched socket does for a full receive queue or a send the
+  // kernel refused after send() had resolved.
+  const reporting = (dropped: number): Net => ({
+    ...host,
+    name: host.name,
+    listenUdp(opts) {
+      const inner = host.listenUdp(opts);
+      return {
+        addr: inner.addr,
+        send: (d, to) => inner.send(d, to),
+        receive: () => inner.receive(),
+        close: () => inner.close(),
+        dropped,
+      };
+    },
+  });
+  const clock = new ManualClock();
+  const svc = new RelayService({
+    clock,
+    listenNet: reporting(5),
+    egress: () => Promise.resolve(reporting(2)),
+  });
+  const line = `${inPort};${target.port};127.0.0.1;UDP;udp_timeout=1`;
+  await svc.apply(parseRelayConfig({ RELAY_1: line, ENABLE_LOGGING: "n" }), true);
+  const client = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  try {
+    assertEquals(await roundTrip(client, inPort, "one"), "echo one");
+    assertEquals(svc.status()[0].packetsDropped, 5 + 2, "front socket 5 + the flow's upstream 2");
+    clock.advance(5000); // the flow expires; its socket's drops stay counted
+    assertEquals(svc.status()[0].active, 0);
+    assertEquals(svc.status()[0].packetsDropped, 5 + 2);
+  } finally {
+    client.close();
     await svc.stop();
     await target.close();
   }

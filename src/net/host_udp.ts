@@ -141,6 +141,11 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
   readonly batched = true;
   /** Datagrams dropped because the receive queue was full (the consumer fell behind). */
   receiveQueueDrops = 0;
+
+  /** See DatagramConn.dropped: the receive queue's drops plus sends the kernel refused after queuing. */
+  get dropped(): number {
+    return this.receiveQueueDrops + this.sendErrors;
+  }
   readonly #inner: Deno.DatagramConn;
   readonly #io: UdpBatchIo;
   #closed = false;

@@ -41,6 +41,11 @@ export interface DatagramConn {
   /** Resolves the next datagram and its source; rejects once closed. */
   receive(): Promise<[Uint8Array, NetAddr]>;
   close(): void;
+  /**
+   * Datagrams this socket dropped after send() resolved or before receive() saw them (a batched socket's full
+   * receive queue, a send the kernel refused in a batch); absent where every loss is reported to the caller.
+   */
+  readonly dropped?: number;
 }
 
 export interface DialOptions {

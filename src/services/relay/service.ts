@@ -201,7 +201,7 @@ export class RelayService {
           packetsToClient: s.packetsToClient,
           flowsEvicted: s.flowsEvicted,
           flowsExpired: s.flowsExpired,
-          packetsDropped: s.packetsDropped,
+          packetsDropped: (r.relay as UdpRelay).packetsDropped(),
         });
       }
       if (s.lastError) st.lastError = s.lastError;

@@ -52,8 +52,20 @@ export class UdpRelay {
   #stopped = false;
   #receiveLoop?: Promise<void>;
   readonly #upstreamLoops = new Set<Promise<void>>();
+  /** Socket-level drops of flows already closed (see DatagramConn.dropped). */
+  #closedFlowDrops = 0;
 
   constructor(readonly spec: RelaySpec, readonly options: RelayOptions, private deps: UdpRelayDeps) {}
+
+  /**
+   * Every datagram this relay dropped: what it counted itself (full pending queue, failed sends, no flow) plus
+   * what its sockets dropped after accepting (batched sockets queue sends and bound their receive queues).
+   */
+  packetsDropped(): number {
+    let n = this.stats.packetsDropped + this.#closedFlowDrops + (this.#socket?.dropped ?? 0);
+    for (const f of this.#flows.values()) n += f.upstream?.dropped ?? 0;
+    return n;
+  }
 
   get listenAddr(): string {
     const a = this.#socket?.addr;
@@ -259,6 +271,7 @@ export class UdpRelay {
     flow.closed = true;
     if (this.#flows.get(flow.key) === flow) this.#flows.delete(flow.key);
     this.stats.active = this.#flows.size;
+    this.#closedFlowDrops += flow.upstream?.dropped ?? 0;
     try {
       flow.upstream?.close();
     } catch { /* closed */ }

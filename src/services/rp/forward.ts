@@ -226,6 +226,8 @@ export class UdpForwarder {
     if (this.#flows.get(key) !== flow) return;
     this.#flows.delete(key);
     this.opts.stats.connectionsActive--;
+    // What the socket itself dropped (a batched socket's full queue, sends refused after queuing).
+    this.opts.stats.datagramsDropped += flow.upstream.dropped ?? 0;
     try {
       flow.upstream.close();
     } catch { /* closed */ }
@@ -312,6 +314,7 @@ export class UdpForwarder {
     this.#closed = true;
     this.#clock.clearTimer(this.#sweepTimer);
     for (const [key, flow] of [...this.#flows]) this.#closeFlow(key, flow, "shutdown");
+    this.opts.stats.datagramsDropped += this.opts.front.dropped ?? 0;
     try {
       this.opts.front.close();
     } catch { /* closed */ }
