@@ -2,6 +2,7 @@
 import { assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { DENO_JSON } from "./helpers/interop.ts";
 import { ServiceRegistry } from "../src/services/registry.ts";
+import { UNEXPECTED_ERROR_EXIT } from "../src/util/safety_net.ts";
 
 const SAFETY_NET = new URL("../src/util/safety_net.ts", import.meta.url).href;
 
@@ -17,6 +18,7 @@ Deno.test("safety net: an unhandled rejection and a throwing timer are logged, c
   `;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["eval", "--config", DENO_JSON, script],
+    env: { WGEDGE_FATAL_UNEXPECTED: "0" },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -27,6 +29,25 @@ Deno.test("safety net: an unhandled rejection and a throwing timer are logged, c
   assertStringIncludes(stderr, "nobody awaited me");
   assertStringIncludes(stderr, "uncaught exception (a bug; the process keeps running)");
   assertStringIncludes(stderr, "thrown in a timer");
+});
+
+Deno.test("safety net: with WGEDGE_FATAL_UNEXPECTED=1 (the test suite's setting) such a bug ends the process", async () => {
+  const script = `
+    import { installSafetyNet } from "${SAFETY_NET}";
+    installSafetyNet();
+    Promise.reject(new Error("nobody awaited me"));
+    await new Promise((r) => setTimeout(r, 5000));
+    console.log("should not get here");
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--config", DENO_JSON, script],
+    env: { WGEDGE_FATAL_UNEXPECTED: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, UNEXPECTED_ERROR_EXIT);
+  assertEquals(new TextDecoder().decode(out.stdout), "");
+  assertStringIncludes(new TextDecoder().decode(out.stderr), "nobody awaited me");
 });
 
 Deno.test("safety net: the count is exported in /metrics", () => {

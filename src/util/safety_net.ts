@@ -2,8 +2,9 @@
  * The last line of defence for a process that runs for months: an error that escapes every handler (a
  * rejected promise nobody awaited, a throw inside a timer callback) is logged with its stack and counted in
  * `/metrics`, and the process keeps serving, instead of Deno's default of exiting and taking every relay,
- * tunnel and mapping down with it. Each one is still a bug: the log line says so, and tests fail on them
- * (Deno's test runner has its own handlers; this is installed only by main.ts).
+ * tunnel and mapping down with it. Each one is still a bug: the log line says so. The test suite sets
+ * WGEDGE_FATAL_UNEXPECTED=1 (deno.json's test task), which makes every wgedge process it starts exit with
+ * code 70 after logging, so such a bug fails a test instead of hiding behind the net.
  */
 import { logger } from "./log.ts";
 
@@ -24,16 +25,29 @@ function describe(reason: unknown): string {
   }
 }
 
+/** Exit code when WGEDGE_FATAL_UNEXPECTED=1 (EX_SOFTWARE, "internal software error"). */
+export const UNEXPECTED_ERROR_EXIT = 70;
+
+function fatalWanted(): boolean {
+  try {
+    return Deno.env.get("WGEDGE_FATAL_UNEXPECTED") === "1";
+  } catch {
+    return false;
+  }
+}
+
 export function installSafetyNet(): void {
   if (installed) return;
   installed = true;
   const log = logger("process");
+  const fatal = fatalWanted();
   globalThis.addEventListener("unhandledrejection", (e) => {
     e.preventDefault();
     count++;
     log.error("unhandled promise rejection (a bug; the process keeps running)", {
       error: describe(e.reason),
     });
+    if (fatal) Deno.exit(UNEXPECTED_ERROR_EXIT);
   });
   globalThis.addEventListener("error", (e) => {
     e.preventDefault();
@@ -41,5 +55,6 @@ export function installSafetyNet(): void {
     log.error("uncaught exception (a bug; the process keeps running)", {
       error: describe(e.error ?? e.message),
     });
+    if (fatal) Deno.exit(UNEXPECTED_ERROR_EXIT);
   });
 }
