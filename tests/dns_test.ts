@@ -204,6 +204,7 @@ Deno.test("dns resolver: A then AAAA answers, CNAMEs followed, search domains fo
       return answer(query, [{ name: q.name, type: QTYPE_A, data: "10.9.0.7" }]);
     }
     if (q.name === "nas.corp.test") return answer(query, []);
+    if (q.name === "refused.test") return answer(query, [], { rcode: 5 });
     return answer(query, [], { rcode: 3 });
   });
   try {
@@ -220,6 +221,7 @@ Deno.test("dns resolver: A then AAAA answers, CNAMEs followed, search domains fo
     assertEquals(await r.resolve("10.1.2.3"), ["10.1.2.3"], "literals are not looked up");
     assertEquals(await r.resolve("[2001:db8::9]"), ["2001:db8::9"]);
     await assertRejects(() => r.resolve("missing.example.com"), "no such name");
+    await assertRejects(() => r.resolve("refused.test"), "answered REFUSED");
     await assertRejects(() => r.resolve("bad host name"), "not a valid host name");
   } finally {
     await srv.close();

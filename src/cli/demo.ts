@@ -13,6 +13,8 @@ import { openTunnel, type Tunnel } from "../net/tunnels.ts";
 import { generatePrivateKey, publicKey } from "../crypto/x25519.ts";
 import { loopbackPeerConfig, type WgConfig } from "../wireguard/config.ts";
 import { configureLogging } from "../util/log.ts";
+import { http1Fetch } from "../net/http1.ts";
+import { hostNet } from "../net/host.ts";
 
 /** One side of the demo pair: addresses 10.99.0.x/32 and fd99::x/128, the other side as its only peer. */
 function tunnelConfig(
@@ -138,9 +140,13 @@ export const demoCommand: Command = defineCommand({
     });
     try {
       for (const line of demo.lines) console.log(line);
-      // Prove the path before inviting the user to try it.
-      const res = await fetch(demo.publicUrl, { signal: AbortSignal.timeout(15_000) });
-      const body = await res.text();
+      // Prove the path before inviting the user to try it. One request on its own connection, closed after
+      // (fetch would keep it pooled, and the dashboard would show the demo's own idle connection as active).
+      const url = new URL(demo.publicUrl);
+      const res = await http1Fetch(hostNet, url.hostname, Number(url.port), url.pathname, {
+        timeoutMs: 15_000,
+      });
+      const body = res.text();
       console.log(`\nself-check:    GET ${demo.publicUrl} -> ${res.status}: ${body.split("\n")[0]}`);
       const ok = pinged === 4 * count && res.status === 200;
       if (parsed.values.once) {

@@ -58,6 +58,14 @@ interface Asked {
 /** An answer for one name: addresses, or "no such name" (NXDOMAIN) / "no address" (NOERROR, empty). */
 type Lookup = { addrs: string[] } | { nxdomain: true } | { nodata: true };
 
+/** RFC 1035 4.1.1 response codes a stub resolver meets (NXDOMAIN is handled as "no such name"). */
+const RCODE_NAMES: Record<number, string> = {
+  1: "FORMERR (format error)",
+  2: "SERVFAIL (server failure)",
+  4: "NOTIMP (not implemented)",
+  5: "REFUSED (the server will not answer this query)",
+};
+
 /** Largest DNS message read over TCP (the length prefix is 16 bits). */
 const MAX_TCP_MESSAGE = 65535;
 
@@ -122,7 +130,7 @@ export class DnsResolver implements Resolver {
           if (res.rcode === RCODE_NXDOMAIN) return { nxdomain: true };
           if (res.rcode !== RCODE_NOERROR) {
             this.stats.serverFailures++;
-            lastError = `${server} answered rcode ${res.rcode}`;
+            lastError = `${server} answered ${RCODE_NAMES[res.rcode] ?? `rcode ${res.rcode}`}`;
             continue;
           }
           const addrs = addressesFor(res, name, qtype);
