@@ -6,17 +6,13 @@
 import type { Conn, DatagramConn, DialOptions, Listener, ListenOptions, Net } from "./types.ts";
 import type { Stack } from "../netstack/stack.ts";
 import { parseIp } from "../netstack/addr.ts";
-import { osResolver, type Resolver } from "./resolve.ts";
+import { osResolver, type Resolver, unbracket } from "./resolve.ts";
 
 export class TunnelDialError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "TunnelDialError";
   }
-}
-
-function unbracket(h: string): string {
-  return h.startsWith("[") && h.endsWith("]") ? h.slice(1, -1) : h;
 }
 
 export class TunnelNet implements Net {

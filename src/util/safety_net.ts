@@ -41,20 +41,17 @@ export function installSafetyNet(): void {
   installed = true;
   const log = logger("process");
   const fatal = fatalWanted();
+  const report = (what: string, error: unknown) => {
+    count++;
+    log.error(`${what} (a bug; the process keeps running)`, { error: describe(error) });
+    if (fatal) Deno.exit(UNEXPECTED_ERROR_EXIT);
+  };
   globalThis.addEventListener("unhandledrejection", (e) => {
     e.preventDefault();
-    count++;
-    log.error("unhandled promise rejection (a bug; the process keeps running)", {
-      error: describe(e.reason),
-    });
-    if (fatal) Deno.exit(UNEXPECTED_ERROR_EXIT);
+    report("unhandled promise rejection", e.reason);
   });
   globalThis.addEventListener("error", (e) => {
     e.preventDefault();
-    count++;
-    log.error("uncaught exception (a bug; the process keeps running)", {
-      error: describe(e.error ?? e.message),
-    });
-    if (fatal) Deno.exit(UNEXPECTED_ERROR_EXIT);
+    report("uncaught exception", e.error ?? e.message);
   });
 }
