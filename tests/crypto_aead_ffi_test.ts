@@ -223,27 +223,33 @@ libcryptoTest("selection prefers libcrypto; WGEDGE_AEAD names force one; unknown
   if (!forced) assertEquals(aead(), b, "aead() picks libcrypto");
 });
 
+/** Runs this file as a program (its import.meta.main block) without --allow-ffi; it prints the chosen backend. */
+async function runWithoutFfi(wgedgeAead: string): Promise<{ stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      "--allow-read",
+      "--allow-env",
+      "--config",
+      new URL("../deno.json", import.meta.url).pathname,
+      new URL(import.meta.url).pathname,
+    ],
+    env: { WGEDGE_AEAD: wgedgeAead, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout), stderr = new TextDecoder().decode(out.stderr);
+  assert(out.success, `child failed: ${stderr}`);
+  return { stdout, stderr };
+}
+
 Deno.test({
   name: "without --allow-ffi the default is native, silently (no prompt, no throw, no warning)",
   sanitizeResources: false,
   async fn() {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        "--allow-read",
-        "--allow-env",
-        "--config",
-        new URL("../deno.json", import.meta.url).pathname,
-        new URL(import.meta.url).pathname,
-      ],
-      env: { WGEDGE_AEAD: "", NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stdout = new TextDecoder().decode(out.stdout), stderr = new TextDecoder().decode(out.stderr);
-    assert(out.success, `child failed: ${stderr}`);
+    const { stdout, stderr } = await runWithoutFfi("");
     assertEquals(stdout.trim(), "native");
     assert(!stderr.includes("[crypto]"), `no warning expected, got: ${stderr}`);
   },
@@ -253,23 +259,7 @@ Deno.test({
   name: "a forced backend that is unavailable falls back with exactly one warning",
   sanitizeResources: false,
   async fn() {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        "--allow-read",
-        "--allow-env",
-        "--config",
-        new URL("../deno.json", import.meta.url).pathname,
-        new URL(import.meta.url).pathname,
-      ],
-      env: { WGEDGE_AEAD: "libcrypto", NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stdout = new TextDecoder().decode(out.stdout), stderr = new TextDecoder().decode(out.stderr);
-    assert(out.success, `child failed: ${stderr}`);
+    const { stdout, stderr } = await runWithoutFfi("libcrypto");
     assertEquals(stdout.trim(), "native");
     const warnings = stderr.split("\n").filter((l) => l.includes("WGEDGE_AEAD=libcrypto"));
     assertEquals(warnings.length, 1, stderr);
