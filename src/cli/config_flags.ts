@@ -123,3 +123,25 @@ export const LOG_FLAGS = {
     help: "text or json (one object per line)",
   },
 } as const satisfies Record<string, FlagSpec>;
+
+/** Flags rps and rpc share; each side reads them from its own RPS_* / RPC_* variables (src/config/rp.ts). */
+export function rpSharedFlags(side: "RPS" | "RPC") {
+  return {
+    verbose: { type: "boolean", short: "v", help: "debug logging (like WGEDGE_LOG_LEVEL=debug)" },
+    buffer: {
+      type: "string",
+      short: "b",
+      arg: "KB",
+      default: "32",
+      env: `${side}_BUFFER_KB`,
+      help: "copy buffer per direction of each connection, KiB, 1..16384",
+    },
+    "udp-timeout": {
+      type: "string",
+      arg: "SECONDS",
+      default: "60",
+      env: `${side}_UDP_TIMEOUT`,
+      help: "idle time after which a UDP flow of a mapping is dropped",
+    },
+  } as const satisfies Record<string, FlagSpec>;
+}

@@ -6,7 +6,7 @@
  * on SIGINT/SIGTERM. Every flag has an RPC_* variable (src/config/rp.ts).
  */
 import { type Command, defineCommand } from "./command.ts";
-import { ADMIN_LISTEN_ON_REQUEST_FLAG, ENV_FILE_FLAG } from "./config_flags.ts";
+import { ADMIN_LISTEN_ON_REQUEST_FLAG, ENV_FILE_FLAG, rpSharedFlags } from "./config_flags.ts";
 import { runServer } from "./serve.ts";
 import { configureLogging } from "../util/log.ts";
 
@@ -32,15 +32,6 @@ export const rpcCommand: Command = defineCommand({
       help:
         "publish local HOST:PORT on the server's public port REMOTE (RPC_ROUTES: comma or space separated)",
     },
-    verbose: { type: "boolean", short: "v", help: "debug logging (like WGEDGE_LOG_LEVEL=debug)" },
-    buffer: {
-      type: "string",
-      short: "b",
-      arg: "KB",
-      default: "32",
-      env: "RPC_BUFFER_KB",
-      help: "copy buffer per direction of each connection, KiB, 1..16384",
-    },
     "server-api": {
       type: "string",
       arg: "ADDR[:PORT]",
@@ -62,13 +53,7 @@ export const rpcCommand: Command = defineCommand({
       env: "RPC_START_TIMEOUT",
       help: "how long to wait for the server at start before exiting with an error",
     },
-    "udp-timeout": {
-      type: "string",
-      arg: "SECONDS",
-      default: "60",
-      env: "RPC_UDP_TIMEOUT",
-      help: "idle time after which a UDP flow is dropped",
-    },
+    ...rpSharedFlags("RPC"),
     "env-file": ENV_FILE_FLAG,
     "admin-listen": ADMIN_LISTEN_ON_REQUEST_FLAG,
   },

@@ -5,7 +5,7 @@
  * the operator view of all mappings) is served when --admin-listen or WGEDGE_ADMIN_LISTEN is given.
  */
 import { type Command, defineCommand } from "./command.ts";
-import { ADMIN_LISTEN_ON_REQUEST_FLAG, ENV_FILE_FLAG } from "./config_flags.ts";
+import { ADMIN_LISTEN_ON_REQUEST_FLAG, ENV_FILE_FLAG, rpSharedFlags } from "./config_flags.ts";
 import { runServer } from "./serve.ts";
 import { configureLogging } from "../util/log.ts";
 
@@ -21,15 +21,6 @@ export const rpsCommand: Command = defineCommand({
       arg: "FILE",
       env: "RPS_CONFIG",
       help: "the server's tunnel: a wg-quick file or its content inline",
-    },
-    verbose: { type: "boolean", short: "v", help: "debug logging (like WGEDGE_LOG_LEVEL=debug)" },
-    buffer: {
-      type: "string",
-      short: "b",
-      arg: "KB",
-      default: "32",
-      env: "RPS_BUFFER_KB",
-      help: "copy buffer per direction of each connection, KiB, 1..16384",
     },
     "allow-ports": {
       type: "string",
@@ -73,13 +64,7 @@ export const rpsCommand: Command = defineCommand({
       env: "RPS_SWEEP_INTERVAL",
       help: "how often expired clients are looked for",
     },
-    "udp-timeout": {
-      type: "string",
-      arg: "SECONDS",
-      default: "60",
-      env: "RPS_UDP_TIMEOUT",
-      help: "idle time after which a UDP flow of a mapping is dropped",
-    },
+    ...rpSharedFlags("RPS"),
     "env-file": ENV_FILE_FLAG,
     "admin-listen": ADMIN_LISTEN_ON_REQUEST_FLAG,
   },
