@@ -6,9 +6,9 @@
  * hostnames listed in `DNS =`. A and AAAA are asked together; IPv4 answers come first. Nothing is cached:
  * relays resolve per dial on purpose (targets move).
  */
-import type { Conn, Net } from "./types.ts";
+import type { Net } from "./types.ts";
 import { isIpLiteral, isIpv6Literal, ResolveError, type Resolver, unbracket } from "./resolve.ts";
-import { writeAll } from "./pipe.ts";
+import { readExactly, writeAll } from "./pipe.ts";
 import {
   addressesFor,
   buildQuery,
@@ -159,23 +159,28 @@ export class DnsResolver implements Resolver {
       res.question.name === q.name.replace(/\.$/, "");
   }
 
+  /** Rejects after the per-try timeout (counted); `cancel` stops the timer once the try is over. */
+  #deadline(what: string): { expired: Promise<never>; cancel(): void } {
+    let timer: ReturnType<Clock["setTimer"]> | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = this.#clock.setTimer(() => {
+        this.stats.timeouts++;
+        reject(new Error(`no answer${what} within ${this.#timeoutMs} ms`));
+      }, this.#timeoutMs);
+    });
+    expired.catch(() => {}); // a try that ended first never awaits it
+    return { expired, cancel: () => this.#clock.clearTimer(timer) };
+  }
+
   async #askUdp(q: Asked): Promise<DnsResponse> {
     const { server, query } = q;
     const sock = this.net.listenUdp({ hostname: isIpv6Literal(server) ? "::" : "0.0.0.0", port: 0 });
-    let timer: ReturnType<Clock["setTimer"]> | undefined;
-    const timedOut = new Promise<"timeout">((r) =>
-      timer = this.#clock.setTimer(() => r("timeout"), this.#timeoutMs)
-    );
+    const deadline = this.#deadline("");
     try {
       await sock.send(query, { transport: "udp", hostname: server, port: this.#port });
-      // Bounded: every datagram that is not our answer is dropped and counted; the timer ends the wait.
+      // Bounded: every datagram that is not our answer is dropped and counted; the deadline ends the wait.
       for (;;) {
-        const got = await Promise.race([sock.receive(), timedOut]);
-        if (got === "timeout") {
-          this.stats.timeouts++;
-          throw new Error(`no answer within ${this.#timeoutMs} ms`);
-        }
-        const [data, from] = got;
+        const [data, from] = await Promise.race([sock.receive(), deadline.expired]);
         if (from.port !== this.#port || unbracket(from.hostname) !== server) continue;
         try {
           const res = parseResponse(data);
@@ -184,7 +189,7 @@ export class DnsResolver implements Resolver {
         this.stats.badResponses++;
       }
     } finally {
-      this.#clock.clearTimer(timer);
+      deadline.cancel();
       sock.close();
     }
   }
@@ -192,14 +197,7 @@ export class DnsResolver implements Resolver {
   async #askTcp(q: Asked): Promise<DnsResponse> {
     const { server, query } = q;
     const conn = await this.net.dialTcp(server, this.#port, { timeoutMs: this.#timeoutMs });
-    let timer: ReturnType<Clock["setTimer"]> | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = this.#clock.setTimer(() => {
-        this.stats.timeouts++;
-        reject(new Error(`no answer over TCP within ${this.#timeoutMs} ms`));
-        conn.close();
-      }, this.#timeoutMs);
-    });
+    const deadline = this.#deadline(" over TCP");
     try {
       const framed = new Uint8Array(2 + query.length);
       new DataView(framed.buffer).setUint16(0, query.length);
@@ -214,7 +212,7 @@ export class DnsResolver implements Resolver {
         if (!(await readExactly(conn, body))) throw new Error("connection closed in the answer");
         return body;
       })();
-      const body = await Promise.race([exchange, timedOut]);
+      const body = await Promise.race([exchange, deadline.expired]);
       const res = parseResponse(body);
       if (!this.#matches(res, q)) {
         this.stats.badResponses++;
@@ -222,23 +220,13 @@ export class DnsResolver implements Resolver {
       }
       return res;
     } finally {
-      this.#clock.clearTimer(timer);
+      // Also ends an exchange still reading when the deadline passed.
+      deadline.cancel();
       try {
         conn.close();
       } catch { /* closed */ }
     }
   }
-}
-
-/** Fills `buf` from the connection; false if it ends first. */
-async function readExactly(conn: Conn, buf: Uint8Array): Promise<boolean> {
-  let got = 0;
-  while (got < buf.length) {
-    const n = await conn.read(buf.subarray(got));
-    if (n === null) return false;
-    got += n;
-  }
-  return true;
 }
 
 /** Lower-case ASCII (IDNA via the URL parser) or a clear error for something that is not a host name. */

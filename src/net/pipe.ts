@@ -61,6 +61,20 @@ export async function writeAll(conn: Conn, p: Uint8Array): Promise<void> {
   }
 }
 
+/**
+ * Fills buf from conn, with reads sized to what is missing (so no byte after it is consumed); false if the
+ * connection ends first.
+ */
+export async function readExactly(conn: Conn, buf: Uint8Array): Promise<boolean> {
+  let got = 0;
+  while (got < buf.length) {
+    const n = await conn.read(buf.subarray(got));
+    if (n === null) return false;
+    got += n;
+  }
+  return true;
+}
+
 function closeQuietly(c: Conn): void {
   try {
     c.close();

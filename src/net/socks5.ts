@@ -8,6 +8,7 @@
 import type { Conn, DatagramConn, DialOptions, Listener, Net } from "./types.ts";
 import { isIpv4Literal, isIpv6Literal, unbracket } from "./resolve.ts";
 import { hostNet } from "./host.ts";
+import { readExactly, writeAll } from "./pipe.ts";
 
 // RFC 1928 section 3/4/6 and RFC 1929 section 2.
 export const SOCKS_VERSION = 0x05;
@@ -77,20 +78,9 @@ export function socks5Name(cfg: Socks5Config): string {
 }
 
 async function readExact(c: Conn, n: number): Promise<Uint8Array> {
-  // Reads exactly n bytes with buffers sized to what is missing, so no byte after the reply is consumed.
   const out = new Uint8Array(n);
-  let off = 0;
-  while (off < n) {
-    const r = await c.read(out.subarray(off));
-    if (r === null) throw new Socks5Error("proxy closed the connection during the handshake");
-    off += r;
-  }
+  if (!(await readExactly(c, out))) throw new Socks5Error("proxy closed the connection during the handshake");
   return out;
-}
-
-async function writeAll(c: Conn, p: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < p.length) off += await c.write(p.subarray(off));
 }
 
 function encodeAddress(host: string): Uint8Array {
