@@ -18,12 +18,12 @@ import type { DatagramConn, NetAddr } from "./types.ts";
 import {
   AF_INET6,
   attachBatchIo,
+  batchLibc,
   type BatchReceiver,
   encodeSockaddr,
   ENDPOINT_CACHE_MAX,
   isV4Mapped,
   LastSource,
-  loadLibc,
   lowestFreeFd,
   MmsgVector,
   RECV_BATCH,
@@ -393,7 +393,7 @@ export function listenHostUdp(hostname: string, port: number): HostUdpConn {
   if (mode === "ffi" && unavailable) {
     throw new Error(`${UDP_MODE_ENV}=ffi: the libc UDP socket cannot be used: ${unavailable}`);
   }
-  const libc = mode === "deno" || unavailable ? undefined : loadLibc();
+  const libc = mode === "deno" || unavailable ? undefined : batchLibc();
   const fdHint = libc && !("reason" in libc) ? lowestFreeFd(libc) : -1;
   const inner = Deno.listenDatagram({ hostname, port, transport: "udp" });
   if (mode === "deno") return new HostDatagramConn(inner);

@@ -9,6 +9,7 @@
  * Linux only. Without FFI permission or libc it logs once and the kernel's net.ipv4.tcp_keepalive_* stay.
  */
 import { logger } from "../util/log.ts";
+import { getIntOption, type Libc, loadLibc, setIntOption } from "./libc.ts";
 
 export interface KeepaliveTimings {
   idleSec: number;
@@ -24,49 +25,31 @@ const TCP_KEEPIDLE = 4;
 const TCP_KEEPINTVL = 5;
 const TCP_KEEPCNT = 6;
 
-const SYMBOLS = {
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-} as const;
-
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
-
 const log = logger("keepalive");
-let libc: Libc | null | undefined;
+let warned = false;
 
 function openLibc(): Libc | null {
-  if (libc !== undefined) return libc;
-  try {
-    libc = Deno.build.os === "linux" ? Deno.dlopen("libc.so.6", SYMBOLS) : null;
-  } catch (e) {
-    log.warn("cannot load libc for keepalive timings; the kernel defaults apply to host sockets", {
-      error: (e as Error).message,
-    });
-    libc = null;
+  const state = loadLibc();
+  if ("reason" in state) {
+    if (!warned && Deno.build.os === "linux") {
+      warned = true;
+      log.warn("cannot load libc for keepalive timings; the kernel defaults apply to host sockets", {
+        error: state.reason,
+      });
+    }
+    return null;
   }
-  return libc;
-}
-
-const intBuf = new Int32Array(1);
-const lenBuf = new Uint32Array(1);
-
-function getInt(lib: Libc, fd: number, level: number, opt: number): number | undefined {
-  lenBuf[0] = 4;
-  return lib.symbols.getsockopt(fd, level, opt, intBuf, lenBuf) === 0 ? intBuf[0] : undefined;
-}
-
-function setInt(lib: Libc, fd: number, level: number, opt: number, value: number): boolean {
-  return lib.symbols.setsockopt(fd, level, opt, new Int32Array([value]), 4) === 0;
+  return state;
 }
 
 /** The kernel's current timings of a TCP socket (tests and diagnostics). */
 export function readKeepalive(fd: number): (KeepaliveTimings & { on: boolean }) | undefined {
   const lib = openLibc();
   if (!lib) return undefined;
-  const on = getInt(lib, fd, SOL_SOCKET, SO_KEEPALIVE);
-  const idle = getInt(lib, fd, IPPROTO_TCP, TCP_KEEPIDLE);
-  const intvl = getInt(lib, fd, IPPROTO_TCP, TCP_KEEPINTVL);
-  const cnt = getInt(lib, fd, IPPROTO_TCP, TCP_KEEPCNT);
+  const on = getIntOption(lib, fd, SOL_SOCKET, SO_KEEPALIVE);
+  const idle = getIntOption(lib, fd, IPPROTO_TCP, TCP_KEEPIDLE);
+  const intvl = getIntOption(lib, fd, IPPROTO_TCP, TCP_KEEPINTVL);
+  const cnt = getIntOption(lib, fd, IPPROTO_TCP, TCP_KEEPCNT);
   if (on === undefined || idle === undefined || intvl === undefined || cnt === undefined) return undefined;
   return { on: on === 1, idleSec: idle, intervalSec: intvl, count: cnt };
 }
@@ -145,17 +128,17 @@ export class HostKeepalive {
       if (!link.startsWith("socket:")) continue;
       seen.add(link);
       if (this.#configured.has(link) || this.#notTcp.has(link)) continue;
-      if (getInt(lib, fd, SOL_SOCKET, SO_PROTOCOL) !== IPPROTO_TCP) {
+      if (getIntOption(lib, fd, SOL_SOCKET, SO_PROTOCOL) !== IPPROTO_TCP) {
         this.#notTcp.add(link);
         continue;
       }
       // Only sockets the program asked keepalive for (Deno's setKeepAlive(true)); checked again next pass.
-      if (getInt(lib, fd, SOL_SOCKET, SO_KEEPALIVE) !== 1) continue;
+      if (getIntOption(lib, fd, SOL_SOCKET, SO_KEEPALIVE) !== 1) continue;
       const t = this.timings;
       if (
-        setInt(lib, fd, IPPROTO_TCP, TCP_KEEPINTVL, t.intervalSec) &&
-        setInt(lib, fd, IPPROTO_TCP, TCP_KEEPCNT, t.count) &&
-        setInt(lib, fd, IPPROTO_TCP, TCP_KEEPIDLE, t.idleSec) // last: re-arms the timer with the full set
+        setIntOption(lib, fd, IPPROTO_TCP, TCP_KEEPINTVL, t.intervalSec) &&
+        setIntOption(lib, fd, IPPROTO_TCP, TCP_KEEPCNT, t.count) &&
+        setIntOption(lib, fd, IPPROTO_TCP, TCP_KEEPIDLE, t.idleSec) // last: re-arms the timer with the full set
       ) {
         this.#configured.add(link);
         this.configuredTotal++;

@@ -22,6 +22,7 @@
  * Linux on x86_64 and aarch64 only (the struct layouts below are those two LP64 ABIs). WGEDGE_UDP=deno|ffi
  * overrides the automatic choice everywhere (`udpBatchMode()`).
  */
+import { getIntOption, type Libc, type LibcSymbols, loadLibc, setIntOption } from "./libc.ts";
 import type { Logger } from "../util/log.ts";
 import { formatIpv4, parseIpv4 } from "../wire/ipv4.ts";
 import { formatIpv6, parseIpv6 } from "../wire/ipv6.ts";
@@ -63,26 +64,6 @@ export const SLOT_SIZE = 65536;
 const SOCKET_BUFFER_BYTES = 4 << 20;
 /** Bound on caches of encoded sockaddrs and of decoded sources. */
 export const ENDPOINT_CACHE_MAX = 4096;
-
-const SYMBOLS = {
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
-  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
-  dup: { parameters: ["i32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-  strerror: { parameters: ["i32"], result: "pointer" },
-} as const;
-
-type LibcSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-
-/** libc's socket calls and the main thread's errno. */
-export interface Libc {
-  lib: LibcSymbols;
-  errno: Deno.UnsafePointerView;
-}
 
 // ---- struct layouts (LP64 Linux: x86_64, aarch64) ----
 
@@ -299,33 +280,20 @@ export class LastSource<T> {
 
 // ---- libc loading and availability ----
 
-let libcState: Libc | { reason: string } | undefined;
-
-/** libc, loaded once; `{ reason }` when batched UDP cannot run here. */
-export function loadLibc(): Libc | { reason: string } {
-  if (libcState) return libcState;
-  if (Deno.build.os !== "linux") return libcState = { reason: `not Linux (${Deno.build.os})` };
+/**
+ * libc for the batch core, or why not: libc itself (libc.ts) plus an architecture whose struct layouts are the
+ * ones written above.
+ */
+export function batchLibc(): Libc | { reason: string } {
   if (Deno.build.arch !== "x86_64" && Deno.build.arch !== "aarch64") {
-    return libcState = { reason: `struct layouts not known for ${Deno.build.arch}` };
+    return { reason: `struct layouts not known for ${Deno.build.arch}` };
   }
-  try {
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-      return libcState = { reason: "no FFI permission (--allow-ffi)" };
-    }
-    const lib = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-    // errno is thread-local; synchronous FFI calls run on the main thread, so its address there is fixed.
-    const errnoPtr = lib.__errno_location();
-    if (!errnoPtr) return libcState = { reason: "libc has no errno location" };
-    libcState = { lib, errno: new Deno.UnsafePointerView(errnoPtr) };
-  } catch (e) {
-    libcState = { reason: `cannot load libc: ${(e as Error).message}` };
-  }
-  return libcState;
+  return loadLibc();
 }
 
 /** Why batched UDP cannot run here, or undefined when it can. */
 export function udpBatchUnavailable(): string | undefined {
-  const s = loadLibc();
+  const s = batchLibc();
   return "reason" in s ? s.reason : undefined;
 }
 
@@ -404,12 +372,9 @@ export function findSocketFd(libc: Libc, family: number, local: Deno.NetAddr, hi
   const want = family === AF_INET ? parseIpv4(local.hostname) : parseIpv6(local.hostname);
   if (!want) return -1;
   const addrOff = family === AF_INET ? SIN_ADDR : SIN6_ADDR;
-  const int = new Int32Array(1), len = new Uint32Array(1);
+  const len = new Uint32Array(1);
   const name = new Uint8Array(SOCKADDR_IN6_SIZE), view = new SockaddrView(name);
-  const getInt = (fd: number, opt: number): number | undefined => {
-    len[0] = 4;
-    return lib.getsockopt(fd, SOL_SOCKET, opt, int, len) === 0 ? int[0] : undefined;
-  };
+  const getInt = (fd: number, opt: number) => getIntOption(libc, fd, SOL_SOCKET, opt);
   const bound = (fd: number): boolean => {
     len[0] = SOCKADDR_IN6_SIZE;
     if (lib.getsockname(fd, name, len) !== 0 || view.family(len[0]) !== family) return false;
@@ -519,11 +484,7 @@ export class UdpBatchIo {
     this.#fd = fd;
     this.#recvVec = shared?.recv ?? new MmsgVector(RECV_BATCH);
     this.#arena = shared?.send ?? new SendArena();
-    const int = new Int32Array(1);
-    const setInt = (opt: number, value: number): boolean => {
-      int[0] = value;
-      return libc.lib.setsockopt(fd, SOL_SOCKET, opt, int, 4) === 0;
-    };
+    const setInt = (opt: number, value: number) => setIntOption(libc, fd, SOL_SOCKET, opt, value);
     // FORCE passes net.core.*mem_max but needs CAP_NET_ADMIN; without it the plain option (capped) applies.
     if (!setInt(SO_RCVBUFFORCE, SOCKET_BUFFER_BYTES)) setInt(SO_RCVBUF, SOCKET_BUFFER_BYTES);
     if (!setInt(SO_SNDBUFFORCE, SOCKET_BUFFER_BYTES)) setInt(SO_SNDBUF, SOCKET_BUFFER_BYTES);
@@ -652,7 +613,7 @@ export function attachBatchIo(
   log: Logger,
   opts: { shared?: { recv: MmsgVector; send: SendArena }; fdHint?: number } = {},
 ): UdpBatchIo | { reason: string } {
-  const libc = loadLibc();
+  const libc = batchLibc();
   if ("reason" in libc) return libc;
   const local = conn.addr as Deno.NetAddr;
   const family = familyOf(local);

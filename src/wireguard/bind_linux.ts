@@ -21,11 +21,11 @@ import {
   AF_INET,
   AF_INET6,
   attachBatchIo,
+  batchLibc,
   type BatchReceiver,
   encodeSockaddr,
   ENDPOINT_CACHE_MAX,
   LastSource,
-  loadLibc,
   type MmsgVector,
   SLOT_SIZE,
   SockaddrView,
@@ -81,7 +81,7 @@ export class LinuxUdpBind extends UdpBatchCounters implements Bind {
 
   #open(port: number | undefined, receive: DatagramReceiver): number {
     if (this.#conn || this.#closing) throw new Error("udp bind: already opened or closed");
-    const state = loadLibc();
+    const state = batchLibc();
     if ("reason" in state) throw new Error(`udp bind: the libc socket is unavailable: ${state.reason}`);
     const p = port ?? 0;
     if (!Number.isInteger(p) || p < 0 || p > 65535) {

@@ -1,0 +1,61 @@
+/**
+ * libc's socket calls through Deno FFI, loaded once for the whole program: the UDP batch core (udp_batch.ts)
+ * and the keepalive timings (keepalive.ts) both use it. Linux only, and only with the FFI permission; the
+ * reason is returned otherwise, and callers fall back to what Deno offers.
+ */
+
+const SYMBOLS = {
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
+  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  dup: { parameters: ["i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+} as const;
+
+export type LibcSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+/** libc's socket calls and the main thread's errno. */
+export interface Libc {
+  lib: LibcSymbols;
+  errno: Deno.UnsafePointerView;
+}
+
+let libcState: Libc | { reason: string } | undefined;
+
+/** libc, loaded once; `{ reason }` when it cannot be used here. */
+export function loadLibc(): Libc | { reason: string } {
+  if (libcState) return libcState;
+  if (Deno.build.os !== "linux") return libcState = { reason: `not Linux (${Deno.build.os})` };
+  try {
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+      return libcState = { reason: "no FFI permission (--allow-ffi)" };
+    }
+    const lib = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+    // errno is thread-local; synchronous FFI calls run on the main thread, so its address there is fixed.
+    const errnoPtr = lib.__errno_location();
+    if (!errnoPtr) return libcState = { reason: "libc has no errno location" };
+    libcState = { lib, errno: new Deno.UnsafePointerView(errnoPtr) };
+  } catch (e) {
+    libcState = { reason: `cannot load libc: ${(e as Error).message}` };
+  }
+  return libcState;
+}
+
+const intBuf = new Int32Array(1);
+const lenBuf = new Uint32Array(1);
+
+/** An int socket option, or undefined when getsockopt fails (not a socket, closed meanwhile, ...). */
+export function getIntOption(libc: Libc, fd: number, level: number, opt: number): number | undefined {
+  lenBuf[0] = 4;
+  return libc.lib.getsockopt(fd, level, opt, intBuf, lenBuf) === 0 ? intBuf[0] : undefined;
+}
+
+/** Sets an int socket option; false when setsockopt fails. */
+export function setIntOption(libc: Libc, fd: number, level: number, opt: number, value: number): boolean {
+  intBuf[0] = value;
+  return libc.lib.setsockopt(fd, level, opt, intBuf, 4) === 0;
+}
