@@ -2,7 +2,7 @@
  * The userspace TCP/IP stack over one packet interface: IP layer (addresses, fragments, ICMP, path MTU),
  * UDP and TCP. This is what a tunnel Net dials and listens on.
  */
-import type { Conn, Listener } from "../net/types.ts";
+import type { Conn, Listener } from "./conn.ts";
 import type { IpPrefix } from "../wireguard/config.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { cryptoRandom, type RandomFill } from "../util/random.ts";

@@ -2,7 +2,7 @@
  * UDP over the userspace stack (RFC 768): sockets bound to (address, port) or (any, port), ephemeral
  * ports, bounded receive queues, ICMP port unreachable for datagrams no socket wants.
  */
-import type { DatagramConn, NetAddr } from "../net/types.ts";
+import type { DatagramConn, NetAddr } from "./conn.ts";
 import { IPPROTO_UDP, type TransportHandler } from "./types.ts";
 import type { IpLayer } from "./ip.ts";
 import { UDP_HEADER_LEN, writeUdpDatagram } from "../wire/udp.ts";

@@ -4,7 +4,7 @@
  * control, delayed ACKs, Nagle, keepalive and the persist timer. The connection is also the application's
  * Conn (read/write/closeWrite/close shaped like Deno.Conn).
  */
-import type { Conn, NetAddr } from "../../net/types.ts";
+import type { Conn, NetAddr } from "../conn.ts";
 import type { IpSender } from "../types.ts";
 import { IPPROTO_TCP } from "../types.ts";
 import type { Clock } from "../../util/clock.ts";

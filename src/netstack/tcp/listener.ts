@@ -3,7 +3,7 @@
  * either full is dropped and counted, so a SYN flood costs at most maxSynBacklog small objects per listener
  * (half-open connections allocate no buffer memory) and legitimate clients retry their SYN.
  */
-import type { Conn, Listener, NetAddr } from "../../net/types.ts";
+import type { Conn, Listener, NetAddr } from "../conn.ts";
 import type { TcpConnection } from "./connection.ts";
 
 export class TcpListener implements Listener {

@@ -3,7 +3,7 @@
  * the 4-tuple) or listeners, answers segments for nobody with RST (RFC 9293 section 3.10.7.1), opens
  * connections and allocates ephemeral ports. The IP layer wires it in as the TransportHandler for protocol 6.
  */
-import type { Conn, Listener } from "../../net/types.ts";
+import type { Conn, Listener } from "../conn.ts";
 import type { IpSender, TransportHandler } from "../types.ts";
 import { IPPROTO_TCP } from "../types.ts";
 import { type Clock, systemClock } from "../../util/clock.ts";
