@@ -18,7 +18,7 @@ import {
   RECEIVE_QUEUE_BYTES,
   RECEIVE_QUEUE_DATAGRAMS,
 } from "../src/net/host_udp.ts";
-import { UDP_MODE_ENV, udpBatchUnavailable } from "../src/net/udp_batch.ts";
+import { UDP_MODE_ENV, udpBatchUnavailable } from "../src/sys/udp_batch.ts";
 import { createHostNet } from "../src/net/host.ts";
 import type { NetAddr } from "../src/net/types.ts";
 

@@ -1,7 +1,7 @@
 /**
  * The host Net's UDP sockets. Where libc can be reached through FFI (Linux x86_64/aarch64, --allow-ffi) a
  * socket moves datagrams in recvmmsg/sendmmsg batches (BatchedDatagramConn, on the core shared with the
- * WireGuard device's bind, src/net/udp_batch.ts); elsewhere, or with WGEDGE_UDP=deno, it is Deno's socket
+ * WireGuard device's bind, src/sys/udp_batch.ts); elsewhere, or with WGEDGE_UDP=deno, it is Deno's socket
  * with one async op per datagram (HostDatagramConn).
  *
  * DatagramConn is pull-based (`receive()`), the batch core push-based, so a BatchedDatagramConn keeps a
@@ -13,7 +13,8 @@
  * What is known to fail before (wrong address family, too long, closed socket) rejects as Deno's send does.
  */
 import { logger } from "../util/log.ts";
-import { formatIpv6 } from "../wire/ipv6.ts";
+import { formatIpv4, parseIpv4 } from "../wire/ipv4.ts";
+import { formatIpv6, parseIpv6 } from "../wire/ipv6.ts";
 import type { DatagramConn, NetAddr } from "./types.ts";
 import {
   AF_INET6,
@@ -36,7 +37,7 @@ import {
   type UdpBatchIo,
   udpBatchMode,
   udpBatchUnavailable,
-} from "./udp_batch.ts";
+} from "../sys/udp_batch.ts";
 
 const log = logger("net.udp");
 
@@ -177,7 +178,11 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
   constructor(inner: Deno.DatagramConn, fdHint = -1) {
     super();
     sharedVectors ??= { recv: new MmsgVector(RECV_BATCH), send: new SendArena() };
-    const io = attachBatchIo(inner, this, log, { shared: sharedVectors, fdHint });
+    const local = inner.addr as Deno.NetAddr;
+    const address = parseIpv4(local.hostname) ?? parseIpv6(local.hostname);
+    const io = address
+      ? attachBatchIo({ address, port: local.port }, this, log, { shared: sharedVectors, fdHint })
+      : { reason: "unparsable local address" };
     if ("reason" in io) throw new Error(`udp: no batched I/O: ${io.reason}`);
     this.#inner = inner;
     this.#io = io;
@@ -210,7 +215,8 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
     const key = `${hostname}|${port}`;
     const cached = this.#destinations.get(key);
     if (cached !== undefined) return cached;
-    const sa = encodeSockaddr(this.#io.family, hostname, port);
+    const bytes = parseIpv4(hostname) ?? parseIpv6(hostname);
+    const sa = bytes ? encodeSockaddr(this.#io.family, bytes, port) : undefined;
     if (sa === undefined) return undefined;
     const dest = sa && {
       sockaddr: sa,
@@ -339,7 +345,7 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
     const sa = new SockaddrView(vec.name(i, len));
     const family = sa.family(len);
     if (family === 0) return undefined;
-    const hostname = family === AF_INET6 ? formatIpv6(sa.bytesV6()) : sa.addressV4();
+    const hostname = family === AF_INET6 ? formatIpv6(sa.bytesV6()) : formatIpv4(sa.bytesV4());
     const from = this.#cachedSource(hostname, sa.port);
     this.#lastSource.remember(vec, i, from);
     return from;

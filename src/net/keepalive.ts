@@ -9,7 +9,7 @@
  * Linux only. Without FFI permission or libc it logs once and the kernel's net.ipv4.tcp_keepalive_* stay.
  */
 import { logger } from "../util/log.ts";
-import { getIntOption, type Libc, loadLibc, setIntOption } from "./libc.ts";
+import { getIntOption, type Libc, loadLibc, setIntOption } from "../sys/libc.ts";
 
 export interface KeepaliveTimings {
   idleSec: number;

@@ -7,7 +7,7 @@
  * kept only as the wait for data; each wake-up hands that first datagram over and then drains the queue
  * behind it with synchronous `recvmmsg()` calls. Everything sent during one task leaves in one `sendmmsg()`
  * at the next microtask. The batching itself (arenas, drain, flush, error counting) is the shared core in
- * src/net/udp_batch.ts, also used by the host Net's UDP sockets; this file keeps what is WireGuard's: the
+ * src/sys/udp_batch.ts, also used by the host Net's UDP sockets; this file keeps what is WireGuard's: the
  * Bind interface, endpoint identity (one frozen object per source, its sockaddr cached for replies) and the
  * choice of bind (`defaultBind()`).
  *
@@ -16,6 +16,7 @@
  * and works like UdpBind (one Deno op per datagram).
  */
 import { logger } from "../util/log.ts";
+import { formatIpv4, parseIpv4 } from "../wire/ipv4.ts";
 import { formatIpv6, parseIpv6 } from "../wire/ipv6.ts";
 import {
   AF_INET,
@@ -25,6 +26,7 @@ import {
   type BatchReceiver,
   encodeSockaddr,
   ENDPOINT_CACHE_MAX,
+  isV4Mapped,
   LastSource,
   type MmsgVector,
   SLOT_SIZE,
@@ -34,14 +36,26 @@ import {
   type UdpBatchIo,
   udpBatchMode,
   udpBatchUnavailable,
-} from "../net/udp_batch.ts";
+} from "../sys/udp_batch.ts";
 import { type Bind, type BindEndpoint, type DatagramReceiver, endpointKey, UdpBind } from "./bind.ts";
 
-export { RECV_BATCH, SEND_BATCH, SockaddrView } from "../net/udp_batch.ts";
+export { RECV_BATCH, SEND_BATCH, SockaddrView } from "../sys/udp_batch.ts";
 
 const log = logger("wg.bind");
 
 const V4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
+
+/** An address literal as bytes (4 or 16), or null for anything else (a name, a zone). */
+function addressBytes(address: string): Uint8Array | null {
+  return parseIpv4(address) ?? parseIpv6(address);
+}
+
+/** The address in a sockaddr as the device shows it: a v4-mapped IPv6 address comes out as plain IPv4. */
+export function sockaddrAddress(sa: SockaddrView, family: number): string {
+  if (family === AF_INET) return formatIpv4(sa.bytesV4());
+  const a = sa.bytesV6();
+  return isV4Mapped(a) ? formatIpv4(a.subarray(12)) : formatIpv6(a);
+}
 
 /** Why LinuxUdpBind cannot run here, or undefined when it can. */
 export function linuxUdpBindUnavailable(): string | undefined {
@@ -102,7 +116,10 @@ export class LinuxUdpBind extends UdpBatchCounters implements Bind {
     const local = conn.addr as Deno.NetAddr;
     this.#conn = conn;
     this.#family = local.hostname.includes(":") ? AF_INET6 : AF_INET;
-    const io = attachBatchIo(conn, this, log);
+    const address = addressBytes(local.hostname);
+    const io = address
+      ? attachBatchIo({ address, port: local.port }, this, log)
+      : { reason: "unparsable local address" };
     if ("reason" in io) {
       log.warn(`${io.reason}; sending and receiving one datagram per Deno op`);
     } else {
@@ -168,14 +185,14 @@ export class LinuxUdpBind extends UdpBatchCounters implements Bind {
     if (family === 0) return undefined;
     let key: string, ep: BindEndpoint | undefined;
     if (family === AF_INET6) {
-      const address = sa.addressV6(), scope = sa.scopeId;
+      const address = sockaddrAddress(sa, family), scope = sa.scopeId;
       key = scope
         ? `${endpointKey({ address, port: sa.port })}%${scope}`
         : endpointKey({ address, port: sa.port });
       ep = this.#sources.get(key);
       if (!ep) ep = { address, port: sa.port };
     } else {
-      const address = sa.addressV4();
+      const address = sockaddrAddress(sa, family);
       key = endpointKey({ address, port: sa.port });
       ep = this.#sources.get(key);
       if (!ep) ep = { address, port: sa.port };
@@ -239,7 +256,8 @@ export class LinuxUdpBind extends UdpBatchCounters implements Bind {
     const key = endpointKey(to);
     const cached = this.#sockaddrByKey.get(key);
     if (cached) return cached;
-    const sa = encodeSockaddr(this.#family, to.address, to.port);
+    const bytes = addressBytes(to.address);
+    const sa = bytes && encodeSockaddr(this.#family, bytes, to.port);
     if (!sa) return undefined;
     if (this.#sockaddrByKey.size >= ENDPOINT_CACHE_MAX) this.#sockaddrByKey.clear();
     this.#sockaddrByKey.set(key, sa);

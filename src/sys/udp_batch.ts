@@ -21,11 +21,12 @@
  *
  * Linux on x86_64 and aarch64 only (the struct layouts below are those two LP64 ABIs). WGEDGE_UDP=deno|ffi
  * overrides the automatic choice everywhere (`udpBatchMode()`).
+ *
+ * This file sits below the wire layer (src/sys imports only src/util): addresses cross it as bytes (4 for
+ * IPv4, 16 for IPv6); callers parse and format the text forms.
  */
 import { getIntOption, type Libc, type LibcSymbols, loadLibc, setIntOption } from "./libc.ts";
 import type { Logger } from "../util/log.ts";
-import { formatIpv4, parseIpv4 } from "../wire/ipv4.ts";
-import { formatIpv6, parseIpv6 } from "../wire/ipv6.ts";
 
 // ---- libc constants (identical on x86_64 and aarch64 Linux: asm-generic) ----
 
@@ -116,14 +117,9 @@ export class SockaddrView {
   bytesV6(): Uint8Array {
     return this.buf.subarray(SIN6_ADDR, SIN6_ADDR + 16);
   }
-  /** The address of an AF_INET6 struct; v4-mapped addresses come out as plain IPv4. */
-  addressV6(): string {
-    const a = this.bytesV6();
-    if (isV4Mapped(a)) return formatIpv4(a.subarray(12));
-    return formatIpv6(a);
-  }
-  addressV4(): string {
-    return formatIpv4(this.buf.subarray(SIN_ADDR, SIN_ADDR + 4));
+  /** The 4 address bytes of an AF_INET struct. */
+  bytesV4(): Uint8Array {
+    return this.buf.subarray(SIN_ADDR, SIN_ADDR + 4);
   }
 
   /** Writes a sockaddr_in6; returns its length. */
@@ -153,32 +149,31 @@ export function isV4Mapped(a: Uint8Array): boolean {
 }
 
 /**
- * The sockaddr for an address literal and port as a socket of `family` sends to it: IPv4 goes v4-mapped on
- * an AF_INET6 socket. undefined when the text is no address literal (a name, a zone); null when an AF_INET
- * socket is asked to reach an IPv6 address (EAFNOSUPPORT, as Deno reports it).
+ * The sockaddr for an address (4 or 16 bytes) and port as a socket of `family` sends to it: IPv4 goes
+ * v4-mapped on an AF_INET6 socket. undefined for a port out of range or an address of another length; null
+ * when an AF_INET socket is asked to reach an IPv6 address (EAFNOSUPPORT, as Deno reports it).
  */
-export function encodeSockaddr(family: number, address: string, port: number): Uint8Array | null | undefined {
+export function encodeSockaddr(
+  family: number,
+  addr: Uint8Array,
+  port: number,
+): Uint8Array | null | undefined {
   if (!Number.isInteger(port) || port < 0 || port > 65535) return undefined;
-  const v4 = parseIpv4(address);
+  if (addr.length !== 4 && addr.length !== 16) return undefined;
   if (family === AF_INET) {
-    if (v4) {
-      const sa = new Uint8Array(SOCKADDR_IN_SIZE);
-      SockaddrView.writeV4(sa, v4, port);
-      return sa;
-    }
-    return parseIpv6(address) ? null : undefined;
+    if (addr.length === 16) return null;
+    const sa = new Uint8Array(SOCKADDR_IN_SIZE);
+    SockaddrView.writeV4(sa, addr, port);
+    return sa;
   }
-  let addr: Uint8Array | null;
-  if (v4) {
-    addr = new Uint8Array(16);
-    addr[10] = addr[11] = 0xff;
-    addr.set(v4, 12);
-  } else {
-    addr = parseIpv6(address);
+  let v6 = addr;
+  if (addr.length === 4) {
+    v6 = new Uint8Array(16);
+    v6[10] = v6[11] = 0xff;
+    v6.set(addr, 12);
   }
-  if (!addr) return undefined;
   const sa = new Uint8Array(SOCKADDR_IN6_SIZE);
-  SockaddrView.writeV6(sa, addr, port);
+  SockaddrView.writeV6(sa, v6, port);
   return sa;
 }
 
@@ -356,8 +351,8 @@ export function lowestFreeFd(libc: Libc): number {
 }
 
 /**
- * The descriptor of this process's UDP socket bound to `local` (Deno hands out none), or -1 when it cannot
- * be told for sure: nothing ever reads or writes a socket it is not sure is the one Deno opened.
+ * The descriptor of this process's UDP socket bound to `local` (its address as 4 or 16 bytes, and its port;
+ * Deno hands out no descriptor), or -1 when it cannot be told for sure: nothing ever reads or writes a socket it is not sure is the one Deno opened.
  *
  * A descriptor is bound to `local` when getsockname gives that family, address and port (it fails at once on
  * anything not a socket) and it is a datagram socket. An address and port is unique in a process unless
@@ -367,10 +362,11 @@ export function lowestFreeFd(libc: Libc): number {
  * /proc/self/fd is asked, and two matches (reuse options) give -1. A relay opens a socket per flow while
  * holding thousands of descriptors, which is why the hint and the early stop matter.
  */
-export function findSocketFd(libc: Libc, family: number, local: Deno.NetAddr, hint = -1): number {
+export function findSocketFd(libc: Libc, local: LocalAddress, hint = -1): number {
   const { lib } = libc;
-  const want = family === AF_INET ? parseIpv4(local.hostname) : parseIpv6(local.hostname);
-  if (!want) return -1;
+  const want = local.address;
+  const family = familyOf(want);
+  if (family === 0) return -1;
   const addrOff = family === AF_INET ? SIN_ADDR : SIN6_ADDR;
   const len = new Uint32Array(1);
   const name = new Uint8Array(SOCKADDR_IN6_SIZE), view = new SockaddrView(name);
@@ -402,9 +398,15 @@ export function findSocketFd(libc: Libc, family: number, local: Deno.NetAddr, hi
   return found;
 }
 
-/** The socket family of a Deno socket's local address. */
-export function familyOf(local: Deno.NetAddr): number {
-  return local.hostname.includes(":") ? AF_INET6 : AF_INET;
+/** A socket's local address as bytes (4: IPv4, 16: IPv6) and its port. */
+export interface LocalAddress {
+  address: Uint8Array;
+  port: number;
+}
+
+/** The socket family of an address of 4 or 16 bytes; 0 for any other length. */
+export function familyOf(address: Uint8Array): number {
+  return address.length === 16 ? AF_INET6 : address.length === 4 ? AF_INET : 0;
 }
 
 // ---- batched reads and writes on one descriptor ----
@@ -604,20 +606,21 @@ export class UdpBatchIo {
 }
 
 /**
- * The batch core for a freshly opened Deno socket, or the reason there is none (no libc, descriptor not
- * found). Callers fall back to Deno's one-op-per-datagram socket on a reason.
+ * The batch core for a freshly opened Deno socket bound to `local` (the caller parses `conn.addr`), or the
+ * reason there is none (no libc, descriptor not found). Callers fall back to Deno's one-op-per-datagram
+ * socket on a reason.
  */
 export function attachBatchIo(
-  conn: Deno.DatagramConn,
+  local: LocalAddress,
   stats: UdpBatchStats,
   log: Logger,
   opts: { shared?: { recv: MmsgVector; send: SendArena }; fdHint?: number } = {},
 ): UdpBatchIo | { reason: string } {
   const libc = batchLibc();
   if ("reason" in libc) return libc;
-  const local = conn.addr as Deno.NetAddr;
-  const family = familyOf(local);
-  const fd = findSocketFd(libc, family, local, opts.fdHint);
+  const family = familyOf(local.address);
+  if (family === 0) return { reason: "the socket's local address is neither IPv4 nor IPv6" };
+  const fd = findSocketFd(libc, local, opts.fdHint);
   if (fd < 0) return { reason: "cannot find the UDP socket's descriptor" };
   return new UdpBatchIo(libc, fd, family, stats, log, opts.shared);
 }
