@@ -23,8 +23,7 @@
 import type { LoadContext, Setting } from "./context.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import { formatIp, parseIp, parseIpv4, parseIpv6 } from "./ip.ts";
-import { parseRoute, ROUTE_EXPECTED, RouteError, type RpRoute } from "../services/rp/client.ts";
-import type { PortRange } from "../services/rp/server.ts";
+import { parseRoute, type PortRange, ROUTE_EXPECTED, RouteError, type RpRoute } from "./rp_route.ts";
 
 export interface RpsConfig {
   tunnel: WgConfig;

@@ -14,14 +14,10 @@ import { type Clock, systemClock, type TimerHandle } from "../../util/clock.ts";
 import { logger } from "../../util/log.ts";
 import { type ForwardStats, newForwardStats, TcpForwarder, UdpForwarder } from "./forward.ts";
 import { canonicalIp } from "./ip.ts";
+import type { PortRange, RpProtocol } from "../../config/rp_route.ts";
 
-export type RpProtocol = "tcp" | "udp";
-
-/** Inclusive public port range. */
-export interface PortRange {
-  from: number;
-  to: number;
-}
+// Kept for api.ts and service.ts, which import these from here.
+export type { PortRange, RpProtocol } from "../../config/rp_route.ts";
 
 /** wg-rp's timing: heartbeat every 20 s, sweep every 30 s, a client silent for 60 s is expired. */
 export const HEARTBEAT_INTERVAL_MS = 20_000;
