@@ -1,8 +1,8 @@
 /**
  * The rp option models the config loader produces and the rp services consume: a client route
  * (`HOST:PORT-REMOTE[/tcp|/udp]`) with its parser, and the server's allowed public port ranges. They live in
- * config because config owns option types and may not import from services/; services/rp/client.ts and
- * server.ts import them from here.
+ * config because config owns option types and may not import from the service layer; the rp client and
+ * server import them from here.
  */
 
 export type RpProtocol = "tcp" | "udp";
