@@ -14,6 +14,7 @@ export class ServiceRegistry {
   readonly metrics = new MetricsRegistry();
   readonly #sections = new Map<string, StatusProvider>();
   readonly #routes: RouteInstaller[] = [];
+  #routesVersion = 0;
   readonly startedAtMs: number;
 
   constructor(nowMs: number = Date.now()) {
@@ -34,13 +35,28 @@ export class ServiceRegistry {
     };
   }
 
-  /** Adds API routes (mounted under the admin app, behind its auth). Install before the app is created. */
-  addRoutes(install: RouteInstaller): void {
+  /**
+   * Adds API routes (mounted under the admin app, behind its auth); returns the removal. The app picks up
+   * changes on its next request (a service started or restarted by a reload brings its routes along).
+   */
+  addRoutes(install: RouteInstaller): () => void {
     this.#routes.push(install);
+    this.#routesVersion++;
+    return () => {
+      const i = this.#routes.indexOf(install);
+      if (i < 0) return;
+      this.#routes.splice(i, 1);
+      this.#routesVersion++;
+    };
   }
 
   get routes(): readonly RouteInstaller[] {
     return this.#routes;
+  }
+
+  /** Changes whenever routes are added or removed. */
+  get routesVersion(): number {
+    return this.#routesVersion;
   }
 
   /** Every section's current status; a failing provider reports its error instead of breaking the page. */

@@ -15,8 +15,11 @@ import { systemClock } from "../../util/clock.ts";
 
 export interface AdminDeps {
   registry: ServiceRegistry;
-  /** Bearer token; undefined = no auth (loopback only; the server refuses a public bind without one). */
-  token?: string;
+  /**
+   * Bearer token, or a function returning the current one (read per request: a reload may rotate it);
+   * undefined = no auth (loopback only; the server refuses a public bind without one).
+   */
+  token?: string | (() => string | undefined);
   version?: string;
   clock?: Clock;
   /** Dashboard refresh period in seconds (default 5). */
@@ -25,9 +28,27 @@ export interface AdminDeps {
 
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
+/** Marks the services app's "no such route" answer, so the admin app's own 404 applies instead. */
+const UNROUTED = "x-wgedge-unrouted";
+
 export function createAdminApp(deps: AdminDeps): Hono {
   const clock = deps.clock ?? systemClock;
   const app = new Hono();
+
+  // Operator routes of services (port mappings), rebuilt when a service adds or removes its routes.
+  let routes: Hono | undefined;
+  let routesVersion = -1;
+  const servicesApp = (): Hono => {
+    if (routes && routesVersion === deps.registry.routesVersion) return routes;
+    routes = new Hono();
+    routes.notFound((c) => c.body(null, 404, { [UNROUTED]: "1" }));
+    routes.onError((err) => {
+      throw err;
+    });
+    for (const install of deps.registry.routes) install(routes);
+    routesVersion = deps.registry.routesVersion;
+    return routes;
+  };
 
   app.onError((err, c) => {
     // Never echo internals (could carry a value from config); the message is generic and the status 500.
@@ -41,17 +62,17 @@ export function createAdminApp(deps: AdminDeps): Hono {
 
   app.get("/healthz", (c) => c.text("ok\n"));
 
-  if (deps.token !== undefined) {
-    const token = deps.token;
-    app.use("*", async (c, next) => {
-      if (c.req.path === "/healthz") return await next();
-      if (!isAuthorized(c.req.header("authorization"), token)) {
-        c.header("WWW-Authenticate", 'Basic realm="wgedge", charset="UTF-8"');
-        return c.json({ error: "unauthorized: send Authorization: Bearer <WGEDGE_ADMIN_TOKEN>" }, 401);
-      }
-      await next();
-    });
-  }
+  // The token is read per request, so a reload that rotates WGEDGE_ADMIN_TOKEN takes effect at once.
+  const currentToken = typeof deps.token === "function" ? deps.token : () => deps.token as string | undefined;
+  app.use("*", async (c, next) => {
+    const token = currentToken();
+    if (token === undefined || c.req.path === "/healthz") return await next();
+    if (!isAuthorized(c.req.header("authorization"), token)) {
+      c.header("WWW-Authenticate", 'Basic realm="wgedge", charset="UTF-8"');
+      return c.json({ error: "unauthorized: send Authorization: Bearer <WGEDGE_ADMIN_TOKEN>" }, 401);
+    }
+    await next();
+  });
 
   const status = () =>
     redactDeep({
@@ -68,6 +89,10 @@ export function createAdminApp(deps: AdminDeps): Hono {
   app.get("/api/v1/status", (c) => c.json(status()));
   app.get("/", (c) => c.html(renderDashboard(status(), deps.refreshSeconds ?? 5, clock.wallMs())));
 
-  for (const install of deps.registry.routes) install(app);
+  app.all("*", async (c, next) => {
+    const res = await servicesApp().fetch(c.req.raw);
+    if (res.headers.has(UNROUTED)) return await next();
+    return res;
+  });
   return app;
 }

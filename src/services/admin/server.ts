@@ -34,7 +34,8 @@ export interface AdminServer {
 
 export function startAdminServer(listen: string, deps: AdminDeps): AdminServer {
   const addr = parseAdminListen(listen);
-  if (!isLoopbackHost(addr.hostname) && !deps.token) {
+  const token = typeof deps.token === "function" ? deps.token() : deps.token;
+  if (!isLoopbackHost(addr.hostname) && !token) {
     throw new Error(
       `WGEDGE_ADMIN_LISTEN=${listen} is not a loopback address: set WGEDGE_ADMIN_TOKEN (a bearer token) to expose the admin API`,
     );
@@ -50,7 +51,7 @@ export function startAdminServer(listen: string, deps: AdminDeps): AdminServer {
   const actual = server.addr as Deno.NetAddr;
   log.info("admin API listening", {
     listen: `${actual.hostname}:${actual.port}`,
-    auth: deps.token ? "bearer" : "none",
+    auth: token ? "bearer" : "none",
   });
   return {
     addr: { hostname: actual.hostname, port: actual.port },
