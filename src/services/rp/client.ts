@@ -68,6 +68,7 @@ export class RpClient {
   #stopped = false;
   #nextDelay = 0;
   #tick: Promise<void> = Promise.resolve();
+  #routeWork: Promise<void> = Promise.resolve();
   /** Times every route was (re-)registered after the first time; tests and status read it. */
   reregistrations = 0;
 
@@ -239,12 +240,19 @@ export class RpClient {
     return this.#failures;
   }
 
+  /** Runs route work one at a time (a heartbeat must not re-register a route a reload is removing). */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#routeWork.then(fn);
+    this.#routeWork = run.then(() => {}, () => {});
+    return run;
+  }
+
   #schedule(ms: number): void {
     if (this.#stopped) return;
     this.#nextDelay = ms;
     this.#clock.clearTimer(this.#timer);
     this.#timer = this.#clock.setTimer(() => {
-      this.#tick = this.#heartbeatTick();
+      this.#tick = this.#serial(() => this.#heartbeatTick());
     }, ms);
   }
 
@@ -289,6 +297,51 @@ export class RpClient {
     );
   }
 
+  /** Deletes the route's mapping on the server; failures are logged (the server expires it anyway). */
+  async #delete(rt: RouteRuntime): Promise<void> {
+    const q = `port=${rt.route.remotePort}${rt.route.protocol === "udp" ? "&protocol=udp" : ""}`;
+    try {
+      const res = await this.#api("DELETE", `/api/v1/port-mappings?${q}`);
+      if (res.status === 200 || res.status === 404) log.info("mapping deleted", { route: rt.route.spec });
+      else log.warn("mapping delete refused", { route: rt.route.spec, status: res.status });
+    } catch (e) {
+      log.warn("mapping delete failed", { route: rt.route.spec, error: e });
+    }
+  }
+
+  /**
+   * Applies a reloaded route list: a route no longer listed is deleted on the server and its listener
+   * closed; a new one is opened and registered; an unchanged one keeps its mapping and live connections.
+   * Resolves the problems (a new route the server refused or could not be asked about; the heartbeat keeps
+   * retrying it).
+   */
+  setRoutes(routes: RpRoute[]): Promise<string[]> {
+    return this.#serial(() => this.#setRoutes(routes));
+  }
+
+  async #setRoutes(routes: RpRoute[]): Promise<string[]> {
+    if (this.#stopped) return [];
+    const identity = (r: RpRoute) => `${r.protocol}/${r.remotePort}/${r.localHost}/${r.localPort}`;
+    const wanted = new Set(routes.map(identity));
+    for (const rt of [...this.#routes]) {
+      if (wanted.has(identity(rt.route))) continue;
+      this.#routes.splice(this.#routes.indexOf(rt), 1);
+      if (rt.state === "registered") await this.#delete(rt);
+      await rt.forwarder.close();
+      log.info("route removed", { route: rt.route.spec });
+    }
+    const have = new Set(this.#routes.map((rt) => identity(rt.route)));
+    const problems: string[] = [];
+    for (const route of routes) {
+      if (have.has(identity(route))) continue;
+      const rt = this.#openRoute(route);
+      this.#routes.push(rt);
+      await this.#register(rt);
+      if (rt.state !== "registered") problems.push(`route ${route.spec}: ${rt.lastError}`);
+    }
+    return problems;
+  }
+
   /** Route states for status output. */
   status(): Record<string, unknown> {
     return {
@@ -328,16 +381,7 @@ export class RpClient {
     this.#stopped = true;
     this.#clock.clearTimer(this.#timer);
     await this.#tick.catch(() => {});
-    const deletes = this.#routes.filter((rt) => rt.state === "registered").map(async (rt) => {
-      const q = `port=${rt.route.remotePort}${rt.route.protocol === "udp" ? "&protocol=udp" : ""}`;
-      try {
-        const res = await this.#api("DELETE", `/api/v1/port-mappings?${q}`);
-        if (res.status === 200 || res.status === 404) log.info("mapping deleted", { route: rt.route.spec });
-        else log.warn("mapping delete refused", { route: rt.route.spec, status: res.status });
-      } catch (e) {
-        log.warn("mapping delete failed", { route: rt.route.spec, error: e });
-      }
-    });
+    const deletes = this.#routes.filter((rt) => rt.state === "registered").map((rt) => this.#delete(rt));
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       Promise.allSettled(deletes),

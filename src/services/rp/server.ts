@@ -148,6 +148,19 @@ export class RpServer {
     return this.#opts.clientExpiryMs ?? CLIENT_EXPIRY_MS;
   }
 
+  /**
+   * Applies reloaded limits in place: the allowed ports, mappings per client and client expiry. A mapping on
+   * a port no longer allowed is removed (its public listener closes); resolves how many were.
+   */
+  async setPolicy(p: { allowPorts?: PortRange[]; maxMappingsPerClient?: number; clientExpiryMs?: number }) {
+    this.#opts.allowPorts = p.allowPorts;
+    this.#opts.maxMappingsPerClient = p.maxMappingsPerClient;
+    this.#opts.clientExpiryMs = p.clientExpiryMs;
+    const disallowed = [...this.#mappings.values()].filter((m) => !portAllowed(p.allowPorts, m.remotePort));
+    await Promise.all(disallowed.map((m) => this.#remove(m, "port no longer allowed")));
+    return disallowed.length;
+  }
+
   #armSweep(): void {
     if (this.#closed) return;
     this.#sweepTimer = this.clock.setTimer(() => {
