@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { MwgpService } from "../src/services/mwgp/service.ts";
-import { Server } from "../src/cli/serve.ts";
+import { createSupervisor } from "../src/cli/serve.ts";
 import { resolveCachePath } from "../src/services/mwgp/cache.ts";
 import { dnsServerResolver } from "../src/services/mwgp/resolver.ts";
 import { parseMwgpClientConfig, parseMwgpServerConfig } from "../src/config/mwgp.ts";
@@ -243,28 +243,32 @@ Deno.test("mwgp client: the custom `dns` server resolves the server name", async
 Deno.test("mwgp under serve: MWGP_SERVER_CONFIG starts it; SIGHUP reload restarts on change and stops on removal", async () => {
   const dir = await Deno.makeTempDir();
   const cfgFile = `${dir}/server.json5`;
-  const write = (timeout: number) =>
+  const write = (obfs?: string) =>
     Deno.writeTextFile(
       cfgFile,
-      `{ listen: "${LOOP}:0", timeout: ${timeout}, servers: [{ privkey: "${encodeKey(generatePrivateKey())}",
-         address: "${LOOP}", peers: [{ forward_to: ":9" }] }] }`,
+      `{ listen: "${LOOP}:0", timeout: 60, ${obfs ? `obfs: "${obfs}",` : ""}
+         servers: [{ privkey: "${
+        encodeKey(generatePrivateKey())
+      }", address: "${LOOP}", peers: [{ forward_to: ":9" }] }] }`,
     );
-  await write(60);
+  await write();
   const env: Record<string, string | undefined> = {
     MWGP_SERVER_CONFIG: cfgFile,
     MWGP_CACHE_FILE: `${dir}/cache.json`,
   };
-  const server = new Server({ flags: {}, env, admin: false });
+  const server = createSupervisor({ flags: {}, env, admin: false });
   try {
     await server.start();
-    const status = () => server.registry.status().mwgp_server as { listen: string } | undefined;
+    const status = () =>
+      server.registry.status().mwgp_server as { listen: string; obfs: boolean } | undefined;
     assert(status(), "mwgp_server section present");
+    assertEquals(status()!.obfs, false);
     assert(server.registry.metrics.render().includes("wgedge_mwgp_table_entries"), "metrics registered");
-    await write(120);
-    assert(await server.reload());
-    assert(status(), "still running after a changed config");
+    await write("a-password");
+    assertEquals((await server.reload()).result, "success");
+    assertEquals(status()?.obfs, true, "the instance runs the changed configuration (obfuscation on)");
     delete env.MWGP_SERVER_CONFIG;
-    assert(await server.reload());
+    assertEquals((await server.reload()).result, "success");
     assertEquals(status(), undefined, "stopped when the configuration is removed");
   } finally {
     await server.stop();

@@ -193,7 +193,7 @@ Deno.test("relay udp: drops counted by the sockets themselves (batched queues) a
   const svc = new RelayService({
     clock,
     listenNet: reporting(5),
-    egress: () => Promise.resolve(reporting(2)),
+    egress: { acquire: () => Promise.resolve({ net: reporting(2), release: () => {} }), key: () => "" },
   });
   const line = `${inPort};${target.port};127.0.0.1;UDP;udp_timeout=1`;
   await svc.apply(parseRelayConfig({ RELAY_1: line, ENABLE_LOGGING: "n" }), true);

@@ -1,7 +1,7 @@
 /** KEEPALIVE_IDLE/INTVL/CNT reach TCP inside tunnels (host sockets cannot take them under Deno). */
 import { assertEquals } from "./helpers/assert.ts";
 import { loadConfig } from "../src/config/mod.ts";
-import { tunnelTcpOptions } from "../src/cli/serve.ts";
+import { tunnelTcpOptions } from "../src/services/service.ts";
 import { openTunnel } from "../src/net/tunnels.ts";
 import { encodeKey, generatePrivateKey, publicKey } from "../src/crypto/x25519.ts";
 

@@ -3,7 +3,7 @@
  * SIGHUP, an instance whose configuration changed is restarted. The table is written to the cache file on
  * close and read back on start, so established sessions carry over without new handshakes.
  */
-import type { RunningService, ServeContext, ServiceStarter } from "../../cli/serve.ts";
+import type { RunningService, ServiceContext, ServiceStarter } from "../service.ts";
 import type { MwgpClientConfig, MwgpSection, MwgpServerConfig } from "../../config/mwgp.ts";
 import { toBase64 } from "../../util/bytes.ts";
 import { logger } from "../../util/log.ts";
@@ -21,9 +21,9 @@ function fingerprint(cfg: InstanceConfig | undefined, cacheFile: string | undefi
 
 export const mwgpStarter: ServiceStarter = {
   name: "mwgp",
-  async start(ctx: ServeContext) {
+  configured: (config) => !!config.mwgp && (!!config.mwgp.server || !!config.mwgp.client),
+  async start(ctx: ServiceContext) {
     const section = ctx.config.mwgp;
-    if (!section || (!section.server && !section.client)) return undefined;
     const running = new Map<"server" | "client", { svc: MwgpService; print: string }>();
 
     const apply = async (next: MwgpSection | undefined) => {
@@ -55,7 +55,7 @@ export const mwgpStarter: ServiceStarter = {
     }
     const svc: RunningService = {
       name: "mwgp",
-      reload: (config) => apply(config.mwgp),
+      reload: (next) => apply(next.config.mwgp).then(() => []),
       async stop() {
         for (const r of running.values()) await r.svc.close();
         running.clear();

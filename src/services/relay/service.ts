@@ -13,13 +13,13 @@ import { type Logger, logger } from "../../util/log.ts";
 import { TcpRelay } from "./tcp.ts";
 import { UdpRelay } from "./udp.ts";
 import { HealthChecker } from "./health.ts";
-import { createEgressLookup, type EgressLookup, viaDisplay } from "./egress.ts";
+import { createEgress, type Egress, type EgressProvider, viaDisplay } from "./egress.ts";
 import type { RelayStats } from "./stats.ts";
 
 export interface RelayServiceDeps {
   listenNet?: Net;
   /** Egress per `via=`; default: host, socks5 from the URL, no tunnels. */
-  egress?: EgressLookup;
+  egress?: EgressProvider;
   resolver?: Resolver;
   clock?: Clock;
   log?: Logger;
@@ -51,6 +51,7 @@ interface Running {
   spec: RelaySpec;
   key: string;
   relay: TcpRelay | UdpRelay;
+  egress: Egress;
   health?: HealthChecker;
 }
 
@@ -62,8 +63,9 @@ export interface ApplyResult {
   failed: Record<string, string>;
 }
 
-function definitionKey(spec: RelaySpec, options: RelayOptions): string {
-  return JSON.stringify([spec, options]);
+/** Equal keys = nothing to restart: the definition, the options and what its egress is (a tunnel's config). */
+function definitionKey(spec: RelaySpec, options: RelayOptions, egress: EgressProvider): string {
+  return JSON.stringify([spec, options, egress.key(spec.via)]);
 }
 
 const METRIC_LABELS = ["relay", "protocol", "listen", "target"] as const;
@@ -73,7 +75,7 @@ export class RelayService {
   /** Relays that could not start (bind failed...): shown in status as state "error". */
   readonly #failed = new Map<string, { spec: RelaySpec; error: string }>();
   readonly #listenNet: Net;
-  readonly #egress: EgressLookup;
+  #egress: EgressProvider;
   readonly #resolver: Resolver;
   readonly #clock: Clock;
   readonly #log: Logger;
@@ -83,7 +85,7 @@ export class RelayService {
   constructor(deps: RelayServiceDeps = {}) {
     this.#listenNet = deps.listenNet ?? hostNet;
     this.#resolver = deps.resolver ?? osResolver;
-    this.#egress = deps.egress ?? createEgressLookup(this.#listenNet);
+    this.#egress = deps.egress ?? createEgress(this.#listenNet);
     this.#clock = deps.clock ?? systemClock;
     this.#log = deps.log ?? logger("relay");
     if (deps.registry) this.#register(deps.registry);
@@ -97,10 +99,14 @@ export class RelayService {
   /**
    * Brings the running set in line with config. Unchanged relays keep running; changed ones are stopped
    * before their replacement binds (same port). With `strict`, the first failure to start throws (start-up);
-   * otherwise failures are recorded and reported (reload keeps the rest running).
+   * otherwise failures are recorded and reported (reload keeps the rest running). A new `egress` (a reloaded
+   * configuration's tunnels) restarts exactly the relays whose egress changed.
    */
-  apply(config: RelayConfig, strict = false): Promise<ApplyResult> {
-    const run = this.#applying.then(() => this.#apply(config, strict));
+  apply(config: RelayConfig, strict = false, egress?: EgressProvider): Promise<ApplyResult> {
+    const run = this.#applying.then(() => {
+      if (egress) this.#egress = egress;
+      return this.#apply(config, strict);
+    });
     this.#applying = run.catch(() => {});
     return run;
   }
@@ -108,7 +114,7 @@ export class RelayService {
   async #apply(config: RelayConfig, strict: boolean): Promise<ApplyResult> {
     const result: ApplyResult = { started: [], stopped: [], unchanged: [], failed: {} };
     const wanted = new Map(
-      config.relays.map((s) => [s.id, { spec: s, key: definitionKey(s, config.options) }]),
+      config.relays.map((s) => [s.id, { spec: s, key: definitionKey(s, config.options, this.#egress) }]),
     );
     // Stop removed or changed relays first, so a changed relay can rebind its port.
     for (const [id, r] of [...this.#running]) {
@@ -139,18 +145,25 @@ export class RelayService {
   }
 
   async #startOne(spec: RelaySpec, options: RelayOptions, key: string): Promise<Running> {
-    const egress = await this.#egress(spec.via);
+    const held = await this.#egress.acquire(spec.via, `relay ${spec.id}`);
+    const egress = held.net;
     const log = this.#log;
-    const relay = spec.protocol === "tcp"
-      ? new TcpRelay(spec, options, { listenNet: this.#listenNet, egress, log })
-      : new UdpRelay(spec, options, {
-        listenNet: this.#listenNet,
-        egress,
-        resolver: this.#resolver,
-        clock: this.#clock,
-        log,
-      });
-    relay.start();
+    let relay: TcpRelay | UdpRelay;
+    try {
+      relay = spec.protocol === "tcp"
+        ? new TcpRelay(spec, options, { listenNet: this.#listenNet, egress, log })
+        : new UdpRelay(spec, options, {
+          listenNet: this.#listenNet,
+          egress,
+          resolver: this.#resolver,
+          clock: this.#clock,
+          log,
+        });
+      relay.start();
+    } catch (e) {
+      held.release();
+      throw e;
+    }
     let health: HealthChecker | undefined;
     if (options.healthCheck) {
       health = new HealthChecker(spec, options, relay.stats, {
@@ -168,12 +181,13 @@ export class RelayService {
       target: `${spec.outHost}:${spec.outPort}`,
       via: viaDisplay(spec.via),
     });
-    return { spec, key, relay, health };
+    return { spec, key, relay, egress: held, health };
   }
 
   async #stopOne(r: Running): Promise<void> {
     await r.health?.stop();
     await r.relay.stop();
+    r.egress.release();
     this.#log.info("relay stopped", { relay: r.spec.id });
   }
 

@@ -1,12 +1,10 @@
 /**
- * rps/rpc as running services: bring the tunnel up, start the server or client on it, and report into the
- * admin surface (status sections, Prometheus metrics, operator routes for port mappings).
+ * rps/rpc as running services: start the server or client on a tunnel (a pool lease, see starter.ts), and
+ * report into the admin surface (status sections, Prometheus metrics, operator routes for port mappings).
  */
 import type { Hono } from "hono";
 import type { Net } from "../../net/types.ts";
-import type { WgConfig } from "../../wireguard/config.ts";
 import type { ServiceRegistry } from "../registry.ts";
-import { openTunnel } from "../../net/tunnels.ts";
 import { hostNet } from "../../net/host.ts";
 import { logger } from "../../util/log.ts";
 import { type PortRange, type RpProtocol, RpServer } from "./server.ts";
@@ -19,17 +17,8 @@ export interface RpTunnel {
   net: Net;
   /** The tunnel's own addresses (literal IPs). */
   addresses: string[];
+  /** Lets go of the tunnel (releases the pool lease). */
   close(): void | Promise<void>;
-}
-
-/** Brings a tunnel up for rp (the default; tests and `serve` may pass their own opener). */
-export async function openRpTunnel(cfg: WgConfig, name: string): Promise<RpTunnel> {
-  const tunnel = await openTunnel(cfg, { name });
-  return {
-    net: tunnel.net,
-    addresses: cfg.iface.addresses.map((a) => a.address),
-    close: () => tunnel.close(),
-  };
 }
 
 export interface RpsServiceOptions {
@@ -82,7 +71,7 @@ export class RpsService {
       return rest;
     }));
     this.#unregister.push(registry.registerStatus("port_mappings", () => server.listAll()));
-    registry.addRoutes(installOperatorRoutes(server));
+    this.#unregister.push(registry.addRoutes(installOperatorRoutes(server)));
     const m = registry.metrics;
     const L = ["remote_port", "protocol", "client_ip"];
     const active = m.gauge(

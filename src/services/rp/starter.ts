@@ -1,56 +1,154 @@
-/** How `wgedge serve` (and the rps/rpc commands) run the reverse proxy: RPS_CONFIG and/or RPC_CONFIG. */
-import type { RunningService, ServiceStarter } from "../../cli/serve.ts";
-import { openRpTunnel, RpcService, RpsService } from "./service.ts";
+/**
+ * How `serve` (and the rps/rpc commands) run the reverse proxy: RPS_CONFIG and/or RPC_CONFIG. Their tunnels
+ * are leases from the pool (named "rps" and "rpc"), so they show in the tunnel status and metrics and are
+ * shared with any other service given the same tunnel configuration.
+ *
+ * Reload applies what changed and keeps the rest:
+ *   rps: RPS_ALLOW_PORTS, RPS_MAX_MAPPINGS and RPS_CLIENT_EXPIRY apply in place (a mapping on a port no
+ *        longer allowed is removed); a changed tunnel, bind address, API port, buffer, sweep interval or UDP
+ *        timeout restarts the server (clients see a new server_startup_time and register again).
+ *   rpc: routes are diffed (removed ones deleted on the server, new ones registered, unchanged ones keep
+ *        their live connections); a changed tunnel, server API, client IP, heartbeat, buffer or UDP timeout
+ *        restarts the client.
+ */
+import type { RpcConfig, RpsConfig } from "../../config/rp.ts";
+import { logger } from "../../util/log.ts";
+import type { RunningService, ServiceContext, ServiceStarter } from "../service.ts";
+import { RpcService, RpsService, type RpTunnel } from "./service.ts";
+
+const log = logger("rp");
+
+async function leaseRpTunnel(ctx: ServiceContext, cfg: RpsConfig | RpcConfig, name: "rps" | "rpc") {
+  const lease = await ctx.tunnels.acquire(cfg.tunnel, name, name);
+  const tunnel: RpTunnel = {
+    net: lease.tunnel.net,
+    addresses: cfg.tunnel.iface.addresses.map((a) => a.address),
+    close: lease.release,
+  };
+  return tunnel;
+}
+
+/** What only a restart can change, as a comparable string (holds a key derived from secrets: never shown). */
+function rpsRestartKey(ctx: ServiceContext, c: RpsConfig): string {
+  return JSON.stringify([
+    ctx.tunnels.keyOf(c.tunnel),
+    c.publicBind,
+    c.bufferKb,
+    c.apiPort,
+    c.sweepIntervalSec,
+    c.udpTimeoutSec,
+  ]);
+}
+
+function rpcRestartKey(ctx: ServiceContext, c: RpcConfig): string {
+  return JSON.stringify([
+    ctx.tunnels.keyOf(c.tunnel),
+    c.serverApi,
+    c.clientIp ?? null,
+    c.bufferKb,
+    c.heartbeatSec,
+    c.udpTimeoutSec,
+  ]);
+}
+
+async function startRps(ctx: ServiceContext, cfg: RpsConfig): Promise<RpsService> {
+  const tunnel = await leaseRpTunnel(ctx, cfg, "rps");
+  try {
+    return RpsService.start({
+      tunnel,
+      hostNet: ctx.host,
+      allowPorts: cfg.allowPorts,
+      maxMappingsPerClient: cfg.maxMappingsPerClient,
+      publicBind: cfg.publicBind,
+      bufferKb: cfg.bufferKb,
+      apiPort: cfg.apiPort,
+      clientExpirySec: cfg.clientExpirySec,
+      sweepIntervalSec: cfg.sweepIntervalSec,
+      udpTimeoutSec: cfg.udpTimeoutSec,
+      registry: ctx.registry,
+    });
+  } catch (e) {
+    await tunnel.close();
+    throw e;
+  }
+}
+
+async function startRpc(ctx: ServiceContext, cfg: RpcConfig): Promise<RpcService> {
+  const tunnel = await leaseRpTunnel(ctx, cfg, "rpc");
+  return await RpcService.start({
+    tunnel,
+    hostNet: ctx.host,
+    routes: cfg.routes,
+    serverApi: cfg.serverApi,
+    clientIp: cfg.clientIp,
+    bufferKb: cfg.bufferKb,
+    heartbeatSec: cfg.heartbeatSec,
+    startTimeoutSec: cfg.startTimeoutSec,
+    udpTimeoutSec: cfg.udpTimeoutSec,
+    registry: ctx.registry,
+  });
+}
 
 export const rpsStarter: ServiceStarter = {
   name: "rps",
+  configured: (config) => config.rps !== undefined,
   async start(ctx) {
-    const cfg = ctx.config.rps;
-    if (!cfg) return undefined;
-    const tunnel = await openRpTunnel(cfg.tunnel, "rps");
-    let svc: RpsService;
-    try {
-      svc = RpsService.start({
-        tunnel,
-        hostNet: ctx.host,
-        allowPorts: cfg.allowPorts,
-        maxMappingsPerClient: cfg.maxMappingsPerClient,
-        publicBind: cfg.publicBind,
-        bufferKb: cfg.bufferKb,
-        apiPort: cfg.apiPort,
-        clientExpirySec: cfg.clientExpirySec,
-        sweepIntervalSec: cfg.sweepIntervalSec,
-        udpTimeoutSec: cfg.udpTimeoutSec,
-        registry: ctx.registry,
-      });
-    } catch (e) {
-      await tunnel.close();
-      throw e;
-    }
-    const running: RunningService = { name: "rps", stop: () => svc.stop() };
+    let svc: RpsService | undefined = await startRps(ctx, ctx.config.rps!);
+    let restartKey = rpsRestartKey(ctx, ctx.config.rps!);
+    const running: RunningService = {
+      name: "rps",
+      async reload(next) {
+        const cfg = next.config.rps!;
+        const key = rpsRestartKey(next, cfg);
+        if (svc && key === restartKey) {
+          const removed = await svc.server.setPolicy({
+            allowPorts: cfg.allowPorts,
+            maxMappingsPerClient: cfg.maxMappingsPerClient,
+            clientExpiryMs: cfg.clientExpirySec * 1000,
+          });
+          if (removed > 0) log.info("mappings removed: their ports are no longer allowed", { removed });
+          return [];
+        }
+        log.info("rps settings changed; restarting the server");
+        await svc?.stop();
+        svc = undefined;
+        svc = await startRps(next, cfg);
+        restartKey = key;
+        return [];
+      },
+      stop: async () => {
+        await svc?.stop();
+        svc = undefined;
+      },
+    };
     return running;
   },
 };
 
 export const rpcStarter: ServiceStarter = {
   name: "rpc",
+  configured: (config) => config.rpc !== undefined,
   async start(ctx) {
-    const cfg = ctx.config.rpc;
-    if (!cfg) return undefined;
-    const tunnel = await openRpTunnel(cfg.tunnel, "rpc");
-    const svc = await RpcService.start({
-      tunnel,
-      hostNet: ctx.host,
-      routes: cfg.routes,
-      serverApi: cfg.serverApi,
-      clientIp: cfg.clientIp,
-      bufferKb: cfg.bufferKb,
-      heartbeatSec: cfg.heartbeatSec,
-      startTimeoutSec: cfg.startTimeoutSec,
-      udpTimeoutSec: cfg.udpTimeoutSec,
-      registry: ctx.registry,
-    });
-    const running: RunningService = { name: "rpc", stop: () => svc.stop() };
+    let svc: RpcService | undefined = await startRpc(ctx, ctx.config.rpc!);
+    let restartKey = rpcRestartKey(ctx, ctx.config.rpc!);
+    const running: RunningService = {
+      name: "rpc",
+      async reload(next) {
+        const cfg = next.config.rpc!;
+        const key = rpcRestartKey(next, cfg);
+        if (svc && key === restartKey) return await svc.client.setRoutes(cfg.routes);
+        log.info("rpc settings changed; restarting the client");
+        await svc?.stop();
+        svc = undefined;
+        svc = await startRpc(next, cfg);
+        restartKey = key;
+        return [];
+      },
+      stop: async () => {
+        await svc?.stop();
+        svc = undefined;
+      },
+    };
     return running;
   },
 };
