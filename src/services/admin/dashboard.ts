@@ -20,8 +20,34 @@ function table(rows: Record<string, unknown>[]): string {
   return `<table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
 
+/**
+ * The outcome of the last reload, in words: a reload that was rejected or applied only in part means the
+ * running configuration is not the file's, so it is shown first and in red, with every error.
+ */
+function reloadSection(v: Record<string, unknown>): string {
+  const result = String(v.lastResult ?? "none yet");
+  const errors = Array.isArray(v.errors) ? v.errors : [];
+  const when = v.lastAt ? ` at ${cell(v.lastAt)}` : "";
+  const words: Record<string, string> = {
+    "none yet": "no reload since start",
+    success: `last reload${when}: applied`,
+    partial: `last reload${when}: applied in part; what failed is still as before or stopped`,
+    rejected: `last reload${when}: REJECTED; the running configuration is the previous one`,
+  };
+  const bad = result === "partial" || result === "rejected";
+  const list = errors.length ? `\n<ul>${errors.map((e) => `<li>${cell(e)}</li>`).join("")}</ul>` : "";
+  return `<section id="reload"${bad ? ' class="bad"' : ""}><h2>configuration</h2>
+<p>${escapeHtml(words[result] ?? result)} &middot; last fully applied ${
+    cell(v.lastSuccessAt)
+  } &middot; reloads ${cell(v.reloads)}</p>${list}
+</section>`;
+}
+
 function section(name: string, v: unknown, nowMs: number): string {
   let inner: string;
+  if (name === "reload" && v && typeof v === "object" && !Array.isArray(v)) {
+    return reloadSection(v as Record<string, unknown>);
+  }
   if (name === "tunnels" && Array.isArray(v)) {
     inner = renderTunnels(v, nowMs);
   } else if (Array.isArray(v)) {
@@ -44,8 +70,12 @@ export function renderDashboard(
   refreshSeconds = 5,
   nowMs: number = Date.now(),
 ): string {
-  const { service: _service, version, uptimeSeconds, ...sections } = status;
-  const body = Object.entries(sections).map(([k, v]) => section(k, v, nowMs)).join("\n");
+  const { service: _service, version, uptimeSeconds, reload, ...sections } = status;
+  // The reload outcome comes first: when it failed, nothing below is running the file's configuration.
+  const ordered = reload === undefined
+    ? Object.entries(sections)
+    : [["reload", reload], ...Object.entries(sections)];
+  const body = ordered.map(([k, v]) => section(k as string, v, nowMs)).join("\n");
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -58,6 +88,7 @@ body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
 table{border-collapse:collapse;margin-bottom:1rem;font-size:.9rem}
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
 th{background:#f3f3f3} tr.bad td{background:#fde2e2} .empty{color:#888}
+section.bad{background:#fde2e2;border:1px solid #e0a0a0;padding:.25rem .75rem}
 tr.stale td{color:#777} code{font-size:.85rem} h3{margin:.75rem 0 .25rem} h3 small{font-weight:normal;color:#666}
 </style>
 </head>

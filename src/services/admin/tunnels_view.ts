@@ -114,10 +114,20 @@ function peerTable(peers: unknown[], nowMs: number): string {
 
 function tunnelBlock(t: unknown, nowMs: number): string {
   if (!isObject(t)) return `<p>${cell(t)}</p>`;
-  const { name, publicKey, listenPort, peers, ...rest } = t;
+  const { name, names, refs, users, addresses, publicKey, listenPort, peers, ...rest } = t;
   const facts: string[] = [];
+  if (Array.isArray(addresses) && addresses.length) {
+    facts.push(`address ${addresses.map((a) => cell(a)).join(", ")}`);
+  }
   if (publicKey !== undefined) facts.push(`public key <code>${cell(publicKey)}</code>`);
   if (listenPort !== undefined) facts.push(`listening on UDP port ${cell(listenPort)}`);
+  if (Array.isArray(names) && names.length > 1) {
+    facts.push(`also named ${names.slice(1).map((n) => cell(n)).join(", ")}`);
+  }
+  if (typeof refs === "number") {
+    const who = Array.isArray(users) && users.length ? ` (${users.map((u) => cell(u)).join(", ")})` : "";
+    facts.push(`held ${refs} time${refs === 1 ? "" : "s"}${who}`);
+  }
   for (const [k, v] of Object.entries(rest)) facts.push(`${escapeHtml(k)}: ${cell(v)}`);
   const count = Array.isArray(peers) ? peers.length : 0;
   const heading = `<h3>${name !== undefined ? cell(name) : "(unnamed)"} <small>${count} peer${
