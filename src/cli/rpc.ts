@@ -8,7 +8,6 @@
 import { type Command, defineCommand } from "./command.ts";
 import { ADMIN_LISTEN_ON_REQUEST_FLAG, ENV_FILE_FLAG, rpSharedFlags } from "./config_flags.ts";
 import { runServer } from "./serve.ts";
-import { configureLogging } from "../util/log.ts";
 
 export const rpcCommand: Command = defineCommand({
   name: "rpc",
@@ -63,7 +62,6 @@ export const rpcCommand: Command = defineCommand({
   ],
   async run(parsed) {
     const v = parsed.values;
-    if (v.verbose) configureLogging({ level: "debug" });
     const flags = {
       "rpc-config": v.config,
       route: v.route,
@@ -73,6 +71,8 @@ export const rpcCommand: Command = defineCommand({
       "start-timeout": v["start-timeout"],
       "rpc-udp-timeout": v["udp-timeout"],
       "admin-listen": v["admin-listen"],
+      // -v is WGEDGE_LOG_LEVEL=debug as a flag: the supervisor applies the loaded log settings.
+      "log-level": v.verbose ? "debug" : undefined,
     };
     const admin = v["admin-listen"] !== undefined || !!Deno.env.get("WGEDGE_ADMIN_LISTEN");
     return await runServer({ flags, envFile: v["env-file"], only: ["rpc"], admin }, "rpc");

@@ -7,7 +7,6 @@
 import { type Command, defineCommand } from "./command.ts";
 import { ADMIN_LISTEN_ON_REQUEST_FLAG, ENV_FILE_FLAG, rpSharedFlags } from "./config_flags.ts";
 import { runServer } from "./serve.ts";
-import { configureLogging } from "../util/log.ts";
 
 export const rpsCommand: Command = defineCommand({
   name: "rps",
@@ -71,7 +70,6 @@ export const rpsCommand: Command = defineCommand({
   notes: ["`wgedge serve` starts the same server from RPS_CONFIG and the other RPS_* variables."],
   async run(parsed) {
     const v = parsed.values;
-    if (v.verbose) configureLogging({ level: "debug" });
     // Flag names as the rp config section reads them (plain `config` would be the main tunnel's WG_CONFIG).
     const flags = {
       "rps-config": v.config,
@@ -84,6 +82,8 @@ export const rpsCommand: Command = defineCommand({
       "sweep-interval": v["sweep-interval"],
       "rps-udp-timeout": v["udp-timeout"],
       "admin-listen": v["admin-listen"],
+      // -v is WGEDGE_LOG_LEVEL=debug as a flag: the supervisor applies the loaded log settings.
+      "log-level": v.verbose ? "debug" : undefined,
     };
     const admin = v["admin-listen"] !== undefined || !!Deno.env.get("WGEDGE_ADMIN_LISTEN");
     return await runServer({ flags, envFile: v["env-file"], only: ["rps"], admin }, "rps");
