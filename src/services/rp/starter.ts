@@ -11,6 +11,7 @@
  *        their live connections); a changed tunnel, server API, client IP, heartbeat, buffer or UDP timeout
  *        restarts the client.
  */
+import type { Config } from "../../config/mod.ts";
 import type { RpcConfig, RpsConfig } from "../../config/rp.ts";
 import { logger } from "../../util/log.ts";
 import type { RunningService, ServiceContext, ServiceStarter } from "../service.ts";
@@ -89,66 +90,67 @@ async function startRpc(ctx: ServiceContext, cfg: RpcConfig): Promise<RpcService
   });
 }
 
-export const rpsStarter: ServiceStarter = {
-  name: "rps",
-  configured: (config) => config.rps !== undefined,
-  async start(ctx) {
-    let svc: RpsService | undefined = await startRps(ctx, ctx.config.rps!);
-    let restartKey = rpsRestartKey(ctx, ctx.config.rps!);
-    const running: RunningService = {
-      name: "rps",
-      async reload(next) {
-        const cfg = next.config.rps!;
-        const key = rpsRestartKey(next, cfg);
-        if (svc && key === restartKey) {
-          const removed = await svc.server.setPolicy({
-            allowPorts: cfg.allowPorts,
-            maxMappingsPerClient: cfg.maxMappingsPerClient,
-            clientExpiryMs: cfg.clientExpirySec * 1000,
-          });
-          if (removed > 0) log.info("mappings removed: their ports are no longer allowed", { removed });
+/**
+ * A starter for a service that applies some settings in place and restarts for the rest: `restartKey`
+ * holds what only a restart can change; when it is unchanged, `applyInPlace` takes the new section.
+ */
+function restartable<C, S extends { stop(): Promise<void> }>(spec: {
+  name: string;
+  section(config: Config): C | undefined;
+  restartKey(ctx: ServiceContext, c: C): string;
+  start(ctx: ServiceContext, c: C): Promise<S>;
+  applyInPlace(svc: S, c: C): Promise<string[]>;
+}): ServiceStarter {
+  return {
+    name: spec.name,
+    configured: (config) => spec.section(config) !== undefined,
+    async start(ctx) {
+      const first = spec.section(ctx.config)!;
+      let svc: S | undefined = await spec.start(ctx, first);
+      let restartKey = spec.restartKey(ctx, first);
+      const running: RunningService = {
+        name: spec.name,
+        async reload(next) {
+          const cfg = spec.section(next.config)!;
+          const key = spec.restartKey(next, cfg);
+          if (svc && key === restartKey) return await spec.applyInPlace(svc, cfg);
+          log.info("settings changed; restarting", { service: spec.name });
+          await svc?.stop();
+          svc = undefined; // a failed start leaves none: the next reload starts it
+          svc = await spec.start(next, cfg);
+          restartKey = key;
           return [];
-        }
-        log.info("rps settings changed; restarting the server");
-        await svc?.stop();
-        svc = undefined;
-        svc = await startRps(next, cfg);
-        restartKey = key;
-        return [];
-      },
-      stop: async () => {
-        await svc?.stop();
-        svc = undefined;
-      },
-    };
-    return running;
-  },
-};
+        },
+        stop: async () => {
+          await svc?.stop();
+          svc = undefined;
+        },
+      };
+      return running;
+    },
+  };
+}
 
-export const rpcStarter: ServiceStarter = {
-  name: "rpc",
-  configured: (config) => config.rpc !== undefined,
-  async start(ctx) {
-    let svc: RpcService | undefined = await startRpc(ctx, ctx.config.rpc!);
-    let restartKey = rpcRestartKey(ctx, ctx.config.rpc!);
-    const running: RunningService = {
-      name: "rpc",
-      async reload(next) {
-        const cfg = next.config.rpc!;
-        const key = rpcRestartKey(next, cfg);
-        if (svc && key === restartKey) return await svc.client.setRoutes(cfg.routes);
-        log.info("rpc settings changed; restarting the client");
-        await svc?.stop();
-        svc = undefined;
-        svc = await startRpc(next, cfg);
-        restartKey = key;
-        return [];
-      },
-      stop: async () => {
-        await svc?.stop();
-        svc = undefined;
-      },
-    };
-    return running;
+export const rpsStarter: ServiceStarter = restartable({
+  name: "rps",
+  section: (config) => config.rps,
+  restartKey: rpsRestartKey,
+  start: startRps,
+  async applyInPlace(svc, cfg) {
+    const removed = await svc.server.setPolicy({
+      allowPorts: cfg.allowPorts,
+      maxMappingsPerClient: cfg.maxMappingsPerClient,
+      clientExpiryMs: cfg.clientExpirySec * 1000,
+    });
+    if (removed > 0) log.info("mappings removed: their ports are no longer allowed", { removed });
+    return [];
   },
-};
+});
+
+export const rpcStarter: ServiceStarter = restartable({
+  name: "rpc",
+  section: (config) => config.rpc,
+  restartKey: rpcRestartKey,
+  start: startRpc,
+  applyInPlace: (svc, cfg) => svc.client.setRoutes(cfg.routes),
+});
