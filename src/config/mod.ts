@@ -32,6 +32,7 @@ import { loadLogSection, type LogConfig } from "./logging.ts";
 import { loadRelaySection, type RelayConfig } from "./relay.ts";
 import { loadRpSection, type RpcConfig, type RpsConfig } from "./rp.ts";
 import { loadMwgpConfigSection, type MwgpSection } from "./mwgp.ts";
+import { loadNtripStationsSection, type NtripStationsConfig } from "./ntrip_stations.ts";
 
 export { ConfigError, ConfigErrors } from "./errors.ts";
 export { type Flags, LoadContext, type Setting } from "./context.ts";
@@ -53,6 +54,8 @@ export interface Config {
   rpc?: RpcConfig;
   /** mwgp server/client from MWGP_SERVER_CONFIG / MWGP_CLIENT_CONFIG (absent when neither is set). */
   mwgp?: MwgpSection;
+  /** NTRIP relay stations from NTRIP_STATIONS / --ntrip-stations (absent when not configured). */
+  ntripStations?: NtripStationsConfig;
 }
 
 export interface Section {
@@ -70,6 +73,7 @@ export const SECTIONS: Section[] = [
   { name: "relay", load: loadRelaySection },
   { name: "rp", load: loadRpSection },
   { name: "mwgp", load: loadMwgpConfigSection },
+  { name: "ntrip_stations", load: loadNtripStationsSection },
 ];
 
 export interface LoadOptions {
