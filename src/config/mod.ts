@@ -33,6 +33,7 @@ import { loadRelaySection, type RelayConfig } from "./relay.ts";
 import { loadRpSection, type RpcConfig, type RpsConfig } from "./rp.ts";
 import { loadMwgpConfigSection, type MwgpSection } from "./mwgp.ts";
 import { loadNtripStationsSection, type NtripStationsConfig } from "./ntrip_stations.ts";
+import { loadNtripCasterSection, type NtripCasterConfig } from "./ntrip_caster.ts";
 
 export { ConfigError, ConfigErrors } from "./errors.ts";
 export { type Flags, LoadContext, type Setting } from "./context.ts";
@@ -56,6 +57,8 @@ export interface Config {
   mwgp?: MwgpSection;
   /** NTRIP relay stations from NTRIP_STATIONS / --ntrip-stations (absent when not configured). */
   ntripStations?: NtripStationsConfig;
+  /** The NTRIP caster from NTRIP_CASTER_MOUNTS (+ NTRIP_CASTER_LISTEN), absent when not configured. */
+  ntripCaster?: NtripCasterConfig;
 }
 
 export interface Section {
@@ -74,6 +77,7 @@ export const SECTIONS: Section[] = [
   { name: "rp", load: loadRpSection },
   { name: "mwgp", load: loadMwgpConfigSection },
   { name: "ntrip_stations", load: loadNtripStationsSection },
+  { name: "ntrip_caster", load: loadNtripCasterSection },
 ];
 
 export interface LoadOptions {
