@@ -202,7 +202,8 @@ class StationReader {
     return this.raw[field] !== undefined && this.raw[field] !== null;
   }
 
-  string(field: string, required: boolean): string | undefined {
+  /** A string field; CR and LF only where `lines` allows them (inline INI). */
+  string(field: string, required: boolean, lines = false): string | undefined {
     const v = this.raw[field];
     if (v === undefined || v === null || v === "") {
       if (required) this.error(field, "a non-empty string (required)");
@@ -212,7 +213,7 @@ class StationReader {
       this.error(field, "a string", v);
       return undefined;
     }
-    if (/[\r\n\0]/.test(v)) {
+    if (lines ? v.includes("\0") : /[\r\n\0]/.test(v)) {
       this.error(field, "a single line (no CR, LF or NUL)");
       return undefined;
     }
@@ -344,7 +345,7 @@ async function readStation(
   const initialDelaySec = r.number("initial_delay", 0, 86_400, 0);
   const source = readSide(r, "src");
   const destination = readSide(r, "dst");
-  const wgText = r.string("wg_config", false);
+  const wgText = r.string("wg_config", false, true);
   const wgConfig = wgText !== undefined ? await readWgConfig(ctx, r, wgText, baseDir) : undefined;
   for (const [prefix, side] of [["src", source], ["dst", destination]] as const) {
     if (side?.via === "wg" && wgText === undefined) r.error(`${prefix}_via`, "wg_config to be set too", "wg");

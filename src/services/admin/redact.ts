@@ -3,7 +3,7 @@
  * `scheme://user:pass@` credentials inside strings are masked. Services already avoid putting secrets in
  * their status; this makes a slip in one of them harmless.
  */
-export const SECRET_KEY = /(private|secret|password|passwd|^pass$|token|psk|presharedkey|credential|auth)/i;
+export const SECRET_KEY = /(private|secret|password|passwd|pass$|token|psk|presharedkey|credential|auth)/i;
 const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)[^@/\s"]*@/gi;
 
 export function redactString(s: string): string {
