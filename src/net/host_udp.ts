@@ -26,9 +26,7 @@ import {
   isV4Mapped,
   LastSource,
   lowestFreeFd,
-  MmsgVector,
-  RECV_BATCH,
-  SendArena,
+  type MmsgVector,
   SLOT_SIZE,
   SOCKADDR_IN6_SIZE,
   SockaddrView,
@@ -130,9 +128,6 @@ interface Destination {
 
 const NO_SOURCE: NetAddr = Object.freeze({ transport: "udp", hostname: "", port: 0 }) as NetAddr;
 
-/** The arenas every host socket shares: delivery copies each datagram out before drain() returns. */
-let sharedVectors: { recv: MmsgVector; send: SendArena } | undefined;
-
 /**
  * A host UDP socket moving datagrams in recvmmsg/sendmmsg batches, with a bounded receive queue. The
  * receive pump starts with the first `receive()`, so a socket nobody reads from keeps no op pending.
@@ -177,11 +172,10 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
    */
   constructor(inner: Deno.DatagramConn, fdHint = -1) {
     super();
-    sharedVectors ??= { recv: new MmsgVector(RECV_BATCH), send: new SendArena() };
     const local = inner.addr as Deno.NetAddr;
     const address = parseIpv4(local.hostname) ?? parseIpv6(local.hostname);
     const io = address
-      ? attachBatchIo({ address, port: local.port }, this, log, { shared: sharedVectors, fdHint })
+      ? attachBatchIo({ address, port: local.port }, this, log, { fdHint })
       : { reason: "unparsable local address" };
     if ("reason" in io) throw new Error(`udp: no batched I/O: ${io.reason}`);
     this.#inner = inner;
