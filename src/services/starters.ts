@@ -7,6 +7,7 @@ import { tunnelStarter } from "./tunnel/starter.ts";
 import { relayStarter } from "./relay/starter.ts";
 import { mwgpStarter } from "./mwgp/starter.ts";
 import { rpcStarter, rpsStarter } from "./rp/starter.ts";
+import { ntripCasterStarter } from "./ntrip/caster_starter.ts";
 
 export const SERVICE_STARTERS: readonly ServiceStarter[] = [
   tunnelStarter,
@@ -14,4 +15,5 @@ export const SERVICE_STARTERS: readonly ServiceStarter[] = [
   mwgpStarter,
   rpsStarter,
   rpcStarter,
+  ntripCasterStarter, // before the NTRIP relay workers, which may push to it
 ];

@@ -18,7 +18,8 @@
  *   sourcetable          v1: SOURCETABLE 200 OK; v2: HTTP/1.1 200 OK; Content-Type: gnss/sourcetable,
  *                        Content-Length, STR lines, ENDSOURCETABLE
  *   refused              v1 source: ERROR - Bad Password, ERROR - Mount Point Taken or Invalid;
- *                        HTTP: 401 with WWW-Authenticate, 409 Conflict, 400 Bad Request
+ *                        HTTP: 401 with WWW-Authenticate, 409 Conflict (mount taken), 404 (v2 source, no
+ *                        such mount), 503 (mount full), 400 Bad Request
  *
  * Heads are read as Latin-1 (a stray byte cannot throw); credentials are decoded from Basic as UTF-8. A parse
  * error never quotes a request line that may hold a password.
@@ -278,6 +279,16 @@ export function unauthorizedReply(version: NtripVersion, server: string, mount: 
 /** v2 source on a mount that has a source already or is not configured. */
 export function conflictReply(server: string): Uint8Array {
   return httpError(2, server, "409 Conflict", "");
+}
+
+/** v2 source pushing to a mountpoint the caster does not have. */
+export function notFoundReply(server: string): Uint8Array {
+  return httpError(2, server, "404 Not Found", "");
+}
+
+/** A mountpoint that has all the clients it may serve. */
+export function unavailableReply(version: NtripVersion, server: string): Uint8Array {
+  return httpError(version, server, "503 Service Unavailable", "");
 }
 
 /** A head that could not be parsed. */
