@@ -147,6 +147,8 @@ interface PmtuEntry {
   expires: number;
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 export class IpLayer implements IpSender {
   readonly stats: IpStats;
   readonly icmp: IcmpLayer;
@@ -162,7 +164,7 @@ export class IpLayer implements IpSender {
   #pmtu = new Map<number, PmtuEntry>();
   #ident: number;
   #ident6: number;
-  #view = new Ipv4Packet(new Uint8Array(0));
+  #view = new Ipv4Packet(NO_BYTES);
   #chain = newHeaderChain();
   /** The packet being delivered to a transport, so it can be quoted in an ICMP error. */
   #current: Uint8Array | undefined;
@@ -480,6 +482,9 @@ export class IpLayer implements IpSender {
       log.warn("packet handling failed", { error: String(e) });
     } finally {
       this.#current = undefined;
+      // The view must not keep the packet: it is a view on a 64 KiB decryption slab that would stay pinned
+      // (one per idle tunnel) until the next packet arrives.
+      this.#view.reset(NO_BYTES);
     }
   }
 

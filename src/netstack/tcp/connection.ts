@@ -1310,6 +1310,10 @@ export class TcpConnection implements Conn {
       this.listenerRef.onChildGone(this);
       this.listenerRef = undefined;
     }
+    // Nothing is sent any more; unread data stays readable until the application reads or closes. The
+    // storage goes now rather than when the application drops its last reference to this object.
+    this.sendBuffer.drop();
+    if (this.recvBuffer.unread === 0 || this.#appClosed) this.recvBuffer.ring.drop();
     this.host.detach(this);
     this.#wakeReader();
     this.#wakeWriter();
@@ -1391,7 +1395,10 @@ export class TcpConnection implements Conn {
       if (this.recvBuffer.unread > 0) {
         if (p.length === 0) return 0;
         const n = this.recvBuffer.read(p);
-        if (this.recvBuffer.unread === 0) this.#scheduleRelease(this.host.clock.now());
+        if (this.recvBuffer.unread === 0) {
+          if (this.state === TcpState.Closed) this.recvBuffer.ring.drop();
+          else this.#scheduleRelease(this.host.clock.now());
+        }
         this.#afterRead();
         return n;
       }

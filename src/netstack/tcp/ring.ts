@@ -101,6 +101,13 @@ export class ByteRing {
     this.#head = 0;
   }
 
+  /** Forgets every byte, committed or not, and frees the storage (the connection is gone). */
+  drop(): void {
+    this.#buf = new Uint8Array(0);
+    this.#head = 0;
+    this.#len = 0;
+  }
+
   /** Drops n committed bytes from the head. */
   discard(n: number): void {
     if (n === 0) return;
