@@ -216,6 +216,8 @@ interface Proc {
   child: Deno.ChildProcess;
   pid: number;
   exited: () => boolean;
+  /** "running", "exit code N" or "killed by SIG...". */
+  how: string;
   stdout: ReturnType<typeof collect>;
   stderr: ReturnType<typeof collect>;
 }
@@ -239,15 +241,19 @@ class Resources {
       stderr: "piped",
     }).spawn();
     let exited = false;
-    child.status.then(() => exited = true);
     const p: Proc = {
       name,
       child,
       pid: child.pid,
       exited: () => exited,
+      how: "running",
       stdout: collect(child.stdout),
       stderr: collect(child.stderr),
     };
+    child.status.then((st) => {
+      exited = true;
+      p.how = st.signal ? `killed by ${st.signal}` : `exit code ${st.code}`;
+    });
     this.procs.push(p);
     return p;
   }
@@ -298,6 +304,11 @@ async function stopProc(p: Proc, graceMs: number): Promise<void> {
     } catch { /* gone */ }
     await Promise.race([p.child.status, sleep(5000)]);
   }
+  await Promise.race([Promise.all([p.stdout.done, p.stderr.done]), sleep(2000)]);
+}
+
+/** Waits (at most 2 s) until an exited process's output has been read to the end. */
+async function drained(p: Proc): Promise<void> {
   await Promise.race([Promise.all([p.stdout.done, p.stderr.done]), sleep(2000)]);
 }
 
@@ -543,9 +554,13 @@ async function adminStatus(ns: string): Promise<AdminView | string> {
   }
 }
 
-/** A process's stderr without wireguard-go's boxed banner about the kernel module (printed at every start). */
-function stderrText(p: Proc): string {
-  return p.stderr.text().split("\n").filter((l) => !/^\s*[┌│└]/.test(l)).join("\n").trim();
+/**
+ * What a process wrote, stdout (wireguard-go logs there) and stderr, without wireguard-go's boxed banner about
+ * the kernel module (printed at every start).
+ */
+function outputText(p: Proc): string {
+  return (p.stdout.text() + "\n" + p.stderr.text()).split("\n").filter((l) => !/^\s*[┌│└]/.test(l)).join("\n")
+    .trim();
 }
 
 const adminText = (v: AdminView | string) =>
@@ -589,7 +604,7 @@ async function measure(
   pids: number[],
   t0: number,
   transferTarget: (i: number) => { ns: string; target: string },
-  alive: () => string | undefined,
+  alive: () => Promise<string | undefined>,
   probe?: (when: string) => Promise<void>,
 ): Promise<void> {
   const n = r.n;
@@ -601,7 +616,7 @@ async function measure(
       r.handshakeSeconds = (performance.now() - t0) / 1000;
       break;
     }
-    const dead = alive();
+    const dead = await alive();
     if (dead) throw new Error(dead);
     if (performance.now() >= deadline) break;
     await sleep(250);
@@ -647,7 +662,7 @@ async function measure(
   r.afterIdle = memOf(pids);
   r.loadAtEnd = loadAverage();
   await probe?.(`after the transfers and ${IDLE_SECONDS} s idle`);
-  const dead = alive();
+  const dead = await alive();
   if (dead) r.notes.push(dead);
   if (r.afterIdle.alive < pids.length) r.notes.push(`${pids.length - r.afterIdle.alive} process(es) exited`);
 }
@@ -707,12 +722,13 @@ async function wgedgePhase(
       NO_COLOR: "1",
     },
   );
-  const alive = () =>
-    p.exited()
-      ? `wgedge serve exited early:\n${p.stderr.text().slice(-3000)}`
-      : hub.proc.exited()
-      ? "the hub wireguard-go exited"
-      : undefined;
+  const alive = async () => {
+    if (p.exited()) {
+      await drained(p);
+      return `wgedge serve exited early (${p.how}):\n${p.stderr.text().slice(-3000)}`;
+    }
+    return hub.proc.exited() ? `the hub wireguard-go exited (${hub.proc.how})` : undefined;
+  };
   // `ip netns exec` and `env` exec in place: within moments the pid is deno's own.
   const isDeno = () => {
     try {
@@ -738,8 +754,8 @@ async function wgedgePhase(
   } finally {
     await stopProc(p, 10_000);
     r.notes.push(`wgedge log: ${logSummary(p.stderr.text() + "\n" + p.stdout.text())}`);
-    const hubErr = stderrText(hub.proc);
-    if (hubErr) r.notes.push(`hub wireguard-go stderr: ${hubErr.slice(0, 300)}`);
+    const hubErr = outputText(hub.proc);
+    if (hubErr) r.notes.push(`hub wireguard-go output: ${hubErr.slice(0, 300)}`);
   }
   return r;
 }
@@ -780,20 +796,23 @@ async function wireguardGoPhase(
       return false;
     }
   };
-  const alive = () => {
+  const alive = async () => {
     const dead = procs.filter((p) => p.exited());
     if (dead.length) {
-      return `${dead.length} wireguard-go process(es) exited: ${stderrText(dead[0]).slice(-500)}`;
+      await drained(dead[0]);
+      return `${dead.length} wireguard-go process(es) exited, e.g. ${dead[0].name} (${dead[0].how}): ${
+        outputText(dead[0]).slice(-500)
+      }`;
     }
-    return hub.proc.exited() ? "the hub wireguard-go exited" : undefined;
+    return hub.proc.exited() ? `the hub wireguard-go exited (${hub.proc.how})` : undefined;
   };
   await waitUntil(
-    () => alive() !== undefined || sockets.every(socketReady),
+    async () => (await alive()) !== undefined || sockets.every(socketReady),
     "N wireguard-go UAPI sockets",
     120_000,
     200,
   );
-  const dead = alive();
+  const dead = await alive();
   if (dead) throw new Error(dead);
   for (const p of procs) expectProgram(p.pid, "wireguard-go");
   // Configure each, move its TUN into its own namespace, address and route it, bring it up: one shell, one
@@ -827,14 +846,14 @@ async function wireguardGoPhase(
       alive,
     );
   } finally {
-    const errs = procs.filter((p) => stderrText(p));
+    const errs = procs.filter((p) => outputText(p));
     if (errs.length) {
       r.notes.push(
-        `${errs.length} wireguard-go wrote to stderr, e.g. ${stderrText(errs[0]).slice(0, 300)}`,
+        `${errs.length} wireguard-go logged, e.g. ${outputText(errs[0]).slice(0, 300)}`,
       );
     }
-    const hubErr = stderrText(hub.proc);
-    if (hubErr) r.notes.push(`hub wireguard-go stderr: ${hubErr.slice(0, 300)}`);
+    const hubErr = outputText(hub.proc);
+    if (hubErr) r.notes.push(`hub wireguard-go output: ${hubErr.slice(0, 300)}`);
   }
   return r;
 }
@@ -1011,6 +1030,29 @@ async function header(): Promise<string[]> {
   ];
 }
 
+const INOTIFY_INSTANCES = "/proc/sys/fs/inotify/max_user_instances";
+
+/**
+ * Every wireguard-go holds one inotify instance (it watches its UAPI socket file) and the default limit is 128
+ * per user, so beyond about 120 processes wireguard-go exits at start with "Failed to listen on uapi socket:
+ * too many open files". For the run the limit is raised by what the wireguard-go side needs, and put back at
+ * the end (unless someone changed it meanwhile).
+ */
+async function raiseInotifyLimit(extra: number): Promise<{ note: string; restore: () => Promise<void> }> {
+  const before = Number((await Deno.readTextFile(INOTIFY_INSTANCES)).trim());
+  const target = before + extra;
+  await Deno.writeTextFile(INOTIFY_INSTANCES, `${target}\n`);
+  return {
+    note:
+      `fs.inotify.max_user_instances raised from ${before} to ${target} for the run (one inotify instance ` +
+      `per wireguard-go process), restored at the end`,
+    async restore() {
+      const now = Number((await Deno.readTextFile(INOTIFY_INSTANCES).catch(() => "")).trim());
+      if (now === target) await Deno.writeTextFile(INOTIFY_INSTANCES, `${before}\n`).catch(() => {});
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------------------
 
 async function benchmark(): Promise<void> {
@@ -1024,8 +1066,10 @@ async function benchmark(): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "wgedge-bench-tunnels-" });
   const live = new Set<Resources>();
   let interrupted = false;
+  let inotify: Awaited<ReturnType<typeof raiseInotifyLimit>> | undefined;
   const cleanupAll = async () => {
     for (const r of live) await r.cleanup();
+    await inotify?.restore();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   const onSignal = () => {
@@ -1042,6 +1086,10 @@ async function benchmark(): Promise<void> {
     console.error(`generating ${maxN + 1} key pairs with wg genkey/pubkey`);
     const keys = await genKeys(maxN + 1);
     const hubKey = keys.pop()!;
+    if (SIDES.includes("wireguard-go") && maxN > 64) {
+      inotify = await raiseInotifyLimit(maxN + 16);
+      console.error(inotify.note);
+    }
     let phase = 0;
     for (const [k, n] of N_LIST.entries()) {
       const order = k % 2 === 0 ? SIDES : [...SIDES].reverse();
@@ -1077,6 +1125,7 @@ async function benchmark(): Promise<void> {
   );
   for (const l of await header()) console.log(l);
   console.log(`load average before: ${loadBefore}; after: ${loadAverage()}`);
+  if (inotify) console.log(inotify.note);
   console.log(
     `settle ${SETTLE_SECONDS} s after the last handshake, idle CPU over ${CPU_SECONDS} s (memory read at its end), ` +
       `${CONCURRENCY} transfers at a time, then ${IDLE_SECONDS} s idle; PersistentKeepalive ${KEEPALIVE} s\n`,
