@@ -45,6 +45,15 @@ const log = logger("wg.bind");
 
 const V4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
 
+/**
+ * Deno's receive (the wait) reads the first datagram of each wake-up into a buffer of this bind's own (a
+ * pending receive owns its buffer, so binds cannot share one); recvmmsg reads the rest into the process's
+ * arena. A page holds any datagram of a tunnel with an MTU up to 4064 and handshake messages; a read that
+ * fills it may have been cut short (Deno does not say), so the buffer then grows to a whole slot for the
+ * reads after it. A cut datagram fails authentication in the device and is dropped there, once per bind.
+ */
+export const FIRST_READ_BYTES = 4096;
+
 /** An address literal as bytes (4 or 16), or null for anything else (a name, a zone). */
 function addressBytes(address: string): Uint8Array | null {
   return parseIpv4(address) ?? parseIpv6(address);
@@ -79,6 +88,7 @@ export class LinuxUdpBind extends UdpBatchCounters implements Bind {
   /** One endpoint object per source, so a peer's endpoint keeps its identity (and its cached sockaddr). */
   #sources = new Map<string, BindEndpoint>();
   #lastSource = new LastSource<BindEndpoint>();
+  #first = new Uint8Array(FIRST_READ_BYTES);
 
   constructor(private readonly hostname?: string) {
     super();
@@ -138,7 +148,7 @@ export class LinuxUdpBind extends UdpBatchCounters implements Bind {
    * behind that first datagram is then read in recvmmsg batches.
    */
   async #receiveLoop(conn: Deno.DatagramConn, receive: DatagramReceiver): Promise<void> {
-    const first = new Uint8Array(SLOT_SIZE);
+    let first = this.#first;
     const batch: BatchReceiver<BindEndpoint> = {
       source: (vec, i) => this.#source(vec, i),
       deliver: (data, from) => {
@@ -164,6 +174,12 @@ export class LinuxUdpBind extends UdpBatchCounters implements Bind {
         continue;
       }
       this.rxDatagrams++;
+      if (data.length === first.length && first.length < SLOT_SIZE) {
+        first = this.#first = new Uint8Array(SLOT_SIZE);
+        log.debug("a datagram filled the first-read buffer; reading whole slots from now on", {
+          bytes: data.length,
+        });
+      }
       const from = this.#sourceFromDeno(addr as Deno.NetAddr);
       try {
         receive(data, from);
@@ -269,6 +285,11 @@ export class LinuxUdpBind extends UdpBatchCounters implements Bind {
     const conn = this.#conn;
     if (!conn) return;
     conn.send(data, { transport: "udp", hostname: to.address, port: to.port }).catch(() => this.sendErrors++);
+  }
+
+  /** Bytes of the buffer Deno's receive reads the first datagram of a wake-up into (FIRST_READ_BYTES or a slot). */
+  get firstReadCapacity(): number {
+    return this.#first.length;
   }
 
   /** Idempotent. Closing Deno's socket ends its pending receive, and with it the loop (see `closed`). */
