@@ -1,12 +1,14 @@
 /**
- * What a LinuxUdpBind costs in memory: it uses the process's batch arenas (not its own 8 MiB) and reads the
- * first datagram of a wake-up into a page that grows only when a datagram fills it. On loopback; UDP may drop
- * on a loaded machine, so sends are repeated (bounded) until they arrive.
+ * What a LinuxUdpBind costs in memory: it uses the process's batch arenas (not its own 8 MiB), reads the
+ * first datagram of a wake-up into a page that grows only when a datagram fills it, and holds the process's
+ * malloc trimmer while open. On loopback; UDP may drop on a loaded machine, so sends are repeated (bounded)
+ * until they arrive.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { FIRST_READ_BYTES, LinuxUdpBind, linuxUdpBindUnavailable } from "../src/wireguard/bind_linux.ts";
 import type { BindEndpoint } from "../src/wireguard/bind.ts";
 import { BatchArenas, SLOT_SIZE } from "../src/sys/udp_batch.ts";
+import { processHeapTrimmer } from "../src/sys/malloc.ts";
 
 const unavailable = linuxUdpBindUnavailable();
 if (unavailable) console.log(`wireguard_bind_memory_test: skipped: ${unavailable}`);
@@ -124,5 +126,25 @@ Deno.test({
       deno.close();
       await closeAll([ours]);
     }
+  },
+});
+
+Deno.test({
+  name: "bind memory: an open bind holds the process's malloc trimmer; close lets go",
+  ignore,
+  async fn() {
+    const trimmer = processHeapTrimmer();
+    if (!trimmer) {
+      console.log("bind memory: no malloc trimmer here (not glibc 2.33+)");
+      return;
+    }
+    const before = trimmer.users;
+    const a = await openBind(), b = await openBind();
+    assertEquals(trimmer.users, before + 2);
+    a.bind.close();
+    a.bind.close(); // idempotent: released once
+    assertEquals(trimmer.users, before + 1);
+    await closeAll([a, b]);
+    assertEquals(trimmer.users, before);
   },
 });

@@ -1,8 +1,22 @@
 /**
- * libc's socket calls through Deno FFI, loaded once for the whole program: the UDP batch core (udp_batch.ts)
- * and the keepalive timings (keepalive.ts) both use it. Linux only, and only with the FFI permission; the
- * reason is returned otherwise, and callers fall back to what Deno offers.
+ * libc's socket calls through Deno FFI, loaded once for the whole program: the UDP batch core (udp_batch.ts),
+ * the keepalive timings (net/keepalive.ts) and the malloc heap trimmer (malloc.ts) use it. Linux only, and
+ * only with the FFI permission; the reason is returned otherwise, and callers fall back to what Deno offers.
  */
+
+/** struct mallinfo2: arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost. */
+const MALLINFO2 = [
+  "usize",
+  "usize",
+  "usize",
+  "usize",
+  "usize",
+  "usize",
+  "usize",
+  "usize",
+  "usize",
+  "usize",
+] as const;
 
 const SYMBOLS = {
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
@@ -14,6 +28,9 @@ const SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
+  // glibc's malloc statistics (2.33 and later) and trim (malloc.ts); absent elsewhere (musl), hence optional.
+  mallinfo2: { parameters: [], result: { struct: MALLINFO2 }, optional: true },
+  malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true, optional: true },
 } as const;
 
 export type LibcSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];

@@ -9,7 +9,8 @@
  * at the next microtask. The batching itself (arenas, drain, flush, error counting) is the shared core in
  * src/sys/udp_batch.ts, also used by the host Net's UDP sockets; this file keeps what is WireGuard's: the
  * Bind interface, endpoint identity (one frozen object per source, its sockaddr cached for replies) and the
- * choice of bind (`defaultBind()`).
+ * choice of bind (`defaultBind()`). An open bind holds the process's malloc trimmer (src/sys/malloc.ts), so a
+ * process carrying tunnels gives its heap back after bursts.
  *
  * Linux on x86_64 and aarch64 only. `defaultBind()` picks this bind where it can work and Deno's socket
  * (UdpBind) elsewhere; WGEDGE_UDP=deno|ffi overrides. When the descriptor cannot be found the bind logs it
@@ -37,6 +38,7 @@ import {
   udpBatchMode,
   udpBatchUnavailable,
 } from "../sys/udp_batch.ts";
+import { type HeapTrimmer, processHeapTrimmer } from "../sys/malloc.ts";
 import { type Bind, type BindEndpoint, type DatagramReceiver, endpointKey, UdpBind } from "./bind.ts";
 
 export { RECV_BATCH, SEND_BATCH, SockaddrView } from "../sys/udp_batch.ts";
@@ -89,6 +91,8 @@ export class LinuxUdpBind extends UdpBatchCounters implements Bind {
   #sources = new Map<string, BindEndpoint>();
   #lastSource = new LastSource<BindEndpoint>();
   #first = new Uint8Array(FIRST_READ_BYTES);
+  /** The process's malloc trimmer, held while the bind is open (a burst's heap goes back once it is over). */
+  #trimmer: HeapTrimmer | undefined;
 
   constructor(private readonly hostname?: string) {
     super();
@@ -135,6 +139,7 @@ export class LinuxUdpBind extends UdpBatchCounters implements Bind {
     } else {
       this.#io = io;
     }
+    this.#trimmer = processHeapTrimmer()?.retain();
     this.#receiveLoop(conn, receive).then(() => this.#resolveClosed(), (e) => {
       log.error("udp receive loop failed", { error: (e as Error).stack ?? String(e) });
       this.#resolveClosed();
@@ -299,6 +304,8 @@ export class LinuxUdpBind extends UdpBatchCounters implements Bind {
     // descriptor again: once Deno closes it, its number may be reused.
     this.#io?.close();
     this.#closing = true;
+    this.#trimmer?.release();
+    this.#trimmer = undefined;
     if (!this.#conn) {
       this.#resolveClosed();
       return;
