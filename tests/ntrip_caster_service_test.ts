@@ -9,6 +9,7 @@ import { waitFor } from "./helpers/interop.ts";
 import { hostNet } from "../src/net/host.ts";
 import { ManualClock } from "../src/util/clock.ts";
 import { ServiceRegistry } from "../src/services/registry.ts";
+import { redactDeep } from "../src/services/admin/redact.ts";
 import { type CasterMountStatus, NtripCaster } from "../src/services/ntrip/caster.ts";
 import type { NtripCasterMount } from "../src/config/ntrip_caster.ts";
 import { CHUNKED_END, encodeChunk } from "../src/wire/chunked.ts";
@@ -206,21 +207,23 @@ Deno.test("caster: bad password, taken and unknown mounts, bad users, with the r
     const status = c.caster.status();
     assertEquals(status.rejected, {
       bad_request: 1,
-      bad_password: 2,
+      bad_source_login: 2,
       mount_taken: 2,
       unknown_mount: 2,
-      unauthorized: 3,
+      bad_client_login: 3,
       mount_full: 0,
       head_timeout: 0,
       too_many_connections: 0,
     });
-    const shown = JSON.stringify(registry.status()) + registry.metrics.render();
+    const sections = registry.status();
+    assertEquals(redactDeep(sections), sections, "no field the admin redaction would hide");
+    const shown = JSON.stringify(sections) + registry.metrics.render();
     for (const secret of ["srcpw", "roverpw", "openpw", "wrong", "nope"]) {
       assert(!shown.includes(secret), `${secret} in status or metrics`);
     }
     const metrics = registry.metrics.render();
     assert(metrics.includes('wgedge_ntrip_caster_source_connected{mount="DST"} 1'), metrics);
-    assert(metrics.includes('wgedge_ntrip_caster_rejected_total{reason="bad_password"} 2'));
+    assert(metrics.includes('wgedge_ntrip_caster_rejected_total{reason="bad_source_login"} 2'));
   } finally {
     peers.forEach((p) => p.close());
     await c.caster.stop();

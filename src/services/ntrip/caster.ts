@@ -131,12 +131,13 @@ export interface CasterStatus {
   rejected: Record<RejectReason, number>;
 }
 
+/** Named without "password"/"auth", which the admin redaction would hide as if they were secrets. */
 type RejectReason =
   | "bad_request"
-  | "bad_password"
+  | "bad_source_login"
   | "mount_taken"
   | "unknown_mount"
-  | "unauthorized"
+  | "bad_client_login"
   | "mount_full"
   | "head_timeout"
   | "too_many_connections";
@@ -240,10 +241,10 @@ export class NtripCaster {
   readonly #conns = new Set<Conn>();
   readonly #rejected: Record<RejectReason, number> = {
     bad_request: 0,
-    bad_password: 0,
+    bad_source_login: 0,
     mount_taken: 0,
     unknown_mount: 0,
-    unauthorized: 0,
+    bad_client_login: 0,
     mount_full: 0,
     head_timeout: 0,
     too_many_connections: 0,
@@ -505,7 +506,7 @@ export class NtripCaster {
       return this.#refuse(conn, sourcetableReply(request.version, this.#server, this.#strLines()));
     }
     if (!userAllowed(mount.config.users, request.credentials)) {
-      this.#rejected.unauthorized++;
+      this.#rejected.bad_client_login++;
       log.info("client refused: bad credentials", { mount: mount.name, from: address(conn) });
       return this.#refuse(conn, unauthorizedReply(request.version, this.#server, mount.name));
     }
@@ -638,7 +639,7 @@ export class NtripCaster {
       return this.#refuse(conn, v2 ? notFoundReply(this.#server) : MOUNT_TAKEN);
     }
     if (!samePassword(request.credentials?.password ?? "", mount.config.sourcePassword)) {
-      this.#rejected.bad_password++;
+      this.#rejected.bad_source_login++;
       log.info("source refused: bad password", { mount: mount.name, from });
       return this.#refuse(conn, v2 ? unauthorizedReply(2, this.#server, mount.name) : BAD_PASSWORD);
     }
