@@ -8,6 +8,7 @@ import { relayStarter } from "./relay/starter.ts";
 import { mwgpStarter } from "./mwgp/starter.ts";
 import { rpcStarter, rpsStarter } from "./rp/starter.ts";
 import { ntripCasterStarter } from "./ntrip/caster_starter.ts";
+import { ntripStarter } from "./ntrip/starter.ts";
 
 export const SERVICE_STARTERS: readonly ServiceStarter[] = [
   tunnelStarter,
@@ -16,4 +17,5 @@ export const SERVICE_STARTERS: readonly ServiceStarter[] = [
   rpsStarter,
   rpcStarter,
   ntripCasterStarter, // before the NTRIP relay workers, which may push to it
+  ntripStarter,
 ];
