@@ -162,6 +162,18 @@ Deno.test("credentials: 401 and ERROR - Bad Password; status line kept for displ
   assertEquals(e.line, "ERROR - Bad Password");
 });
 
+Deno.test("a reply cut short by the caster's close is classified by its status line (str2str's 401)", () => {
+  const r = new NtripReplyReader({ kind: "pull", version: 1 });
+  assertEquals(r.push(enc.encode("HTTP/1.0 401 Unauthorized\r\n")), null, "no blank line yet");
+  const h = r.finish();
+  assertEquals(h?.outcome, "unauthorized");
+  assertEquals(h?.line, "HTTP/1.0 401 Unauthorized");
+  const cut = new NtripReplyReader({ kind: "push", version: 1 });
+  cut.push(enc.encode("ERROR - Bad Pass"));
+  assertEquals(cut.finish()?.outcome, "rejected", "a cut line is not a known reply");
+  assertEquals(new NtripReplyReader({ kind: "pull", version: 1 }).finish(), null);
+});
+
 Deno.test("push: a line containing OK accepts; mount taken by line or 409; v2 without Ntrip-Version = v1", () => {
   assertEquals(reply("ICY 200 OK\r\n", "push", 1).outcome, "accepted");
   assertEquals(reply("OK\r\n", "push", 1).outcome, "accepted");

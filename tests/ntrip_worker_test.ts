@@ -450,6 +450,38 @@ Deno.test("401 on the source -> ERROR with the caster's line; retried after 30 m
   await h.worker.stop();
 });
 
+Deno.test("str2str's 401 (status line, no blank line, then close) is bad credentials too", async () => {
+  const h = harness(station());
+  new Caster(h.net, "src.example", 2101, (_, c) => {
+    c.write(enc.encode("HTTP/1.0 401 Unauthorized\r\n"));
+    c.close();
+  });
+  await begin(h);
+  assertEquals(h.worker.state, "ERROR");
+  assertEquals(h.worker.source.lastReply, "HTTP/1.0 401 Unauthorized");
+  await h.worker.stop();
+});
+
+Deno.test("a session of 60 s or more restarts the source backoff at 5 s; a shorter one keeps doubling", async () => {
+  const h = harness(station());
+  const c = acceptingCasters(h.net);
+  await toRunning(h, c);
+  const waits: number[] = [];
+  for (const lived of [10_000, 10_000, 61_000]) {
+    for (let t = 0; t < lived; t += 10_000) {
+      c.src.send(rtcmFrame(1077));
+      await advance(h.clock, Math.min(10_000, lived - t), 1000);
+    }
+    c.src.last.close();
+    await settle();
+    waits.push(h.worker.source.retryAt! - h.clock.now());
+    await advance(h.clock, waits[waits.length - 1], 1000);
+    assertEquals(h.worker.state, "WAITING_DATA");
+  }
+  assertEquals(waits, [5_000, 10_000, 5_000]);
+  await h.worker.stop();
+});
+
 Deno.test("ERROR - Bad Password on the destination -> ERROR, both sides closed, whole station retried after 30 min", async () => {
   const h = harness(station());
   const src = new Caster(h.net, "src.example", 2101, (_, c) => c.write(enc.encode(ICY)));

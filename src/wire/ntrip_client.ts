@@ -201,6 +201,21 @@ export class NtripReplyReader {
     return this.#http(line, buf.subarray(lineEnd + 1, end.headersEnd), end.bodyStart);
   }
 
+  /**
+   * The connection ended: classify what arrived, if it holds a status line (str2str answers a bad password
+   * with `HTTP/1.0 401 Unauthorized` and closes without a blank line). Null when nothing usable arrived.
+   */
+  finish(): NtripReplyHead | null {
+    const buf = this.#buf;
+    if (buf.length === 0) return null;
+    let lineEnd = buf.indexOf(LF);
+    if (lineEnd < 0) lineEnd = buf.length;
+    const line = lineText(buf.subarray(0, lineEnd));
+    if (line.trim() === "") return null;
+    if (!/^HTTP\/1\.[01] /i.test(line)) return this.#statusOnly(line, Math.min(lineEnd + 1, buf.length));
+    return this.#http(line, buf.subarray(Math.min(lineEnd + 1, buf.length)), buf.length);
+  }
+
   #needMore(): null {
     if (this.#buf.length > this.maxLength) {
       throw new NtripReplyError(`reply head longer than ${this.maxLength} bytes without ending`);

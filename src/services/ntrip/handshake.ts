@@ -117,7 +117,11 @@ async function exchange(o: HandshakeOptions, conn: Conn): Promise<NtripReplyHead
     const buf = new Uint8Array(o.bufferSize ?? READ_SIZE);
     for (;;) {
       const n = await conn.read(buf);
-      if (n === null) throw new SessionEnd("closed", "the caster closed the connection before replying");
+      if (n === null) {
+        const partial = o.reader.finish();
+        if (partial) return partial;
+        throw new SessionEnd("closed", "the caster closed the connection before replying");
+      }
       const head = o.reader.push(buf.subarray(0, n));
       if (head) return head;
     }
