@@ -106,6 +106,12 @@ export const LOADER_FLAGS = {
   ...LOG_FLAGS,
   relay: RELAY_FLAG,
   ...RELAY_OPTION_FLAGS,
+  "ntrip-stations": {
+    type: "string",
+    arg: "FILE",
+    env: "NTRIP_STATIONS",
+    help: "NTRIP relay stations (a JSON file, or the JSON itself), as `ntrip relay -c` takes them",
+  },
 } as const satisfies FlagTable;
 
 export const checkConfigCommand: Command = defineCommand({

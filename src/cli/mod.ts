@@ -11,6 +11,7 @@ import { rpcCommand } from "./rpc.ts";
 import { rpsCommand } from "./rps.ts";
 import { demoCommand } from "./demo.ts";
 import { mwgpCommand } from "./mwgp.ts";
+import { ntripCommand } from "./ntrip.ts";
 
 export const commands: Command[] = [
   versionCommand,
@@ -26,4 +27,5 @@ export const commands: Command[] = [
   rpcCommand,
   demoCommand,
   mwgpCommand,
+  ntripCommand,
 ];
