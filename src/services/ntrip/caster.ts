@@ -15,10 +15,10 @@
 import type { NtripCasterMount, NtripCasterUser } from "../../config/ntrip_caster.ts";
 import type { Conn, Listener, Net } from "../../net/types.ts";
 import { writeAll } from "../../net/pipe.ts";
-import { concatBytes, equalBytes } from "../../util/bytes.ts";
+import { equalBytes } from "../../util/bytes.ts";
 import { type Clock, systemClock, type TimerHandle } from "../../util/clock.ts";
 import { logger } from "../../util/log.ts";
-import { ChunkedDecoder, encodeChunk } from "../../wire/chunked.ts";
+import { ChunkedDecoder } from "../../wire/chunked.ts";
 import {
   BAD_PASSWORD,
   badRequestReply,
@@ -30,7 +30,6 @@ import {
   MOUNT_TAKEN,
   notFoundReply,
   NTRIP_REQUEST_HEAD_MAX,
-  type NtripVersion,
   parseCasterRequest,
   sourceOkV2,
   type SourceRequest,
@@ -38,8 +37,22 @@ import {
   unauthorizedReply,
   unavailableReply,
 } from "../../wire/ntrip_caster.ts";
-import { type Ecef, Rtcm3Scanner } from "../../wire/rtcm3.ts";
+import { Rtcm3Scanner } from "../../wire/rtcm3.ts";
 import type { ServiceRegistry } from "../registry.ts";
+import { CasterClient } from "./caster_client.ts";
+import {
+  type CasterMountStatus,
+  type CasterStatus,
+  registerCasterReport,
+  type RejectReason,
+} from "./caster_report.ts";
+
+export type {
+  CasterClientStatus,
+  CasterMountStatus,
+  CasterSourceStatus,
+  CasterStatus,
+} from "./caster_report.ts";
 
 const log = logger("ntrip-caster");
 const encoder = new TextEncoder();
@@ -67,8 +80,6 @@ export const DEFAULT_CASTER_LIMITS: CasterLimits = {
   maxConnections: 4096,
 };
 
-/** Bytes of queued frames written to a client in one write (one chunk for v2). */
-const WRITE_BATCH_BYTES = 16 * 1024;
 const READ_BUFFER_BYTES = 16 * 1024;
 
 export interface NtripCasterOptions {
@@ -81,96 +92,6 @@ export interface NtripCasterOptions {
   clock?: Clock;
   registry?: ServiceRegistry;
   limits?: Partial<CasterLimits>;
-}
-
-export interface CasterSourceStatus {
-  address: string;
-  agent?: string;
-  version: NtripVersion;
-  connectedAt: string;
-  bytesIn: number;
-  frames: number;
-}
-
-export interface CasterClientStatus {
-  address: string;
-  agent?: string;
-  version: NtripVersion;
-  user?: string;
-  connectedAt: string;
-  bytesOut: number;
-  backlogBytes: number;
-}
-
-export interface CasterMountStatus {
-  mount: string;
-  /** No users configured: anyone may pull. */
-  open: boolean;
-  source: CasterSourceStatus | null;
-  clients: CasterClientStatus[];
-  bytesIn: number;
-  bytesOut: number;
-  frames: number;
-  framesByType: Record<string, number>;
-  crcErrors: number;
-  skippedBytes: number;
-  lastFrameAgeMs?: number;
-  stationId?: number;
-  ecef?: Ecef;
-  sourcesAccepted: number;
-  /** Sources dropped after sourceIdleTimeoutMs of silence. */
-  sourcesDroppedIdle: number;
-  clientsAccepted: number;
-  /** Clients dropped because their backlog passed the bound. */
-  clientsDroppedSlow: number;
-}
-
-export interface CasterStatus {
-  listen: string;
-  mounts: CasterMountStatus[];
-  rejected: Record<RejectReason, number>;
-}
-
-/** Named without "password"/"auth", which the admin redaction would hide as if they were secrets. */
-type RejectReason =
-  | "bad_request"
-  | "bad_source_login"
-  | "mount_taken"
-  | "unknown_mount"
-  | "bad_client_login"
-  | "mount_full"
-  | "head_timeout"
-  | "too_many_connections";
-
-/** One connected client of a mount: a queue of whole frames drained by one writer. */
-class ClientSession {
-  readonly queue: { bytes: Uint8Array; at: number }[] = [];
-  queuedBytes = 0;
-  /** Enqueue time of the frames being written now, while a write is in flight. */
-  inflightAt: number | undefined;
-  inflightBytes = 0;
-  bytesOut = 0;
-  closed = false;
-  /** Set when the source left: close once the queue is written. */
-  finishing = false;
-  readonly connectedAt: string;
-
-  constructor(
-    readonly conn: Conn,
-    readonly request: ClientRequest,
-    wallMs: number,
-  ) {
-    this.connectedAt = new Date(wallMs).toISOString();
-  }
-
-  get backlogBytes(): number {
-    return this.queuedBytes + this.inflightBytes;
-  }
-
-  /** Enqueue time of the oldest frame not yet fully written. */
-  get behindSince(): number | undefined {
-    return this.inflightAt ?? this.queue[0]?.at;
-  }
 }
 
 class SourceSession {
@@ -190,7 +111,7 @@ class SourceSession {
 /** A configured mountpoint with its source, clients and counters. */
 class Mount {
   source: SourceSession | undefined;
-  readonly clients = new Set<ClientSession>();
+  readonly clients = new Set<CasterClient>();
   readonly scanner = new Rtcm3Scanner();
   bytesIn = 0;
   bytesOut = 0;
@@ -264,7 +185,7 @@ export class NtripCaster {
     this.#listener = this.#net.listenTcp({ hostname: opts.hostname, port: opts.port });
     this.#listen = this.#describeListen();
     this.#accept(this.#listener);
-    if (opts.registry) this.#register(opts.registry);
+    if (opts.registry) this.#unregister.push(registerCasterReport(opts.registry, () => this.status()));
     log.info("caster listening", { listen: this.#listen, mounts: [...this.#mounts.keys()].join(",") });
   }
 
@@ -317,7 +238,7 @@ export class NtripCaster {
       if (wanted.has(name)) continue;
       this.#mounts.delete(name);
       if (mount.source) this.#endSource(mount, mount.source, "mount removed");
-      for (const c of mount.clients) this.#closeClient(mount, c);
+      for (const c of mount.clients) c.close();
       log.info("mount removed", { mount: name });
     }
     for (const [name, config] of wanted) {
@@ -333,7 +254,7 @@ export class NtripCaster {
         this.#endSource(mount, mount.source, "source password changed");
       }
       for (const c of mount.clients) {
-        if (!userAllowed(config.users, c.request.credentials)) this.#closeClient(mount, c);
+        if (!userAllowed(config.users, c.request.credentials)) c.close();
       }
     }
   }
@@ -391,7 +312,7 @@ export class NtripCaster {
     this.#listener.close();
     for (const m of this.#mounts.values()) {
       if (m.source) this.#endSource(m, m.source, "caster stopping");
-      for (const c of m.clients) this.#closeClient(m, c);
+      for (const c of m.clients) c.close();
     }
     for (const c of this.#conns) closeQuietly(c);
     this.#conns.clear();
@@ -517,12 +438,20 @@ export class NtripCaster {
       this.#rejected.mount_full++;
       return this.#refuse(conn, unavailableReply(request.version, this.#server));
     }
-    const client = new ClientSession(conn, request, this.#clock.wallMs());
     if (!await this.#writeBounded(conn, request.version === 2 ? clientOkV2(this.#server) : ICY_200_OK)) {
       return closeQuietly(conn);
     }
-    if (!mount.source || !this.#mounts.has(mount.name)) return closeQuietly(conn); // gone meanwhile
+    if (!mount.source || this.#mounts.get(mount.name) !== mount) return closeQuietly(conn); // gone meanwhile
     // From here on the client gets every frame the source sends: it starts on a frame boundary.
+    const bounds = { bytes: this.#limits.clientBacklogBytes, ms: this.#limits.clientBacklogMs };
+    const client = new CasterClient(
+      conn,
+      request,
+      this.#clock,
+      bounds,
+      (c) => mount.clients.delete(c),
+      (n) => mount.bytesOut += n,
+    );
     mount.clients.add(client);
     mount.clientsAccepted++;
     log.info("client connected", {
@@ -531,14 +460,7 @@ export class NtripCaster {
       version: request.version,
       agent: request.agent ?? "-",
     });
-    // Read what the client sends (GGA sentences) only to notice when it leaves.
-    const sink = new Uint8Array(1024);
-    try {
-      while (!client.closed && (await conn.read(sink)) !== null) { /* discarded */ }
-    } catch {
-      // reset by the peer or closed by us
-    }
-    if (!client.finishing) this.#closeClient(mount, client);
+    await client.serve();
   }
 
   /** Writes a reply head; false when the peer left or did not take it within the head timeout. */
@@ -556,74 +478,15 @@ export class NtripCaster {
 
   /** Hands one frame (shared, not copied per client) to every client of the mount, dropping slow ones. */
   #broadcast(mount: Mount, frame: Uint8Array): void {
-    const now = this.#clock.now();
     for (const c of mount.clients) {
-      if (c.closed || c.finishing) continue;
-      const behind = c.behindSince;
-      if (
-        c.backlogBytes + frame.length > this.#limits.clientBacklogBytes ||
-        (behind !== undefined && now - behind > this.#limits.clientBacklogMs)
-      ) {
-        mount.clientsDroppedSlow++;
-        log.info("client dropped: cannot keep up", {
-          mount: mount.name,
-          from: address(c.conn),
-          backlogBytes: c.backlogBytes,
-        });
-        this.#closeClient(mount, c);
-        continue;
-      }
-      c.queue.push({ bytes: frame, at: now });
-      c.queuedBytes += frame.length;
-      if (c.inflightAt === undefined) this.#drain(mount, c);
-    }
-  }
-
-  /** Writes the client's queue in batches (one chunk each for v2) until it is empty. */
-  async #drain(mount: Mount, c: ClientSession): Promise<void> {
-    if (c.inflightAt !== undefined) return; // a writer is running
-    try {
-      while (c.queue.length > 0 && !c.closed) {
-        c.inflightAt = c.queue[0].at;
-        const parts: Uint8Array[] = [];
-        let size = 0;
-        while (c.queue.length > 0 && (size === 0 || size + c.queue[0].bytes.length <= WRITE_BATCH_BYTES)) {
-          const item = c.queue.shift()!;
-          parts.push(item.bytes);
-          size += item.bytes.length;
-        }
-        c.queuedBytes -= size;
-        c.inflightBytes = size;
-        const batch = parts.length === 1 ? parts[0] : concatBytes(...parts);
-        await writeAll(c.conn, c.request.version === 2 ? encodeChunk(batch) : batch);
-        c.inflightBytes = 0;
-        c.bytesOut += size;
-        mount.bytesOut += size;
-      }
-    } catch {
-      this.#closeClient(mount, c);
-    } finally {
-      c.inflightAt = undefined;
-      c.inflightBytes = 0;
-    }
-    if (c.finishing && c.queue.length === 0) this.#closeClient(mount, c);
-  }
-
-  #closeClient(mount: Mount, c: ClientSession): void {
-    if (c.closed) return;
-    c.closed = true;
-    c.queue.length = 0;
-    c.queuedBytes = 0;
-    mount.clients.delete(c);
-    closeQuietly(c.conn);
-  }
-
-  /** After the source left: each client gets what is queued, then is closed (within the backlog age). */
-  #finishClients(mount: Mount): void {
-    for (const c of mount.clients) {
-      c.finishing = true;
-      if (c.queue.length === 0 && c.inflightAt === undefined) this.#closeClient(mount, c);
-      else this.#clock.setTimer(() => this.#closeClient(mount, c), this.#limits.clientBacklogMs);
+      if (c.offer(frame)) continue;
+      mount.clientsDroppedSlow++;
+      log.info("client dropped: cannot keep up", {
+        mount: mount.name,
+        from: address(c.conn),
+        backlogBytes: c.backlogBytes,
+      });
+      c.close();
     }
   }
 
@@ -727,58 +590,7 @@ export class NtripCaster {
     closeQuietly(source.conn);
     if (mount.source === source) mount.source = undefined;
     log.info("source gone", { mount: mount.name, from: address(source.conn), reason: why });
-    this.#finishClients(mount);
-  }
-
-  // ---- admin ----
-
-  #register(registry: ServiceRegistry): void {
-    this.#unregister.push(registry.registerStatus("ntrip_caster", () => this.status()));
-    const m = registry.metrics;
-    const L = ["mount"];
-    const clients = m.gauge("wgedge_ntrip_caster_clients", "Clients connected to the mount.", L);
-    const connected = m.gauge(
-      "wgedge_ntrip_caster_source_connected",
-      "1 while a source pushes to the mount, else 0.",
-      L,
-    );
-    const bytes = m.counter(
-      "wgedge_ntrip_caster_bytes_total",
-      "Bytes received from sources (in) and sent to clients (out) as RTCM3 data.",
-      [...L, "direction"],
-    );
-    const frames = m.counter("wgedge_ntrip_caster_frames_total", "CRC-valid RTCM3 frames from sources.", L);
-    const slow = m.counter(
-      "wgedge_ntrip_caster_clients_dropped_total",
-      "Clients dropped because they could not keep up (backlog over its bound).",
-      L,
-    );
-    const idle = m.counter(
-      "wgedge_ntrip_caster_sources_dropped_total",
-      "Sources dropped after sending nothing for the idle timeout.",
-      L,
-    );
-    const rejected = m.counter(
-      "wgedge_ntrip_caster_rejected_total",
-      "Requests refused, by reason.",
-      ["reason"],
-    );
-    const all = [clients, connected, bytes, frames, slow, idle, rejected];
-    this.#unregister.push(m.addCollector(() => {
-      for (const x of all) x.reset();
-      const s = this.status();
-      for (const mount of s.mounts) {
-        const l = { mount: mount.mount };
-        clients.set(l, mount.clients.length);
-        connected.set(l, mount.source ? 1 : 0);
-        bytes.set({ ...l, direction: "in" }, mount.bytesIn);
-        bytes.set({ ...l, direction: "out" }, mount.bytesOut);
-        frames.set(l, mount.frames);
-        slow.set(l, mount.clientsDroppedSlow);
-        idle.set(l, mount.sourcesDroppedIdle);
-      }
-      for (const [reason, n] of Object.entries(s.rejected)) rejected.set({ reason }, n);
-    }));
+    for (const c of mount.clients) c.finish(); // what is queued is still written
   }
 }
 
