@@ -24,13 +24,14 @@
  * Heads are read as Latin-1 (a stray byte cannot throw); credentials are decoded from Basic as UTF-8. A parse
  * error never quotes a request line that may hold a password.
  */
+import type { NtripVersion } from "./ntrip_client.ts";
 
 /** Longest request head accepted (request line and headers). */
 export const NTRIP_REQUEST_HEAD_MAX = 8 * 1024;
 /** Most header lines accepted in one head. */
 export const NTRIP_REQUEST_MAX_HEADERS = 64;
 
-export type NtripVersion = 1 | 2;
+export type { NtripVersion };
 
 export interface Credentials {
   user: string;
