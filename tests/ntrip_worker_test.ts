@@ -7,7 +7,6 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { ManualClock } from "../src/util/clock.ts";
 import { logger } from "../src/util/log.ts";
 import type { RandomFill } from "../src/util/random.ts";
-import { crc24q } from "../src/wire/rtcm3.ts";
 import type { StationConfig } from "../src/config/ntrip_stations.ts";
 import { StationWorker } from "../src/services/ntrip/worker.ts";
 import { DialLimiter } from "../src/services/ntrip/dial_limiter.ts";
@@ -18,7 +17,8 @@ import {
   CREDENTIALS_RETRY_MS,
   startSpreadMs,
 } from "../src/services/ntrip/timing.ts";
-import { type MemoryConn, MemoryNet } from "./helpers/memory_net.ts";
+import { MemoryNet } from "./helpers/memory_net.ts";
+import { advance, Caster, concat, rtcmFrame, settle } from "./helpers/ntrip_fakes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -26,32 +26,6 @@ const dec = new TextDecoder();
 /** u = 0.5: the jitter factor is exactly 1, so delays are the spec's numbers. */
 const NO_JITTER: RandomFill = (b) => b.fill(0).fill(0x80, 3, 4);
 const quietLog = logger("test.ntrip");
-
-/** A CRC-valid RTCM3 frame of `type` with `len` payload bytes (filler `fill`). */
-export function rtcmFrame(type: number, len = 8, fill = 0): Uint8Array {
-  const f = new Uint8Array(3 + len + 3);
-  f[0] = 0xd3;
-  f[1] = (len >> 8) & 3;
-  f[2] = len & 0xff;
-  f[3] = type >> 4;
-  f[4] = (type & 15) << 4;
-  for (let i = 5; i < 3 + len; i++) f[i] = fill;
-  const crc = crc24q(f, 0, 3 + len);
-  f[3 + len] = crc >> 16;
-  f[4 + len] = (crc >> 8) & 0xff;
-  f[5 + len] = crc & 0xff;
-  return f;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 function station(extra: Partial<StationConfig> = {}): StationConfig {
   return {
@@ -83,47 +57,6 @@ function station(extra: Partial<StationConfig> = {}): StationConfig {
     origin: "test",
     ...extra,
   };
-}
-
-/** A scripted caster: records each connection and its request head; `answer` replies to it. */
-class Caster {
-  readonly conns: MemoryConn[] = [];
-  readonly requests: string[] = [];
-  /** What the caster received after the request head, per connection. */
-  readonly after: string[] = [];
-
-  constructor(net: MemoryNet, host: string, port: number, answer?: (req: string, c: MemoryConn) => void) {
-    net.on(host, port, (c) => {
-      const i = this.conns.push(c) - 1;
-      this.after[i] = "";
-      (async () => {
-        const buf = new Uint8Array(4096);
-        let text = "";
-        let answered = false;
-        for (;;) {
-          const n = await c.read(buf);
-          if (n === null) return;
-          text += String.fromCharCode(...buf.subarray(0, n));
-          if (!answered) {
-            const end = text.indexOf("\r\n\r\n");
-            if (end < 0) continue;
-            answered = true;
-            this.requests[i] = text.slice(0, end + 4);
-            this.after[i] = text.slice(end + 4);
-            answer?.(this.requests[i], c);
-          } else this.after[i] += String.fromCharCode(...buf.subarray(0, n));
-        }
-      })();
-    });
-  }
-
-  get last(): MemoryConn {
-    return this.conns[this.conns.length - 1];
-  }
-
-  send(data: Uint8Array | string, conn = this.last): void {
-    conn.write(typeof data === "string" ? enc.encode(data) : data).catch(() => {});
-  }
 }
 
 interface Harness {
@@ -158,26 +91,11 @@ function harness(
   return h;
 }
 
-/** Lets every pending promise and in-memory transfer run (no time passes on the ManualClock). */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 4; i++) await new Promise((r) => setTimeout(r, 0));
-}
-
 /** start() with no delay: the first attempt runs at the next clock tick. */
 async function begin(h: Harness): Promise<void> {
   h.worker.start();
   h.clock.advance(0);
   await settle();
-}
-
-/** Advances the clock in small steps, settling in between, so timers armed by I/O run in order. */
-async function advance(clock: ManualClock, ms: number, step = 100): Promise<void> {
-  let t = 0;
-  do {
-    clock.advance(Math.min(step, ms - t));
-    await settle();
-    t += step;
-  } while (t < ms);
 }
 
 const ICY = "ICY 200 OK\r\n";

@@ -6,6 +6,7 @@
  */
 import { cell, escapeHtml } from "./html.ts";
 import { renderTunnels } from "./tunnels_view.ts";
+import { renderStations } from "./ntrip_view.ts";
 
 export { escapeHtml };
 
@@ -50,6 +51,8 @@ function section(name: string, v: unknown, nowMs: number): string {
   }
   if (name === "tunnels" && Array.isArray(v)) {
     inner = renderTunnels(v, nowMs);
+  } else if (name === "ntrip_stations" && Array.isArray(v)) {
+    inner = renderStations(v, nowMs);
   } else if (Array.isArray(v)) {
     inner = v.length === 0
       ? '<p class="empty">none</p>'
@@ -90,6 +93,9 @@ th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
 th{background:#f3f3f3} tr.bad td{background:#fde2e2} .empty{color:#888}
 section.bad{background:#fde2e2;border:1px solid #e0a0a0;padding:.25rem .75rem}
 tr.stale td{color:#777} code{font-size:.85rem} h3{margin:.75rem 0 .25rem} h3 small{font-weight:normal;color:#666}
+table.compact{font-size:.78rem} table.compact th,table.compact td{padding:.1rem .3rem;white-space:nowrap}
+table.compact td.where{max-width:13rem;overflow:hidden;text-overflow:ellipsis} table.compact small{color:#666}
+tr.warn td{background:#fff4d6} tr.off td{color:#999} span.bad{color:#b00} span.warn{color:#a60} span.ok{color:#070}
 </style>
 </head>
 <body>

@@ -1,0 +1,190 @@
+/**
+ * The dashboard's "ntrip_stations" section: seed 000's monitor, one compact row per relay station, readable
+ * with 300 stations on a 1366-px screen. Stations with problems come first (ERROR, BACKOFF, WAITING_DATA,
+ * connecting, waiting to start, RUNNING, DISABLED), then by id; a summary line counts the states. Clicking a
+ * column heading sorts by it (a few lines of script; the order is kept in the URL fragment across the page's
+ * refresh, and without script the problems-first order stays). Bytes and ages are in human units with the
+ * exact value in the cell's title. The status JSON has been through redactDeep and only named fields are
+ * read here.
+ */
+import { cell, escapeHtml } from "./html.ts";
+import { formatBytes } from "./tunnels_view.ts";
+
+type Json = Record<string, unknown>;
+
+/** Problems first. */
+const STATE_ORDER = [
+  "ERROR",
+  "BACKOFF",
+  "WAITING_DATA",
+  "CONNECTING_SOURCE",
+  "CONNECTING_DESTINATION",
+  "WAITING_START",
+  "RUNNING",
+  "DISABLED",
+];
+const STATE_CLASS: Record<string, string> = {
+  ERROR: "bad",
+  BACKOFF: "warn",
+  WAITING_DATA: "warn",
+  RUNNING: "ok",
+  DISABLED: "off",
+};
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+}
+
+/** `42 s`, `5 min`, `3.2 h`, `2.1 d`. */
+export function formatDuration(seconds: number): string {
+  if (seconds < 120) return `${Math.round(seconds)} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172_800) return `${(seconds / 3600).toFixed(1)} h`;
+  return `${(seconds / 86_400).toFixed(1)} d`;
+}
+
+function stateRank(state: unknown): number {
+  const i = STATE_ORDER.indexOf(String(state));
+  return i < 0 ? STATE_ORDER.length : i;
+}
+
+/** Problems first, then by id. */
+export function sortStations(stations: Json[]): Json[] {
+  return [...stations].sort((a, b) =>
+    stateRank(a.state) - stateRank(b.state) || String(a.id).localeCompare(String(b.id))
+  );
+}
+
+function sideText(side: unknown): { text: string; title: string } {
+  if (!isObject(side)) return { text: cell(side), title: "" };
+  const path = side.path === "tunnel" ? "wg" : side.path === "socks5" ? "socks5" : side.path ? "direct" : "";
+  const where = `${side.mount}@${side.host}:${side.port}`;
+  const title = [
+    `v${side.version}`,
+    side.phase,
+    side.endpoint ? `via ${side.path} ${side.endpoint}` : side.path ? `via ${side.path}` : "",
+    side.lastReply ? `reply: ${side.lastReply}` : "",
+    num(side.uptimeSeconds) !== undefined ? `session ${formatDuration(side.uptimeSeconds as number)}` : "",
+  ].filter(Boolean).join(" · ");
+  return { text: `${escapeHtml(where)}${path ? ` <small>${escapeHtml(path)}</small>` : ""}`, title };
+}
+
+function bytesCell(v: unknown): string {
+  const n = num(v);
+  return n === undefined ? cell(v) : `<span title="${n} bytes">${escapeHtml(formatBytes(n))}</span>`;
+}
+
+function ageCell(v: unknown): string {
+  const n = num(v);
+  if (n === undefined) return '<span class="empty">never</span>';
+  return `<span title="${n} s">${escapeHtml(formatDuration(n))}</span>`;
+}
+
+function retryCell(iso: unknown, nowMs: number): string {
+  if (typeof iso !== "string") return "";
+  const at = Date.parse(iso);
+  if (Number.isNaN(at)) return cell(iso);
+  return `<span title="${escapeHtml(iso)}">in ${
+    escapeHtml(formatDuration(Math.max(0, (at - nowMs) / 1000)))
+  }</span>`;
+}
+
+function problemCell(s: Json): string {
+  const e = s.lastError;
+  if (!isObject(e)) return "";
+  const reply = isObject(s.source) && e.side === "source"
+    ? s.source.lastReply
+    : isObject(s.destination) && e.side === "destination"
+    ? s.destination.lastReply
+    : undefined;
+  const short = `${e.side === "destination" ? "dst" : "src"}: ${e.kind}`;
+  return `<span title="${cell(e.message)}${reply ? ` (${cell(reply)})` : ""}">${escapeHtml(short)}</span>`;
+}
+
+/** Column headings with the sort key the script uses (data-sort values are set per cell). */
+const COLUMNS = [
+  "station",
+  "state",
+  "for",
+  "source",
+  "destination",
+  "in",
+  "out",
+  "frames",
+  "last frame",
+  "crc",
+  "reconn.",
+  "gga",
+  "problem",
+  "next try",
+];
+
+/** Columns cut with an ellipsis (host names, error kinds) so a row stays on one line at 1366 px. */
+const WIDE_COLUMNS = new Set([3, 4, 12]);
+
+function row(s: Json, nowMs: number): string {
+  const src = sideText(s.source), dst = sideText(s.destination);
+  const reconnects = (side: unknown) => isObject(side) ? num(side.reconnects) ?? 0 : 0;
+  const cells: [string, string | number, string?][] = [
+    [cell(s.id), String(s.id)],
+    [`<b>${cell(s.state)}</b>`, stateRank(s.state)],
+    [
+      num(s.stateSeconds) !== undefined ? escapeHtml(formatDuration(s.stateSeconds as number)) : "",
+      num(s.stateSeconds) ?? 0,
+    ],
+    [src.text, String(isObject(s.source) ? s.source.mount : ""), src.title],
+    [dst.text, String(isObject(s.destination) ? s.destination.mount : ""), dst.title],
+    [bytesCell(s.bytesIn), num(s.bytesIn) ?? 0],
+    [bytesCell(s.bytesOut), num(s.bytesOut) ?? 0],
+    [cell(s.frames), num(s.frames) ?? 0],
+    [ageCell(s.lastFrameAgeSeconds), num(s.lastFrameAgeSeconds) ?? 1e12],
+    [cell(s.crcErrors), num(s.crcErrors) ?? 0],
+    [
+      `${reconnects(s.source)}/${reconnects(s.destination)}`,
+      reconnects(s.source) + reconnects(s.destination),
+    ],
+    [cell(s.ggaSent), num(s.ggaSent) ?? 0],
+    [problemCell(s), isObject(s.lastError) ? String(s.lastError.kind) : ""],
+    [retryCell(s.nextRetryAt, nowMs), typeof s.nextRetryAt === "string" ? Date.parse(s.nextRetryAt) : 1e15],
+  ];
+  const cls = STATE_CLASS[String(s.state)];
+  return `<tr${cls ? ` class="${cls}"` : ""}>${
+    cells.map(([html, key, title], i) =>
+      `<td data-sort="${escapeHtml(String(key))}"${WIDE_COLUMNS.has(i) ? ' class="where"' : ""}${
+        title ? ` title="${escapeHtml(title)}"` : ""
+      }>${html}</td>`
+    ).join("")
+  }</tr>`;
+}
+
+/** Sorts the table by a clicked heading (numbers numerically); the choice lives in the URL fragment. */
+const SORT_SCRIPT = `<script>
+(function(){var t=document.getElementById("ntrip-stations");if(!t)return;
+function sort(i,desc){var b=t.tBodies[0],r=[].slice.call(b.rows);r.sort(function(x,y){
+var a=x.cells[i].dataset.sort,c=y.cells[i].dataset.sort,n=+a-+c;
+var d=(isNaN(n)?a.localeCompare(c):n);return desc?-d:d;});r.forEach(function(x){b.appendChild(x);});}
+var m=/ntrip-sort=(\\d+)(d?)/.exec(location.hash);if(m)sort(+m[1],m[2]==="d");
+[].forEach.call(t.tHead.rows[0].cells,function(h,i){h.style.cursor="pointer";h.onclick=function(){
+var desc=location.hash==="#ntrip-sort="+i;location.hash="ntrip-sort="+i+(desc?"d":"");sort(i,desc);};});})();
+</script>`;
+
+/** The inner HTML of the "ntrip_stations" section. */
+export function renderStations(stations: unknown[], nowMs: number): string {
+  const objects = stations.filter(isObject);
+  if (objects.length === 0) return '<p class="empty">no stations</p>';
+  const counts = new Map<string, number>();
+  for (const s of objects) counts.set(String(s.state), (counts.get(String(s.state)) ?? 0) + 1);
+  const summary = [...counts].sort((a, b) => stateRank(a[0]) - stateRank(b[0]))
+    .map(([state, n]) => `<span class="${STATE_CLASS[state] ?? ""}">${escapeHtml(state)} ${n}</span>`)
+    .join(" &middot; ");
+  const head = COLUMNS.map((c) => `<th>${escapeHtml(c)}</th>`).join("");
+  const body = sortStations(objects).map((s) => row(s, nowMs)).join("\n");
+  return `<p>${objects.length} station${objects.length === 1 ? "" : "s"}: ${summary}</p>
+<table id="ntrip-stations" class="compact"><thead><tr>${head}</tr></thead><tbody>
+${body}
+</tbody></table>${SORT_SCRIPT}`;
+}
