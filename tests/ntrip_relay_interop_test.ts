@@ -23,6 +23,7 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { freePort } from "./helpers/ports.ts";
 import { within } from "./helpers/tcp.ts";
 import { framesOf } from "./helpers/ntrip_peer.ts";
+import { VERSION } from "../src/cli/version.ts";
 
 const DENO = Deno.execPath();
 const F9T = Deno.readFileSync(new URL("./fixtures/rtcm3/f9t.rtcm3", import.meta.url));
@@ -380,6 +381,14 @@ interopTest(
           m.mount === "DST" && m.clients.length > 0
         );
       }, () => `str2str's client on the caster\n${outputs(procs)}`);
+
+      const casterStatus = await (await fetch(`http://127.0.0.1:${casterAdmin}/api/v1/status`)).json();
+      const dstMount = casterStatus.ntrip_caster.mounts.find((m: { mount: string }) => m.mount === "DST");
+      assertEquals(
+        dstMount.source.agent,
+        `NTRIP wgedge/${VERSION}`,
+        "the station names itself, never a receiver",
+      );
 
       // The rest of the recording at its real rate: one epoch a second.
       for (const e of EPOCHS.slice(1)) {

@@ -19,6 +19,8 @@ export interface ServiceContext {
   readonly host: Net;
   readonly tunnels: TunnelProvider;
   readonly clock: Clock;
+  /** wgedge's version (protocols that name their software, like NTRIP's User-Agent, use it). */
+  readonly version?: string;
 }
 
 export interface RunningService {

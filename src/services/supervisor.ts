@@ -106,6 +106,7 @@ export class Supervisor {
       host: this.#host,
       tunnels: new TunnelProvider(this.pool, config),
       clock: this.#clock,
+      version: this.#opts.version,
     };
   }
 

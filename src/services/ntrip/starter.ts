@@ -4,7 +4,6 @@
  * reload (SIGHUP) the stations file is read again: a changed station restarts alone (a changed tunnel counts
  * as a change), removed ones stop, new ones start, and the others keep streaming.
  */
-import denoJson from "../../../deno.json" with { type: "json" };
 import { hostNet } from "../../net/host.ts";
 import { cryptoRandom } from "../../util/random.ts";
 import { logger } from "../../util/log.ts";
@@ -40,7 +39,7 @@ export const ntripStarter: ServiceStarter = {
     const svc = new NtripRelayService({
       clock: ctx.clock,
       random: cryptoRandom,
-      agent: ntripAgent(denoJson.version),
+      agent: ntripAgent(ctx.version ?? "dev"),
       log,
     });
     const unreport = reportStations(svc, ctx.registry, ctx.clock);
