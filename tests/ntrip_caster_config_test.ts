@@ -118,3 +118,12 @@ Deno.test("ntrip caster config: JSON syntax errors give the line and never quote
   const empty = await errorsOf({ NTRIP_CASTER_MOUNTS: "[]" });
   assert(empty[0].includes("with at least one mount"), empty[0]);
 });
+
+Deno.test("ntrip caster config: a field given twice warns with its line; the last applies", async () => {
+  const { config, warnings } = await loadConfig({
+    env: { NTRIP_CASTER_MOUNTS: '[\n  {"mount": "A",\n   "source_password": "x",\n   "mount": "B"}\n]' },
+    flags: {},
+  });
+  assertEquals(config.ntripCaster!.mounts.map((m) => m.mount), ["B"]);
+  assertEquals(warnings, ["NTRIP_CASTER_MOUNTS:4: [0].mount: given twice; the last applies"]);
+});

@@ -13,6 +13,7 @@ import type { LoadContext, Setting } from "./context.ts";
 import { formatHostPort, parseHostPort } from "./ip.ts";
 import { isWorldAccessible, readConfigFile, worldAccessibleWarning } from "./source.ts";
 import type { ProblemCollector } from "./errors.ts";
+import { arrayElementLines, syntaxErrorLine } from "./json_lines.ts";
 
 export const NTRIP_CASTER_DEFAULT_PORT = 2101;
 
@@ -93,27 +94,21 @@ export function parseCasterMounts(text: string, source: string, p: ProblemCollec
   try {
     data = JSON.parse(text);
   } catch (e) {
-    // The parser's own message may quote the text (a password): only its position is kept.
-    const at = /position (\d+)/.exec((e as Error).message);
-    p.error({
-      source,
-      line: at ? lineAt(text, Number(at[1])) : undefined,
-      expected: `valid JSON: ${MOUNTS_EXPECTED}`,
-    });
+    // The parser's own message may quote the text (a password): only its line is kept.
+    p.error({ source, line: syntaxErrorLine(text, e), expected: `valid JSON: ${MOUNTS_EXPECTED}` });
     return [];
   }
   if (!Array.isArray(data) || data.length === 0) {
     p.error({ source, line: 1, expected: `${MOUNTS_EXPECTED} with at least one mount` });
     return [];
   }
-  const starts = elementOffsets(text);
+  const lines = arrayElementLines(text);
   const mounts: NtripCasterMount[] = [];
   const seen = new Map<string, number>();
   data.forEach((item, i) => {
-    const span = { start: starts[i] ?? 0, end: starts[i + 1] ?? text.length };
     const at = (field?: string) => ({
       source,
-      line: lineAt(text, field ? fieldOffset(text, span, field) : span.start),
+      line: (field && lines[i]?.keys.get(field)) || lines[i]?.line,
       key: field ? `[${i}].${field}` : `[${i}]`,
     });
     if (item === null || typeof item !== "object" || Array.isArray(item)) {
@@ -130,6 +125,9 @@ export function parseCasterMounts(text: string, source: string, p: ProblemCollec
           `${where.key}: unknown field ignored (known: ${KNOWN_FIELDS.join(", ")})`,
         );
       }
+    }
+    for (const rep of lines[i]?.repeated ?? []) {
+      p.warn(source, rep.line, `[${i}].${rep.key}: given twice; the last applies`);
     }
     const before = p.errors.length;
 
@@ -218,42 +216,4 @@ function describe(v: unknown): string {
     return v === "" ? "an empty string" : `a ${v.length}-character string (not shown)`;
   }
   return Array.isArray(v) ? "an array" : v === null ? "null" : `a ${typeof v}`;
-}
-
-/** 1-based line of offset in text. */
-function lineAt(text: string, offset: number): number {
-  let line = 1;
-  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++;
-  return line;
-}
-
-/** Offsets where each element of the top-level JSON array starts (strings and nesting skipped). */
-function elementOffsets(text: string): number[] {
-  const out: number[] = [];
-  let depth = 0, inString = false, expectElement = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (c === "\\") i++;
-      else if (c === '"') inString = false;
-      continue;
-    }
-    if (depth === 1 && expectElement && !/[\s,\]]/.test(c)) {
-      out.push(i);
-      expectElement = false;
-    }
-    if (c === '"') inString = true;
-    else if (c === "[" || c === "{") {
-      depth++;
-      if (depth === 1) expectElement = true;
-    } else if (c === "]" || c === "}") depth--;
-    else if (c === "," && depth === 1) expectElement = true;
-  }
-  return out;
-}
-
-/** Where `"field":` appears within an element (best effort; the element's start when not found). */
-function fieldOffset(text: string, span: { start: number; end: number }, field: string): number {
-  const m = new RegExp(`"${field}"\\s*:`).exec(text.slice(span.start, span.end));
-  return m ? span.start + m.index : span.start;
 }

@@ -3,7 +3,6 @@
  * Reload applies the mount list in place (a removed mount drops its source and clients, unchanged mounts keep
  * their sessions; see NtripCaster.setMounts) and moves the listener when its address changed.
  */
-import denoJson from "../../../deno.json" with { type: "json" };
 import { ntripAgent } from "../../wire/ntrip_client.ts";
 import type { RunningService, ServiceStarter } from "../service.ts";
 import { NtripCaster } from "./caster.ts";
@@ -18,7 +17,7 @@ export const ntripCasterStarter: ServiceStarter = {
       hostname: cfg.hostname,
       port: cfg.port,
       mounts: cfg.mounts,
-      server: ntripAgent(denoJson.version),
+      server: ntripAgent(ctx.version ?? "dev"),
       clock: ctx.clock,
       registry: ctx.registry,
     });
