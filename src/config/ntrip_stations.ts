@@ -91,6 +91,8 @@ export interface NtripStationsConfig {
   stations: StationConfig[];
   /** The file path, or NTRIP_STATIONS/--ntrip-stations when inline. */
   source: string;
+  /** The stations file, when they come from one (it is watched: a change reloads like SIGHUP). */
+  file?: string;
   /** NTRIP_SHARD: this machine runs shard `index` of `count` (1-based). */
   shard?: { index: number; count: number };
   /** Stations of the file left to other shards. */
@@ -491,5 +493,6 @@ export async function loadNtripStationsSection(ctx: LoadContext): Promise<NtripS
     }
     stations.push(station);
   }
-  return { ntripStations: { stations, source, shard, otherShards } };
+  const file = baseDir !== undefined ? source : undefined;
+  return { ntripStations: { stations, source, file, shard, otherShards } };
 }

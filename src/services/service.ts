@@ -21,6 +21,11 @@ export interface ServiceContext {
   readonly clock: Clock;
   /** wgedge's version (protocols that name their software, like NTRIP's User-Agent, use it). */
   readonly version?: string;
+  /**
+   * Asks for a reload of the whole configuration, as SIGHUP does (a service that watches its own file calls
+   * it when the file changes). Reloads queue; the outcome is reported like any other.
+   */
+  readonly requestReload?: (why: string) => void;
 }
 
 export interface RunningService {

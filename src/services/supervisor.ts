@@ -107,6 +107,10 @@ export class Supervisor {
       tunnels: new TunnelProvider(this.pool, config),
       clock: this.#clock,
       version: this.#opts.version,
+      requestReload: (why) => {
+        log.info("reloading configuration", { why });
+        this.reload().catch((e) => log.error("reload failed", { error: (e as Error).message }));
+      },
     };
   }
 

@@ -1,7 +1,7 @@
 /**
  * How `serve` (and `wgedge ntrip relay`) run the relay stations: NTRIP_STATIONS / --ntrip-stations. Each
  * station takes its tunnel from the pool through `ctx.tunnels` (one lease per station while it runs). On
- * reload (SIGHUP) the stations file is read again: a changed station restarts alone (a changed tunnel counts
+ * reload (SIGHUP, or the stations file saved: it is watched) the stations file is read again: a changed station restarts alone (a changed tunnel counts
  * as a change), removed ones stop, new ones start, and the others keep streaming.
  */
 import { hostNet } from "../../net/host.ts";
@@ -12,6 +12,7 @@ import type { RunningService, ServiceContext, ServiceStarter } from "../service.
 import { poolPathOpener } from "./egress.ts";
 import { type ApplyContext, type ApplyResult, NtripRelayService } from "./service.ts";
 import { reportStations } from "./report.ts";
+import { type FileWatch, watchFile } from "../file_watch.ts";
 
 const log = logger("ntrip");
 
@@ -52,14 +53,29 @@ export const ntripStarter: ServiceStarter = {
       ...(config.shard ? { shard: `${config.shard.index}/${config.shard.count}` } : {}),
       ...summary(r),
     });
+    // The stations file is watched: saving it reloads like SIGHUP does.
+    let watched: { file?: string; watch?: FileWatch } = {};
+    const watch = (file: string | undefined) => {
+      if (file === watched.file) return;
+      watched.watch?.close();
+      watched = {
+        file,
+        watch: file && ctx.requestReload
+          ? watchFile(file, () => ctx.requestReload!(`${file} changed`), ctx.clock)
+          : undefined,
+      };
+    };
+    watch(config.file);
     const running: RunningService = {
       name: "ntrip",
       async reload(next: ServiceContext) {
         const r = await svc.apply(next.config.ntripStations!, applyContext(next));
+        watch(next.config.ntripStations!.file);
         log.info("relay stations reloaded", summary(r));
         return [];
       },
       async stop() {
+        watch(undefined);
         await svc.stop();
         unreport();
       },
