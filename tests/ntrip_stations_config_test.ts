@@ -1,6 +1,7 @@
 /**
  * NTRIP stations through the one loader: the seed's JSON fields, defaults, every problem with its file, line
- * and field, secrets never echoed (errors, check-config, status), wg_config forms, proxies, NTRIP_SHARD.
+ * and field, secrets never echoed (errors, check-config, status), wg_config forms, proxies, NTRIP_SHARD,
+ * src_tls/dst_tls and NTRIP_TLS_CA_FILE.
  */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { type Config, ConfigErrors, loadConfig } from "../src/config/mod.ts";
@@ -10,6 +11,7 @@ import { redactConfig } from "../src/config/redact.ts";
 import { redactDeep } from "../src/services/admin/redact.ts";
 import { encodeKey, generatePrivateKey, publicKey } from "../src/crypto/x25519.ts";
 import { DENO_JSON, MAIN_TS } from "./helpers/interop.ts";
+import { makeCert } from "./helpers/tls.ts";
 
 const PRIV = encodeKey(generatePrivateKey());
 const PEER = encodeKey(publicKey(generatePrivateKey()));
@@ -350,4 +352,69 @@ Deno.test("redaction: the seed's own field names (src_pass, dst_pass) are secret
     });
   }
   assert(!lines.join("").includes(SRC_PASS) && !lines.join("").includes(DST_PASS), lines.join(""));
+});
+
+Deno.test("TLS: src_tls/dst_tls accepted; NTRIP_TLS_CA_FILE's certificates go to the TLS sides", async () => {
+  const cert = await makeCert("caster.internal", ["DNS:caster.internal"]);
+  try {
+    const json = JSON.stringify([station({ src_tls: true }), station({ id: "B2", dst_tls: true })]);
+    const plain = await load({ NTRIP_STATIONS: json });
+    const [a] = plain.config.ntripStations!.stations;
+    assertEquals([a.source.tls, a.destination.tls, a.source.tlsCa], [true, false, undefined]);
+
+    // A bundle: the certificate twice and a key (warned about, not used).
+    await Deno.writeTextFile(`${cert.dir}/bundle.pem`, `${cert.cert}\n${cert.cert}\n${cert.key}`);
+    const { config, warnings } = await load({
+      NTRIP_STATIONS: json,
+      NTRIP_TLS_CA_FILE: `${cert.dir}/bundle.pem`,
+    });
+    const s = config.ntripStations!;
+    const ca = s.tlsCa!;
+    assertEquals(ca.file, `${cert.dir}/bundle.pem`);
+    assertEquals(ca.certs.length, 2);
+    assertStringIncludes(ca.certs[0], "-----BEGIN CERTIFICATE-----");
+    assertEquals(s.stations[0].source.tlsCa, ca);
+    assertEquals(s.stations[0].destination.tlsCa, undefined, "only TLS sides carry it");
+    assertEquals(s.stations[1].destination.tlsCa, ca);
+    assertEquals(warnings.length, 1, warnings.join("\n"));
+    assertStringIncludes(warnings[0], "NTRIP_TLS_CA_FILE: ");
+    assertStringIncludes(warnings[0], "holds a private key, which is not used");
+    // Listings and station keys show the file and a digest, never the PEM text.
+    const shown = JSON.stringify(redactConfig(config));
+    assert(!shown.includes("BEGIN CERTIFICATE"), shown.slice(0, 200));
+    assertStringIncludes(shown, ca.digest);
+
+    const noTls = await load({
+      NTRIP_STATIONS: JSON.stringify([station()]),
+      NTRIP_TLS_CA_FILE: cert.certFile,
+    });
+    assertEquals(noTls.warnings.length, 1);
+    assertStringIncludes(noTls.warnings[0], "NTRIP_TLS_CA_FILE is set but no station has src_tls or dst_tls");
+  } finally {
+    await cert.remove();
+  }
+});
+
+Deno.test("TLS: an unreadable, empty or broken NTRIP_TLS_CA_FILE is an error naming the variable", async () => {
+  const { dir, path } = await writeTemp("not a certificate\n", "ca.pem");
+  const json = JSON.stringify([station({ src_tls: true })]);
+  try {
+    const missing = await loadErrors({ NTRIP_STATIONS: json, NTRIP_TLS_CA_FILE: `${dir}/nope.pem` });
+    assertEquals(missing.length, 1);
+    assertStringIncludes(missing[0], "NTRIP_TLS_CA_FILE: expected the path of a readable PEM file");
+    assertStringIncludes(missing[0], "no such file");
+
+    const empty = await loadErrors({ NTRIP_STATIONS: json, NTRIP_TLS_CA_FILE: path });
+    assertStringIncludes(empty[0], "NTRIP_TLS_CA_FILE: expected");
+    assertStringIncludes(empty[0], 'no "-----BEGIN CERTIFICATE-----" block');
+
+    await Deno.writeTextFile(path, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    const broken = await loadErrors({ NTRIP_STATIONS: json, NTRIP_TLS_CA_FILE: path });
+    assertStringIncludes(broken[0], "certificate #1 does not parse");
+
+    const dirErr = await loadErrors({ NTRIP_STATIONS: json, NTRIP_TLS_CA_FILE: dir });
+    assertStringIncludes(dirErr[0], "not a regular file");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -53,7 +53,9 @@ export const ntripCommand: Command = defineCommand({
   },
   notes: [
     "NTRIP_SHARD=i/n runs only the stations whose id hashes to shard i of n (xxh64), so n machines can share " +
-    "one stations file. `wgedge check-config` validates the stations (file, line and field of each problem). " +
+    "one stations file. NTRIP_TLS_CA_FILE=ca.pem: CA certificates trusted (besides Deno's roots) by the " +
+    "src_tls/dst_tls sides, for private casters. `wgedge check-config` validates the stations (file, line " +
+    "and field of each problem). " +
     "SIGHUP re-reads the stations: a changed station restarts alone, the others keep streaming.",
   ],
   async run(parsed) {

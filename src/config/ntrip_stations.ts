@@ -26,16 +26,27 @@
  *
  * Proxies: `host:port`, `host:port:user:pass` or `socks5://[user:pass@]host:port` (SOCKS5, RFC 1928).
  *
+ * TLS (src_tls / dst_tls): the side's NTRIP session runs over TLS whatever its egress (tunnel, SOCKS5,
+ * direct); the server name is the host, its certificate is verified against the default roots
+ * (src/net/tls.ts) plus the CA certificates of the PEM file NTRIP_TLS_CA_FILE names (a private caster's CA).
+ *
  * NTRIP_SHARD=i/n (1 <= i <= n) keeps only the stations whose id hashes to shard i: xxh64(UTF-8 id, seed 0)
  * mod n = i - 1, so n machines can share one stations file, each with its own i.
  */
+import { X509Certificate } from "node:crypto";
 import type { WgConfig } from "../wireguard/config.ts";
 import { xxh64 } from "../crypto/xxh64.ts";
 import { parseSocks5Url } from "../net/socks5.ts";
 import type { LoadContext, Setting } from "./context.ts";
 import { ConfigError, type ConfigErrorInit } from "./errors.ts";
 import { parseHost } from "./relay.ts";
-import { isWorldAccessible, parseWgText, readConfigFile, worldAccessibleWarning } from "./source.ts";
+import {
+  isWorldAccessible,
+  MAX_CONFIG_FILE_BYTES,
+  parseWgText,
+  readConfigFile,
+  worldAccessibleWarning,
+} from "./source.ts";
 import { arrayElementLines, type JsonElementLines, syntaxErrorLine } from "./json_lines.ts";
 
 export type NtripVersionChoice = 1 | 2 | "auto";
@@ -59,9 +70,31 @@ export interface StationSide {
   user?: string;
   password?: string;
   version: NtripVersionChoice;
+  /** The session runs over TLS (server name = host, certificate verified against the roots + tlsCa). */
   tls: boolean;
+  /** NTRIP_TLS_CA_FILE's certificates, on TLS sides when the variable is set. */
+  tlsCa?: StationTlsCa;
   proxy?: StationProxy;
   via: StationVia;
+}
+
+/**
+ * Extra CA certificates every TLS side trusts besides the default roots (NTRIP_TLS_CA_FILE), one object
+ * shared by all sides. The certificates are a getter, not a field: a station's key (JSON), check-config and status
+ * show the file and the digest of its certificates, so a changed file restarts the TLS stations on reload
+ * without 300 copies of the PEM text in every key and listing.
+ */
+export class StationTlsCa {
+  readonly #certs: string[];
+
+  constructor(readonly file: string, certs: string[], readonly digest: string) {
+    this.#certs = certs;
+  }
+
+  /** The certificates, PEM, in file order. */
+  get certs(): string[] {
+    return this.#certs;
+  }
 }
 
 export interface StationPosition {
@@ -97,6 +130,8 @@ export interface NtripStationsConfig {
   shard?: { index: number; count: number };
   /** Stations of the file left to other shards. */
   otherShards: number;
+  /** NTRIP_TLS_CA_FILE, when set. */
+  tlsCa?: StationTlsCa;
 }
 
 export interface NtripStationsSection {
@@ -106,6 +141,7 @@ export interface NtripStationsSection {
 export const STATIONS_VARIABLE = "NTRIP_STATIONS";
 export const STATIONS_FLAG = "ntrip-stations";
 export const SHARD_VARIABLE = "NTRIP_SHARD";
+export const TLS_CA_VARIABLE = "NTRIP_TLS_CA_FILE";
 export const DEFAULT_GGA_INTERVAL_SEC = 10;
 
 const KNOWN_FIELDS = new Set([
@@ -293,13 +329,6 @@ function readSide(r: StationReader, prefix: "src" | "dst"): StationSide | undefi
     r.error("dst_pass", "a password without spaces (the NTRIP 1 SOURCE line is split at spaces)");
   }
   const tls = r.boolean(`${prefix}_tls`, false);
-  if (tls) {
-    r.error(
-      `${prefix}_tls`,
-      "false: TLS to casters is not implemented yet (use a tunnel or a plain port)",
-      tls,
-    );
-  }
   let proxy: StationProxy | undefined;
   const proxyText = r.string(`${prefix}_proxy`, false);
   if (proxyText !== undefined) {
@@ -415,6 +444,52 @@ function readShard(ctx: LoadContext): { index: number; count: number } | undefin
   return { index, count };
 }
 
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/**
+ * NTRIP_TLS_CA_FILE: a PEM file of CA certificates the TLS sides trust besides the default roots (a private
+ * caster's own CA). Every certificate must parse; a private key in the file is warned about and not used.
+ */
+async function readTlsCa(ctx: LoadContext): Promise<StationTlsCa | undefined> {
+  const s = ctx.envSetting(TLS_CA_VARIABLE);
+  if (!s) return undefined;
+  const file = s.value.trim();
+  const expected = "the path of a readable PEM file of CA certificates";
+  let text: string;
+  try {
+    const info = await Deno.stat(file);
+    if (!info.isFile) throw new Error("not a regular file");
+    if (info.size > MAX_CONFIG_FILE_BYTES) throw new Error(`larger than ${MAX_CONFIG_FILE_BYTES} bytes`);
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound
+      ? "no such file"
+      : e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable
+      ? "permission denied"
+      : (e as Error).message;
+    ctx.error(s, `${expected} (${why})`, file);
+    return undefined;
+  }
+  const certs = text.match(PEM_CERTIFICATE) ?? [];
+  if (certs.length === 0) {
+    ctx.error(s, `${expected} (the file holds no "-----BEGIN CERTIFICATE-----" block)`, file);
+    return undefined;
+  }
+  for (const [i, pem] of certs.entries()) {
+    try {
+      new X509Certificate(pem);
+    } catch (e) {
+      ctx.error(s, `${expected} (certificate #${i + 1} does not parse: ${(e as Error).message})`, file);
+      return undefined;
+    }
+  }
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
+    ctx.warn(s, `${file} holds a private key, which is not used (a CA file needs only certificates)`);
+  }
+  const digest = xxh64(new TextEncoder().encode(certs.join("\n"))).toString(16);
+  return new StationTlsCa(file, certs, digest);
+}
+
 export async function loadNtripStationsSection(ctx: LoadContext): Promise<NtripStationsSection> {
   const setting = ctx.setting(STATIONS_VARIABLE, STATIONS_FLAG);
   const shard = readShard(ctx);
@@ -422,8 +497,12 @@ export async function loadNtripStationsSection(ctx: LoadContext): Promise<NtripS
     if (shard) {
       ctx.warn(ctx.envSetting(SHARD_VARIABLE), `${SHARD_VARIABLE} is set but ${STATIONS_VARIABLE} is not`);
     }
+    const ca = ctx.envSetting(TLS_CA_VARIABLE);
+    if (ca) ctx.warn(ca, `${TLS_CA_VARIABLE} is set but ${STATIONS_VARIABLE} is not`);
     return {};
   }
+  const tlsCa = await readTlsCa(ctx);
+  let tlsSides = 0;
   const { text, source, baseDir } = await stationsText(setting);
   const multiLine = /\n/.test(text.trim());
   let parsed: unknown;
@@ -486,6 +565,11 @@ export async function loadNtripStationsSection(ctx: LoadContext): Promise<NtripS
     }
     const station = await readStation(ctx, r, id, baseDir, origin);
     if (!station) continue;
+    for (const side of [station.source, station.destination]) {
+      if (!side.tls) continue;
+      tlsSides++;
+      if (tlsCa) side.tlsCa = tlsCa;
+    }
     warnAboutProxiesTheTunnelHides(ctx, r, station);
     if (shard && stationShard(id, shard.count) !== shard.index) {
       otherShards++;
@@ -494,5 +578,11 @@ export async function loadNtripStationsSection(ctx: LoadContext): Promise<NtripS
     stations.push(station);
   }
   const file = baseDir !== undefined ? source : undefined;
-  return { ntripStations: { stations, source, file, shard, otherShards } };
+  if (tlsCa && tlsSides === 0 && ctx.problems.errors.length === 0) {
+    ctx.warn(
+      ctx.envSetting(TLS_CA_VARIABLE),
+      `${TLS_CA_VARIABLE} is set but no station has src_tls or dst_tls`,
+    );
+  }
+  return { ntripStations: { stations, source, file, shard, otherShards, tlsCa } };
 }

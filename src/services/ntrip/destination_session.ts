@@ -122,6 +122,7 @@ export class DestinationSession {
       host: dst.host,
       port: dst.port,
       request,
+      tls: dst.tls ? { caCerts: dst.tlsCa?.certs } : undefined,
       reader: new NtripReplyReader({ kind: "push", version: o.version }),
       clock: o.clock,
       limiter: o.limiter,

@@ -1,19 +1,27 @@
 /**
- * The part both sides of a station share: take a dial slot, connect (10 s), send the request head, read the
- * caster's reply head (10 s), give the slot back. Time comes from the injected clock, so tests drive the
- * timeouts without sleeping; the hostname is passed to the Net on every attempt, so DNS is re-resolved each
- * time (by the OS, the tunnel's resolver or the proxy).
+ * The part both sides of a station share: take a dial slot, connect (10 s), on a TLS side run the TLS
+ * handshake over that connection (10 s; src/net/tls.ts, whatever the Net: host, SOCKS5 or tunnel), send the
+ * request head, read the caster's reply head (10 s), give the slot back. Time comes from the injected clock,
+ * so tests drive the timeouts without sleeping; the hostname is passed to the Net on every attempt, so DNS is
+ * re-resolved each time (by the OS, the tunnel's resolver or the proxy).
  */
 import type { Conn, Net } from "../../net/types.ts";
 import { writeAll } from "../../net/pipe.ts";
+import { connectTls, TlsError } from "../../net/tls.ts";
 import type { Clock } from "../../util/clock.ts";
 import type { NtripReplyHead, NtripReplyOutcome, NtripReplyReader } from "../../wire/ntrip_client.ts";
 import type { DialLimiter } from "./dial_limiter.ts";
-import { CONNECT_TIMEOUT_MS, type FailureClass, REPLY_HEAD_TIMEOUT_MS } from "./timing.ts";
+import {
+  CONNECT_TIMEOUT_MS,
+  type FailureClass,
+  REPLY_HEAD_TIMEOUT_MS,
+  TLS_HANDSHAKE_TIMEOUT_MS,
+} from "./timing.ts";
 
 /** Why a session ended (or never started). */
 export type SessionEndKind =
   | "connect"
+  | "tls"
   | "reply-timeout"
   | "closed"
   | "protocol"
@@ -47,6 +55,8 @@ export interface HandshakeOptions {
   reader: NtripReplyReader;
   clock: Clock;
   limiter: DialLimiter;
+  /** Set on a TLS side: the session runs over TLS to `host` (extra CA certificates besides the roots). */
+  tls?: { caCerts?: string[] };
   /** Aborts everything (the station stops); the connection is closed. */
   signal: AbortSignal;
   /** Read size. */
@@ -78,8 +88,12 @@ function deadline<T>(p: Promise<T>, ms: number, clock: Clock, onTimeout: () => E
   });
 }
 
+function targetOf(o: HandshakeOptions): string {
+  return `${o.host.includes(":") ? `[${o.host}]` : o.host}:${o.port}`;
+}
+
 async function dial(o: HandshakeOptions): Promise<Conn> {
-  const target = `${o.host.includes(":") ? `[${o.host}]` : o.host}:${o.port}`;
+  const target = targetOf(o);
   const abort = new AbortController();
   const onStop = () => abort.abort();
   o.signal.addEventListener("abort", onStop, { once: true });
@@ -98,6 +112,33 @@ async function dial(o: HandshakeOptions): Promise<Conn> {
       "connect",
       why.includes(target) ? why : `connect ${target} via ${o.net.name}: ${why}`,
     );
+  } finally {
+    o.signal.removeEventListener("abort", onStop);
+  }
+}
+
+/** The TLS handshake over a dialled connection (10 s on the clock); the connection is closed on failure. */
+async function startTls(o: HandshakeOptions, conn: Conn): Promise<Conn> {
+  const what = `TLS to ${targetOf(o)} via ${o.net.name}`;
+  const abort = new AbortController();
+  const onStop = () => abort.abort();
+  o.signal.addEventListener("abort", onStop, { once: true });
+  const handshaking = connectTls(conn, {
+    hostname: o.host,
+    caCerts: o.tls?.caCerts,
+    timeoutMs: 0, // bounded here, on the injected clock
+    signal: abort.signal,
+  });
+  try {
+    return await deadline(handshaking, TLS_HANDSHAKE_TIMEOUT_MS, o.clock, () => {
+      abort.abort();
+      return new SessionEnd("tls", `${what}: no handshake within 10 s`);
+    });
+  } catch (e) {
+    if (o.signal.aborted) throw stopped();
+    if (e instanceof SessionEnd) throw e;
+    const why = e instanceof TlsError ? e.detail : (e as Error).message ?? String(e);
+    throw new SessionEnd("tls", `${what}: ${why}`);
   } finally {
     o.signal.removeEventListener("abort", onStop);
   }
@@ -149,7 +190,8 @@ export async function handshake(o: HandshakeOptions): Promise<Handshake> {
     throw stopped();
   }
   try {
-    const conn = await dial(o);
+    const tcp = await dial(o);
+    const conn = o.tls ? await startTls(o, tcp) : tcp;
     const head = await exchange(o, conn);
     return { conn, head };
   } finally {

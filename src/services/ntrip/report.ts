@@ -24,6 +24,8 @@ export interface SideStatus {
   version: number | string;
   /** tunnel, socks5 or direct (null before the paths are open). */
   path: string | null;
+  /** The session runs over TLS (src_tls / dst_tls). */
+  tls: boolean;
   /** The tunnel's peer endpoint or the proxy's address. */
   endpoint: string | null;
   lastReply: string | null;
@@ -77,6 +79,7 @@ function sideStatus(
     phase,
     version: c.version ?? cfg.version,
     path: path?.kind ?? null,
+    tls: cfg.tls,
     endpoint: path?.endpoint ?? null,
     lastReply: c.lastReply ?? null,
     attempts: c.attempts,

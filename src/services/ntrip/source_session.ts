@@ -97,6 +97,7 @@ export class SourceSession {
       host: src.host,
       port: src.port,
       request,
+      tls: src.tls ? { caCerts: src.tlsCa?.certs } : undefined,
       reader: new NtripReplyReader({ kind: "pull", version: o.version }),
       clock: o.clock,
       limiter: o.limiter,

@@ -11,6 +11,8 @@ import { type RandomFill, randomU32 } from "../../util/random.ts";
 
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const REPLY_HEAD_TIMEOUT_MS = 10_000;
+/** A TLS side's handshake, after the connect and before the request. */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** The first valid frame (raw: the first bytes) must arrive this soon after the caster accepted. */
 export const FIRST_DATA_TIMEOUT_MS = 30_000;
 /** RUNNING without a valid frame this long = a stale source (GGA sent does not count). */
