@@ -53,6 +53,21 @@
  */
 import { parseArgs } from "node:util";
 import { DENO_JSON, interopUnavailable, MAIN_TS } from "../../tests/helpers/interop.ts";
+import {
+  cpuSeconds,
+  execedInto,
+  loadAverage,
+  memKiB,
+  MiB,
+  numberFlag,
+  type Proc,
+  Resources,
+  run,
+  sleep,
+  stopProc,
+  waitUntil,
+} from "./lib/proc.ts";
+import { genKeys, hubConf, type KeyPair, PID36, startHub, tunnelIps, upWithAddress } from "./lib/hub.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -72,21 +87,6 @@ const { values } = parseArgs({
     "max-seconds": { type: "string", default: "7200" },
   },
 });
-
-function numberFlag(
-  name: string,
-  given: string | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  const x = Number(given ?? fallback);
-  if (!Number.isFinite(x) || x < min || x > max) {
-    console.error(`--${name}: expected a number in ${min}..${max}, got "${given}"`);
-    Deno.exit(2);
-  }
-  return x;
-}
 
 const QUICK = values.quick;
 const N = numberFlag("stations", values.stations, QUICK ? 10 : 300, 1, 1000);
@@ -116,17 +116,11 @@ const ROVER = "rover";
 const ROVER_PW = "bench-rover-pw";
 const SRC_SOURCE_PW = "bench-source-pw";
 const DST_SOURCE_PW = "bench-dst-pw";
-/** USER_HZ: the unit of utime/stime in /proc/PID/stat on every Linux we run on. */
-const CLOCK_TICKS_PER_SEC = 100;
-/** Interface names must be unique machine-wide (UAPI sockets are global): they carry our pid. */
-const PID36 = Deno.pid.toString(36);
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const MiB = (kib: number) => kib / 1024;
 const mountName = (i: number) => `M${String(i + 1).padStart(4, "0")}`;
 const stationId = (i: number) => `S${String(i + 1).padStart(4, "0")}`;
 /** The inner address of tunnel i (0-based): 10.78.1.1 .. 10.78.1.200, 10.78.2.1, ... */
-const tunnelIp = (i: number) => `10.78.${1 + Math.floor(i / 200)}.${1 + (i % 200)}`;
+const tunnelIp = tunnelIps("10.78");
 
 // ---------------------------------------------------------------------------------------------------------
 // RTCM3 framing of our own (not the code under test): CRC-24Q, epochs
@@ -372,188 +366,7 @@ async function pusherWorker(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Processes and commands (every one bounded in time)
-
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(
-  cmd: string[],
-  opts: { stdin?: string; check?: boolean; timeoutMs?: number } = {},
-): Promise<RunResult> {
-  const child = new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    stdin: opts.stdin !== undefined ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000),
-  }).spawn();
-  if (opts.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(opts.stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const res = {
-    code: out.signal ? -1 : out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-  if (opts.check !== false && res.code !== 0) {
-    throw new Error(
-      `${cmd.slice(0, 8).join(" ")} exited ${res.code}: ${(res.stderr || res.stdout).slice(0, 500)}`,
-    );
-  }
-  return res;
-}
-
-/** Collects a piped stream into a growing string (the last 4 MiB of a chatty log are kept). */
-function collect(stream: ReadableStream<Uint8Array>): { text: () => string; done: Promise<void> } {
-  let buf = "";
-  const dec = new TextDecoder();
-  const done = (async () => {
-    try {
-      for await (const chunk of stream) {
-        buf += dec.decode(chunk, { stream: true });
-        if (buf.length > 8 << 20) buf = buf.slice(-(4 << 20));
-      }
-    } catch { /* closed */ }
-  })();
-  return { text: () => buf, done };
-}
-
-interface Proc {
-  name: string;
-  child: Deno.ChildProcess;
-  pid: number;
-  exited: () => boolean;
-  /** "running", "exit code N" or "killed by SIG...". */
-  how: string;
-  stdout: ReturnType<typeof collect>;
-  stderr: ReturnType<typeof collect>;
-  stdin?: WritableStreamDefaultWriter<Uint8Array>;
-}
-
-/**
- * Everything the run creates, torn down by cleanup(): processes (SIGTERM by pid, SIGKILL after 10 s), then
- * any process still inside one of its namespaces, then the namespaces, the UAPI socket and the temp directory.
- */
-class Resources {
-  readonly procs: Proc[] = [];
-  readonly namespaces: string[] = [];
-  readonly sockets: string[] = [];
-  dir?: string;
-  #cleaned?: Promise<void>;
-
-  /** `ip netns exec NS [env K=V...] CMD`: both exec in place, so the pid is CMD's own. */
-  spawnIn(
-    ns: string,
-    name: string,
-    cmd: string[],
-    env: Record<string, string> = {},
-    stdin = false,
-  ): Proc {
-    const envArgs = ["env", ...Object.entries({ NO_COLOR: "1", ...env }).map(([k, v]) => `${k}=${v}`)];
-    const child = new Deno.Command("ip", {
-      args: ["netns", "exec", ns, ...envArgs, ...cmd],
-      stdin: stdin ? "piped" : "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let exited = false;
-    const p: Proc = {
-      name,
-      child,
-      pid: child.pid,
-      exited: () => exited,
-      how: "running",
-      stdout: collect(child.stdout),
-      stderr: collect(child.stderr),
-      stdin: stdin ? child.stdin.getWriter() : undefined,
-    };
-    child.status.then((st) => {
-      exited = true;
-      p.how = st.signal ? `killed by ${st.signal}` : `exit code ${st.code}`;
-    });
-    this.procs.push(p);
-    return p;
-  }
-
-  cleanup(): Promise<void> {
-    this.#cleaned ??= this.#cleanup();
-    return this.#cleaned;
-  }
-
-  async #cleanup(): Promise<void> {
-    await Promise.all(this.procs.map((p) => stopProc(p, 10_000)));
-    if (this.namespaces.length) {
-      // Anything still in our namespaces was started by us.
-      const script =
-        'for ns in "$@"; do for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p"; done; ' +
-        'ip netns del "$ns" 2>/dev/null; done; exit 0';
-      await run(["sh", "-c", script, "sh", ...this.namespaces], { check: false, timeoutMs: 120_000 }).catch(
-        (e) => console.error(`cleanup: deleting namespaces: ${(e as Error).message}`),
-      );
-    }
-    for (const s of this.sockets) await Deno.remove(s).catch(() => {});
-    if (this.dir) await Deno.remove(this.dir, { recursive: true }).catch(() => {});
-  }
-}
-
-async function stopProc(p: Proc, graceMs: number, signal: Deno.Signal = "SIGTERM"): Promise<void> {
-  await p.stdin?.close().catch(() => {});
-  if (!p.exited()) {
-    try {
-      p.child.kill(signal);
-    } catch { /* gone */ }
-  }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const s = await Promise.race([
-    p.child.status,
-    new Promise<null>((r) => timer = setTimeout(() => r(null), graceMs)),
-  ]);
-  clearTimeout(timer);
-  if (s === null) {
-    try {
-      p.child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await Promise.race([p.child.status, sleep(5000)]);
-  }
-  await Promise.race([Promise.all([p.stdout.done, p.stderr.done]), sleep(2000)]);
-}
-
-/** Polls cond every intervalMs until true; bounded by timeoutMs (and so by a count). */
-async function waitUntil(
-  cond: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs: number,
-  intervalMs = 100,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < Math.ceil(timeoutMs / intervalMs) + 1; i++) {
-    if (await cond()) return;
-    if (Date.now() >= deadline) break;
-    await sleep(intervalMs);
-  }
-  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-}
-
-// ---------------------------------------------------------------------------------------------------------
 // /proc readings
-
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // Fields after the parenthesised command name: utime is field 14, stime 15.
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS_PER_SEC;
-  } catch {
-    return NaN;
-  }
-}
 
 interface Mem {
   rssMiB: number;
@@ -566,27 +379,17 @@ interface Mem {
 
 function memOf(pid: number): Mem {
   try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const rollup = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
+    const m = memKiB(pid);
     return {
-      rssMiB: MiB(Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN)),
-      hwmMiB: MiB(Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN)),
-      pssMiB: MiB(Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? NaN)),
-      anonMiB: MiB(Number(/^RssAnon:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN)),
-      fileMiB: MiB(Number(/^RssFile:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN)),
+      rssMiB: MiB(m.rss),
+      hwmMiB: MiB(m.hwm),
+      pssMiB: MiB(m.pss),
+      anonMiB: MiB(m.anon),
+      fileMiB: MiB(m.file),
     };
   } catch {
     return { rssMiB: NaN, pssMiB: NaN, hwmMiB: NaN, anonMiB: NaN, fileMiB: NaN };
   }
-}
-
-function expectProgram(pid: number, name: string): void {
-  const comm = Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
-  if (!comm.startsWith(name)) throw new Error(`pid ${pid} is "${comm}", not ${name}`);
-}
-
-function loadAverage(): string {
-  return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 }
 
 /** The 1-minute load average every 5 s while running; stop() gives min / mean / max. */
@@ -611,29 +414,6 @@ function loadSampler(): { stop: () => { min: number; mean: number; max: number; 
 
 // ---------------------------------------------------------------------------------------------------------
 // Keys, configs
-
-interface KeyPair {
-  privateKey: string;
-  publicKey: string;
-}
-
-/** Fresh keys from the reference tool, in one shell loop (one process spawn for all of them). */
-async function genKeys(count: number): Promise<KeyPair[]> {
-  const script = `i=0; while [ $i -lt ${count} ]; do k=$(wg genkey); ` +
-    `printf '%s %s\\n' "$k" "$(printf '%s\\n' "$k" | wg pubkey)"; i=$((i+1)); done`;
-  const r = await run(["sh", "-c", script], { timeoutMs: 300_000 });
-  const keys = r.stdout.trim().split("\n").map((l) => {
-    const [privateKey, publicKey] = l.split(" ");
-    return { privateKey, publicKey };
-  });
-  if (keys.length !== count || keys.some((k) => !k.publicKey)) throw new Error("wg genkey/pubkey failed");
-  return keys;
-}
-
-function hubConf(hub: KeyPair, peers: KeyPair[]): string {
-  return `[Interface]\nPrivateKey = ${hub.privateKey}\nListenPort = ${HUB_PORT}\n` +
-    peers.map((p, i) => `\n[Peer]\nPublicKey = ${p.publicKey}\nAllowedIPs = ${tunnelIp(i)}/32\n`).join("");
-}
 
 function stationsJson(keys: KeyPair[], hub: KeyPair): string {
   return JSON.stringify(
@@ -1092,27 +872,16 @@ async function benchmark(res: Resources, r: Result): Promise<void> {
   const hubKey = keys.pop()!;
 
   // Namespaces and the hub
-  for (const ns of [c.relayNs, c.srcNs]) {
-    res.namespaces.push(ns);
-    await run(["ip", "netns", "add", ns]);
-    await run(["ip", "-n", ns, "link", "set", "lo", "up"]);
-  }
-  res.sockets.push(`/var/run/wireguard/${c.hubIfc}.sock`);
-  const hub = res.spawnIn(c.relayNs, "hub wireguard-go", ["wireguard-go", "-f", c.hubIfc], {
-    WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1",
-    LOG_LEVEL: "error",
-  });
-  await waitUntil(
-    async () => (await run(["wg", "show", c.hubIfc], { check: false, timeoutMs: 10_000 })).code === 0,
-    `hub wireguard-go ${c.hubIfc}`,
-    30_000,
+  for (const ns of [c.relayNs, c.srcNs]) await res.addNetns(ns);
+  const hub = await startHub(
+    res,
+    c.relayNs,
+    c.hubIfc,
+    `${dir}/hub.conf`,
+    hubConf(hubKey, keys, HUB_PORT, tunnelIp),
   );
-  expectProgram(hub.pid, "wireguard-go");
-  await Deno.writeTextFile(`${dir}/hub.conf`, hubConf(hubKey, keys), { mode: 0o600 });
-  await run(["wg", "setconf", c.hubIfc, `${dir}/hub.conf`], { timeoutMs: 60_000 });
   await run(["ip", "-n", c.relayNs, "link", "set", c.hubIfc, "netns", c.srcNs]);
-  await run(["ip", "-n", c.srcNs, "addr", "add", `${HUB_IP}/16`, "dev", c.hubIfc]);
-  await run(["ip", "-n", c.srcNs, "link", "set", c.hubIfc, "mtu", "1420", "up"]);
+  await upWithAddress(c.srcNs, c.hubIfc, `${HUB_IP}/16`);
 
   // The casters and the pusher
   const mounts = (pw: string, users: boolean) =>
@@ -1174,14 +943,7 @@ async function benchmark(res: Resources, r: Result): Promise<void> {
     "--admin-listen",
     `127.0.0.1:${RELAY_ADMIN}`,
   ], LOG_ENV);
-  const isDeno = () => {
-    try {
-      return Deno.readTextFileSync(`/proc/${relay.pid}/comm`).startsWith("deno");
-    } catch {
-      return false;
-    }
-  };
-  await waitUntil(() => relay.exited() || isDeno(), "the relay pid to be deno", 10_000, 20).catch(() => {});
+  await execedInto(relay, "deno", "the relay pid to be deno");
   const alive = () => {
     for (const p of [relay, hub, dst, casters[casters.length - 1], pusher.proc]) {
       if (p.exited()) throw new Error(`${p.name} exited (${p.how}): ${p.stderr.text().slice(-3000)}`);
@@ -1487,7 +1249,7 @@ async function main(): Promise<void> {
     console.error(`ntrip benchmark: cannot run here: ${why}`);
     Deno.exit(1);
   }
-  const res = new Resources();
+  const res = new Resources({ env: { NO_COLOR: "1" } });
   const r = emptyResult();
   const loadBefore = loadAverage();
   let interrupted = false;
