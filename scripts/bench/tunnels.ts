@@ -46,6 +46,32 @@
  */
 import { parseArgs } from "node:util";
 import { DENO_JSON, interopUnavailable, MAIN_TS } from "../../tests/helpers/interop.ts";
+import {
+  cpuSeconds,
+  drained,
+  execedInto,
+  expectProgram,
+  loadAverage,
+  memKiB,
+  MiB,
+  numberFlag,
+  type Proc,
+  Resources,
+  run,
+  sleep,
+  stopProc,
+  waitUntil,
+} from "./lib/proc.ts";
+import {
+  genKeys,
+  hubConf,
+  type KeyPair,
+  PID36,
+  startHub as startHubWireguardGo,
+  tunnelIps,
+  upWithAddress,
+  WIREGUARD_GO_ENV,
+} from "./lib/hub.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -65,21 +91,6 @@ const { values } = parseArgs({
     "max-seconds": { type: "string", default: "7200" },
   },
 });
-
-function numberFlag(
-  name: string,
-  given: string | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  const x = Number(given ?? fallback);
-  if (!Number.isFinite(x) || x < min || x > max) {
-    console.error(`--${name}: expected a number in ${min}..${max}, got "${given}"`);
-    Deno.exit(2);
-  }
-  return x;
-}
 
 const QUICK = values.quick;
 const N_LIST = (values.n ?? (QUICK ? "1,10" : "1,10,100,300")).split(",").map(Number);
@@ -109,13 +120,6 @@ const SERVER_PORT = 5000;
 const RELAY_PORT_BASE = 20000;
 const ADMIN_PORT = 18081;
 const KEEPALIVE = 25;
-/** USER_HZ: the unit of utime/stime in /proc/PID/stat on every Linux we run on. */
-const CLOCK_TICKS_PER_SEC = 100;
-/** Interface names must be unique machine-wide (UAPI sockets are global): they carry our pid. */
-const PID36 = Deno.pid.toString(36);
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const MiB = (kib: number) => kib / 1024;
 
 // ---------------------------------------------------------------------------------------------------------
 // --server-worker: the kernel TCP server inside the hub namespace (1 MiB per connection, then FIN).
@@ -157,176 +161,7 @@ async function serverWorker(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Processes and commands (every one bounded in time)
-
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(
-  cmd: string[],
-  opts: { stdin?: string; check?: boolean; timeoutMs?: number } = {},
-): Promise<RunResult> {
-  const child = new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    stdin: opts.stdin !== undefined ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000),
-  }).spawn();
-  if (opts.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(opts.stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const res = {
-    code: out.signal ? -1 : out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-  if (opts.check !== false && res.code !== 0) {
-    throw new Error(
-      `${cmd.slice(0, 8).join(" ")} exited ${res.code}: ${(res.stderr || res.stdout).slice(0, 500)}`,
-    );
-  }
-  return res;
-}
-
-/** Collects a piped stream into a growing string. */
-function collect(stream: ReadableStream<Uint8Array>): { text: () => string; done: Promise<void> } {
-  let buf = "";
-  const dec = new TextDecoder();
-  const done = (async () => {
-    try {
-      for await (const chunk of stream) {
-        // Bounded memory: keep the last 4 MiB of a chatty log.
-        buf += dec.decode(chunk, { stream: true });
-        if (buf.length > 8 << 20) buf = buf.slice(-(4 << 20));
-      }
-    } catch { /* closed */ }
-  })();
-  return { text: () => buf, done };
-}
-
-interface Proc {
-  name: string;
-  child: Deno.ChildProcess;
-  pid: number;
-  exited: () => boolean;
-  /** "running", "exit code N" or "killed by SIG...". */
-  how: string;
-  stdout: ReturnType<typeof collect>;
-  stderr: ReturnType<typeof collect>;
-}
-
-/**
- * Everything one phase creates, torn down by cleanup(): processes (SIGTERM by pid, SIGKILL after 10 s),
- * then any process still inside one of its namespaces, then the namespaces, then UAPI sockets.
- */
-class Resources {
-  readonly procs: Proc[] = [];
-  readonly namespaces: string[] = [];
-  readonly sockets: string[] = [];
-  #cleaned?: Promise<void>;
-
-  spawn(name: string, cmd: string[], env: Record<string, string> = {}): Proc {
-    const child = new Deno.Command(cmd[0], {
-      args: cmd.slice(1),
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let exited = false;
-    const p: Proc = {
-      name,
-      child,
-      pid: child.pid,
-      exited: () => exited,
-      how: "running",
-      stdout: collect(child.stdout),
-      stderr: collect(child.stderr),
-    };
-    child.status.then((st) => {
-      exited = true;
-      p.how = st.signal ? `killed by ${st.signal}` : `exit code ${st.code}`;
-    });
-    this.procs.push(p);
-    return p;
-  }
-
-  /** `ip netns exec NS [env K=V...] CMD`: both exec in place, so the pid is CMD's own. */
-  spawnIn(ns: string, name: string, cmd: string[], env: Record<string, string> = {}): Proc {
-    const envArgs = Object.keys(env).length
-      ? ["env", ...Object.entries(env).map(([k, v]) => `${k}=${v}`)]
-      : [];
-    return this.spawn(name, ["ip", "netns", "exec", ns, ...envArgs, ...cmd]);
-  }
-
-  cleanup(): Promise<void> {
-    this.#cleaned ??= this.#cleanup();
-    return this.#cleaned;
-  }
-
-  async #cleanup(): Promise<void> {
-    await Promise.all(this.procs.map((p) => stopProc(p, 10_000)));
-    if (this.namespaces.length) {
-      // Anything still in our namespaces was started by us (socat clients past their `timeout`, at worst).
-      const script =
-        'for ns in "$@"; do for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p"; done; ' +
-        'ip netns del "$ns" 2>/dev/null; done; exit 0';
-      await run(["sh", "-c", script, "sh", ...this.namespaces], { check: false, timeoutMs: 300_000 }).catch(
-        (e) => console.error(`cleanup: deleting namespaces: ${(e as Error).message}`),
-      );
-    }
-    for (const s of this.sockets) await Deno.remove(s).catch(() => {});
-  }
-}
-
-async function stopProc(p: Proc, graceMs: number): Promise<void> {
-  if (!p.exited()) {
-    try {
-      p.child.kill("SIGTERM");
-    } catch { /* gone */ }
-  }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const s = await Promise.race([
-    p.child.status,
-    new Promise<null>((r) => timer = setTimeout(() => r(null), graceMs)),
-  ]);
-  clearTimeout(timer);
-  if (s === null) {
-    try {
-      p.child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await Promise.race([p.child.status, sleep(5000)]);
-  }
-  await Promise.race([Promise.all([p.stdout.done, p.stderr.done]), sleep(2000)]);
-}
-
-/** Waits (at most 2 s) until an exited process's output has been read to the end. */
-async function drained(p: Proc): Promise<void> {
-  await Promise.race([Promise.all([p.stdout.done, p.stderr.done]), sleep(2000)]);
-}
-
-/** Polls cond every intervalMs until true; bounded by timeoutMs (and so by a count). */
-async function waitUntil(
-  cond: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs: number,
-  intervalMs = 100,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < Math.ceil(timeoutMs / intervalMs) + 1; i++) {
-    if (await cond()) return;
-    if (Date.now() >= deadline) break;
-    await sleep(intervalMs);
-  }
-  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-}
+// Processes and /proc readings (more in lib/proc.ts)
 
 /** Runs fn over items, at most `concurrency` at a time. */
 async function pool<T>(items: T[], concurrency: number, fn: (item: T, index: number) => Promise<void>) {
@@ -338,20 +173,6 @@ async function pool<T>(items: T[], concurrency: number, fn: (item: T, index: num
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// /proc readings
-
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // Fields after the parenthesised command name: utime is field 14, stime 15.
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS_PER_SEC;
-  } catch {
-    return NaN;
-  }
 }
 
 interface Mem {
@@ -366,11 +187,10 @@ function memOf(pids: number[]): Mem {
   let rss = 0, pss = 0, hwm = 0, alive = 0;
   for (const pid of pids) {
     try {
-      const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-      const rollup = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
-      rss += Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
-      hwm += Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
-      pss += Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? NaN);
+      const m = memKiB(pid);
+      rss += m.rss;
+      hwm += m.hwm;
+      pss += m.pss;
       alive++;
     } catch { /* exited */ }
   }
@@ -381,43 +201,11 @@ function cpuOf(pids: number[]): number {
   return pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
 }
 
-function expectProgram(pid: number, name: string): void {
-  const comm = Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
-  if (!comm.startsWith(name)) throw new Error(`pid ${pid} is "${comm}", not ${name}`);
-}
-
-function loadAverage(): string {
-  return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Keys, addresses, configs
 
-interface KeyPair {
-  privateKey: string;
-  publicKey: string;
-}
-
-/** Fresh keys from the reference tool, in one shell loop (one process spawn for all of them). */
-async function genKeys(count: number): Promise<KeyPair[]> {
-  const script = `i=0; while [ $i -lt ${count} ]; do k=$(wg genkey); ` +
-    `printf '%s %s\\n' "$k" "$(printf '%s\\n' "$k" | wg pubkey)"; i=$((i+1)); done`;
-  const r = await run(["sh", "-c", script], { timeoutMs: 300_000 });
-  const keys = r.stdout.trim().split("\n").map((l) => {
-    const [privateKey, publicKey] = l.split(" ");
-    return { privateKey, publicKey };
-  });
-  if (keys.length !== count || keys.some((k) => !k.publicKey)) throw new Error("wg genkey/pubkey failed");
-  return keys;
-}
-
 /** The inner address of tunnel i (0-based): 10.77.1.1 .. 10.77.1.200, 10.77.2.1, ... */
-const tunnelIp = (i: number) => `10.77.${1 + Math.floor(i / 200)}.${1 + (i % 200)}`;
-
-function hubConf(hub: KeyPair, peers: KeyPair[]): string {
-  return `[Interface]\nPrivateKey = ${hub.privateKey}\nListenPort = ${HUB_PORT}\n` +
-    peers.map((p, i) => `\n[Peer]\nPublicKey = ${p.publicKey}\nAllowedIPs = ${tunnelIp(i)}/32\n`).join("");
-}
+const tunnelIp = tunnelIps("10.77");
 
 /** The peer section every tunnel has, wgedge's and wireguard-go's alike. */
 function tunnelPeer(hub: KeyPair): string {
@@ -459,26 +247,11 @@ interface Hub {
 
 async function startHub(res: Resources, phase: number, peers: KeyPair[], hubKey: KeyPair, dir: string) {
   const ns = `tbh-${Deno.pid}-${phase}`;
-  res.namespaces.push(ns);
-  await run(["ip", "netns", "add", ns]);
-  await run(["ip", "-n", ns, "link", "set", "lo", "up"]);
+  await res.addNetns(ns);
   const ifc = `tb${PID36}${phase}h`;
-  res.sockets.push(`/var/run/wireguard/${ifc}.sock`);
-  const proc = res.spawnIn(ns, "hub wireguard-go", ["wireguard-go", "-f", ifc], {
-    WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1",
-    LOG_LEVEL: "error",
-  });
-  await waitUntil(
-    async () => (await run(["wg", "show", ifc], { check: false, timeoutMs: 10_000 })).code === 0,
-    `hub wireguard-go ${ifc}`,
-    30_000,
-  );
-  expectProgram(proc.pid, "wireguard-go");
   const conf = `${dir}/hub-${phase}.conf`;
-  await Deno.writeTextFile(conf, hubConf(hubKey, peers), { mode: 0o600 });
-  await run(["wg", "setconf", ifc, conf], { timeoutMs: 60_000 });
-  await run(["ip", "-n", ns, "addr", "add", `${HUB_IP}/16`, "dev", ifc]);
-  await run(["ip", "-n", ns, "link", "set", ifc, "mtu", "1420", "up"]);
+  const proc = await startHubWireguardGo(res, ns, ifc, conf, hubConf(hubKey, peers, HUB_PORT, tunnelIp));
+  await upWithAddress(ns, ifc, `${HUB_IP}/16`);
   const server = res.spawnIn(ns, "kernel TCP server", [
     DENO,
     "run",
@@ -729,15 +502,7 @@ async function wgedgePhase(
     }
     return hub.proc.exited() ? `the hub wireguard-go exited (${hub.proc.how})` : undefined;
   };
-  // `ip netns exec` and `env` exec in place: within moments the pid is deno's own.
-  const isDeno = () => {
-    try {
-      return Deno.readTextFileSync(`/proc/${p.pid}/comm`).startsWith("deno");
-    } catch {
-      return false;
-    }
-  };
-  await waitUntil(() => p.exited() || isDeno(), "the wgedge pid to be deno", 10_000, 20).catch(() => {});
+  await execedInto(p, "deno", "the wgedge pid to be deno");
   const probe = async (when: string) => {
     r.notes.push(`admin API, ${when}: ${adminText(await adminStatus(hub.ns))}`);
   };
@@ -782,10 +547,7 @@ async function wireguardGoPhase(
     timeoutMs: 300_000,
   });
   const procs = ifcs.map((ifc) =>
-    res.spawnIn(hub.ns, `wireguard-go ${ifc}`, ["wireguard-go", "-f", ifc], {
-      WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1",
-      LOG_LEVEL: "error",
-    })
+    res.spawnIn(hub.ns, `wireguard-go ${ifc}`, ["wireguard-go", "-f", ifc], WIREGUARD_GO_ENV)
   );
   const sockets = ifcs.map((ifc) => `/var/run/wireguard/${ifc}.sock`);
   const socketReady = (s: string) => {
@@ -1097,7 +859,7 @@ async function benchmark(): Promise<void> {
         if (interrupted) return;
         phase++;
         console.error(`phase ${phase}: ${side}, N = ${n} (load ${loadAverage()})`);
-        const res = new Resources();
+        const res = new Resources({ namespacesTimeoutMs: 300_000 });
         live.add(res);
         try {
           const r = side === "wgedge"
