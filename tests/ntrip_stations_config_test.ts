@@ -418,3 +418,17 @@ Deno.test("TLS: an unreadable, empty or broken NTRIP_TLS_CA_FILE is an error nam
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("messages say `expected` once for a bad proxy URL, and put `: ` after the line for wg_config", async () => {
+  const errs = await loadErrors({
+    NTRIP_STATIONS: JSON.stringify([
+      station({ id: "P", src_proxy: "socks5://host-without-port" }),
+      station({ id: "W", dst_mount: "W", wg_config: "not|a|pipe|form" }),
+    ]),
+  });
+  const proxy = errs.find((e) => e.includes("src_proxy"));
+  assert(proxy && !proxy.includes("expected expected"), proxy);
+  const wg = errs.find((e) => e.includes("wg_config"));
+  assert(wg && /station W: wg_config/.test(wg), wg);
+  assert(!/:\d+ station/.test(wg), `no line number glued to the station: ${wg}`);
+});

@@ -335,7 +335,8 @@ function readSide(r: StationReader, prefix: "src" | "dst"): StationSide | undefi
     try {
       proxy = parseStationProxy(proxyText);
     } catch (e) {
-      r.error(`${prefix}_proxy`, (e as Error).message, proxyText);
+      // parseSocks5Url's messages start with "expected" already; r.error says it once.
+      r.error(`${prefix}_proxy`, (e as Error).message.replace(/^expected /, ""), proxyText);
     }
   }
   const via = r.choice<StationVia>(`${prefix}_via`, ["auto", "wg", "proxy", "direct"], "auto");
@@ -353,7 +354,7 @@ async function readWgConfig(
   baseDir: string | undefined,
 ): Promise<WgConfig | undefined> {
   const at = r.at("wg_config");
-  const where = `${at.source}${at.line !== undefined ? `:${at.line}` : ""} ${at.key}`;
+  const where = `${at.source}${at.line !== undefined ? `:${at.line}` : ""}: ${at.key}`;
   return await ctx.capture(async () => {
     const inline = value.includes("|") || /[\r\n]/.test(value) || /\[\s*interface\s*\]/i.test(value);
     if (inline) return parseWgText(value, where, ctx.warnings);

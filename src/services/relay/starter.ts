@@ -19,7 +19,10 @@ function keepaliveTimings(o: RelayOptions): KeepaliveTimings {
 }
 
 function problems(r: ApplyResult): string[] {
-  return Object.entries(r.failed).map(([id, msg]) => `relay ${id}: ${msg}`);
+  // A relay's own errors usually start with its id already ("RELAY_2: listen ..."): say it once.
+  return Object.entries(r.failed).map(([id, msg]) =>
+    msg.startsWith(`${id}:`) ? `relay ${msg}` : `relay ${id}: ${msg}`
+  );
 }
 
 export const relayStarter: ServiceStarter = {
