@@ -35,6 +35,11 @@ export class ServiceRegistry {
     };
   }
 
+  /** True while a status section of that name is registered. */
+  hasSection(name: string): boolean {
+    return this.#sections.has(name);
+  }
+
   /**
    * Adds API routes (mounted under the admin app, behind its auth); returns the removal. The app picks up
    * changes on its next request (a service started or restarted by a reload brings its routes along).

@@ -6,6 +6,7 @@
 import type { NtripVersion } from "../../wire/ntrip_caster.ts";
 import type { Ecef } from "../../wire/rtcm3.ts";
 import type { ServiceRegistry } from "../registry.ts";
+import { redactDeep } from "../admin/redact.ts";
 
 export interface CasterSourceStatus {
   address: string;
@@ -69,6 +70,14 @@ export type RejectReason =
 /** Registers the status section and the metrics, both read from `status`; returns the removal. */
 export function registerCasterReport(registry: ServiceRegistry, status: () => CasterStatus): () => void {
   const removeStatus = registry.registerStatus("ntrip_caster", status);
+  // `GET /api/v1/ntrip` for a caster alone; with relay stations in the process, their report answers it
+  // (stations and this caster together).
+  const removeRoutes = registry.addRoutes((app) => {
+    app.get("/api/v1/ntrip", async (c, next) => {
+      if (registry.hasSection("ntrip_stations")) return await next();
+      return c.json(redactDeep({ stations: [], caster: status() }));
+    });
+  });
   const m = registry.metrics;
   const L = ["mount"];
   const clients = m.gauge("wgedge_ntrip_caster_clients", "Clients connected to the mount.", L);
@@ -116,6 +125,7 @@ export function registerCasterReport(registry: ServiceRegistry, status: () => Ca
   });
   return () => {
     removeStatus();
+    removeRoutes();
     removeCollector();
   };
 }
