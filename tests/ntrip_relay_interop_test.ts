@@ -10,25 +10,32 @@
  * bounded and every child is killed in `finally`. Data enters str2str through its `tcpsvr://` input, written
  * by the test (paced epoch by epoch), so the recording's timing is the test's.
  */
-import {
-  DENO_JSON,
-  interopTest,
-  MAIN_TS,
-  Netns,
-  waitFor,
-  wgKeyPair,
-  WireguardGo,
-} from "./helpers/interop.ts";
+import { interopTest, Netns, wgKeyPair, WireguardGo } from "./helpers/interop.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { freePort } from "./helpers/ports.ts";
 import { within } from "./helpers/tcp.ts";
 import { framesOf } from "./helpers/ntrip_peer.ts";
+import {
+  assertFramesTail,
+  casterArgs,
+  endsWithLastFrame,
+  F9T,
+  inNs,
+  ntripApi,
+  outputs,
+  Proc,
+  relayArgs,
+  station,
+  stopAll,
+  str2strSourceCaster,
+  waitStation,
+  waitUntil,
+  wgedge,
+  writeJson,
+} from "./helpers/ntrip_interop.ts";
 import { VERSION } from "../src/cli/version.ts";
 
-const DENO = Deno.execPath();
-const F9T = Deno.readFileSync(new URL("./fixtures/rtcm3/f9t.rtcm3", import.meta.url));
 const TOOLS = ["str2str", "microsocks", "socat", "curl"];
-const SRC_STR = "SRC:RTCM 3.3;1005(1),1077(1);2;GPS;TEST;USA;44.06;-121.32;0;0;x;none;B;N;5000;test";
 
 /** The recording's epochs: each starts at a 1005 (station ARP) frame; 26 epochs over ~25 s. */
 function epochs(bytes: Uint8Array): Uint8Array[] {
@@ -47,77 +54,6 @@ function epochs(bytes: Uint8Array): Uint8Array[] {
 }
 
 const EPOCHS = epochs(F9T);
-const SOURCE_FRAMES = framesOf(F9T);
-
-/** A child process (optionally inside a namespace) whose output is collected. */
-class Proc {
-  readonly child: Deno.ChildProcess;
-  #output = "";
-  readonly #drains: Promise<void>[];
-
-  constructor(
-    readonly label: string,
-    cmd: string[],
-    opts: { env?: Record<string, string>; stdin?: boolean } = {},
-  ) {
-    this.child = new Deno.Command(cmd[0], {
-      args: cmd.slice(1),
-      env: { NO_COLOR: "1", ...opts.env },
-      stdin: opts.stdin ? "piped" : "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const dec = new TextDecoder();
-    this.#drains = [this.child.stdout, this.child.stderr].map(async (s) => {
-      try {
-        for await (const c of s) this.#output += dec.decode(c, { stream: true });
-      } catch { /* closed */ }
-    });
-  }
-
-  get output(): string {
-    return this.#output;
-  }
-
-  /** SIGTERM, then SIGKILL when it does not exit within 5 s. */
-  async stop(): Promise<void> {
-    try {
-      this.child.kill("SIGTERM");
-    } catch { /* exited */ }
-    try {
-      await within(this.child.status, `${this.label} to exit`, 5_000);
-    } catch {
-      try {
-        this.child.kill("SIGKILL");
-      } catch { /* exited meanwhile */ }
-      await within(this.child.status, `${this.label} to die`);
-    }
-    await Promise.allSettled(this.#drains);
-  }
-}
-
-/** Runs `cmd` inside `ns` (or on the host when ns is undefined). */
-function inNs(ns: Netns | undefined, cmd: string[]): string[] {
-  return ns ? ["ip", "netns", "exec", ns.name, ...cmd] : cmd;
-}
-
-function wgedge(ns: Netns | undefined, args: string[], env: Record<string, string>): Proc {
-  return new Proc("wgedge", inNs(ns, [DENO, "run", "-A", "--config", DENO_JSON, MAIN_TS, ...args]), { env });
-}
-
-/** str2str serving what is written to its tcpsvr input as mount SRC (v1 caster, rover:roverpw). */
-function str2strSourceCaster(ns: Netns | undefined, input: number, caster: number): Proc {
-  return new Proc(
-    "str2str source caster",
-    inNs(ns, [
-      "str2str",
-      "-in",
-      `tcpsvr://:${input}`,
-      "-out",
-      `ntripc://rover:roverpw@:${caster}/${SRC_STR}`,
-    ]),
-  );
-}
 
 /** A writer into str2str's tcpsvr input: socat inside the namespace, fed through its stdin. */
 class Feeder {
@@ -156,100 +92,6 @@ class Feeder {
   }
 }
 
-interface SideStatus {
-  phase: string;
-  path: string | null;
-  endpoint: string | null;
-  lastReply: string | null;
-  attempts: number;
-  version: number | string;
-}
-
-interface StationStatus {
-  id: string;
-  state: string;
-  lastError: { side: string; kind: string; message: string } | null;
-  nextRetryAt: string | null;
-  source: SideStatus;
-  destination: SideStatus;
-  frames: number;
-  framesOut: number;
-  crcErrors: number;
-  bytesIn: number;
-  bytesOut: number;
-  ggaSent: number;
-}
-
-/** GET /api/v1/ntrip on the admin API (inside the namespace through curl). */
-async function ntripApi(
-  ns: Netns | undefined,
-  admin: number,
-): Promise<{ text: string; stations: StationStatus[] }> {
-  const url = `http://127.0.0.1:${admin}/api/v1/ntrip`;
-  let text: string;
-  if (ns) {
-    const r = await ns.exec(["curl", "-sS", "--max-time", "5", url], { check: false });
-    text = r.stdout;
-  } else {
-    const res = await within(fetch(url), "the admin API");
-    text = await res.text();
-  }
-  return { text, stations: JSON.parse(text).stations };
-}
-
-/** waitFor with a description built when it gives up (process output included). */
-async function waitUntil(cond: () => boolean | Promise<boolean>, what: () => string): Promise<void> {
-  try {
-    await waitFor(cond, "condition", 400, 100);
-  } catch {
-    throw new Error(`timed out waiting for ${what()}`);
-  }
-}
-
-async function station(ns: Netns | undefined, admin: number, id: string): Promise<StationStatus | undefined> {
-  try {
-    return (await ntripApi(ns, admin)).stations.find((s) => s.id === id);
-  } catch {
-    return undefined;
-  }
-}
-
-async function waitStation(
-  ns: Netns | undefined,
-  admin: number,
-  id: string,
-  cond: (s: StationStatus) => boolean,
-  what: string,
-  procs: Proc[] = [],
-): Promise<StationStatus> {
-  let last: StationStatus | undefined;
-  await waitUntil(async () => {
-    last = await station(ns, admin, id);
-    return last !== undefined && cond(last);
-  }, () => `${id}: ${what}; last status ${JSON.stringify(last)}\n${outputs(procs)}`);
-  return last!;
-}
-
-/**
- * The client's file must be the source's frames from some frame on, to the last one, frame by frame (the
- * client joined on a frame boundary after the stream began).
- */
-function assertFramesTail(got: Uint8Array, maxSkipped: number): void {
-  const frames = framesOf(got);
-  assertEquals(
-    frames.reduce((n, f) => n + f.length, 0),
-    got.length,
-    "the file holds only whole frames (nothing between or around them)",
-  );
-  const skipped = SOURCE_FRAMES.length - frames.length;
-  assert(skipped >= 0 && skipped <= maxSkipped, `${frames.length} frames of ${SOURCE_FRAMES.length}`);
-  assertEquals(
-    frames,
-    SOURCE_FRAMES.slice(skipped),
-    "frame by frame: the source's frames from a boundary on",
-  );
-}
-
 async function fileBytes(path: string): Promise<Uint8Array> {
   try {
     return await Deno.readFile(path);
@@ -260,23 +102,12 @@ async function fileBytes(path: string): Promise<Uint8Array> {
 
 /** Waits until the file ends with the recording's last frame. */
 async function waitForLastFrame(path: string, procs: Proc[]): Promise<Uint8Array> {
-  const last = SOURCE_FRAMES[SOURCE_FRAMES.length - 1];
   let got: Uint8Array = new Uint8Array(0);
   await waitUntil(async () => {
     got = await fileBytes(path);
-    const frames = framesOf(got);
-    const tail = frames[frames.length - 1];
-    return frames.length > 0 && tail.length === last.length && tail.every((b, i) => b === last[i]);
+    return endsWithLastFrame(got);
   }, () => `the client's file to end with the last frame (${got.length} bytes)\n${outputs(procs)}`);
   return got;
-}
-
-function outputs(procs: Proc[]): string {
-  return procs.map((p) => `--- ${p.label}\n${p.output.slice(-3000)}`).join("\n");
-}
-
-async function stopAll(procs: Proc[]): Promise<void> {
-  for (const p of [...procs].reverse()) await p.stop().catch(() => {});
 }
 
 interopTest(
@@ -288,57 +119,35 @@ interopTest(
     try {
       const [srcIn, srcCaster, dstCaster, relayAdmin, casterAdmin] = [1, 2, 3, 4, 5].map(() => freePort());
       procs.push(str2strSourceCaster(undefined, srcIn, srcCaster));
-      await Deno.writeTextFile(
-        `${dir}/mounts.json`,
-        JSON.stringify([{ mount: "DST", source_password: "dstpw", users: ["rover:roverpw"] }]),
-        { mode: 0o600 },
-      );
-      procs.push(
-        wgedge(undefined, [
-          "ntrip",
-          "caster",
-          "--listen",
-          `127.0.0.1:${dstCaster}`,
-          "--mounts",
-          `${dir}/mounts.json`,
-          "--admin-listen",
-          `127.0.0.1:${casterAdmin}`,
-        ], {}),
-      );
-      await Deno.writeTextFile(
+      await writeJson(`${dir}/mounts.json`, [{
+        mount: "DST",
+        source_password: "dstpw",
+        users: ["rover:roverpw"],
+      }]);
+      procs.push(wgedge(undefined, casterArgs(dstCaster, `${dir}/mounts.json`, casterAdmin), {}));
+      await writeJson(
         `${dir}/stations.json`,
-        JSON.stringify(
-          [{
-            id: "TCSL",
-            enable: true,
-            src_host: "127.0.0.1",
-            src_port: srcCaster,
-            src_mount: "SRC",
-            src_user: "rover",
-            src_pass: "roverpw",
-            dst_host: "127.0.0.1",
-            dst_port: dstCaster,
-            dst_mount: "DST",
-            dst_pass: "dstpw",
-            lat: 44.06,
-            lon: -121.32,
-            alt: 1100,
-            gga_interval: 5,
-            note: "an extra field a real file carries",
-          }],
-          null,
-          2,
-        ),
-        { mode: 0o600 },
+        [{
+          id: "TCSL",
+          enable: true,
+          src_host: "127.0.0.1",
+          src_port: srcCaster,
+          src_mount: "SRC",
+          src_user: "rover",
+          src_pass: "roverpw",
+          dst_host: "127.0.0.1",
+          dst_port: dstCaster,
+          dst_mount: "DST",
+          dst_pass: "dstpw",
+          lat: 44.06,
+          lon: -121.32,
+          alt: 1100,
+          gga_interval: 5,
+          note: "an extra field a real file carries",
+        }],
+        2,
       );
-      const relay = wgedge(undefined, [
-        "ntrip",
-        "relay",
-        "-c",
-        `${dir}/stations.json`,
-        "--admin-listen",
-        `127.0.0.1:${relayAdmin}`,
-      ], {});
+      const relay = wgedge(undefined, relayArgs(`${dir}/stations.json`, relayAdmin), {});
       procs.push(relay);
       await waitStation(
         undefined,
@@ -459,12 +268,8 @@ interopTest(
         dst_proxy: `127.0.0.1:${socks}:su:socks-pw`,
         dst_via: "proxy",
       }];
-      await Deno.writeTextFile(`${dir}/stations.json`, JSON.stringify(stations), { mode: 0o600 });
-      await Deno.writeTextFile(
-        `${dir}/mounts.json`,
-        JSON.stringify([{ mount: "DST", source_password: "dstpw" }]),
-        { mode: 0o600 },
-      );
+      await writeJson(`${dir}/stations.json`, stations);
+      await writeJson(`${dir}/mounts.json`, [{ mount: "DST", source_password: "dstpw" }]);
       // One `serve` from the environment alone: the caster and the relay stations together.
       const serve = wgedge(ns, ["serve"], {
         NTRIP_STATIONS: `${dir}/stations.json`,
@@ -568,21 +373,12 @@ interopTest(
       procs.push(str2strSourceCaster(undefined, srcIn, srcCaster));
       let src2 = str2strSourceCaster(undefined, src2In, src2Caster);
       procs.push(src2);
-      await Deno.writeTextFile(
-        `${dir}/mounts.json`,
-        JSON.stringify([{ mount: "DSTK", source_password: "pw" }, { mount: "DSTD", source_password: "pw" }]),
-        { mode: 0o600 },
-      );
-      const casterArgs = (port: number) => [
-        "ntrip",
-        "caster",
-        "--listen",
-        `127.0.0.1:${port}`,
-        "--mounts",
-        `${dir}/mounts.json`,
-      ];
-      procs.push(wgedge(undefined, casterArgs(dst1), {}));
-      let caster2 = wgedge(undefined, casterArgs(dst2), {});
+      await writeJson(`${dir}/mounts.json`, [{ mount: "DSTK", source_password: "pw" }, {
+        mount: "DSTD",
+        source_password: "pw",
+      }]);
+      procs.push(wgedge(undefined, casterArgs(dst1, `${dir}/mounts.json`), {}));
+      let caster2 = wgedge(undefined, casterArgs(dst2, `${dir}/mounts.json`), {});
       procs.push(caster2);
       const base = {
         src_host: "127.0.0.1",
@@ -592,9 +388,9 @@ interopTest(
         dst_host: "127.0.0.1",
         dst_pass: "pw",
       };
-      await Deno.writeTextFile(
+      await writeJson(
         `${dir}/stations.json`,
-        JSON.stringify([
+        [
           { ...base, id: "WRONGPW", src_pass: "not-the-password", dst_port: dst1, dst_mount: "DSTW" },
           {
             ...base,
@@ -613,17 +409,9 @@ interopTest(
             dst_mount: "DSTK",
           },
           { ...base, id: "DSTKILL", src_pass: "roverpw", dst_port: dst2, dst_mount: "DSTD" },
-        ]),
-        { mode: 0o600 },
+        ],
       );
-      const relay = wgedge(undefined, [
-        "ntrip",
-        "relay",
-        "-c",
-        `${dir}/stations.json`,
-        "--admin-listen",
-        `127.0.0.1:${admin}`,
-      ], {});
+      const relay = wgedge(undefined, relayArgs(`${dir}/stations.json`, admin), {});
       procs.push(relay);
       feed(srcIn);
       feed(src2In);
@@ -698,7 +486,7 @@ interopTest(
         procs,
       );
       assertEquals([dropped.state, dropped.source.phase], ["BACKOFF", "streaming"]);
-      caster2 = wgedge(undefined, casterArgs(dst2), {});
+      caster2 = wgedge(undefined, casterArgs(dst2, `${dir}/mounts.json`), {});
       procs.push(caster2);
       const again = await waitStation(
         undefined,
