@@ -7,7 +7,6 @@
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { ManualClock } from "../src/util/clock.ts";
 import { configureLogging, logger } from "../src/util/log.ts";
-import type { RandomFill } from "../src/util/random.ts";
 import type { NtripStationsConfig, StationConfig } from "../src/config/ntrip_stations.ts";
 import type { WgConfig } from "../src/wireguard/config.ts";
 import { NtripRelayService } from "../src/services/ntrip/service.ts";
@@ -19,11 +18,10 @@ import { renderStations, sortStations } from "../src/services/admin/ntrip_view.t
 import type { TunnelLease } from "../src/services/tunnel/pool.ts";
 import type { Tunnel } from "../src/net/tunnels.ts";
 import { MemoryNet } from "./helpers/memory_net.ts";
-import { advance, Caster, rtcmFrame, settle } from "./helpers/ntrip_fakes.ts";
+import { advance, Caster, NO_JITTER, rtcmFrame, settle, stationConfig } from "./helpers/ntrip_fakes.ts";
 
 configureLogging({ level: "error" });
 
-const NO_JITTER: RandomFill = (b) => b.fill(0).fill(0x80, 3, 4);
 const enc = new TextEncoder();
 const WALL = 1_700_000_000_000;
 
@@ -45,35 +43,10 @@ function wg(tag: number): WgConfig {
 }
 
 function station(id: string, extra: Partial<StationConfig> = {}): StationConfig {
-  return {
-    id,
-    enable: true,
-    initialDelaySec: 0,
-    source: {
-      host: `src-${id}`,
-      port: 2101,
-      mount: "SRC",
-      user: "rover",
-      password: "SRC-SECRET",
-      version: 1,
-      tls: false,
-      via: "auto",
-    },
-    destination: {
-      host: "dst",
-      port: 2102,
-      mount: id,
-      password: "DST-SECRET",
-      version: 1,
-      tls: false,
-      via: "auto",
-    },
-    ggaIntervalSec: 10,
-    ggaTalker: "GP",
-    format: "rtcm3",
-    origin: "test",
-    ...extra,
-  };
+  return stationConfig({ id, ...extra }, {
+    source: { host: `src-${id}`, password: "SRC-SECRET" },
+    destination: { host: "dst", mount: id, password: "DST-SECRET" },
+  });
 }
 
 function cfg(stations: StationConfig[]): NtripStationsConfig {

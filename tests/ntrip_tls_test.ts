@@ -8,17 +8,15 @@ import * as tls from "node:tls";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { ManualClock } from "../src/util/clock.ts";
 import { logger } from "../src/util/log.ts";
-import type { RandomFill } from "../src/util/random.ts";
 import { type StationConfig, StationTlsCa } from "../src/config/ntrip_stations.ts";
 import { StationWorker } from "../src/services/ntrip/worker.ts";
 import { DialLimiter } from "../src/services/ntrip/dial_limiter.ts";
 import type { StationPaths } from "../src/services/ntrip/egress.ts";
 import { connDuplex } from "../src/net/tls.ts";
 import { type MemoryConn, MemoryNet } from "./helpers/memory_net.ts";
-import { advance, concat, rtcmFrame, settle } from "./helpers/ntrip_fakes.ts";
+import { advance, concat, NO_JITTER, rtcmFrame, settle, stationConfig } from "./helpers/ntrip_fakes.ts";
 import { makeCert, type TestCert } from "./helpers/tls.ts";
 
-const NO_JITTER: RandomFill = (b) => b.fill(0).fill(0x80, 3, 4);
 const latin1 = (b: Uint8Array) => String.fromCharCode(...b);
 
 /** A caster behind TLS on the MemoryNet: records each connection's plaintext; `answer` replies to the head. */
@@ -60,37 +58,10 @@ class TlsCaster {
 }
 
 function station(ca: StationTlsCa | undefined, extra: Partial<StationConfig> = {}): StationConfig {
-  return {
-    id: "TLS1",
-    enable: true,
-    initialDelaySec: 0,
-    source: {
-      host: "src.example",
-      port: 2101,
-      mount: "SRC",
-      user: "rover",
-      password: "roverpw",
-      version: 1,
-      tls: true,
-      tlsCa: ca,
-      via: "auto",
-    },
-    destination: {
-      host: "dst.example",
-      port: 2102,
-      mount: "DST",
-      password: "dstpw",
-      version: 1,
-      tls: true,
-      tlsCa: ca,
-      via: "auto",
-    },
-    ggaIntervalSec: 0,
-    ggaTalker: "GP",
-    format: "rtcm3",
-    origin: "test",
-    ...extra,
-  };
+  return stationConfig({ id: "TLS1", ggaIntervalSec: 0, ...extra }, {
+    source: { tls: true, tlsCa: ca },
+    destination: { tls: true, tlsCa: ca },
+  });
 }
 
 function worker(cfg: StationConfig, net: MemoryNet, clock: ManualClock): StationWorker {

@@ -18,46 +18,22 @@ import {
   startSpreadMs,
 } from "../src/services/ntrip/timing.ts";
 import { MemoryNet } from "./helpers/memory_net.ts";
-import { advance, Caster, concat, rtcmFrame, settle } from "./helpers/ntrip_fakes.ts";
+import {
+  advance,
+  Caster,
+  concat,
+  NO_JITTER,
+  rtcmFrame,
+  settle,
+  stationConfig,
+} from "./helpers/ntrip_fakes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** u = 0.5: the jitter factor is exactly 1, so delays are the spec's numbers. */
-const NO_JITTER: RandomFill = (b) => b.fill(0).fill(0x80, 3, 4);
 const quietLog = logger("test.ntrip");
 
-function station(extra: Partial<StationConfig> = {}): StationConfig {
-  return {
-    id: "ST1",
-    enable: true,
-    initialDelaySec: 0,
-    source: {
-      host: "src.example",
-      port: 2101,
-      mount: "SRC",
-      user: "rover",
-      password: "roverpw",
-      version: 1,
-      tls: false,
-      via: "auto",
-    },
-    destination: {
-      host: "dst.example",
-      port: 2102,
-      mount: "DST",
-      password: "dstpw",
-      version: 1,
-      tls: false,
-      via: "auto",
-    },
-    ggaIntervalSec: 10,
-    ggaTalker: "GP",
-    format: "rtcm3",
-    origin: "test",
-    ...extra,
-  };
-}
+const station = stationConfig;
 
 interface Harness {
   clock: ManualClock;
@@ -114,6 +90,14 @@ async function toRunning(h: Harness, casters: ReturnType<typeof acceptingCasters
   casters.src.send(rtcmFrame(1005, 19));
   await settle();
   assertEquals(h.worker.state, "RUNNING");
+}
+
+/** A worker for cfg with accepting casters, brought to RUNNING. */
+async function running(cfg = station()) {
+  const h = harness(cfg);
+  const c = acceptingCasters(h.net);
+  await toRunning(h, c);
+  return { h, c };
 }
 
 Deno.test("start: WAITING_START for initial_delay + spread, then source, data, destination, RUNNING", async () => {
@@ -247,9 +231,7 @@ Deno.test("WAITING_DATA: no valid frame within 30 s of acceptance -> BACKOFF; ga
 });
 
 Deno.test("stale: RUNNING without a valid frame for 30 s (GGA does not count); the destination stays", async () => {
-  const h = harness(station({ position: { latDeg: 1, lonDeg: 2, altM: 3 }, ggaIntervalSec: 5 }));
-  const c = acceptingCasters(h.net);
-  await toRunning(h, c);
+  const { h, c } = await running(station({ position: { latDeg: 1, lonDeg: 2, altM: 3 }, ggaIntervalSec: 5 }));
   const dstConn = c.dst.last;
   await advance(h.clock, 20_000, 1000);
   c.src.send(rtcmFrame(1077));
@@ -267,9 +249,7 @@ Deno.test("stale: RUNNING without a valid frame for 30 s (GGA does not count); t
 });
 
 Deno.test("source killed mid-stream: reconnect with backoff while the destination session is kept", async () => {
-  const h = harness(station());
-  const c = acceptingCasters(h.net);
-  await toRunning(h, c);
+  const { h, c } = await running();
   const dstConn = c.dst.last;
   c.src.last.close();
   await settle();
@@ -290,9 +270,7 @@ Deno.test("source killed mid-stream: reconnect with backoff while the destinatio
 });
 
 Deno.test("destination killed: the source stays connected; a new destination after >= 15 s starts on a frame boundary", async () => {
-  const h = harness(station());
-  const c = acceptingCasters(h.net);
-  await toRunning(h, c);
+  const { h, c } = await running();
   const srcConn = c.src.last;
   c.dst.last.close();
   await settle();
@@ -322,9 +300,7 @@ Deno.test("destination killed: the source stays connected; a new destination aft
 });
 
 Deno.test("destination backlog over 64 KiB drops the destination only", async () => {
-  const h = harness(station());
-  const c = acceptingCasters(h.net);
-  await toRunning(h, c);
+  const { h, c } = await running();
   const clientEnd = c.dst.last.peer;
   clientEnd.stalled = true; // the caster stops reading: writes do not complete
   for (let i = 0; i < 70; i++) c.src.send(rtcmFrame(1077, 1000, i));
@@ -337,9 +313,7 @@ Deno.test("destination backlog over 64 KiB drops the destination only", async ()
 });
 
 Deno.test("destination backlog older than 5 s drops the destination only", async () => {
-  const h = harness(station());
-  const c = acceptingCasters(h.net);
-  await toRunning(h, c);
+  const { h, c } = await running();
   c.dst.last.peer.stalled = true;
   c.src.send(rtcmFrame(1077, 100));
   await advance(h.clock, 4_900, 100);
@@ -381,9 +355,7 @@ Deno.test("str2str's 401 (status line, no blank line, then close) is bad credent
 });
 
 Deno.test("a session of 60 s or more restarts the source backoff at 5 s; a shorter one keeps doubling", async () => {
-  const h = harness(station());
-  const c = acceptingCasters(h.net);
-  await toRunning(h, c);
+  const { h, c } = await running();
   const waits: number[] = [];
   for (const lived of [10_000, 10_000, 61_000]) {
     for (let t = 0; t < lived; t += 10_000) {

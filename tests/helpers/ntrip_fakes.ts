@@ -2,11 +2,58 @@
  * Fakes for NTRIP station tests on a ManualClock and a MemoryNet: RTCM3 frames, scripted casters that read a
  * request head and answer as real ones do, and helpers that let in-memory I/O run between clock steps.
  */
+import type { StationConfig, StationSide } from "../../src/config/ntrip_stations.ts";
 import type { ManualClock } from "../../src/util/clock.ts";
+import type { RandomFill } from "../../src/util/random.ts";
 import { crc24q } from "../../src/wire/rtcm3.ts";
 import type { MemoryConn, MemoryNet } from "./memory_net.ts";
 
 const enc = new TextEncoder();
+
+/** u = 0.5: the jitter factor is exactly 1, so delays are the spec's numbers. */
+export const NO_JITTER: RandomFill = (b) => b.fill(0).fill(0x80, 3, 4);
+
+/**
+ * A station for in-memory tests: ST1, src.example:2101/SRC (rover:roverpw) -> dst.example:2102/DST (dstpw),
+ * NTRIP 1 both ways, no TLS, via auto, GGA every 10 s, RTCM3. `sides` changes fields of the default source
+ * and destination; `extra` replaces top-level fields (a `source` or `destination` given there whole).
+ */
+export function stationConfig(
+  extra: Partial<StationConfig> = {},
+  sides: { source?: Partial<StationSide>; destination?: Partial<StationSide> } = {},
+): StationConfig {
+  return {
+    id: "ST1",
+    enable: true,
+    initialDelaySec: 0,
+    source: {
+      host: "src.example",
+      port: 2101,
+      mount: "SRC",
+      user: "rover",
+      password: "roverpw",
+      version: 1,
+      tls: false,
+      via: "auto",
+      ...sides.source,
+    },
+    destination: {
+      host: "dst.example",
+      port: 2102,
+      mount: "DST",
+      password: "dstpw",
+      version: 1,
+      tls: false,
+      via: "auto",
+      ...sides.destination,
+    },
+    ggaIntervalSec: 10,
+    ggaTalker: "GP",
+    format: "rtcm3",
+    origin: "test",
+    ...extra,
+  };
+}
 
 /** A CRC-valid RTCM3 frame of `type` with `len` payload bytes (filler `fill`). */
 export function rtcmFrame(type: number, len = 8, fill = 0): Uint8Array {
