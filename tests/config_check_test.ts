@@ -146,6 +146,8 @@ Deno.test("check-config: every error on its own line with source, line and expec
     assertEquals(r.stdout, "");
     const lines = r.stderr.trim().split("\n");
     assertEquals(lines, [
+      // The file's warnings come first, beside the errors (Table is a host setting wgedge ignores).
+      `warning: ${dir}/bad.conf:5: Table is a wg-quick host setting; wgedge runs in userspace and ignores it`,
       `${dir}/bad.conf:3: Address: expected an IP prefix like 10.0.0.2/32 or fd00::2/128, got "10.0.0.300/32"`,
       `${dir}/bad.conf:9: PresharedKey: expected ${KEY_EXPECTED}, got a 30-character value`,
       `${dir}/bad.conf:11: Endpoint: expected host:port, IPv4:port or [IPv6]:port with a port 1..65535, got "vpn.example.com"`,
@@ -247,4 +249,21 @@ Deno.test("check-config --json prints errors as JSON on stdout and exits 1", asy
   if (parsed.valid !== false || !parsed.errors.some((m: string) => m.includes("RELAY_1"))) {
     throw new Error(`unexpected: ${JSON.stringify(parsed)}`);
   }
+});
+
+Deno.test("check-config: warnings are shown beside the errors (the typo behind a missing key)", async () => {
+  await withDir(async (dir) => {
+    const env = `${dir}/wgedge.env`;
+    // WGEDGE_LOG_LEVL is a typo (a warning), RELAY_1 is broken (an error): both must be printed.
+    await writePrivate(env, `RELAY_1=not-a-relay\nWGEDGE_LOG_LEVL=debug\n`);
+    const text = await checkConfig(["--env-file", env]);
+    assertEquals(text.code, 1);
+    assertStringIncludes(text.stderr, "RELAY_1");
+    assertStringIncludes(text.stderr, "warning: ");
+    assertStringIncludes(text.stderr, "WGEDGE_LOG_LEVL");
+    const json = await checkConfig(["--env-file", env, "--json"]);
+    const out = JSON.parse(json.stdout);
+    assertEquals(out.valid, false);
+    assert(out.warnings.some((w: string) => w.includes("WGEDGE_LOG_LEVL")), json.stdout);
+  });
 });

@@ -141,10 +141,15 @@ export const checkConfigCommand: Command = defineCommand({
       });
     } catch (e) {
       const errors = ConfigErrors.flatten(e);
+      // Warnings too: an unknown key (a typo) is often why a required one is reported missing.
+      const warnings = e instanceof ConfigErrors ? e.warnings : [];
       if (values.json) {
         // Machine-readable for scripts; the messages are the same (they never contain secrets).
-        console.log(JSON.stringify({ valid: false, errors: errors.map((err) => err.message) }, null, 2));
+        console.log(
+          JSON.stringify({ valid: false, errors: errors.map((err) => err.message), warnings }, null, 2),
+        );
       } else {
+        for (const w of warnings) console.error(`warning: ${w}`);
         for (const err of errors) console.error(err.message);
       }
       console.error(`check-config: ${errors.length} error${errors.length === 1 ? "" : "s"}`);

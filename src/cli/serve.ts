@@ -32,6 +32,7 @@ export interface ServeOptions {
 
 function printConfigErrors(e: unknown): void {
   const errs = e instanceof ConfigErrors ? e.errors : [e as Error];
+  for (const w of e instanceof ConfigErrors ? e.warnings : []) console.error(`warning: ${w}`);
   for (const x of errs) console.error(x.message);
 }
 

@@ -81,6 +81,8 @@ export class ConfigError extends Error {
 /** Every problem found in one load, in the order they were found. Never empty. */
 export class ConfigErrors extends Error {
   readonly errors: ConfigError[];
+  /** The warnings of the same load (an unknown key is often why a required one is missing): show both. */
+  readonly warnings: string[] = [];
 
   constructor(errors: ConfigError[]) {
     const list = errors.length > 0

@@ -115,6 +115,15 @@ async function readEnvFile(
  */
 export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
   const warnings: string[] = [];
+  try {
+    return await loadWithWarnings(opts, warnings);
+  } catch (e) {
+    if (e instanceof ConfigErrors) e.warnings.push(...warnings);
+    throw e;
+  }
+}
+
+async function loadWithWarnings(opts: LoadOptions, warnings: string[]): Promise<LoadedConfig> {
   const fromFlag = opts.envFile !== undefined && opts.envFile.trim() !== "";
   const envFilePath = fromFlag ? opts.envFile!.trim() : opts.env.WGEDGE_ENV_FILE?.trim() || undefined;
   let envFile = new Map<string, EnvFileEntry>();

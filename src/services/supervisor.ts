@@ -193,6 +193,7 @@ export class Supervisor {
       log.error("reload rejected: the configuration has errors; the running configuration is kept", {
         errors: errors.length,
       });
+      for (const w of e instanceof ConfigErrors ? e.warnings : []) log.warn(w);
       for (const m of errors) log.error(m);
       return this.#record("rejected", errors);
     }
