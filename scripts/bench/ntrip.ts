@@ -55,8 +55,10 @@ import { parseArgs } from "node:util";
 import { DENO_JSON, interopUnavailable, MAIN_TS } from "../../tests/helpers/interop.ts";
 import {
   cpuSeconds,
+  denoRun,
   execedInto,
   loadAverage,
+  logText,
   memKiB,
   MiB,
   numberFlag,
@@ -68,6 +70,7 @@ import {
   waitUntil,
 } from "./lib/proc.ts";
 import { genKeys, hubConf, type KeyPair, PID36, startHub, tunnelIps, upWithAddress } from "./lib/hub.ts";
+import { checkout, firstLine, logSummary as summarize, machineLine, topCounts } from "./lib/report.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -513,29 +516,11 @@ function stateCounts(v: NtripView): string {
 
 /** The warn/error lines of a wgedge JSON log, counted by level and message. */
 function logSummary(text: string): string {
-  const counts = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    let j: { level?: string; msg?: string; error?: string; station?: string } | undefined;
-    try {
-      j = JSON.parse(line);
-    } catch {
-      if (/warn|error|panic|uncaught/i.test(line)) {
-        const k = `(text) ${line.slice(0, 160)}`;
-        counts.set(k, (counts.get(k) ?? 0) + 1);
-      }
-      continue;
-    }
-    if (j?.level === "warn" || j?.level === "error") {
-      const k = `${j.level}: ${j.msg ?? line.slice(0, 120)}${
-        j.error ? ` (${String(j.error).slice(0, 100)})` : ""
-      }`;
-      counts.set(k, (counts.get(k) ?? 0) + 1);
-    }
-  }
-  if (counts.size === 0) return "no warn/error lines";
-  return [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, c]) => `${c} x ${k}`).join(
-    "; ",
+  return summarize(
+    text,
+    (j, line) =>
+      `${j.level}: ${j.msg ?? line.slice(0, 120)}${j.error ? ` (${String(j.error).slice(0, 100)})` : ""}`,
+    160,
   );
 }
 
@@ -548,9 +533,7 @@ function infoSummary(text: string): string {
       if (j.level === "info" && j.msg) counts.set(j.msg, (counts.get(j.msg) ?? 0) + 1);
     } catch { /* not JSON */ }
   }
-  return [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([k, c]) => `${c} x ${k}`).join(
-    "; ",
-  ) || "none";
+  return topCounts(counts, 10) || "none";
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -804,12 +787,7 @@ function emptyResult(): Result {
 }
 
 function casterArgs(listen: string, mounts: string, admin: number): string[] {
-  return [
-    DENO,
-    "run",
-    "-A",
-    "--config",
-    DENO_JSON,
+  return denoRun(
     MAIN_TS,
     "ntrip",
     "caster",
@@ -819,7 +797,7 @@ function casterArgs(listen: string, mounts: string, admin: number): string[] {
     mounts,
     "--admin-listen",
     `127.0.0.1:${admin}`,
-  ];
+  );
 }
 
 const LOG_ENV = { WGEDGE_LOG_FORMAT: "json" };
@@ -903,12 +881,7 @@ async function benchmark(res: Resources, r: Result): Promise<void> {
   const pusher = new Pusher(res.spawnIn(
     c.srcNs,
     "pusher",
-    [
-      DENO,
-      "run",
-      "-A",
-      "--config",
-      DENO_JSON,
+    denoRun(
       SCRIPT,
       "--pusher-worker",
       "--target",
@@ -918,7 +891,7 @@ async function benchmark(res: Resources, r: Result): Promise<void> {
       "--password",
       SRC_SOURCE_PW,
       ...(BURST ? ["--burst"] : []),
-    ],
+    ),
     {},
     true,
   ));
@@ -1120,15 +1093,15 @@ async function benchmark(res: Resources, r: Result): Promise<void> {
       v.mounts.reduce((a, m) => a + m.clientsDroppedSlow, 0)
     }, rejected ${JSON.stringify(Object.fromEntries(Object.entries(v.rejected).filter(([, n]) => n > 0)))}`;
   r.notes.push(casterNote("destination caster", dv), casterNote("source caster (restarted)", sv));
-  r.notes.push(`relay info log: ${infoSummary(relay.stderr.text() + "\n" + relay.stdout.text())}`);
+  r.notes.push(`relay info log: ${infoSummary(logText(relay))}`);
 
   await stopProc(relay, 10_000);
   r.notes.push(
-    `relay log: ${logSummary(relay.stderr.text() + "\n" + relay.stdout.text())} (exit: ${relay.how})`,
+    `relay log: ${logSummary(logText(relay))} (exit: ${relay.how})`,
   );
-  r.notes.push(`destination caster log: ${logSummary(dst.stderr.text() + "\n" + dst.stdout.text())}`);
+  r.notes.push(`destination caster log: ${logSummary(logText(dst))}`);
   for (const p of casters) {
-    r.notes.push(`${p.name} log: ${logSummary(p.stderr.text() + "\n" + p.stdout.text())}`);
+    r.notes.push(`${p.name} log: ${logSummary(logText(p))}`);
   }
   const hubOut = (hub.stdout.text() + hub.stderr.text()).split("\n").filter((l) =>
     l.trim() && !/^\s*[┌│└]/.test(l)
@@ -1221,22 +1194,10 @@ function table(r: Result): string {
 }
 
 async function header(): Promise<string[]> {
-  const cpuinfo = Deno.readTextFileSync("/proc/cpuinfo");
-  const model = cpuinfo.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown";
-  const line1 = async (cmd: string[]) =>
-    (await run(cmd, { check: false, timeoutMs: 10_000 }).catch(() => ({ stdout: "?" }))).stdout.split("\n")[0]
-      .trim();
-  const head = await line1(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]);
-  const dirty = (await run(["git", "-C", REPO, "status", "--porcelain", "--", "src", "main.ts"], {
-    check: false,
-    timeoutMs: 10_000,
-  })).stdout.trim().split("\n").filter(Boolean);
+  const { head, dirty } = await checkout(REPO);
   return [
-    `nproc ${navigator.hardwareConcurrency}; ${model}; Linux ${await line1(["uname", "-r"])}; ` +
-    `${
-      Math.round(Number(/MemTotal:\s+(\d+)/.exec(Deno.readTextFileSync("/proc/meminfo"))?.[1]) / 1024)
-    } MiB RAM`,
-    `Deno ${Deno.version.deno}; ${await line1(["wireguard-go", "--version"])}`,
+    await machineLine(),
+    `Deno ${Deno.version.deno}; ${await firstLine(["wireguard-go", "--version"])}`,
     `commit ${head || "unknown (not a git checkout)"}${
       dirty.length ? ` (+ uncommitted under src/ or main.ts: ${dirty.map((l) => l.slice(3)).join(", ")})` : ""
     }`,

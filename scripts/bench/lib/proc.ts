@@ -4,6 +4,10 @@
  * namespaces, UAPI sockets and temp directory the run created.
  */
 
+import { DENO_JSON } from "../../../tests/helpers/interop.ts";
+
+const DENO = Deno.execPath();
+
 /** USER_HZ: the unit of utime/stime in /proc/PID/stat on every Linux we run on. */
 export const CLOCK_TICKS_PER_SEC = 100;
 
@@ -80,6 +84,11 @@ export function collect(stream: ReadableStream<Uint8Array>): { text: () => strin
   return { text: () => buf, done };
 }
 
+/** `deno run -A --config deno.json SCRIPT ARGS...`: how the benchmarks start wgedge and their own workers. */
+export function denoRun(script: string, ...args: string[]): string[] {
+  return [DENO, "run", "-A", "--config", DENO_JSON, script, ...args];
+}
+
 export interface Proc {
   name: string;
   child: Deno.ChildProcess;
@@ -90,6 +99,11 @@ export interface Proc {
   stdout: ReturnType<typeof collect>;
   stderr: ReturnType<typeof collect>;
   stdin?: WritableStreamDefaultWriter<Uint8Array>;
+}
+
+/** What a process has written, stderr then stdout (its log, for the summaries). */
+export function logText(p: Proc): string {
+  return p.stderr.text() + "\n" + p.stdout.text();
 }
 
 /**
