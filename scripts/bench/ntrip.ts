@@ -54,6 +54,7 @@
 import { parseArgs } from "node:util";
 import { DENO_JSON, interopUnavailable, MAIN_TS } from "../../tests/helpers/interop.ts";
 import {
+  cleanupOnSignals,
   cpuSeconds,
   denoRun,
   execedInto,
@@ -1213,15 +1214,7 @@ async function main(): Promise<void> {
   const res = new Resources({ env: { NO_COLOR: "1" } });
   const r = emptyResult();
   const loadBefore = loadAverage();
-  let interrupted = false;
-  const onSignal = () => {
-    if (interrupted) return;
-    interrupted = true;
-    console.error("interrupted: cleaning up");
-    res.cleanup().finally(() => Deno.exit(130));
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  const signals = cleanupOnSignals(() => res.cleanup());
   let error: string | undefined;
   try {
     await benchmark(res, r);
@@ -1236,8 +1229,7 @@ async function main(): Promise<void> {
     console.error(`benchmark failed: ${error.slice(0, 3000)}`);
   } finally {
     await res.cleanup();
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
+    signals.remove();
   }
   console.log(
     `\nNTRIP relay, ${N} stations, started ${r.startedAt.toISOString()}, ${

@@ -196,6 +196,31 @@ export class Resources {
   }
 }
 
+/**
+ * Until remove(): the first SIGINT or SIGTERM prints "interrupted: cleaning up", runs cleanup and exits 130;
+ * interrupted() tells whether one came.
+ */
+export function cleanupOnSignals(
+  cleanup: () => Promise<void>,
+): { interrupted: () => boolean; remove: () => void } {
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error("interrupted: cleaning up");
+    cleanup().finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  return {
+    interrupted: () => interrupted,
+    remove: () => {
+      Deno.removeSignalListener("SIGINT", onSignal);
+      Deno.removeSignalListener("SIGTERM", onSignal);
+    },
+  };
+}
+
 /** Closes its stdin, sends signal, SIGKILL after graceMs; then waits (bounded) for its output's end. */
 export async function stopProc(p: Proc, graceMs: number, signal: Deno.Signal = "SIGTERM"): Promise<void> {
   await p.stdin?.close().catch(() => {});
