@@ -45,13 +45,16 @@
  * is asserted; the goals from the issue are printed beside the figures.
  */
 import { parseArgs } from "node:util";
-import { DENO_JSON, interopUnavailable, MAIN_TS } from "../../tests/helpers/interop.ts";
+import { interopUnavailable, MAIN_TS } from "../../tests/helpers/interop.ts";
 import {
+  cleanupOnSignals,
   cpuSeconds,
+  denoRun,
   drained,
   execedInto,
   expectProgram,
   loadAverage,
+  logText,
   memKiB,
   MiB,
   numberFlag,
@@ -72,6 +75,7 @@ import {
   upWithAddress,
   WIREGUARD_GO_ENV,
 } from "./lib/hub.ts";
+import { checkout, firstLine, logSummary as summarize, machineLine } from "./lib/report.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -112,7 +116,6 @@ if (SIDES.length === 0 || SIDES.some((s) => s !== "wgedge" && s !== "wireguard-g
 
 const SCRIPT = new URL(import.meta.url).pathname;
 const REPO = new URL("../../", import.meta.url).pathname;
-const DENO = Deno.execPath();
 const TRANSFER_BYTES = 1 << 20;
 const HUB_IP = "10.77.0.1";
 const HUB_PORT = 51820;
@@ -252,19 +255,18 @@ async function startHub(res: Resources, phase: number, peers: KeyPair[], hubKey:
   const conf = `${dir}/hub-${phase}.conf`;
   const proc = await startHubWireguardGo(res, ns, ifc, conf, hubConf(hubKey, peers, HUB_PORT, tunnelIp));
   await upWithAddress(ns, ifc, `${HUB_IP}/16`);
-  const server = res.spawnIn(ns, "kernel TCP server", [
-    DENO,
-    "run",
-    "-A",
-    "--config",
-    DENO_JSON,
-    SCRIPT,
-    "--server-worker",
-    "--listen",
-    `${HUB_IP}:${SERVER_PORT}`,
-    "--bytes",
-    String(TRANSFER_BYTES),
-  ]);
+  const server = res.spawnIn(
+    ns,
+    "kernel TCP server",
+    denoRun(
+      SCRIPT,
+      "--server-worker",
+      "--listen",
+      `${HUB_IP}:${SERVER_PORT}`,
+      "--bytes",
+      String(TRANSFER_BYTES),
+    ),
+  );
   await waitUntil(
     () => server.exited() || server.stdout.text().includes("listening"),
     "the TCP server in the hub namespace",
@@ -343,28 +345,7 @@ const adminText = (v: AdminView | string) =>
 
 /** The warn/error lines of wgedge's JSON log, counted by level and message. */
 function logSummary(text: string): string {
-  const counts = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    let j: { level?: string; msg?: string; message?: string } | undefined;
-    try {
-      j = JSON.parse(line);
-    } catch {
-      // Not JSON (a Deno warning, a crash trace): counted, first ones shown.
-      if (/warn|error|panic|uncaught/i.test(line)) {
-        counts.set(`(text) ${line.slice(0, 120)}`, 1 + (counts.get(`(text) ${line.slice(0, 120)}`) ?? 0));
-      }
-      continue;
-    }
-    if (j?.level === "warn" || j?.level === "error") {
-      const k = `${j.level}: ${j.msg ?? j.message ?? line.slice(0, 120)}`;
-      counts.set(k, (counts.get(k) ?? 0) + 1);
-    }
-  }
-  if (counts.size === 0) return "no warn/error lines";
-  return [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, c]) => `${c} x ${k}`).join(
-    "; ",
-  );
+  return summarize(text, (j, line) => `${j.level}: ${j.msg ?? j.message ?? line.slice(0, 120)}`, 120);
 }
 
 /**
@@ -456,17 +437,32 @@ function emptyResult(side: Side, n: number): PhaseResult {
   };
 }
 
-async function wgedgePhase(
+/** What both sides of a phase start from: its result, the first n keys, and the hub with them as its peers. */
+interface PhaseStart {
+  res: Resources;
+  phase: number;
+  r: PhaseResult;
+  peers: KeyPair[];
+  hubKey: KeyPair;
+  dir: string;
+  hub: Hub;
+}
+
+async function startPhase(
+  side: Side,
   res: Resources,
   phase: number,
   n: number,
   keys: KeyPair[],
   hubKey: KeyPair,
   dir: string,
-): Promise<PhaseResult> {
-  const r = emptyResult("wgedge", n);
+): Promise<PhaseStart> {
   const peers = keys.slice(0, n);
-  const hub = await startHub(res, phase, peers, hubKey, dir);
+  const r = emptyResult(side, n);
+  return { res, phase, r, peers, hubKey, dir, hub: await startHub(res, phase, peers, hubKey, dir) };
+}
+
+async function wgedgePhase({ res, phase, r, peers, hubKey, dir, hub }: PhaseStart): Promise<PhaseResult> {
   const env: string[] = [`WGEDGE_ADMIN_LISTEN=127.0.0.1:${ADMIN_PORT}`, "ENABLE_HEALTH_CHECK=n"];
   for (const [i, k] of peers.entries()) {
     const file = `${dir}/p${phase}-t${i + 1}.conf`;
@@ -488,7 +484,7 @@ async function wgedgePhase(
   const p = res.spawnIn(
     hub.ns,
     "wgedge serve",
-    [DENO, "run", "-A", "--config", DENO_JSON, MAIN_TS, "serve"],
+    denoRun(MAIN_TS, "serve"),
     {
       WGEDGE_ENV_FILE: envFile,
       WGEDGE_LOG_FORMAT: "json",
@@ -518,7 +514,7 @@ async function wgedgePhase(
     );
   } finally {
     await stopProc(p, 10_000);
-    r.notes.push(`wgedge log: ${logSummary(p.stderr.text() + "\n" + p.stdout.text())}`);
+    r.notes.push(`wgedge log: ${logSummary(logText(p))}`);
     const hubErr = outputText(hub.proc);
     if (hubErr) r.notes.push(`hub wireguard-go output: ${hubErr.slice(0, 300)}`);
   }
@@ -526,16 +522,8 @@ async function wgedgePhase(
 }
 
 async function wireguardGoPhase(
-  res: Resources,
-  phase: number,
-  n: number,
-  keys: KeyPair[],
-  hubKey: KeyPair,
-  dir: string,
+  { res, phase, r, peers, hubKey, dir, hub }: PhaseStart,
 ): Promise<PhaseResult> {
-  const r = emptyResult("wireguard-go", n);
-  const peers = keys.slice(0, n);
-  const hub = await startHub(res, phase, peers, hubKey, dir);
   const clientNs = peers.map((_, i) => `tbc-${Deno.pid}-${phase}-${i + 1}`);
   const ifcs = peers.map((_, i) => `tb${PID36}${phase}c${i + 1}`);
   const t0 = performance.now();
@@ -767,27 +755,15 @@ function marginal(results: PhaseResult[]): string[] {
 }
 
 async function header(): Promise<string[]> {
-  const cpuinfo = Deno.readTextFileSync("/proc/cpuinfo");
-  const model = cpuinfo.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown";
-  const line1 = async (cmd: string[]) =>
-    (await run(cmd, { check: false, timeoutMs: 10_000 }).catch(() => ({ stdout: "?" }))).stdout.split("\n")[0]
-      .trim();
-  const head = await line1(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]);
-  const dirty = (await run(["git", "-C", REPO, "status", "--porcelain", "--", "src", "main.ts"], {
-    check: false,
-    timeoutMs: 10_000,
-  })).stdout.trim().split("\n").filter(Boolean).length;
+  const { head, dirty } = await checkout(REPO);
   const socat = (await run(["socat", "-V"], { check: false, timeoutMs: 10_000 })).stdout.match(
     /socat version \S+/,
   )?.[0] ?? "socat";
   return [
-    `nproc ${navigator.hardwareConcurrency}; ${model}; Linux ${await line1(["uname", "-r"])}; ` +
-    `${
-      Math.round(Number(/MemTotal:\s+(\d+)/.exec(Deno.readTextFileSync("/proc/meminfo"))?.[1]) / 1024)
-    } MiB RAM`,
-    `Deno ${Deno.version.deno}; ${await line1(["wireguard-go", "--version"])}; ${socat}`,
+    await machineLine(),
+    `Deno ${Deno.version.deno}; ${await firstLine(["wireguard-go", "--version"])}; ${socat}`,
     `commit ${head || "unknown (not a git checkout)"}${
-      dirty ? ` (+ ${dirty} uncommitted file(s) under src/ or main.ts in the working tree)` : ""
+      dirty.length ? ` (+ ${dirty.length} uncommitted file(s) under src/ or main.ts in the working tree)` : ""
     }`,
   ];
 }
@@ -827,21 +803,13 @@ async function benchmark(): Promise<void> {
   const loadBefore = loadAverage();
   const dir = await Deno.makeTempDir({ prefix: "wgedge-bench-tunnels-" });
   const live = new Set<Resources>();
-  let interrupted = false;
   let inotify: Awaited<ReturnType<typeof raiseInotifyLimit>> | undefined;
   const cleanupAll = async () => {
     for (const r of live) await r.cleanup();
     await inotify?.restore();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
-  const onSignal = () => {
-    if (interrupted) return;
-    interrupted = true;
-    console.error("interrupted: cleaning up");
-    cleanupAll().finally(() => Deno.exit(130));
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  const signals = cleanupOnSignals(cleanupAll);
   const results: PhaseResult[] = [];
   try {
     const maxN = Math.max(...N_LIST);
@@ -856,15 +824,14 @@ async function benchmark(): Promise<void> {
     for (const [k, n] of N_LIST.entries()) {
       const order = k % 2 === 0 ? SIDES : [...SIDES].reverse();
       for (const side of order) {
-        if (interrupted) return;
+        if (signals.interrupted()) return;
         phase++;
         console.error(`phase ${phase}: ${side}, N = ${n} (load ${loadAverage()})`);
         const res = new Resources({ namespacesTimeoutMs: 300_000 });
         live.add(res);
         try {
-          const r = side === "wgedge"
-            ? await wgedgePhase(res, phase, n, keys, hubKey, dir)
-            : await wireguardGoPhase(res, phase, n, keys, hubKey, dir);
+          const start = await startPhase(side, res, phase, n, keys, hubKey, dir);
+          const r = side === "wgedge" ? await wgedgePhase(start) : await wireguardGoPhase(start);
           results.push(r);
         } catch (e) {
           const r = emptyResult(side, n);
@@ -879,8 +846,7 @@ async function benchmark(): Promise<void> {
     }
   } finally {
     await cleanupAll();
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
+    signals.remove();
   }
   console.log(
     `\nTunnels per process, started ${started.toISOString()}, ${Deno.args.join(" ") || "(defaults)"}`,
