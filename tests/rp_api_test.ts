@@ -226,7 +226,7 @@ Deno.test("rp api: a port the host refuses gives 500 with the reason", async () 
   }
 });
 
-Deno.test("rp api: heartbeat returns the startup time; silent clients expire at the sweep", async () => {
+Deno.test("rp api: heartbeat returns the startup time, protocols and the caller's mappings; silent clients expire at the sweep", async () => {
   const { server, call, clock } = setup();
   const p1 = freePort(), p2 = freePort();
   try {
@@ -235,10 +235,16 @@ Deno.test("rp api: heartbeat returns the startup time; silent clients expire at 
       success: true,
       message: "Heartbeat received",
       server_startup_time: server.startupTime,
+      protocols: ["tcp", "udp"],
+      mappings: [],
     });
     assertEquals((await call("10.0.0.2", "POST", "/api/v1/heartbeat")).status, 200, "empty body accepted");
     await call("10.0.0.2", "POST", "/api/v1/port-mappings", { remote_port: p1, client_port: 5 });
     await call("10.0.0.3", "POST", "/api/v1/port-mappings", { remote_port: p2, client_port: 5 });
+    // Only the caller's own mappings.
+    assertEquals((await call("10.0.0.2", "POST", "/api/v1/heartbeat", {})).json.mappings, [
+      { protocol: "tcp", remote_port: p1, client_port: 5 },
+    ]);
     // 10.0.0.3 keeps sending heartbeats every 20 s; 10.0.0.2 goes silent.
     for (let t = 0; t < 4; t++) {
       clock.advance(20_000);

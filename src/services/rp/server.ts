@@ -8,7 +8,8 @@
  * the admin API use listAll/unregister with no caller.
  */
 import type { Listener, Net } from "../../net/types.ts";
-import { honoHandler, type Http1Handler, type Http1Server, serveHttp1 } from "../../net/http1.ts";
+import { honoHandler, type Http1Handler, type Http1Server } from "../../net/http1.ts";
+import { serveHttp } from "../../net/http2.ts";
 import { createRpApi } from "./api.ts";
 import { type Clock, systemClock, type TimerHandle } from "../../util/clock.ts";
 import { logger } from "../../util/log.ts";
@@ -27,6 +28,11 @@ export const CLIENT_EXPIRY_MS = 60_000;
 export const RP_API_PORT = 80;
 export const DEFAULT_BUFFER_KB = 32;
 export const DEFAULT_MAX_MAPPINGS_PER_CLIENT = 64;
+/**
+ * What the heartbeat reply advertises in `protocols`. wg-rp's rps sends no such field and opens a TCP
+ * listener whatever `protocol` says, so wgedge rpc refuses UDP routes where the field is absent.
+ */
+export const RP_PROTOCOLS: readonly RpProtocol[] = ["tcp", "udp"];
 
 export interface RpServerOptions {
   tunnelNet: Net;
@@ -97,6 +103,16 @@ interface ClientRecord {
 }
 
 const log = logger("rps");
+
+/**
+ * The API's bounds: small bodies, and per client address at most 8 connections (HTTP/1.1 or HTTP/2) of at
+ * most 16 concurrent HTTP/2 streams each; a client needs one at a time.
+ */
+const API_SERVE_OPTIONS = {
+  limits: { maxBodyBytes: 64 * 1024 },
+  maxConnectionsPerClient: 8,
+  maxStreamsPerConn: 16,
+};
 
 function mappingKey(protocol: RpProtocol, port: number): string {
   return `${protocol}/${port}`;
@@ -177,11 +193,28 @@ export class RpServer {
     else this.#clients.set(ip, { ip, lastSeen: this.clock.now(), firstSeenWallMs: this.clock.wallMs() });
   }
 
+  /**
+   * wg-rp's reply plus what wgedge rpc uses: `protocols` (what this server maps) and `mappings`, the
+   * caller's own mappings (protocol, public port, internal port), so a client notices within one heartbeat
+   * that one of its mappings is gone (an operator DELETE) and registers it again.
+   */
   heartbeat(caller: string): RpResult {
-    this.touch(caller);
+    const owner = canonicalIp(caller) ?? caller;
+    this.touch(owner);
+    const mappings = [...this.#mappings.values()].filter((m) => m.owner === owner).map((m) => ({
+      protocol: m.protocol,
+      remote_port: m.remotePort,
+      client_port: m.clientPort,
+    }));
     return {
       status: 200,
-      body: { success: true, message: "Heartbeat received", server_startup_time: this.startupTime },
+      body: {
+        success: true,
+        message: "Heartbeat received",
+        server_startup_time: this.startupTime,
+        protocols: [...RP_PROTOCOLS],
+        mappings,
+      },
     };
   }
 
@@ -400,8 +433,9 @@ export class RpServer {
   }
 
   /**
-   * Serves the API (createRpApi unless another handler is given) on TCP port 80 of each tunnel address.
-   * Addresses that cannot be bound are reported; at least one must succeed.
+   * Serves the API (createRpApi unless another handler is given) on TCP port 80 of each tunnel address,
+   * HTTP/1.1 and h2c prior knowledge on the same port (the released wg-rp rpc speaks h2c). Addresses that
+   * cannot be bound are reported; at least one must succeed.
    */
   serveApi(
     addresses: string[],
@@ -412,7 +446,7 @@ export class RpServer {
     for (const hostname of addresses) {
       try {
         const listener = this.#opts.tunnelNet.listenTcp({ hostname, port });
-        this.#apiServers.push(serveHttp1(listener, handler, { limits: { maxBodyBytes: 64 * 1024 } }));
+        this.#apiServers.push(serveHttp(listener, handler, API_SERVE_OPTIONS));
         log.info("API listening", { addr: `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}` });
       } catch (e) {
         errors.push(`${hostname}:${port}: ${(e as Error).message}`);
