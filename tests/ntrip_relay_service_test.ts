@@ -18,11 +18,18 @@ import { renderStations, sortStations } from "../src/services/admin/ntrip_view.t
 import type { TunnelLease } from "../src/services/tunnel/pool.ts";
 import type { Tunnel } from "../src/net/tunnels.ts";
 import { MemoryNet } from "./helpers/memory_net.ts";
-import { advance, Caster, NO_JITTER, rtcmFrame, settle, stationConfig } from "./helpers/ntrip_fakes.ts";
+import {
+  advance,
+  answering,
+  type Caster,
+  NO_JITTER,
+  rtcmFrame,
+  settle,
+  stationConfig,
+} from "./helpers/ntrip_fakes.ts";
 
 configureLogging({ level: "error" });
 
-const enc = new TextEncoder();
 const WALL = 1_700_000_000_000;
 
 function wg(tag: number): WgConfig {
@@ -88,12 +95,12 @@ function world(ids: string[]): World {
     },
     keyOf: (c) => `key-${c.iface.privateKey[0]}`,
     sources: new Map(),
-    dst: new Caster(net, "dst", 2102, (_, c) => c.write(enc.encode("ICY 200 OK\r\n"))),
+    dst: answering(net, "dst", 2102, "ICY 200 OK\r\n"),
   };
   for (const id of ids) {
     w.sources.set(
       id,
-      new Caster(net, `src-${id}`, 2101, (_, c) => c.write(enc.encode("ICY 200 OK\r\n"))),
+      answering(net, `src-${id}`, 2101, "ICY 200 OK\r\n"),
     );
   }
   return w;
@@ -221,7 +228,7 @@ Deno.test("monitor: /api/v1/ntrip (with the caster's section), status, metrics a
   const w = world(["OK", "BAD"]);
   w.sources.set(
     "BAD",
-    new Caster(w.net, "src-BAD", 2101, (_, c) => c.write(enc.encode("HTTP/1.1 401 Unauthorized\r\n\r\n"))),
+    answering(w.net, "src-BAD", 2101, "HTTP/1.1 401 Unauthorized\r\n\r\n"),
   );
   const registry = new ServiceRegistry(WALL);
   const unreport = reportStations(w.svc, registry, w.clock);

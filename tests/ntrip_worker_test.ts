@@ -20,6 +20,7 @@ import {
 import { MemoryNet } from "./helpers/memory_net.ts";
 import {
   advance,
+  answering,
   Caster,
   concat,
   NO_JITTER,
@@ -78,8 +79,8 @@ const ICY = "ICY 200 OK\r\n";
 
 /** Source and destination casters that accept; returns them. */
 function acceptingCasters(net: MemoryNet) {
-  const src = new Caster(net, "src.example", 2101, (_, c) => c.write(enc.encode(ICY)));
-  const dst = new Caster(net, "dst.example", 2102, (_, c) => c.write(enc.encode(ICY)));
+  const src = answering(net, "src.example", 2101, ICY);
+  const dst = answering(net, "dst.example", 2102, ICY);
   return { src, dst };
 }
 
@@ -328,7 +329,7 @@ Deno.test("destination backlog older than 5 s drops the destination only", async
 
 Deno.test("401 on the source -> ERROR with the caster's line; retried after 30 min, not before", async () => {
   const h = harness(station());
-  new Caster(h.net, "src.example", 2101, (_, c) => c.write(enc.encode("HTTP/1.1 401 Unauthorized\r\n\r\n")));
+  answering(h.net, "src.example", 2101, "HTTP/1.1 401 Unauthorized\r\n\r\n");
   await begin(h);
   assertEquals(h.worker.state, "ERROR");
   assertEquals(h.worker.source.lastReply, "HTTP/1.1 401 Unauthorized");
@@ -344,10 +345,7 @@ Deno.test("401 on the source -> ERROR with the caster's line; retried after 30 m
 
 Deno.test("str2str's 401 (status line, no blank line, then close) is bad credentials too", async () => {
   const h = harness(station());
-  new Caster(h.net, "src.example", 2101, (_, c) => {
-    c.write(enc.encode("HTTP/1.0 401 Unauthorized\r\n"));
-    c.close();
-  });
+  answering(h.net, "src.example", 2101, "HTTP/1.0 401 Unauthorized\r\n", true);
   await begin(h);
   assertEquals(h.worker.state, "ERROR");
   assertEquals(h.worker.source.lastReply, "HTTP/1.0 401 Unauthorized");
@@ -374,8 +372,8 @@ Deno.test("a session of 60 s or more restarts the source backoff at 5 s; a short
 
 Deno.test("ERROR - Bad Password on the destination -> ERROR, both sides closed, whole station retried after 30 min", async () => {
   const h = harness(station());
-  const src = new Caster(h.net, "src.example", 2101, (_, c) => c.write(enc.encode(ICY)));
-  new Caster(h.net, "dst.example", 2102, (_, c) => c.write(enc.encode("ERROR - Bad Password\r\n")));
+  const src = answering(h.net, "src.example", 2101, ICY);
+  answering(h.net, "dst.example", 2102, "ERROR - Bad Password\r\n");
   await begin(h);
   src.send(rtcmFrame(1005, 19));
   await settle();
@@ -390,10 +388,13 @@ Deno.test("ERROR - Bad Password on the destination -> ERROR, both sides closed, 
 
 Deno.test("unknown mount: SOURCETABLE -> not-found backoff 60 s doubling to 10 min", async () => {
   const h = harness(station());
-  new Caster(h.net, "src.example", 2101, (_, c) => {
-    c.write(enc.encode("SOURCETABLE 200 OK\r\nContent-Type: text/plain\r\n\r\nSTR;X;\r\nENDSOURCETABLE\r\n"));
-    c.close();
-  });
+  answering(
+    h.net,
+    "src.example",
+    2101,
+    "SOURCETABLE 200 OK\r\nContent-Type: text/plain\r\n\r\nSTR;X;\r\nENDSOURCETABLE\r\n",
+    true,
+  );
   await begin(h);
   const waits: number[] = [];
   for (let i = 0; i < 6; i++) {
@@ -410,7 +411,7 @@ Deno.test("unknown mount: SOURCETABLE -> not-found backoff 60 s doubling to 10 m
 
 Deno.test("mount taken on the destination -> retried every 20 s while the source stays connected", async () => {
   const h = harness(station());
-  const src = new Caster(h.net, "src.example", 2101, (_, c) => c.write(enc.encode(ICY)));
+  const src = answering(h.net, "src.example", 2101, ICY);
   const dst = new Caster(
     h.net,
     "dst.example",
@@ -443,7 +444,7 @@ Deno.test("NTRIP 2 push answered without Ntrip-Version: falls back to a v1 SOURC
       via: "auto",
     },
   }));
-  const src = new Caster(h.net, "src.example", 2101, (_, c) => c.write(enc.encode(ICY)));
+  const src = answering(h.net, "src.example", 2101, ICY);
   const dst = new Caster(h.net, "dst.example", 2102, (req, c) => {
     c.write(enc.encode(req.startsWith("POST") ? "HTTP/1.0 200 OK\r\nServer: old\r\n\r\n" : ICY));
   });
@@ -531,8 +532,8 @@ Deno.test("format raw: bytes forwarded as they come (RTCM 2 / CMR sources)", asy
 
 Deno.test("ICY with the caster's blank line arriving separately: the blank line is not data", async () => {
   const h = harness(station({ format: "raw" }));
-  const src = new Caster(h.net, "src.example", 2101, (_, c) => c.write(enc.encode(ICY)));
-  const dst = new Caster(h.net, "dst.example", 2102, (_, c) => c.write(enc.encode(ICY)));
+  const src = answering(h.net, "src.example", 2101, ICY);
+  const dst = answering(h.net, "dst.example", 2102, ICY);
   await begin(h);
   src.send("\r\n");
   await settle();

@@ -122,6 +122,14 @@ export class Caster {
   }
 }
 
+/** A caster that answers every request head with `reply` (and then closes the connection when `close`). */
+export function answering(net: MemoryNet, host: string, port: number, reply: string, close = false): Caster {
+  return new Caster(net, host, port, (_, c) => {
+    c.write(enc.encode(reply));
+    if (close) c.close();
+  });
+}
+
 /** Lets every pending promise and in-memory transfer run (no time passes on the ManualClock). */
 export async function settle(): Promise<void> {
   for (let i = 0; i < 4; i++) await new Promise((r) => setTimeout(r, 0));
