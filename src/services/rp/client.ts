@@ -4,8 +4,15 @@
  * local service on its own host.
  *
  * Liveness: a heartbeat every 20 s. When the server's `server_startup_time` changes (it restarted) or the
- * server comes back after being unreachable, every route is registered again (replacing is idempotent). While
- * the server is unreachable the client retries with exponential backoff and never gives up by itself.
+ * server comes back after being unreachable, every route is registered again (replacing is idempotent). A
+ * wgedge rps also lists the caller's mappings in its heartbeat reply: a registered route missing there (an
+ * operator DELETE, any loss short of a restart) is marked pending and registered again in the same
+ * heartbeat. While the server is unreachable the client retries with exponential backoff and never gives up
+ * by itself.
+ *
+ * UDP: a wgedge rps advertises `"protocols": ["tcp","udp"]` in its heartbeat reply. wg-rp's rps sends no
+ * such field and opens a TCP listener whatever `protocol` says, so a UDP route is refused against a server
+ * that does not advertise "udp" (start() fails with the reason; later it stays "rejected").
  */
 import type { Net } from "../../net/types.ts";
 import { http1Fetch, type Http1Response } from "../../net/http1.ts";
@@ -57,11 +64,45 @@ interface RouteRuntime {
 /** The server refused or could not be reached; message is meant for the user. */
 export class RpClientError extends Error {}
 
+/** One of the caller's mappings as the heartbeat reply of a wgedge rps lists it. */
+interface ServerMapping {
+  protocol: string;
+  remote_port: number;
+  client_port: number;
+}
+
+/** What a heartbeat learned: wg-rp's startup time, and what only a wgedge rps adds. */
+export interface HeartbeatReply {
+  startupTime: number;
+  /** `protocols`, or undefined when the server does not say (wg-rp: TCP only). */
+  protocols?: string[];
+  /** The caller's mappings, or undefined when the server does not list them (wg-rp). */
+  mappings?: ServerMapping[];
+}
+
+function parseHeartbeat(json: Record<string, unknown>): HeartbeatReply {
+  const reply: HeartbeatReply = { startupTime: json.server_startup_time as number };
+  if (Array.isArray(json.protocols)) {
+    reply.protocols = json.protocols.filter((p): p is string => typeof p === "string").map((p) =>
+      p.toLowerCase()
+    );
+  }
+  if (Array.isArray(json.mappings)) {
+    reply.mappings = json.mappings.filter((m): m is ServerMapping =>
+      typeof m === "object" && m !== null && typeof m.protocol === "string" &&
+      typeof m.remote_port === "number"
+    );
+  }
+  return reply;
+}
+
 export class RpClient {
   readonly #opts: RpClientOptions;
   readonly #clock: Clock;
   readonly #routes: RouteRuntime[] = [];
   #serverStartup: number | undefined;
+  /** What the server advertised in its last heartbeat reply (undefined: nothing, as wg-rp). */
+  #serverProtocols: string[] | undefined;
   #reachable = false;
   #failures = 0;
   #timer: TimerHandle | undefined;
@@ -71,6 +112,8 @@ export class RpClient {
   #routeWork: Promise<void> = Promise.resolve();
   /** Times every route was (re-)registered after the first time; tests and status read it. */
   reregistrations = 0;
+  /** Registered mappings the server's heartbeat reply no longer listed (each one was registered again). */
+  mappingsLost = 0;
 
   constructor(opts: RpClientOptions) {
     if (opts.routes.length === 0) throw new RpClientError("no routes configured");
@@ -98,6 +141,10 @@ export class RpClient {
 
   /** One heartbeat; resolves the server's startup time or throws with a user-facing reason. */
   async checkServer(): Promise<number> {
+    return (await this.#heartbeat()).startupTime;
+  }
+
+  async #heartbeat(): Promise<HeartbeatReply> {
     const body = this.#opts.clientIp ? { client_ip: this.#opts.clientIp } : {};
     const res = await this.#api("POST", "/api/v1/heartbeat", body);
     const json = safeJson(res);
@@ -106,7 +153,21 @@ export class RpClient {
         `heartbeat refused: HTTP ${res.status} ${json?.message ?? res.text().slice(0, 200)}`,
       );
     }
-    return json.server_startup_time;
+    const reply = parseHeartbeat(json);
+    this.#serverProtocols = reply.protocols;
+    return reply;
+  }
+
+  /** Why the server cannot take this route, or null when it can (UDP needs a server that says so). */
+  #unsupported(route: RpRoute): string | null {
+    if (route.protocol === "tcp") return null;
+    if (this.#serverProtocols?.includes(route.protocol)) return null;
+    return this.#serverProtocols === undefined
+      ? `the server at ${this.#apiText()} does not advertise ${route.protocol.toUpperCase()} support (no ` +
+        `"protocols" in its heartbeat reply: a wg-rp rps, which would open a TCP port for it instead); ` +
+        `remove the /${route.protocol} route or run wgedge rps there`
+      : `the server at ${this.#apiText()} supports only ${this.#serverProtocols.join(", ") || "nothing"}, ` +
+        `not ${route.protocol.toUpperCase()}`;
   }
 
   #sleep(ms: number): Promise<void> {
@@ -149,7 +210,16 @@ export class RpClient {
       }
     }
     this.#reachable = true;
-    log.info("server answered", { api: this.#apiText(), serverStartupTime: this.#serverStartup });
+    log.info("server answered", {
+      api: this.#apiText(),
+      serverStartupTime: this.#serverStartup,
+      protocols: this.#serverProtocols?.join(",") ?? "(not advertised)",
+    });
+    // Refuse before opening or registering anything: no half-started client against a TCP-only server.
+    for (const route of this.#opts.routes) {
+      const why = this.#unsupported(route);
+      if (why) throw new RpClientError(`route ${route.spec}: ${why}`);
+    }
     try {
       for (const route of this.#opts.routes) this.#routes.push(this.#openRoute(route));
       for (const rt of this.#routes) {
@@ -210,6 +280,13 @@ export class RpClient {
       protocol: route.protocol,
     };
     if (this.#opts.clientIp) body.client_ip = this.#opts.clientIp;
+    const unsupported = this.#unsupported(route);
+    if (unsupported) {
+      rt.state = "rejected";
+      rt.lastError = unsupported;
+      log.warn("mapping not registered", { route: route.spec, error: rt.lastError });
+      return;
+    }
     try {
       const res = await this.#api("POST", "/api/v1/port-mappings", body);
       const json = safeJson(res);
@@ -258,9 +335,9 @@ export class RpClient {
 
   async #heartbeatTick(): Promise<void> {
     if (this.#stopped) return;
-    let startup: number;
+    let reply: HeartbeatReply;
     try {
-      startup = await this.checkServer();
+      reply = await this.#heartbeat();
     } catch (e) {
       this.#failures++;
       const wait = this.#backoff(this.#failures);
@@ -271,6 +348,7 @@ export class RpClient {
       this.#schedule(wait);
       return;
     }
+    const startup = reply.startupTime;
     const restarted = this.#serverStartup !== undefined && startup !== this.#serverStartup;
     const recovered = !this.#reachable;
     this.#reachable = true;
@@ -285,6 +363,7 @@ export class RpClient {
       this.reregistrations++;
       for (const rt of this.#routes) await this.#register(rt);
     } else {
+      if (reply.mappings) this.#noticeLost(reply.mappings);
       for (const rt of this.#routes) {
         if (rt.state === "pending" || rt.state === "rejected") await this.#register(rt);
       }
@@ -295,6 +374,23 @@ export class RpClient {
         ? Math.min(this.#backoff(1) * 5, this.#opts.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS)
         : this.#opts.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS,
     );
+  }
+
+  /**
+   * Marks pending every registered route the server no longer lists (the operator deleted it, or it was
+   * lost some other way short of a restart), so status and metrics stop saying "registered" and the same
+   * heartbeat registers it again.
+   */
+  #noticeLost(held: ServerMapping[]): void {
+    const present = new Set(held.map((m) => `${m.protocol.toLowerCase()}/${m.remote_port}`));
+    for (const rt of this.#routes) {
+      if (rt.state !== "registered" || present.has(`${rt.route.protocol}/${rt.route.remotePort}`)) continue;
+      rt.state = "pending";
+      rt.lastError =
+        "the server no longer holds this mapping (deleted by the operator, or lost); registering again";
+      this.mappingsLost++;
+      log.warn("mapping gone from the server; registering again", { route: rt.route.spec });
+    }
   }
 
   /** Deletes the route's mapping on the server; failures are logged (the server expires it anyway). */
@@ -348,6 +444,8 @@ export class RpClient {
       server_api: this.#apiText(),
       server_reachable: this.#reachable,
       server_startup_time: this.#serverStartup,
+      server_protocols: this.#serverProtocols ?? null,
+      mappings_lost: this.mappingsLost,
       consecutive_failures: this.#failures,
       next_attempt_in_ms: this.#nextDelay,
       routes: this.#routes.map((rt) => {

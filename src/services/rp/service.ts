@@ -7,6 +7,7 @@ import type { Net } from "../../net/types.ts";
 import type { ServiceRegistry } from "../registry.ts";
 import { hostNet } from "../../net/host.ts";
 import { logger } from "../../util/log.ts";
+import type { Clock } from "../../util/clock.ts";
 import { type PortRange, type RpProtocol, RpServer } from "./server.ts";
 import { RpClient, type RpRoute } from "./client.ts";
 
@@ -152,6 +153,8 @@ export interface RpcServiceOptions {
   startTimeoutSec?: number;
   udpTimeoutSec?: number;
   registry?: ServiceRegistry;
+  /** Drives the heartbeat (tests pass a ManualClock). */
+  clock?: Clock;
 }
 
 /** A running rpc: registered routes with heartbeat, admin status/metrics. */
@@ -171,6 +174,7 @@ export class RpcService {
       bufferSize: (opts.bufferKb ?? 32) * 1024,
       heartbeatIntervalMs: opts.heartbeatSec !== undefined ? opts.heartbeatSec * 1000 : undefined,
       udpIdleTimeoutMs: opts.udpTimeoutSec !== undefined ? opts.udpTimeoutSec * 1000 : undefined,
+      clock: opts.clock,
     });
     try {
       await client.start((opts.startTimeoutSec ?? 30) * 1000);
@@ -193,13 +197,20 @@ export class RpcService {
     this.#unregister.push(registry.registerStatus("rp_routes", () => client.status().routes));
     const m = registry.metrics;
     const reachable = m.gauge("wgedge_rpc_server_reachable", "1 while the rps API answers heartbeats.");
-    const registered = m.gauge("wgedge_rpc_route_registered", "1 while a route is registered with rps.", [
-      "route",
-    ]);
+    const registered = m.gauge(
+      "wgedge_rpc_route_registered",
+      "1 while a route is registered with rps (as of the last heartbeat, which checks the server's list).",
+      ["route"],
+    );
+    const lost = m.counter(
+      "wgedge_rpc_mappings_lost_total",
+      "Registered mappings the server no longer held at a heartbeat (operator DELETE); each registered again.",
+    );
     this.#unregister.push(m.addCollector(() => {
       registered.reset();
       const s = client.status();
       reachable.set({}, s.server_reachable ? 1 : 0);
+      lost.set({}, client.mappingsLost);
       for (const r of s.routes as { route: string; state: string }[]) {
         registered.set({ route: r.route }, r.state === "registered" ? 1 : 0);
       }
