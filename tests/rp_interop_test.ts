@@ -2,10 +2,12 @@
  * The rps API driven from the kernel side: a wireguard-go peer in a namespace is the client. Kernel curl
  * registers mappings over kernel TCP through the tunnel, a kernel HTTP service becomes reachable on the
  * public port, and the security rules hold against a real peer (spoofed client_ip, another client's port,
- * range, bad JSON, unknown route, deleting another's mapping).
+ * range, bad JSON, unknown route, deleting another's mapping). And wg-rp's own client sequence over h2c with
+ * prior knowledge (what the released wg-rp rpc speaks), driven by curl and nghttp, beside HTTP/1.1.
  */
-import { assertEquals, assertStringIncludes } from "./helpers/assert.ts";
-import { interopTest, Netns, waitFor, wgKeyPair, WireguardGo } from "./helpers/interop.ts";
+import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { collect, interopTest, Netns, waitFor, wgKeyPair, WireguardGo } from "./helpers/interop.ts";
+import { freePort } from "./helpers/ports.ts";
 
 interopTest(
   "rp interop: a wireguard-go peer registers with curl over kernel TCP; its service is public",
@@ -135,4 +137,156 @@ interopTest(
     }
   },
   { tools: ["curl", "python3"] },
+);
+
+interopTest(
+  "rp interop: wg-rp's sequence over h2c prior knowledge (curl and nghttp) through wireguard-go; HTTP/1.1 on the same port",
+  async () => {
+    const ns = await Netns.create("wrh2");
+    const dir = await Deno.makeTempDir({ prefix: "wgedge-rp-h2-" });
+    try {
+      const server = await wgKeyPair(), kernel = await wgKeyPair();
+      const wgPort = freePort();
+      const conf = `${dir}/server.conf`;
+      await Deno.writeTextFile(
+        conf,
+        `[Interface]\nPrivateKey = ${server.privateKey}\nAddress = 10.89.0.1/24\nListenPort = ${wgPort}\n\n` +
+          `[Peer]\nPublicKey = ${kernel.publicKey}\nAllowedIPs = 10.89.0.2/32\n`,
+        { mode: 0o600 },
+      );
+      await WireguardGo.start(ns, {
+        privateKey: kernel.privateKey,
+        addresses: ["10.89.0.2/24"],
+        peers: [{
+          publicKey: server.publicKey,
+          allowedIps: ["10.89.0.1/32"],
+          endpoint: `127.0.0.1:${wgPort}`,
+          persistentKeepalive: 5,
+        }],
+      });
+      // The client's service on its tunnel address (wg-rp's rpc listens there on client_port).
+      ns.spawn([
+        Deno.execPath(),
+        "eval",
+        `Deno.serve({ hostname: "10.89.0.2", port: 9000, onListen() {} }, ` +
+        `(r) => new Response("service behind wireguard-go " + new URL(r.url).pathname + "\\n"))`,
+      ]);
+      await waitFor(
+        async () => (await ns.exec(["ss", "-ltn"], { check: false })).stdout.includes("10.89.0.2:9000"),
+        "the service listening",
+      );
+      const child = ns.spawnWgedge(["rps", "-c", conf, "--allow-ports", "18000-18999"], { stderr: "piped" });
+      const log = collect(child.stderr!);
+
+      const base = "http://10.89.0.1/api/v1";
+      // curl; -w puts the HTTP version and status on the last line.
+      const curl = async (version: "--http2-prior-knowledge" | "--http1.1", ...args: string[]) => {
+        const r = await ns.exec(
+          [
+            "curl",
+            "-sS",
+            "--max-time",
+            "30",
+            version,
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_version} %{http_code}",
+            ...args,
+          ],
+          { check: false },
+        );
+        const lines = r.stdout.trimEnd().split("\n");
+        const [httpVersion, code] = (lines.pop() ?? "").split(" ");
+        return { version: httpVersion, status: Number(code), body: lines.join("\n"), stderr: r.stderr };
+      };
+      // nghttp speaks only HTTP/2 (prior knowledge for http://); -v shows the response's :status.
+      const nghttp = async (...args: string[]) => {
+        const r = await ns.exec(["nghttp", "-v", "-t", "30", ...args], { check: false });
+        const status = Number(/recv \(stream_id=\d+\) :status: (\d+)/.exec(r.stdout)?.[1] ?? 0);
+        const body = r.stdout.split("\n").find((l) => l.startsWith("{")) ?? "";
+        return { code: r.code, status, body: body.replace(/\[\s*\d+\.\d+\].*$/, ""), out: r.stdout };
+      };
+      const page = (port: number) =>
+        ns.exec(["curl", "-sS", "--max-time", "30", `http://127.0.0.1:${port}/x`], { check: false });
+
+      // Availability check: the heartbeat wg-rp's rpc sends first, over HTTP/2 (the tunnel may need a
+      // handshake and rps a moment to start).
+      const heartbeat = JSON.stringify({ client_ip: "10.89.0.2" });
+      await waitFor(
+        async () =>
+          (await curl("--http2-prior-knowledge", "-d", heartbeat, `${base}/heartbeat`)).status === 200,
+        "the rps API to answer h2c through wireguard-go",
+        200,
+        100,
+      );
+
+      // curl, HTTP/2 with prior knowledge: heartbeat, register, heartbeat, public port, delete.
+      {
+        const hb = await curl("--http2-prior-knowledge", "-d", heartbeat, `${base}/heartbeat`);
+        assertEquals([hb.version, hb.status], ["2", 200], hb.stderr);
+        assertStringIncludes(hb.body, '"message":"Heartbeat received"');
+        const reg = await curl(
+          "--http2-prior-knowledge",
+          "-H",
+          "content-type: application/json",
+          "-d",
+          '{"local_addr":"127.0.0.1:8080","remote_port":18080,"client_ip":"10.89.0.2","client_port":9000}',
+          `${base}/port-mappings`,
+        );
+        assertEquals([reg.version, reg.status], ["2", 200], reg.body);
+        assertStringIncludes(reg.body, '"success":true');
+        const hb2 = await curl("--http2-prior-knowledge", "-d", heartbeat, `${base}/heartbeat`);
+        assertEquals(hb2.status, 200);
+        assertStringIncludes(hb2.body, '"remote_port":18080');
+        assertEquals((await page(18080)).stdout, "service behind wireguard-go /x\n");
+        const del = await curl("--http2-prior-knowledge", "-X", "DELETE", `${base}/port-mappings?port=18080`);
+        assertEquals([del.version, del.status], ["2", 200], del.body);
+        assert((await page(18080)).code !== 0, "public port closed after delete");
+      }
+
+      // nghttp: the same sequence.
+      {
+        const hbFile = `${dir}/heartbeat.json`, regFile = `${dir}/register.json`;
+        await Deno.writeTextFile(hbFile, heartbeat);
+        await Deno.writeTextFile(
+          regFile,
+          '{"local_addr":"127.0.0.1:8080","remote_port":18081,"client_ip":"10.89.0.2","client_port":9000}',
+        );
+        const hb = await nghttp("-d", hbFile, `${base}/heartbeat`);
+        assertEquals([hb.code, hb.status], [0, 200], hb.out);
+        assertStringIncludes(hb.body, '"message":"Heartbeat received"');
+        const reg = await nghttp(
+          "-H",
+          "content-type: application/json",
+          "-d",
+          regFile,
+          `${base}/port-mappings`,
+        );
+        assertEquals(reg.status, 200, reg.out);
+        assertStringIncludes(reg.body, '"success":true');
+        const hb2 = await nghttp("-d", hbFile, `${base}/heartbeat`);
+        assertEquals(hb2.status, 200, hb2.out);
+        assertStringIncludes(hb2.body, '"remote_port":18081');
+        assertEquals((await page(18081)).stdout, "service behind wireguard-go /x\n");
+        const del = await nghttp("-H", ":method: DELETE", `${base}/port-mappings?port=18081`);
+        assertEquals(del.status, 200, del.out);
+        assert((await page(18081)).code !== 0, "public port closed after delete");
+      }
+
+      // HTTP/1.1 keeps working on the same port.
+      const h1 = await curl("--http1.1", "-d", heartbeat, `${base}/heartbeat`);
+      assertEquals([h1.version, h1.status], ["1.1", 200], h1.stderr);
+      assertStringIncludes(h1.body, '"server_startup_time"');
+
+      child.kill("SIGTERM");
+      await child.status;
+      await log.done;
+      assertStringIncludes(log.text(), "mapping created");
+    } finally {
+      await ns.destroy();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+  { tools: ["curl", "nghttp"] },
 );
