@@ -44,6 +44,9 @@ export interface Route {
   serverPublicKey: Uint8Array;
   clientPublicKey: Uint8Array;
   label: string;
+  /** The matched peer's source validation (server mode); Default or absent = the forwarder's own. */
+  csvl?: SourceValidation;
+  ssvl?: SourceValidation;
 }
 
 export type DropReason =
@@ -135,6 +138,18 @@ interface HeldCookie {
   at: number;
 }
 
+/**
+ * The level a leg applies for a stored value. Default (0) means what mwgp means by it: none on the client leg
+ * (roaming), IP and port on the server leg (wgit.go: `SourceValidateLevelDefault` falls through to IP and
+ * port for server transports). Entries keep the raw value, as a cache file written by mwgp holds `ssvl: 0`.
+ */
+export function clientLegLevel(level: SourceValidation): SourceValidation {
+  return level === SourceValidation.Default ? SourceValidation.None : level;
+}
+export function serverLegLevel(level: SourceValidation): SourceValidation {
+  return level === SourceValidation.Default ? SourceValidation.IpAndPort : level;
+}
+
 /** Source validation: true when `from` is acceptable for an entry endpoint `expected` at `level`. */
 function sourceOk(level: SourceValidation, expected: UdpAddr, from: UdpAddr): boolean {
   switch (level) {
@@ -156,6 +171,7 @@ export class Forwarder {
   readonly #serverCookies = new Map<string, HeldCookie>();
   /** Cookies an initiator gave us in reply to a response, by initiator address. */
   readonly #clientCookies = new Map<string, HeldCookie>();
+  /** The configured levels, as configured (Default included; the legs interpret it when checking). */
   readonly csvl: SourceValidation;
   readonly ssvl: SourceValidation;
 
@@ -163,9 +179,8 @@ export class Forwarder {
     this.#random = opts.random ?? cryptoRandom;
     this.table = new ForwardingTable(opts.maxEntries, this.#random);
     this.#pendingMs = Math.min(opts.pendingTimeoutMs ?? DEFAULT_PENDING_TIMEOUT_MS, opts.timeoutMs);
-    // Defaults: the client leg roams (like WireGuard endpoints), the server leg must match exactly.
-    this.csvl = opts.csvl === SourceValidation.Default ? SourceValidation.None : opts.csvl;
-    this.ssvl = opts.ssvl === SourceValidation.Default ? SourceValidation.IpAndPort : opts.ssvl;
+    this.csvl = opts.csvl;
+    this.ssvl = opts.ssvl;
   }
 
   #drop(reason: DropReason): null {
@@ -266,8 +281,8 @@ export class Forwarder {
         route.clientPublicKey,
         route.serverPublicKey,
         now,
-        this.csvl,
-        this.ssvl,
+        route.csvl || this.csvl,
+        route.ssvl || this.ssvl,
       );
       e.serverLabel = route.label;
       this.table.insert(e);
@@ -296,7 +311,7 @@ export class Forwarder {
   #response(resp: ResponseMessage, from: UdpAddr): Outbound | null {
     const e = this.table.byClientProxy.get(resp.receiver);
     if (!e) return this.#drop("unknown_index");
-    if (!sourceOk(e.ssvl, e.server, from)) return this.#drop("source_mismatch");
+    if (!sourceOk(serverLegLevel(e.ssvl), e.server, from)) return this.#drop("source_mismatch");
     const hadServerProxy = e.serverProxy;
     if (!this.table.completeWithServer(e, resp.sender)) return this.#drop("index_exhausted");
     e.respMac1FromServer = resp.mac1.slice();
@@ -330,7 +345,7 @@ export class Forwarder {
   #cookieFromServer(reply: CookieReplyMessage, from: UdpAddr): Outbound | null {
     const e = this.table.byClientProxy.get(reply.receiver);
     if (!e) return this.#drop("unknown_index");
-    if (!sourceOk(e.ssvl, e.server, from)) return this.#drop("source_mismatch");
+    if (!sourceOk(serverLegLevel(e.ssvl), e.server, from)) return this.#drop("source_mismatch");
     if (!e.initMac1ToServer || !e.initMac1FromClient || !e.serverPublicKey) return this.#drop("cookie");
     const key = cookieKey(e.serverPublicKey);
     const cookie = xaeadOpen(key, reply.nonce, reply.encryptedCookie, e.initMac1ToServer);
@@ -350,7 +365,8 @@ export class Forwarder {
   #cookieFromClient(reply: CookieReplyMessage, from: UdpAddr): Outbound | null {
     const e = this.table.byServerProxy.get(reply.receiver);
     if (!e) return this.#drop("unknown_index");
-    if (!sourceOk(e.csvl === SourceValidation.None ? SourceValidation.Ip : e.csvl, e.client, from)) {
+    const level = clientLegLevel(e.csvl);
+    if (!sourceOk(level === SourceValidation.None ? SourceValidation.Ip : level, e.client, from)) {
       return this.#drop("source_mismatch");
     }
     if (!e.respMac1ToClient || !e.respMac1FromServer || !e.clientPublicKey) return this.#drop("cookie");
@@ -372,7 +388,7 @@ export class Forwarder {
     const e = this.table.byServerProxy.get(t.receiver);
     if (!e) return this.#drop("unknown_index");
     if (!sameAddr(e.client, from)) {
-      if (!sourceOk(e.csvl, e.client, from)) return this.#drop("source_mismatch");
+      if (!sourceOk(clientLegLevel(e.csvl), e.client, from)) return this.#drop("source_mismatch");
       // Accepted from elsewhere: the client roamed; answer it there.
       e.client = { hostname: from.hostname, port: from.port };
       e.obfuscated = obfuscated;
@@ -386,7 +402,7 @@ export class Forwarder {
   #transportFromServer(t: TransportMessage, from: UdpAddr): Outbound | null {
     const e = this.table.byClientProxy.get(t.receiver);
     if (!e) return this.#drop("unknown_index");
-    if (!sourceOk(e.ssvl, e.server, from)) return this.#drop("source_mismatch");
+    if (!sourceOk(serverLegLevel(e.ssvl), e.server, from)) return this.#drop("source_mismatch");
     t.receiver = e.clientOrigin;
     return this.#toClient(e, t.bytes);
   }
