@@ -19,20 +19,42 @@ export const CHUNKED_MAX_CHUNK = 0x7fffffff;
 
 const CR = 0x0d;
 const LF = 0x0a;
+/** Lower-case hex digits, as bytes. */
+const HEX = new TextEncoder().encode("0123456789abcdef");
 
 export class ChunkedError extends Error {
   override name = "ChunkedError";
 }
 
+/** Bytes of a chunk's framing around `len` bytes of data: hex size, CRLF, and the CRLF after the data. */
+export function chunkOverhead(len: number): number {
+  let digits = 1;
+  while (len >= 16 ** digits) digits++;
+  return digits + 4;
+}
+
+/**
+ * Writes one chunk of `len` data bytes into `out` at `at`: size line, then the data (copied from `data` when
+ * given; otherwise the caller writes it at the returned offset), then CRLF. `out` must hold
+ * `chunkOverhead(len) + len` bytes from `at`. Returns where the data goes. No allocation.
+ */
+export function writeChunk(out: Uint8Array, at: number, len: number, data?: Uint8Array): number {
+  const digits = chunkOverhead(len) - 4;
+  for (let i = digits - 1, v = len; i >= 0; i--, v = Math.floor(v / 16)) out[at + i] = HEX[v % 16];
+  out[at + digits] = CR;
+  out[at + digits + 1] = LF;
+  const dataAt = at + digits + 2;
+  if (data) out.set(data.subarray(0, len), dataAt);
+  out[dataAt + len] = CR;
+  out[dataAt + len + 1] = LF;
+  return dataAt;
+}
+
 /** One chunk: size in hex, CRLF, data, CRLF. Empty data would be the last chunk, so it gives no bytes. */
 export function encodeChunk(data: Uint8Array): Uint8Array {
   if (data.length === 0) return new Uint8Array(0);
-  const size = new TextEncoder().encode(data.length.toString(16) + "\r\n");
-  const out = new Uint8Array(size.length + data.length + 2);
-  out.set(size);
-  out.set(data, size.length);
-  out[out.length - 2] = CR;
-  out[out.length - 1] = LF;
+  const out = new Uint8Array(chunkOverhead(data.length) + data.length);
+  writeChunk(out, 0, data.length, data);
   return out;
 }
 
@@ -47,8 +69,9 @@ enum State {
 
 export class ChunkedDecoder {
   #state = State.SizeLine;
-  /** Bytes of the line being read (size line or trailer line), without its CRLF. */
-  #line: number[] = [];
+  /** Bytes of the line being read (size line or trailer line), without its LF; `#lineLen` of them are used. */
+  #line = new Uint8Array(16);
+  #lineLen = 0;
   #remaining = 0;
 
   /** True once the last chunk and the trailer section were read; later bytes are not part of the body. */
@@ -69,21 +92,24 @@ export class ChunkedDecoder {
         case State.Trailer: {
           const lf = chunk.indexOf(LF, i);
           const end = lf < 0 ? chunk.length : lf;
-          if (this.#line.length + (end - i) > CHUNKED_MAX_LINE) {
+          if (this.#lineLen + (end - i) > CHUNKED_MAX_LINE) {
             throw new ChunkedError(
               `chunked: ${this.#state === State.Trailer ? "trailer" : "chunk-size"} line longer than ` +
                 `${CHUNKED_MAX_LINE} bytes`,
             );
           }
-          for (let k = i; k < end; k++) this.#line.push(chunk[k]);
+          this.#appendLine(chunk, i, end);
           i = end;
           if (lf < 0) break;
           i++; // the LF
-          const line = this.#takeLine();
+          const len = this.#lineLen > 0 && this.#line[this.#lineLen - 1] === CR
+            ? this.#lineLen - 1
+            : this.#lineLen;
+          this.#lineLen = 0;
           if (this.#state === State.Trailer) {
-            if (line === "") this.#state = State.Done;
+            if (len === 0) this.#state = State.Done;
           } else {
-            this.#remaining = parseChunkSize(line);
+            this.#remaining = chunkSizeOf(this.#line, len);
             this.#state = this.#remaining === 0 ? State.Trailer : State.Data;
           }
           break;
@@ -108,13 +134,46 @@ export class ChunkedDecoder {
     }
   }
 
-  /** The line read so far without a trailing CR, as Latin-1 text; clears it. */
-  #takeLine(): string {
-    const bytes = this.#line;
-    if (bytes.length > 0 && bytes[bytes.length - 1] === CR) bytes.pop();
-    this.#line = [];
-    return String.fromCharCode(...bytes);
+  #appendLine(chunk: Uint8Array, from: number, to: number): void {
+    const need = this.#lineLen + (to - from);
+    if (need > this.#line.length) {
+      const bigger = new Uint8Array(Math.min(CHUNKED_MAX_LINE, Math.max(need, this.#line.length * 2)));
+      bigger.set(this.#line.subarray(0, this.#lineLen));
+      this.#line = bigger;
+    }
+    this.#line.set(chunk.subarray(from, to), this.#lineLen);
+    this.#lineLen = need;
   }
+}
+
+/** Value of a hex digit byte, or -1. */
+function hexValue(b: number): number {
+  if (b >= 0x30 && b <= 0x39) return b - 0x30;
+  if (b >= 0x61 && b <= 0x66) return b - 0x57;
+  if (b >= 0x41 && b <= 0x46) return b - 0x37;
+  return -1;
+}
+
+/**
+ * The chunk size of the size line `line[0, len)` (its CR already off), read from the bytes without building a
+ * string; anything unusual (no digits, more than 8 significant digits, a bad byte before or inside the
+ * extension) goes through `parseChunkSize`, which accepts or refuses it the same way and names the line.
+ */
+function chunkSizeOf(line: Uint8Array, len: number): number {
+  let i = 0, size = 0, significant = 0;
+  for (; i < len; i++) {
+    const v = hexValue(line[i]);
+    if (v < 0) break;
+    if (size > 0 || v > 0) significant++;
+    size = size * 16 + v;
+  }
+  let ok = i > 0 && significant <= 8 && size <= CHUNKED_MAX_CHUNK;
+  while (ok && i < len && (line[i] === 0x20 || line[i] === 0x09)) i++;
+  if (ok && i < len) {
+    if (line[i] !== 0x3b) ok = false; // ';'
+    for (let k = i + 1; ok && k < len; k++) if (line[k] === CR) ok = false; // `.` does not match CR
+  }
+  return ok ? size : parseChunkSize(String.fromCharCode(...line.subarray(0, len)));
 }
 
 /** chunk-size [ chunk-ext ]: hex digits, then optional whitespace and `;name[=value]` extensions (ignored). */
