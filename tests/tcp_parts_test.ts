@@ -37,6 +37,19 @@ Deno.test("tcp parts: ByteRing wraps, grows lazily, never exceeds its limit", ()
   assertEquals(read, wrote);
 });
 
+Deno.test("tcp parts: ByteRing storage starts at 4 KiB for a trickle and doubles only as far as needed", () => {
+  const r = new ByteRing(1024 * 1024);
+  r.push(new Uint8Array(1000)); // a second of RTCM3 corrections
+  assertEquals(r.allocated, 4096);
+  r.push(new Uint8Array(4000));
+  assertEquals(r.allocated, 8192);
+  r.push(new Uint8Array(60_000));
+  assertEquals(r.allocated, 65536);
+  const small = new ByteRing(3000);
+  small.push(new Uint8Array(10));
+  assertEquals(small.allocated, 3000, "never above the limit");
+});
+
 Deno.test("tcp parts: reassembly places out-of-order data in place and reports SACK blocks", () => {
   const rb = new ReceiveBuffer(100_000);
   const data = seededRandom(2)(new Uint8Array(10_000));

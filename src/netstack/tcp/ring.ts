@@ -3,7 +3,8 @@
  * buffer keeps bytes from SND.UNA on, the receive buffer keeps unread in-order bytes followed by the window
  * into which out-of-order segments are written in place. Storage starts small so idle connections stay cheap.
  */
-const INITIAL_CAPACITY = 16 * 1024;
+/** Smallest storage once used: an idle or trickling connection (hundreds per process) holds no more. */
+const INITIAL_CAPACITY = 4 * 1024;
 
 export class ByteRing {
   #buf: Uint8Array;
