@@ -240,6 +240,29 @@ Deno.test("mwgp client: the custom `dns` server resolves the server name", async
   }
 });
 
+Deno.test("mwgp client: Go's `resolver` key (dns+udp://host:port) resolves the server name", async () => {
+  const dns = fakeDns("vpn.mwgp.test", "127.0.0.9");
+  const warnings: string[] = [];
+  const config = parseMwgpClientConfig(
+    `{ server: "vpn.mwgp.test:5000", listen: "${LOOP}:0", resolver: "dns+udp://${LOOP}:${dns.port}",
+       server_pubkey: "${encodeKey(generatePrivateKey())}", client_pubkey: "${
+      encodeKey(generatePrivateKey())
+    }" }`,
+    "client.json",
+    warnings,
+  );
+  assertEquals(warnings, [], "resolver is not an unknown key");
+  // The service's own resolver knows nothing: only the configured DNS server can answer.
+  const svc = await MwgpService.start(config, { noCache: true, resolver: new MapResolver({}) });
+  try {
+    assertEquals(svc.status().serverAddress, "127.0.0.9:5000");
+    assert(dns.queries() >= 1, "the resolver named in the config was asked");
+  } finally {
+    await svc.close();
+    dns.close();
+  }
+});
+
 Deno.test("mwgp under serve: MWGP_SERVER_CONFIG starts it; SIGHUP reload restarts on change and stops on removal", async () => {
   const dir = await Deno.makeTempDir();
   const cfgFile = `${dir}/server.json5`;

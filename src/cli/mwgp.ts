@@ -1,6 +1,6 @@
 /** `wgedge mwgp server|client CONFIG`: many WireGuard servers behind one UDP port (shared/spec/mwgp.md). */
 import { type Command, defineCommand, UsageError, waitForShutdownSignal } from "./command.ts";
-import { loadMwgpClientConfig, loadMwgpServerConfig } from "../config/mwgp.ts";
+import { loadMwgpClientConfig, loadMwgpServerConfig, mwgpEnvBool } from "../config/mwgp.ts";
 import { MwgpService } from "../services/mwgp/service.ts";
 import { logger } from "../util/log.ts";
 
@@ -25,8 +25,12 @@ export const mwgpCommand: Command = defineCommand({
       env: "MWGP_CACHE_FILE",
       help: "forwarding-table cache kept across restarts (the config's cache_file_path wins over both)",
     },
-    "no-cache": { type: "boolean", help: "neither read nor write the cache file" },
-    "skip-load-cache": { type: "boolean", help: "start with an empty table but keep writing the cache" },
+    "no-cache": { type: "boolean", env: "MWGP_NO_CACHE", help: "neither read nor write the cache file" },
+    "skip-load-cache": {
+      type: "boolean",
+      env: "MWGP_SKIP_LOAD_CACHE",
+      help: "start with an empty table but keep writing the cache",
+    },
   },
   notes: ["Under `wgedge serve`, MWGP_SERVER_CONFIG / MWGP_CLIENT_CONFIG start the same services."],
   async run(parsed): Promise<number> {
@@ -38,11 +42,15 @@ export const mwgpCommand: Command = defineCommand({
     const config = mode === "server"
       ? await loadMwgpServerConfig(configArg, "CONFIG", warnings)
       : await loadMwgpClientConfig(configArg, "CONFIG", warnings);
+    // As mwgp (viper): a flag given on the command line wins, else its environment variable.
+    const envBool = (name: string) => mwgpEnvBool(name, Deno.env.get(name), warnings, "environment");
+    const noCache = parsed.values["no-cache"] ?? envBool("MWGP_NO_CACHE");
+    const skipLoadCache = parsed.values["skip-load-cache"] ?? envBool("MWGP_SKIP_LOAD_CACHE");
     for (const w of warnings) log.warn(w);
     const svc = await MwgpService.start(config, {
       cacheFile: parsed.values["cache-file"] ?? (Deno.env.get("MWGP_CACHE_FILE") || undefined),
-      noCache: parsed.values["no-cache"] ?? false,
-      skipLoadCache: parsed.values["skip-load-cache"] ?? false,
+      noCache,
+      skipLoadCache,
     });
     const sig = await waitForShutdownSignal();
     log.info("shutting down", { signal: sig });

@@ -1,7 +1,7 @@
 /**
  * mwgp configs (JSON5, the public mwgp project's format; spec: shared/spec/mwgp.md) and the env section that
- * lets `wgedge serve` run them: MWGP_SERVER_CONFIG, MWGP_CLIENT_CONFIG (inline JSON5 or a path) and
- * MWGP_CACHE_FILE. Every problem names the file or variable, the JSON path (and line for syntax errors) and
+ * lets `wgedge serve` run them: MWGP_SERVER_CONFIG, MWGP_CLIENT_CONFIG (inline JSON5 or a path),
+ * MWGP_CACHE_FILE, MWGP_NO_CACHE and MWGP_SKIP_LOAD_CACHE. Every problem names the file or variable, the JSON path (and line for syntax errors) and
  * what was expected; all problems of one file are reported together. Keys and passwords are never echoed.
  */
 import JSON5 from "json5";
@@ -30,6 +30,13 @@ export interface MwgpPeerConfig {
   publicKey?: Uint8Array;
   /** Where the WireGuard server for this peer listens; host already defaulted from the server's `address`. */
   forwardTo: HostPort;
+  /**
+   * Source validation for this peer's sessions: the peer's own `csvl`/`ssvl`, else its server's, else the
+   * config's top level (a wgedge extension for the server; Go reads them per server and per peer only).
+   * Default (0) or absent when none is set: the forwarder then applies the leg's default.
+   */
+  csvl?: SourceValidation;
+  ssvl?: SourceValidation;
 }
 
 export interface MwgpServerEntry {
@@ -64,7 +71,7 @@ export interface MwgpClientConfig extends MwgpCommon {
   server: HostPort;
   serverPublicKey: Uint8Array;
   clientPublicKey: Uint8Array;
-  /** Custom DNS server for resolving `server`. */
+  /** Custom DNS server for resolving `server`: `dns` (port 53 when absent) or `resolver` `dns+udp://...`. */
   dns?: HostPort;
 }
 
@@ -211,7 +218,7 @@ function common(r: Reader, o: Json, listenRequired: boolean): MwgpCommon {
   return {
     listen,
     timeoutSec,
-    maxPacketSize: r.num(o, "max_packet_size", "max_packet_size", MWGP_DEFAULT_MAX_PACKET_SIZE, 1500, 65536),
+    maxPacketSize: maxPacketSize(r, o),
     csvl: r.num(o, "csvl", "csvl", 0, 0, 3),
     ssvl: r.num(o, "ssvl", "ssvl", 0, 0, 3),
     obfs: obfs ? obfs : undefined,
@@ -219,6 +226,25 @@ function common(r: Reader, o: Json, listenRequired: boolean): MwgpCommon {
     maxEntries: r.num(o, "max_entries", "max_entries", MWGP_DEFAULT_MAX_ENTRIES, 16, 1 << 22),
     source: r.source,
   };
+}
+
+/**
+ * `max_packet_size` as Go reads it: any value > 0 is the receive buffer size, <= 0 (or absent) the default.
+ * More than a UDP datagram can carry changes nothing, so it is capped at the default.
+ */
+function maxPacketSize(r: Reader, o: Json): number {
+  const v = o.max_packet_size;
+  if (v === undefined || v === null) return MWGP_DEFAULT_MAX_PACKET_SIZE;
+  if (typeof v !== "number" || !Number.isInteger(v)) {
+    r.err("max_packet_size", "an integer (bytes; <= 0 means the default 65536)", JSON.stringify(v));
+    return MWGP_DEFAULT_MAX_PACKET_SIZE;
+  }
+  return v <= 0 ? MWGP_DEFAULT_MAX_PACKET_SIZE : Math.min(v, MWGP_DEFAULT_MAX_PACKET_SIZE);
+}
+
+/** The first level that is set (non-zero), else Default. */
+function firstLevel(...levels: SourceValidation[]): SourceValidation {
+  return levels.find((l) => l !== SourceValidation.Default) ?? SourceValidation.Default;
 }
 
 /** Reads a privkey_file: its first 44 bytes (trailing newline fine), like systemd's PrivateKeyFile=. */
@@ -271,7 +297,9 @@ export function parseMwgpServerConfig(
       const sp = `servers[${i}]`;
       if (typeof sv !== "object" || sv === null || Array.isArray(sv)) return r.err(sp, "an object");
       const s = sv as Json;
-      r.unknownKeys(s, ["privkey", "privkey_file", "address", "peers"], `${sp}.`);
+      r.unknownKeys(s, ["privkey", "privkey_file", "address", "peers", "csvl", "ssvl"], `${sp}.`);
+      const serverCsvl = r.num(s, "csvl", `${sp}.csvl`, 0, 0, 3) as SourceValidation;
+      const serverSsvl = r.num(s, "ssvl", `${sp}.ssvl`, 0, 0, 3) as SourceValidation;
       let privateKey: Uint8Array | undefined;
       const hasKey = s.privkey !== undefined && s.privkey !== null;
       const hasFile = s.privkey_file !== undefined && s.privkey_file !== null;
@@ -293,7 +321,9 @@ export function parseMwgpServerConfig(
           const pp = `${sp}.peers[${j}]`;
           if (typeof pv !== "object" || pv === null || Array.isArray(pv)) return r.err(pp, "an object");
           const peer = pv as Json;
-          r.unknownKeys(peer, ["pubkey", "forward_to"], `${pp}.`);
+          r.unknownKeys(peer, ["pubkey", "forward_to", "csvl", "ssvl"], `${pp}.`);
+          const csvl = firstLevel(r.num(peer, "csvl", `${pp}.csvl`, 0, 0, 3), serverCsvl, base.csvl);
+          const ssvl = firstLevel(r.num(peer, "ssvl", `${pp}.ssvl`, 0, 0, 3), serverSsvl, base.ssvl);
           let pub: Uint8Array | undefined;
           if (peer.pubkey === "") {
             r.err(`${pp}.pubkey`, "a base64 public key, or no pubkey key at all for a fallback peer");
@@ -309,7 +339,7 @@ export function parseMwgpServerConfig(
                 'a host (or a server "address" to combine with ":port")',
                 formatHostPort(fwd),
               );
-            } else peers.push({ publicKey: pub, forwardTo: { host, port: fwd.port } });
+            } else peers.push({ publicKey: pub, forwardTo: { host, port: fwd.port }, csvl, ssvl });
           }
         });
       }
@@ -339,6 +369,7 @@ export function parseMwgpClientConfig(
       "server_pubkey",
       "client_pubkey",
       "dns",
+      "resolver",
       "obfs",
       "cache_file_path",
       "csvl",
@@ -352,7 +383,7 @@ export function parseMwgpClientConfig(
   if (server && !server.host) r.err("server", "a host in the server address", formatHostPort(server));
   const serverPublicKey = r.key(o, "server_pubkey", "server_pubkey", true);
   const clientPublicKey = r.key(o, "client_pubkey", "client_pubkey", true);
-  const dns = r.hostPort(o, "dns", "dns", false);
+  const dns = dnsOf(r, o);
   p.throwIfAny();
   return {
     ...base,
@@ -362,6 +393,58 @@ export function parseMwgpClientConfig(
     clientPublicKey: clientPublicKey!,
     dns,
   };
+}
+
+/** DNS servers listen on this port unless `dns` / `resolver` names another. */
+export const DNS_PORT = 53;
+
+/**
+ * A DNS server address as Go's client takes it: `host`, `host:port`, `[v6]` or `[v6]:port` (also a bare IPv6
+ * literal); the port defaults to 53. Null when malformed.
+ */
+export function parseDnsServer(text: string): HostPort | null {
+  const s = text.trim();
+  if (s.includes(":") && !s.startsWith("[") && s.indexOf(":") !== s.lastIndexOf(":")) {
+    return /^[0-9A-Fa-f:.]+$/.test(s) ? { host: s, port: DNS_PORT } : null; // a bare IPv6 literal
+  }
+  const bracketed = /^\[([^\]]+)\]$/.exec(s);
+  if (bracketed) return bracketed[1].includes(":") ? { host: bracketed[1], port: DNS_PORT } : null;
+  const hp = s.includes(":") ? parseHostPort(s) : parseHostPort(`${s}:${DNS_PORT}`);
+  return hp && hp.host ? hp : null;
+}
+
+/**
+ * The client's custom resolver: Go's `resolver` (`dns+udp://host[:port]`) or its deprecated `dns`
+ * (`host[:port]`, meaning `dns+udp://host[:port]`); both at once is an error, as in Go.
+ */
+function dnsOf(r: Reader, o: Json): HostPort | undefined {
+  const dns = r.str(o, "dns", "dns", false)?.trim() || undefined;
+  const resolver = r.str(o, "resolver", "resolver", false)?.trim() || undefined;
+  if (dns && resolver) {
+    r.err("resolver", 'either "resolver" or the older "dns", not both (as mwgp)');
+    return undefined;
+  }
+  if (dns) {
+    const hp = parseDnsServer(dns);
+    if (!hp) r.err("dns", 'a DNS server "ip", "ip:port" or "[v6]:port" (port 53 by default)', dns);
+    return hp ?? undefined;
+  }
+  if (!resolver) return undefined;
+  const m = /^([A-Za-z0-9]+)\+([A-Za-z0-9]+):\/\/([^/?#]*)\/?$/.exec(resolver);
+  if (!m || m[1] !== "dns" || m[2] !== "udp") {
+    const kind = resolver.split("://")[0];
+    r.err(
+      "resolver",
+      kind.startsWith("hn2etxt+")
+        ? 'a "dns+udp://host:port" resolver (wgedge does not implement mwgp\'s hn2etxt resolver)'
+        : 'a resolver URL "dns+udp://host:port"',
+      kind,
+    );
+    return undefined;
+  }
+  const hp = parseDnsServer(m[3]);
+  if (!hp) r.err("resolver", 'a resolver URL "dns+udp://host:port" (port 53 by default)', resolver);
+  return hp ?? undefined;
 }
 
 /** Content when it is inline JSON5 (starts with `{`), else the file the value names. */
@@ -387,9 +470,40 @@ export interface MwgpSection {
   client?: MwgpClientConfig;
   /** MWGP_CACHE_FILE (lower precedence than a config's cache_file_path). */
   cacheFile?: string;
+  /** MWGP_NO_CACHE: neither read nor write the cache file. */
+  noCache?: boolean;
+  /** MWGP_SKIP_LOAD_CACHE: start with an empty table (the cache is still written). */
+  skipLoadCache?: boolean;
 }
 
-export const MWGP_ENV = ["MWGP_SERVER_CONFIG", "MWGP_CLIENT_CONFIG", "MWGP_CACHE_FILE"] as const;
+export const MWGP_ENV = [
+  "MWGP_SERVER_CONFIG",
+  "MWGP_CLIENT_CONFIG",
+  "MWGP_CACHE_FILE",
+  "MWGP_NO_CACHE",
+  "MWGP_SKIP_LOAD_CACHE",
+] as const;
+
+/**
+ * A boolean variable as mwgp reads MWGP_NO_CACHE / MWGP_SKIP_LOAD_CACHE (viper, i.e. Go's strconv.ParseBool):
+ * 1, t, T, TRUE, true, True are true; 0, f, F, FALSE, false, False and empty are false. Any other value is
+ * false there too; here it is false with a warning, so a typo does not pass unnoticed.
+ */
+export function mwgpEnvBool(
+  name: string,
+  value: string | undefined,
+  warnings: string[],
+  source = name,
+): boolean {
+  const v = value ?? "";
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(v)) return true;
+  if (!["", "0", "f", "F", "FALSE", "false", "False"].includes(v)) {
+    warnings.push(
+      `${source}: ${name}: expected a boolean (1/0, true/false), got ${JSON.stringify(v)}; ignored`,
+    );
+  }
+  return false;
+}
 
 /** Reads the mwgp section from an env map; problems in both configs are reported together. */
 export async function loadMwgpSection(
@@ -420,13 +534,15 @@ export async function loadMwgpSection(
   }
   const cache = env.MWGP_CACHE_FILE?.trim();
   if (cache) out.cacheFile = cache;
+  if (mwgpEnvBool("MWGP_NO_CACHE", env.MWGP_NO_CACHE, warnings)) out.noCache = true;
+  if (mwgpEnvBool("MWGP_SKIP_LOAD_CACHE", env.MWGP_SKIP_LOAD_CACHE, warnings)) out.skipLoadCache = true;
   p.throwIfAny();
   return out;
 }
 
 /**
  * The loader section for src/config/mod.ts: reads MWGP_SERVER_CONFIG / MWGP_CLIENT_CONFIG / MWGP_CACHE_FILE
- * through the LoadContext (environment or env file), so `wgedge serve` starts mwgp when they are set.
+ * / MWGP_NO_CACHE / MWGP_SKIP_LOAD_CACHE through the LoadContext (environment or env file), so `wgedge serve` starts mwgp when they are set.
  */
 export async function loadMwgpConfigSection(ctx: LoadContext): Promise<{ mwgp?: MwgpSection }> {
   const server = ctx.envSetting("MWGP_SERVER_CONFIG");
@@ -450,5 +566,11 @@ export async function loadMwgpConfigSection(ctx: LoadContext): Promise<{ mwgp?: 
   }
   if (problems.length > 0) throw new ConfigErrors(problems);
   if (cache) out.cacheFile = cache.value.trim();
+  for (
+    const [name, key] of [["MWGP_NO_CACHE", "noCache"], ["MWGP_SKIP_LOAD_CACHE", "skipLoadCache"]] as const
+  ) {
+    const s = ctx.envSetting(name);
+    if (s && mwgpEnvBool(name, s.value, ctx.warnings, lineOfSetting(s))) out[key] = true;
+  }
   return { mwgp: out };
 }

@@ -14,12 +14,17 @@ export interface TargetResolver {
   resolve(target: HostPort): Promise<UdpAddr | null>;
 }
 
-/** A Resolver that asks one DNS server (A then AAAA) directly. */
-export function dnsServerResolver(dns: HostPort): Resolver {
-  const nameServer = { ipAddr: dns.host, port: dns.port };
+/**
+ * A Resolver that asks one DNS server (A then AAAA) directly. The server may be named by a host name (as mwgp
+ * allows); that name is resolved by `system` first.
+ */
+export function dnsServerResolver(dns: HostPort, system: Resolver = osResolver): Resolver {
   return {
     async resolve(hostname: string): Promise<string[]> {
       if (isIpLiteral(hostname)) return [hostname];
+      const ipAddr = isIpLiteral(dns.host) ? dns.host : (await system.resolve(dns.host))[0];
+      if (!ipAddr) throw new Error(`cannot resolve the DNS server "${dns.host}"`);
+      const nameServer = { ipAddr, port: dns.port };
       const out: string[] = [];
       for (const type of ["A", "AAAA"] as const) {
         try {

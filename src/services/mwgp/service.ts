@@ -48,9 +48,30 @@ export interface MwgpServiceOptions {
 
 type Config = MwgpServerConfig | MwgpClientConfig;
 
+/**
+ * A source as the table keeps it: an IPv4 client reaching the dual-stack listener (`::ffff:a.b.c.d`) is
+ * `a.b.c.d`, as mwgp writes it in its cache, so entries compare and move between the two unchanged.
+ */
 function toUdp(addr: Deno.Addr): UdpAddr {
   const a = addr as Deno.NetAddr;
-  return { hostname: a.hostname, port: a.port };
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a.hostname);
+  return { hostname: m ? m[1] : a.hostname, port: a.port };
+}
+
+/**
+ * The client-leg socket. A listen address without a host (`":1000"`) is dual-stack as in mwgp (Go listens on
+ * `[::]` with IPv4 mapped into it): one IPv6 socket that also takes IPv4, or IPv4 alone where the host has no
+ * IPv6.
+ */
+export function listenClientLeg(host: string, port: number): HostUdpConn {
+  if (host) return listenHostUdp(host, port);
+  try {
+    return listenHostUdp("::", port);
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) throw e;
+    log.debug("no IPv6 socket; listening on IPv4 only", { port, error: e });
+    return listenHostUdp("0.0.0.0", port);
+  }
 }
 
 export class MwgpService {
@@ -107,7 +128,7 @@ export class MwgpService {
       svc = new MwgpService(config, opts, null);
     }
     await svc.#loadCache();
-    svc.#listener = listenHostUdp(config.listen.host || "0.0.0.0", config.listen.port);
+    svc.#listener = listenClientLeg(config.listen.host, config.listen.port);
     if (config.mode === "client") await svc.#resolveServer();
     svc.#loops.push(svc.#receiveLoop(svc.#listener, "client"));
     const tick = Math.max(1000, Math.min(10_000, (config.timeoutSec * 1000) / 4));
@@ -152,7 +173,7 @@ export class MwgpService {
     if (this.#closed) return;
     const c = this.config as MwgpClientConfig;
     const resolver = new CachingTargetResolver(
-      c.dns ? dnsServerResolver(c.dns) : this.opts.resolver,
+      c.dns ? dnsServerResolver(c.dns, this.opts.resolver) : this.opts.resolver,
       undefined,
       0,
     );
@@ -207,8 +228,10 @@ export class MwgpService {
     // Deno allocates a fresh 64 KiB buffer per datagram unless given one, so each loop receives into a ring
     // of reused buffers. A slot is reused only after the send that may still reference it has finished.
     const ring: { buf: Uint8Array; sending: Promise<void> | null }[] = [];
+    // One byte more than max_packet_size, so a longer datagram is seen (and dropped as oversize) rather than
+    // cut to the buffer and forwarded broken.
     for (let i = 0; i < MAX_INFLIGHT_SENDS + 1; i++) {
-      ring.push({ buf: new Uint8Array(this.config.maxPacketSize), sending: null });
+      ring.push({ buf: new Uint8Array(this.config.maxPacketSize + 1), sending: null });
     }
     let next = 0;
     while (!this.#closed) {

@@ -1,5 +1,6 @@
 /**
- * How `wgedge serve` runs mwgp: MWGP_SERVER_CONFIG and/or MWGP_CLIENT_CONFIG (plus MWGP_CACHE_FILE). On
+ * How `wgedge serve` runs mwgp: MWGP_SERVER_CONFIG and/or MWGP_CLIENT_CONFIG (plus MWGP_CACHE_FILE,
+ * MWGP_NO_CACHE and MWGP_SKIP_LOAD_CACHE, read as the mwgp binary reads them). On
  * SIGHUP, an instance whose configuration changed is restarted. The table is written to the cache file on
  * close and read back on start, so established sessions carry over without new handshakes.
  */
@@ -14,9 +15,13 @@ const log = logger("mwgp");
 type InstanceConfig = MwgpServerConfig | MwgpClientConfig;
 
 /** A comparable rendering of one instance's settings (kept in memory only; it contains keys). */
-function fingerprint(cfg: InstanceConfig | undefined, cacheFile: string | undefined): string {
+function fingerprint(cfg: InstanceConfig | undefined, section: MwgpSection | undefined): string {
   if (!cfg) return "";
-  return JSON.stringify({ cfg, cacheFile }, (_k, v) => (v instanceof Uint8Array ? toBase64(v) : v));
+  const { cacheFile, noCache, skipLoadCache } = section ?? {};
+  return JSON.stringify(
+    { cfg, cacheFile, noCache, skipLoadCache },
+    (_k, v) => (v instanceof Uint8Array ? toBase64(v) : v),
+  );
 }
 
 export const mwgpStarter: ServiceStarter = {
@@ -29,7 +34,7 @@ export const mwgpStarter: ServiceStarter = {
     const apply = async (next: MwgpSection | undefined) => {
       for (const mode of ["server", "client"] as const) {
         const cfg = next?.[mode];
-        const print = fingerprint(cfg, next?.cacheFile);
+        const print = fingerprint(cfg, next);
         const cur = running.get(mode);
         if (cur && cur.print === print) continue;
         if (cur) {
@@ -40,6 +45,8 @@ export const mwgpStarter: ServiceStarter = {
         if (!cfg) continue;
         const svc = await MwgpService.start(cfg, {
           cacheFile: next?.cacheFile,
+          noCache: next?.noCache,
+          skipLoadCache: next?.skipLoadCache,
           registry: ctx.registry,
           name: `mwgp_${mode}`,
         });
