@@ -212,6 +212,28 @@ Deno.test("check-config: the shipped examples load cleanly and their secrets sta
   }
 });
 
+Deno.test("check-config: the shipped mwgp examples (mwgp's own format) load without errors or warnings", async () => {
+  const repo = new URL("..", import.meta.url).pathname;
+  const server = await Deno.readTextFile(`${repo}config/mwgp-server.json5`);
+  const privkeys = [...server.matchAll(/"privkey": "([^"]+)"/g)].map((m) => m[1]);
+  assertEquals(privkeys.length, 2);
+  for (const args of [[], ["--json"]]) {
+    const r = await checkConfig(args, {
+      MWGP_SERVER_CONFIG: "config/mwgp-server.json5",
+      MWGP_CLIENT_CONFIG: "config/mwgp-client.json5",
+    }, repo);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.stderr.split("\n").filter((l) => l !== ""), [], "no warnings (no unknown keys)");
+    for (const s of privkeys) assert(!(r.stdout + r.stderr).includes(s), "example private key leaked");
+    if (args.length > 0) {
+      const j = JSON.parse(r.stdout);
+      assertEquals(j.mwgp.server.servers.length, 2);
+      assertEquals(j.mwgp.server.servers[0].peers[1].csvl, 3, "a per-peer csvl is read");
+      assertEquals(j.mwgp.client.dns, { host: "8.8.8.8", port: 53 }, "the resolver key is read");
+    }
+  }
+});
+
 Deno.test("check-config: accepts the loader's flags, which beat the environment", async () => {
   const r = await checkConfig([
     "--json",
