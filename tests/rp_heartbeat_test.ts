@@ -176,7 +176,10 @@ Deno.test({
       return line === undefined ? undefined : Number(line.split(" ").pop());
     };
     const registered = () => metric("wgedge_rpc_route_registered", `{route="${spec}"}`);
-    const route = () => (registry.status().rp_routes as { state: string; error?: string }[])[0];
+    const route = () =>
+      (registry.status().rp_routes as { state: string; error?: string; confirmed_ms_ago: number | null }[])[
+        0
+      ];
     const other = new RpClient({
       tunnelNet: loop.node("127.0.0.3"),
       hostNet: host,
@@ -194,7 +197,10 @@ Deno.test({
       assertEquals(await operatorDelete(), 200);
       assertEquals(await publicAnswer(publicPort), null, "the public port closed");
       assertEquals(client.nextAttemptInMs, 20_000);
-      clock.advance(20_000);
+      // Until the next heartbeat the rpc cannot know; its status says how old its "registered" is.
+      clock.advance(15_000);
+      assertEquals([route().state, route().confirmed_ms_ago], ["registered", 15_000]);
+      clock.advance(5_000);
       await waitFor(
         () => client.mappingsLost === 1 && client.routeStates[0] === "registered",
         "re-registration",
@@ -202,6 +208,7 @@ Deno.test({
       assertEquals(server.listAll().map((m) => m.client_ip), ["127.0.0.2"]);
       assertEquals(await publicAnswer(publicPort), "hello again: /p\n");
       assertEquals(registered(), 1);
+      assertEquals(route().confirmed_ms_ago, 0);
       assertEquals(metric("wgedge_rpc_mappings_lost_total"), 1);
       assertEquals(client.reregistrations, 0, "not mistaken for a server restart");
 
@@ -215,7 +222,7 @@ Deno.test({
         "the loss noticed",
       );
       assertEquals(registered(), 0);
-      assertEquals(route().state, "rejected");
+      assertEquals([route().state, route().confirmed_ms_ago], ["rejected", null]);
       assertStringIncludes(route().error ?? "", "already mapped by another client");
       assertEquals(metric("wgedge_rpc_mappings_lost_total"), 2);
       assert(client.nextAttemptInMs < 20_000, "retried sooner than a heartbeat");

@@ -59,6 +59,8 @@ interface RouteRuntime {
   stats: ForwardStats;
   state: RouteState;
   lastError?: string;
+  /** When the server last confirmed the mapping (registered it, or listed it in a heartbeat reply). */
+  confirmedAt?: number;
 }
 
 /** The server refused or could not be reached; message is meant for the user. */
@@ -295,6 +297,7 @@ export class RpClient {
           log.info("mapping registered", { route: route.spec, message: json.message });
         }
         rt.state = "registered";
+        rt.confirmedAt = this.#clock.now();
         rt.lastError = undefined;
         return;
       }
@@ -384,7 +387,11 @@ export class RpClient {
   #noticeLost(held: ServerMapping[]): void {
     const present = new Set(held.map((m) => `${m.protocol.toLowerCase()}/${m.remote_port}`));
     for (const rt of this.#routes) {
-      if (rt.state !== "registered" || present.has(`${rt.route.protocol}/${rt.route.remotePort}`)) continue;
+      if (rt.state !== "registered") continue;
+      if (present.has(`${rt.route.protocol}/${rt.route.remotePort}`)) {
+        rt.confirmedAt = this.#clock.now();
+        continue;
+      }
       rt.state = "pending";
       rt.lastError =
         "the server no longer holds this mapping (deleted by the operator, or lost); registering again";
@@ -456,6 +463,11 @@ export class RpClient {
           remote_port: rt.route.remotePort,
           internal_port: rt.forwarder.addr.port,
           state: rt.state,
+          // How old "registered" is: the server cannot tell rpc at once that a mapping went, the next
+          // heartbeat finds out. Against wg-rp's rps (no list) only the registration confirms.
+          confirmed_ms_ago: rt.state === "registered" && rt.confirmedAt !== undefined
+            ? Math.round(this.#clock.now() - rt.confirmedAt)
+            : null,
           error: rt.lastError,
           connections_total: rt.stats.connectionsTotal,
           connections_active: rt.stats.connectionsActive,
