@@ -14,6 +14,8 @@ export const RTCM3_CRC_LEN = 3;
 /** The length field has 10 bits. */
 export const RTCM3_MAX_PAYLOAD_LEN = 1023;
 export const RTCM3_MAX_FRAME_LEN = RTCM3_HEADER_LEN + RTCM3_MAX_PAYLOAD_LEN + RTCM3_CRC_LEN;
+/** Nothing held (shared: a scanner holds no partial frame most of the time). */
+const EMPTY = new Uint8Array(0);
 /** The top 6 bits of the second byte must be zero (RTCM 10403, table 4-1). */
 const RESERVED_MASK = 0xfc;
 
@@ -152,7 +154,7 @@ export interface Rtcm3Stats {
 export class Rtcm3Scanner {
   readonly stats: Rtcm3Stats = { frames: 0, byType: new Map(), crcErrors: 0, skippedBytes: 0 };
   readonly #maxFrameLen: number;
-  #held = new Uint8Array(0);
+  #held = EMPTY;
   #view = new Rtcm3Frame(this.#held);
 
   /**
@@ -190,7 +192,7 @@ export class Rtcm3Scanner {
     work.set(this.#held);
     work.set(head, this.#held.length);
     const heldLen = this.#held.length;
-    this.#held = new Uint8Array(0);
+    this.#held = EMPTY;
     const stop = this.#scan(work, onFrame, nowMs);
     if (head.length === chunk.length) {
       this.#hold(work.subarray(stop));
@@ -209,13 +211,13 @@ export class Rtcm3Scanner {
   discardPending(): number {
     const dropped = this.#held.length;
     this.stats.skippedBytes += dropped;
-    this.#held = new Uint8Array(0);
+    this.#held = EMPTY;
     return dropped;
   }
 
   /** Forgets the held bytes and zeroes the statistics (the same stats object), as a new scanner. */
   reset(): void {
-    this.#held = new Uint8Array(0);
+    this.#held = EMPTY;
     const s = this.stats;
     s.frames = 0;
     s.byType.clear();
@@ -227,7 +229,7 @@ export class Rtcm3Scanner {
   }
 
   #hold(tail: Uint8Array): void {
-    this.#held = tail.slice();
+    this.#held = tail.length === 0 ? EMPTY : tail.slice();
   }
 
   /** Emits the frames of buf; returns where an incomplete frame starts (buf.length when none). */

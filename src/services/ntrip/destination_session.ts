@@ -11,7 +11,7 @@ import type { Conn, Net } from "../../net/types.ts";
 import { writeAll } from "../../net/pipe.ts";
 import type { Clock, TimerHandle } from "../../util/clock.ts";
 import type { StationConfig } from "../../config/ntrip_stations.ts";
-import { encodeChunk } from "../../wire/chunked.ts";
+import { chunkOverhead, writeChunk } from "../../wire/chunked.ts";
 import {
   buildPushRequest,
   type NtripReplyHead,
@@ -40,7 +40,8 @@ interface Pending {
   atMs: number;
 }
 
-const READ_SIZE = 4096;
+/** What the caster sends back is read and ignored (real casters send nothing after the reply head). */
+const READ_SIZE = 1024;
 
 export class DestinationSession {
   readonly ended: Promise<SessionEnd>;
@@ -71,10 +72,17 @@ export class DestinationSession {
     return this.#queuedBytes;
   }
 
-  /** Queues whole frames for the caster; ignored before acceptance and after the end. */
+  /**
+   * Queues whole frames for the caster; ignored before acceptance and after the end. `data` is copied (once,
+   * straight into its chunk on NTRIP 2), so the caller may reuse it.
+   */
   send(data: Uint8Array): void {
     if (this.#done || this.#acceptedAt === undefined || data.length === 0) return;
-    const wire = this.#chunked ? encodeChunk(data) : data;
+    let wire: Uint8Array;
+    if (this.#chunked) {
+      wire = new Uint8Array(chunkOverhead(data.length) + data.length);
+      writeChunk(wire, 0, data.length, data);
+    } else wire = data.slice();
     this.#queue.push({ wire, payload: data.length, atMs: this.#o.clock.now() });
     this.#queuedBytes += wire.length;
     if (this.#queuedBytes > DESTINATION_BACKLOG_MAX_BYTES) {

@@ -68,7 +68,8 @@ export interface Handshake {
   head: NtripReplyHead;
 }
 
-const READ_SIZE = 16 * 1024;
+/** Reply heads are a few hundred bytes; the reader keeps what a read splits. */
+const READ_SIZE = 2 * 1024;
 
 function stopped(): SessionEnd {
   return new SessionEnd("stopped", "stopped");

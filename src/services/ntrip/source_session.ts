@@ -12,6 +12,7 @@ import type { StationConfig } from "../../config/ntrip_stations.ts";
 import { ChunkedDecoder } from "../../wire/chunked.ts";
 import type { Rtcm3Scanner } from "../../wire/rtcm3.ts";
 import { buildGga } from "../../wire/gga.ts";
+import { AdaptiveReadBuffer, ByteStage } from "../../util/read_buffer.ts";
 import {
   buildPullRequest,
   type NtripReplyHead,
@@ -34,14 +35,22 @@ export interface SourceSessionOptions {
   /** The worker's scanner: its statistics add up over sessions; a partial frame is dropped at the start. */
   scanner: Rtcm3Scanner;
   onAccepted(head: NtripReplyHead): void;
-  /** Data to forward: whole frames (rtcm3) or the bytes as they came (raw); a copy the callee may keep. */
+  /**
+   * Data to forward: whole frames (rtcm3) or the bytes as they came (raw). A view valid only during the call
+   * (the session reuses its buffers): copy it to keep it.
+   */
   onData(data: Uint8Array, frames: number): void;
   /** Body bytes received (before framing). */
   onBytesIn(n: number): void;
   onGgaSent(): void;
 }
 
-const READ_SIZE = 16 * 1024;
+/**
+ * Reads start at 2 KiB (a second of corrections is about 1 KiB) and grow to 16 KiB while reads fill the
+ * buffer; hundreds of stations share a process.
+ */
+const READ_MIN = 2 * 1024;
+const READ_MAX = 16 * 1024;
 
 export class SourceSession {
   readonly ended: Promise<SessionEnd>;
@@ -54,6 +63,13 @@ export class SourceSession {
   #ggaTimer?: TimerHandle;
   #acceptedAt?: number;
   #lastDataAt?: number;
+  /** The frames of one push, copied together (reused: no allocation per frame). */
+  readonly #frames = new ByteStage(1024);
+  #frameCount = 0;
+  readonly #onFrame = (frame: Uint8Array): void => {
+    this.#frames.append(frame);
+    this.#frameCount++;
+  };
 
   constructor(o: SourceSessionOptions) {
     this.#o = o;
@@ -125,11 +141,11 @@ export class SourceSession {
     };
     try {
       take(head.body);
-      const buf = new Uint8Array(READ_SIZE);
+      const reads = new AdaptiveReadBuffer(READ_MIN, READ_MAX);
       while (!this.#done) {
-        const n = await conn.read(buf);
+        const n = await conn.read(reads.buf);
         if (n === null) throw new SessionEnd("closed", "the caster closed the connection");
-        take(buf.subarray(0, n));
+        take(reads.filled(n));
       }
     } catch (e) {
       if (e instanceof SessionEnd || this.#done) throw e;
@@ -145,26 +161,16 @@ export class SourceSession {
     o.onBytesIn(bytes.length);
     if (o.station.format === "raw") {
       this.#lastDataAt = o.clock.now();
-      o.onData(bytes.slice(), 0);
+      o.onData(bytes, 0);
       return;
     }
-    const frames: Uint8Array[] = [];
-    let total = 0;
-    o.scanner.push(bytes, (frame) => {
-      frames.push(frame.slice());
-      total += frame.length;
-    }, o.clock.wallMs());
-    if (frames.length === 0) return;
+    const frames = this.#frames;
+    frames.clear();
+    this.#frameCount = 0;
+    o.scanner.push(bytes, this.#onFrame, o.clock.wallMs());
+    if (this.#frameCount === 0) return;
     this.#lastDataAt = o.clock.now();
-    const out = frames.length === 1 ? frames[0] : new Uint8Array(total);
-    if (frames.length > 1) {
-      let at = 0;
-      for (const f of frames) {
-        out.set(f, at);
-        at += f.length;
-      }
-    }
-    o.onData(out, frames.length);
+    o.onData(frames.bytes, this.#frameCount);
   }
 
   /**
