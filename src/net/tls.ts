@@ -17,9 +17,12 @@ import * as tls from "node:tls";
 import { isIP } from "node:net";
 import type { Conn, DialOptions, Net, NetAddr } from "./types.ts";
 import { writeAll } from "./pipe.ts";
+import { AdaptiveReadBuffer } from "../util/read_buffer.ts";
 
 export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
-const READ_SIZE = 16 * 1024;
+/** Ciphertext reads: 2 KiB, growing to 16 KiB (a full TLS record) while reads fill the buffer. */
+const READ_MIN = 2 * 1024;
+const READ_MAX = 16 * 1024;
 /** Plaintext waiting for read() before the ciphertext is held back (ReadGate). */
 const READ_QUEUE_MAX = 64 * 1024;
 
@@ -161,19 +164,19 @@ export class ReadGate {
 export function connDuplex(conn: Conn, gate?: ReadGate): Duplex {
   let reading = false;
   let wanted = false;
-  const buf = new Uint8Array(READ_SIZE);
+  const reads = new AdaptiveReadBuffer(READ_MIN, READ_MAX);
   const pump = async () => {
     reading = true;
     try {
       while (wanted) {
         if (gate?.held) await gate.wait();
         if (duplex.destroyed) return;
-        const n = await conn.read(buf);
+        const n = await conn.read(reads.buf);
         if (n === null) {
           duplex.push(null);
           return;
         }
-        wanted = duplex.push(buf.slice(0, n));
+        wanted = duplex.push(reads.filled(n).slice());
       }
     } catch (e) {
       duplex.destroy(e as Error);
