@@ -3,9 +3,12 @@
  * WireGuard tunnel, sources at their real rate (issue 10, shared/spec/ntrip.md).
  *
  *   deno run -A scripts/bench/ntrip.ts [--stations 300] [--seconds 60] [--settle-seconds 10]
- *     [--running-timeout 300] [--down-seconds 0] [--burst] [--quick]
+ *     [--running-timeout 300] [--down-seconds 0] [--burst] [--quick] [--relay-deno-flags="FLAGS"]
  *
  * --quick is for development: 10 stations, 15 s windows, 3 s settle (flags given explicitly win).
+ * --relay-deno-flags adds `deno run` flags to the relay under test, for profiling: e.g.
+ * "--inspect=127.0.0.1:9229" (heap snapshots or a CPU profile of one window over CDP, from inside the relay
+ * namespace) or "--cpu-prof --cpu-prof-dir=DIR" (the whole run); their cost is in the figures then.
  *
  * Topology (two network namespaces created here; nothing is configured on the host):
  *   relay namespace: one wireguard-go, the hub (UDP 51820 on this namespace's loopback, N peers by
@@ -83,6 +86,8 @@ const { values } = parseArgs({
     "down-seconds": { type: "string", default: "0" },
     burst: { type: "boolean", default: false },
     quick: { type: "boolean", default: false },
+    // Extra `deno run` flags for the relay under test (profiling: "--cpu-prof --cpu-prof-dir=DIR", "--inspect").
+    "relay-deno-flags": { type: "string", default: "" },
     // Internal: the pacing pusher run inside the source namespace.
     "pusher-worker": { type: "boolean", default: false },
     target: { type: "string", default: "10.78.0.1:2101" },
@@ -907,6 +912,7 @@ async function benchmark(res: Resources, r: Result): Promise<void> {
     DENO,
     "run",
     "-A",
+    ...(values["relay-deno-flags"] ? values["relay-deno-flags"].split(/\s+/) : []),
     "--config",
     DENO_JSON,
     MAIN_TS,
