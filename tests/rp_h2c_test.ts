@@ -14,7 +14,7 @@ import { createHostNet } from "../src/net/host.ts";
 import { freePort, LoopbackTunnel } from "./rp_loopback_net.ts";
 import { waitFor } from "./helpers/interop.ts";
 import { memoryConnPair } from "./helpers/memory_net.ts";
-import { serveHttpConn } from "../src/net/http2.ts";
+import { H2_PREFACE, serveHttpConn } from "../src/net/http2.ts";
 import { ManualClock } from "../src/util/clock.ts";
 
 const host = createHostNet();
@@ -208,4 +208,81 @@ Deno.test("rp h2c: a preface that never completes is closed at the head timeout 
   clock.advance(1);
   await within(served, "the connection to be given up");
   assert(server.closed, "closed at the head timeout");
+});
+
+/** An HTTP/2 frame (RFC 9113 §4.1): 24-bit length, type, flags, stream id, payload. */
+function h2Frame(
+  type: number,
+  flags: number,
+  stream: number,
+  payload: Uint8Array = new Uint8Array(0),
+): Uint8Array {
+  const f = new Uint8Array(9 + payload.length);
+  const v = new DataView(f.buffer);
+  v.setUint32(0, payload.length << 8);
+  f[3] = type;
+  f[4] = flags;
+  v.setUint32(5, stream);
+  f.set(payload, 9);
+  return f;
+}
+
+Deno.test("rp h2c: streams past the per-connection bound are refused, the others stay open (raw frames)", async () => {
+  const [client, server] = memoryConnPair(
+    { transport: "tcp", hostname: "10.0.0.2", port: 40001 },
+    { transport: "tcp", hostname: "10.0.0.1", port: 80 },
+  );
+  const clock = new ManualClock();
+  const served = serveHttpConn(server, () => new Response("{}"), {
+    maxStreamsPerConn: 4,
+    clock,
+    limits: { headTimeoutMs: 10_000 },
+  });
+  // A request's header block from HPACK's static table only: POST, /, http, and :authority "x" (a literal
+  // without indexing). No END_STREAM: each stream stays open waiting for a body.
+  const block = new Uint8Array([0x83, 0x84, 0x86, 0x01, 0x01, 0x78]);
+  const out: Uint8Array[] = [H2_PREFACE, h2Frame(4, 0, 0)];
+  for (let i = 0; i < 6; i++) out.push(h2Frame(1, 0x4, 1 + 2 * i, block));
+  for (const b of out) await client.write(b);
+  const resets = new Map<number, number>();
+  let pending = new Uint8Array(0);
+  const buf = new Uint8Array(16 * 1024);
+  try {
+    await within(
+      (async () => {
+        while (resets.size < 2) {
+          const n = await client.read(buf);
+          if (n === null) throw new Error("the server closed the connection");
+          const joined = new Uint8Array(pending.length + n);
+          joined.set(pending);
+          joined.set(buf.subarray(0, n), pending.length);
+          let off = 0;
+          while (joined.length - off >= 9) {
+            const v = new DataView(joined.buffer, off);
+            const len = v.getUint32(0) >>> 8;
+            if (joined.length - off < 9 + len) break;
+            const type = joined[off + 3], flags = joined[off + 4], stream = v.getUint32(5) & 0x7fffffff;
+            if (type === 4 && (flags & 1) === 0) await client.write(h2Frame(4, 1, 0)); // ACK its SETTINGS
+            if (type === 3) resets.set(stream, v.getUint32(9));
+            if (type === 7) throw new Error("GOAWAY instead of refusing the extra streams");
+            off += 9 + len;
+          }
+          pending = joined.slice(off);
+        }
+      })(),
+      "the extra streams to be reset",
+    );
+    assertEquals([...resets.keys()].sort((a, b) => a - b), [9, 11], "only the 5th and 6th streams reset");
+    for (const code of resets.values()) {
+      assert(code === 7 || code === 1, `REFUSED_STREAM or PROTOCOL_ERROR: ${code}`);
+    }
+    // The client goes away with four streams still waiting for their bodies: they end at the head timeout,
+    // and the connection with them.
+    client.close();
+    clock.advance(10_000);
+    await within(served, "the connection to end");
+    assert(server.closed, "the server side is closed");
+  } finally {
+    client.close();
+  }
 });

@@ -177,6 +177,12 @@ export function serveH2Conn(
     }, started === 0 ? limits.headTimeoutMs : limits.idleTimeoutMs);
   };
   armIdle();
+  // The client closed its side: no more frames can come. Streams still running answer (GOAWAY first); those
+  // waiting for a body end at their timer.
+  duplex.once("end", () => {
+    if (active === 0) session.destroy();
+    else session.close();
+  });
 
   session.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
     stream.on("error", () => {}); // a reset stream: nothing to answer
