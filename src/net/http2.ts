@@ -188,6 +188,10 @@ export function serveH2Conn(
     stream.on("error", () => {}); // a reset stream: nothing to answer
     started++;
     if (active >= maxStreams) {
+      log.debug("stream refused: concurrent streams limit", {
+        from: info.remoteAddr.hostname,
+        limit: maxStreams,
+      });
       stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
       return;
     }
