@@ -232,6 +232,21 @@ Deno.test("check-config: the shipped mwgp examples (mwgp's own format) load with
       assertEquals(j.mwgp.client.dns, { host: "8.8.8.8", port: 53 }, "the resolver key is read");
     }
   }
+  // An hn2etxt resolver's secret (in the URL's query) is redacted like the other secrets.
+  const client = (await Deno.readTextFile(`${repo}config/mwgp-client.json5`)).replace(
+    '"resolver": "dns+udp://8.8.8.8:53"',
+    '"resolver": "hn2etxt+udp://8.8.8.8:53?secret=hn2etxt-secret-Qx7"',
+  );
+  const file = await Deno.makeTempFile({ suffix: ".json5" });
+  try {
+    await Deno.writeTextFile(file, client);
+    const r = await checkConfig(["--json"], { MWGP_CLIENT_CONFIG: file }, repo);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(JSON.parse(r.stdout).mwgp.client.hn2etxtSecret, "[redacted]");
+    assert(!(r.stdout + r.stderr).includes("hn2etxt-secret-Qx7"), "hn2etxt secret leaked");
+  } finally {
+    await Deno.remove(file);
+  }
 });
 
 Deno.test("check-config: accepts the loader's flags, which beat the environment", async () => {

@@ -1,14 +1,21 @@
 /**
  * mwgp as the Go project (apernet/mwgp v2.1.6) reads its files: per-server and per-peer csvl/ssvl
  * (server.go), a cache entry written by Go (`ssvl: 0` = server address and port must match, wgit.go), the
- * MWGP_NO_CACHE / MWGP_SKIP_LOAD_CACHE variables (cmd/mwgp/main.go), the client's `resolver`, `dns` without a
- * port and small `max_packet_size`, and a `:port` listen that serves IPv6 and IPv4 clients. Loopback only; the
+ * MWGP_NO_CACHE / MWGP_SKIP_LOAD_CACHE variables (cmd/mwgp/main.go), the client's `resolver` (dns+udp and
+ * hn2etxt), `dns` without a port and small `max_packet_size`, and a `:port` listen that serves IPv6 and IPv4 clients. Loopback only; the
  * WireGuard peers are noise.ts handshakes; every network wait is bounded.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { Forwarder, type Outbound } from "../src/services/mwgp/forwarder.ts";
 import { serverRouter } from "../src/services/mwgp/router.ts";
-import { CachingTargetResolver } from "../src/services/mwgp/resolver.ts";
+import {
+  CachingTargetResolver,
+  decryptHn2etxt,
+  hn2etxtKey,
+  newestHn2etxt,
+  parseHn2etxtRecord,
+} from "../src/services/mwgp/resolver.ts";
+import { aead } from "../src/crypto/aead.ts";
 import { loadRecords, serializeTable } from "../src/services/mwgp/cache.ts";
 import { MwgpService } from "../src/services/mwgp/service.ts";
 import type { UdpAddr } from "../src/services/mwgp/table.ts";
@@ -486,7 +493,122 @@ Deno.test("mwgp Go client config: resolver dns+udp://, dns without a port (53), 
   };
   assert(errorOf(`dns: "8.8.8.8", resolver: "dns+udp://1.1.1.1:53"`).includes("not both"));
   assert(errorOf(`resolver: "doh+https://dns.example/"`).includes("resolver: expected"));
-  assert(errorOf(`resolver: "hn2etxt+udp://1.1.1.1:53?secret=x"`).includes("hn2etxt"));
+  const hn = parse(`resolver: "hn2etxt+udp://1.1.1.1?secret=a%20b"`);
+  assertEquals([hn.dns, hn.hn2etxtSecret], [{ host: "1.1.1.1", port: 53 }, "a b"], "hn2etxt: URL-decoded");
+  const bad = errorOf(`resolver: "hn2etxt+udp://?secret=do-not-echo"`);
+  assert(bad.includes("resolver: expected") && !bad.includes("do-not-echo"), bad);
+});
+
+// ---- the hn2etxt resolver (resolvers/hn2etxt): the address in encrypted TXT records
+
+/** A TXT record as mwgp's hn2etxt tooling publishes it: unpadded base64 of nonce || ChaCha20-Poly1305. */
+function hn2etxtTxt(secret: string, plaintext: string): string {
+  const nonce = crypto.getRandomValues(new Uint8Array(12));
+  const sealed = aead().seal(hn2etxtKey(secret), nonce, new TextEncoder().encode(plaintext));
+  const all = new Uint8Array(12 + sealed.length);
+  all.set(nonce);
+  all.set(sealed, 12);
+  return btoa(String.fromCharCode(...all)).replace(/=+$/, "");
+}
+
+Deno.test("mwgp hn2etxt: records decrypt with the secret's key; the newest valid one wins; others are skipped", () => {
+  const key = hn2etxtKey("s3cret");
+  assertEquals(parseHn2etxtRecord("hn2etxt addr=192.0.2.7 time=1700000000"), {
+    addr: "192.0.2.7",
+    time: 1700000000,
+  });
+  assertEquals(parseHn2etxtRecord("hn2etxt addr=h.example time=soon"), { addr: "h.example", time: 0 });
+  assertEquals(parseHn2etxtRecord("addr=192.0.2.7"), null, "not an hn2etxt record");
+  assertEquals(parseHn2etxtRecord("hn2etxt time=1"), null, "no addr");
+  const txts = [
+    "v=spf1 -all",
+    hn2etxtTxt("s3cret", "hn2etxt addr=192.0.2.1 time=100"),
+    hn2etxtTxt("other", "hn2etxt addr=192.0.2.66 time=999"),
+    hn2etxtTxt("s3cret", "hn2etxt addr=192.0.2.2 time=200"),
+    hn2etxtTxt("s3cret", "hn2etxt addr=192.0.2.3 time=200"),
+    hn2etxtTxt("s3cret", "hn2etxt addr=192.0.2.4"),
+  ];
+  assertEquals(newestHn2etxt(key, txts), { addr: "192.0.2.2", time: 200 });
+  assertEquals(newestHn2etxt(key, txts.slice(0, 3)), { addr: "192.0.2.1", time: 100 });
+  assertEquals(newestHn2etxt(key, [txts[0], txts[2]]), null);
+  assertEquals(decryptHn2etxt(key, txts[1] + "=="), null, "padded base64 is not mwgp's encoding");
+});
+
+/** A DNS server on loopback answering TXT and A queries from `zone` (NXDOMAIN for other names). */
+function fakeZoneDns(zone: Record<string, { txt?: string[]; a?: string }>) {
+  const sock = udp();
+  let queries = 0;
+  (async () => {
+    try {
+      for (;;) {
+        const [q, from] = await sock.receive();
+        queries++;
+        let off = 12;
+        const labels: string[] = [];
+        while (off < q.length && q[off] !== 0) {
+          labels.push(new TextDecoder().decode(q.subarray(off + 1, off + 1 + q[off])));
+          off += 1 + q[off];
+        }
+        const qEnd = off + 5;
+        const qtype = (q[off + 1] << 8) | q[off + 2];
+        const entry = zone[labels.join(".")];
+        const answers: number[][] = [];
+        const rr = (type: number, rdata: number[]) => [
+          0xc0,
+          12,
+          0,
+          type,
+          0,
+          1,
+          0,
+          0,
+          0,
+          60,
+          rdata.length >> 8,
+          rdata.length & 0xff,
+          ...rdata,
+        ];
+        if (entry && qtype === 16) {
+          for (const t of entry.txt ?? []) answers.push(rr(16, [t.length, ...new TextEncoder().encode(t)]));
+        }
+        if (entry?.a && qtype === 1) answers.push(rr(1, entry.a.split(".").map(Number)));
+        const body = answers.flat();
+        const r = new Uint8Array(qEnd + body.length);
+        r.set(q.subarray(0, qEnd));
+        r[2] = 0x81;
+        r[3] = entry ? 0x80 : 0x83;
+        r.set([0, 1, 0, answers.length, 0, 0, 0, 0], 4);
+        r.set(body, qEnd);
+        await sock.send(r, from);
+      }
+    } catch { /* closed */ }
+  })();
+  return { port: portOf(sock), queries: () => queries, close: () => sock.close() };
+}
+
+Deno.test("mwgp client: an hn2etxt resolver finds the server's address in the name's encrypted TXT records", async () => {
+  const dns = fakeZoneDns({
+    "vpn.mwgp.test": {
+      txt: [
+        hn2etxtTxt("s3cret", "hn2etxt addr=old.mwgp.test time=1700000000"),
+        hn2etxtTxt("s3cret", "hn2etxt addr=new.mwgp.test time=1700000600"),
+      ],
+    },
+    "old.mwgp.test": { a: "127.0.0.8" },
+    "new.mwgp.test": { a: "127.0.0.9" },
+  });
+  const config = parseMwgpClientConfig(
+    `{ server: "vpn.mwgp.test:5000", listen: "${LOOP}:0", resolver: "hn2etxt+udp://${LOOP}:${dns.port}?secret=s3cret",
+       server_pubkey: "${encodeKey(id().publicKey)}", client_pubkey: "${encodeKey(id().publicKey)}" }`,
+    "client.json",
+  );
+  const svc = await MwgpService.start(config, { noCache: true, resolver: new MapResolver({}) });
+  try {
+    assertEquals(svc.status().serverAddress, "127.0.0.9:5000", "the newest record's host, the config's port");
+  } finally {
+    await svc.close();
+    dns.close();
+  }
 });
 
 Deno.test("mwgp Go server config: max_packet_size below 1500 is accepted and bounds what is forwarded", async () => {

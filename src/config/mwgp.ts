@@ -73,6 +73,11 @@ export interface MwgpClientConfig extends MwgpCommon {
   clientPublicKey: Uint8Array;
   /** Custom DNS server for resolving `server`: `dns` (port 53 when absent) or `resolver` `dns+udp://...`. */
   dns?: HostPort;
+  /**
+   * `resolver` `hn2etxt+udp://host:port?secret=S`: the server's address comes from encrypted TXT records of
+   * its name, asked of `dns`. The secret keys them (redacted in check-config by its name).
+   */
+  hn2etxtSecret?: string;
 }
 
 export const MWGP_DEFAULT_TIMEOUT_SEC = 60;
@@ -383,7 +388,7 @@ export function parseMwgpClientConfig(
   if (server && !server.host) r.err("server", "a host in the server address", formatHostPort(server));
   const serverPublicKey = r.key(o, "server_pubkey", "server_pubkey", true);
   const clientPublicKey = r.key(o, "client_pubkey", "client_pubkey", true);
-  const dns = dnsOf(r, o);
+  const resolver = resolverOf(r, o);
   p.throwIfAny();
   return {
     ...base,
@@ -391,7 +396,7 @@ export function parseMwgpClientConfig(
     server: server!,
     serverPublicKey: serverPublicKey!,
     clientPublicKey: clientPublicKey!,
-    dns,
+    ...resolver,
   };
 }
 
@@ -414,37 +419,33 @@ export function parseDnsServer(text: string): HostPort | null {
 }
 
 /**
- * The client's custom resolver: Go's `resolver` (`dns+udp://host[:port]`) or its deprecated `dns`
- * (`host[:port]`, meaning `dns+udp://host[:port]`); both at once is an error, as in Go.
+ * The client's custom resolver: Go's `resolver` (`dns+udp://host[:port]`, or `hn2etxt+udp://host[:port]?secret=S`
+ * for addresses in encrypted TXT records) or its deprecated `dns` (`host[:port]`, meaning
+ * `dns+udp://host[:port]`); both at once is an error, as in Go.
  */
-function dnsOf(r: Reader, o: Json): HostPort | undefined {
+function resolverOf(r: Reader, o: Json): { dns?: HostPort; hn2etxtSecret?: string } {
   const dns = r.str(o, "dns", "dns", false)?.trim() || undefined;
   const resolver = r.str(o, "resolver", "resolver", false)?.trim() || undefined;
   if (dns && resolver) {
     r.err("resolver", 'either "resolver" or the older "dns", not both (as mwgp)');
-    return undefined;
+    return {};
   }
   if (dns) {
     const hp = parseDnsServer(dns);
     if (!hp) r.err("dns", 'a DNS server "ip", "ip:port" or "[v6]:port" (port 53 by default)', dns);
-    return hp ?? undefined;
+    return hp ? { dns: hp } : {};
   }
-  if (!resolver) return undefined;
-  const m = /^([A-Za-z0-9]+)\+([A-Za-z0-9]+):\/\/([^/?#]*)\/?$/.exec(resolver);
-  if (!m || m[1] !== "dns" || m[2] !== "udp") {
-    const kind = resolver.split("://")[0];
-    r.err(
-      "resolver",
-      kind.startsWith("hn2etxt+")
-        ? 'a "dns+udp://host:port" resolver (wgedge does not implement mwgp\'s hn2etxt resolver)'
-        : 'a resolver URL "dns+udp://host:port"',
-      kind,
-    );
-    return undefined;
+  if (!resolver) return {};
+  const expected = 'a resolver URL "dns+udp://host:port" or "hn2etxt+udp://host:port?secret=..."';
+  const m = /^(dns|hn2etxt)\+udp:\/\/([^/?#]*)\/?(?:\?([^#]*))?$/.exec(resolver);
+  const hp = m ? parseDnsServer(m[2]) : null;
+  if (!m || !hp) {
+    // Only the scheme is shown: the query of an hn2etxt URL holds its secret.
+    r.err("resolver", `${expected} (port 53 by default)`, resolver.split("?")[0]);
+    return {};
   }
-  const hp = parseDnsServer(m[3]);
-  if (!hp) r.err("resolver", 'a resolver URL "dns+udp://host:port" (port 53 by default)', resolver);
-  return hp ?? undefined;
+  if (m[1] === "dns") return { dns: hp };
+  return { dns: hp, hn2etxtSecret: new URLSearchParams(m[3] ?? "").get("secret") ?? "" };
 }
 
 /** Content when it is inline JSON5 (starts with `{`), else the file the value names. */

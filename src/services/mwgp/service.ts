@@ -15,7 +15,7 @@ import { type HostUdpConn, listenHostUdp } from "../../net/host_udp.ts";
 import type { ServiceRegistry } from "../registry.ts";
 import { Forwarder, type Outbound, type Route, type Router } from "./forwarder.ts";
 import { serverRouter } from "./router.ts";
-import { CachingTargetResolver, dnsServerResolver } from "./resolver.ts";
+import { CachingTargetResolver, dnsServerResolver, hn2etxtResolver } from "./resolver.ts";
 import { loadRecords, readCacheFile, resolveCachePath, serializeTable, writeCacheFile } from "./cache.ts";
 import { addrKey, sameAddr, type UdpAddr } from "./table.ts";
 
@@ -173,7 +173,11 @@ export class MwgpService {
     if (this.#closed) return;
     const c = this.config as MwgpClientConfig;
     const resolver = new CachingTargetResolver(
-      c.dns ? dnsServerResolver(c.dns, this.opts.resolver) : this.opts.resolver,
+      c.hn2etxtSecret !== undefined && c.dns
+        ? hn2etxtResolver(c.dns, c.hn2etxtSecret, this.opts.resolver)
+        : c.dns
+        ? dnsServerResolver(c.dns, this.opts.resolver)
+        : this.opts.resolver,
       undefined,
       0,
     );
