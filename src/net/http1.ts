@@ -476,8 +476,32 @@ export interface Http1Server {
 
 /** Accepts connections from `listener` and serves each with `handler` until close(). */
 export function serveHttp1(listener: Listener, handler: Http1Handler, opts: ServeOptions = {}): Http1Server {
+  return serveConnections(listener, (conn, signal) => serveConn(conn, handler, opts, signal), {
+    maxConnections: opts.maxConnections,
+  });
+}
+
+export interface ConnectionLimits {
+  /** Connections served at once (default 256); more are closed at accept. */
+  maxConnections?: number;
+  /** Connections from one address at once (default: no limit of its own). */
+  maxConnectionsPerClient?: number;
+}
+
+/**
+ * The accept loop of the HTTP servers: serves each connection with `serveOne` until close(), closing at
+ * accept the connections past the limits (in all, and per client address).
+ */
+export function serveConnections(
+  listener: Listener,
+  serveOne: (conn: Conn, signal: AbortSignal) => Promise<void>,
+  limits: ConnectionLimits = {},
+): Http1Server {
   const abort = new AbortController();
   const live = new Set<Promise<void>>();
+  const perClient = new Map<string, number>();
+  const maxTotal = limits.maxConnections ?? 256;
+  const maxPerClient = limits.maxConnectionsPerClient ?? Infinity;
   const acceptLoop = (async () => {
     for (;;) {
       let conn: Conn;
@@ -487,14 +511,24 @@ export function serveHttp1(listener: Listener, handler: Http1Handler, opts: Serv
         if (!abort.signal.aborted) log.debug("listener stopped", { error: e });
         return;
       }
-      if (live.size >= (opts.maxConnections ?? 256)) {
+      const client = conn.remoteAddr.hostname;
+      const held = perClient.get(client) ?? 0;
+      if (live.size >= maxTotal || held >= maxPerClient) {
         log.debug("connection limit reached; closing", {
-          from: `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`,
+          from: `${client}:${conn.remoteAddr.port}`,
+          fromClient: held,
+          total: live.size,
         });
         conn.close();
         continue;
       }
-      const p = serveConn(conn, handler, opts, abort.signal).finally(() => live.delete(p));
+      perClient.set(client, held + 1);
+      const p = serveOne(conn, abort.signal).finally(() => {
+        live.delete(p);
+        const n = (perClient.get(client) ?? 1) - 1;
+        if (n <= 0) perClient.delete(client);
+        else perClient.set(client, n);
+      });
       live.add(p);
     }
   })();

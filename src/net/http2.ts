@@ -23,6 +23,7 @@ import {
   type Http1Limits,
   type Http1Server,
   serveConn,
+  serveConnections,
   type ServeOptions,
 } from "./http1.ts";
 import { connDuplex } from "./tls.ts";
@@ -383,48 +384,8 @@ export function serveHttp(
   handler: Http1Handler,
   opts: HttpServeOptions = {},
 ): Http1Server {
-  const abort = new AbortController();
-  const live = new Set<Promise<void>>();
-  const perClient = new Map<string, number>();
-  const maxPerClient = opts.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
-  const acceptLoop = (async () => {
-    for (;;) {
-      let conn: Conn;
-      try {
-        conn = await listener.accept();
-      } catch (e) {
-        if (!abort.signal.aborted) log.debug("listener stopped", { error: e });
-        return;
-      }
-      const client = conn.remoteAddr.hostname;
-      const held = perClient.get(client) ?? 0;
-      if (live.size >= (opts.maxConnections ?? 256) || held >= maxPerClient) {
-        log.debug("connection limit reached; closing", { from: client, fromClient: held, total: live.size });
-        conn.close();
-        continue;
-      }
-      perClient.set(client, held + 1);
-      const p = serveHttpConn(conn, handler, opts, abort.signal).finally(() => {
-        live.delete(p);
-        const n = (perClient.get(client) ?? 1) - 1;
-        if (n <= 0) perClient.delete(client);
-        else perClient.set(client, n);
-      });
-      live.add(p);
-    }
-  })();
-  return {
-    addr: listener.addr,
-    get activeConnections() {
-      return live.size;
-    },
-    async close() {
-      abort.abort();
-      try {
-        listener.close();
-      } catch { /* already closed */ }
-      await acceptLoop;
-      await Promise.allSettled([...live]);
-    },
-  };
+  return serveConnections(listener, (conn, signal) => serveHttpConn(conn, handler, opts, signal), {
+    maxConnections: opts.maxConnections,
+    maxConnectionsPerClient: opts.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+  });
 }
