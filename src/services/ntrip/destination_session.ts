@@ -19,7 +19,7 @@ import {
   type NtripVersion,
 } from "../../wire/ntrip_client.ts";
 import type { DialLimiter } from "./dial_limiter.ts";
-import { handshake, refusal, SessionEnd } from "./handshake.ts";
+import { refusal, SessionEnd, sideHandshake } from "./handshake.ts";
 import { DESTINATION_BACKLOG_MAX_AGE_MS, DESTINATION_BACKLOG_MAX_BYTES } from "./timing.ts";
 
 export interface DestinationSessionOptions {
@@ -125,17 +125,8 @@ export class DestinationSession {
       password: dst.password ?? "",
       agent: o.agent,
     });
-    const { conn, head } = await handshake({
-      net: o.net,
-      host: dst.host,
-      port: dst.port,
-      request,
-      tls: dst.tls ? { caCerts: dst.tlsCa?.certs } : undefined,
-      reader: new NtripReplyReader({ kind: "push", version: o.version }),
-      clock: o.clock,
-      limiter: o.limiter,
-      signal: this.#abort.signal,
-    });
+    const reader = new NtripReplyReader({ kind: "push", version: o.version });
+    const { conn, head } = await sideHandshake(dst, request, reader, { ...o, signal: this.#abort.signal });
     this.#conn = conn;
     if (this.#done) return conn.close();
     if (head.outcome !== "accepted") throw refusal(head);

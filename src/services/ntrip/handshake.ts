@@ -11,6 +11,7 @@ import { connectTls, TlsError } from "../../net/tls.ts";
 import type { Clock } from "../../util/clock.ts";
 import type { NtripReplyHead, NtripReplyOutcome, NtripReplyReader } from "../../wire/ntrip_client.ts";
 import type { DialLimiter } from "./dial_limiter.ts";
+import type { StationSide } from "../../config/ntrip_stations.ts";
 import {
   CONNECT_TIMEOUT_MS,
   type FailureClass,
@@ -198,6 +199,26 @@ export async function handshake(o: HandshakeOptions): Promise<Handshake> {
   } finally {
     release();
   }
+}
+
+/** The handshake of one side of a station: its caster's host, port and TLS as the station configures them. */
+export function sideHandshake(
+  side: StationSide,
+  request: Uint8Array,
+  reader: NtripReplyReader,
+  o: { net: Net; clock: Clock; limiter: DialLimiter; signal: AbortSignal },
+): Promise<Handshake> {
+  return handshake({
+    net: o.net,
+    host: side.host,
+    port: side.port,
+    request,
+    tls: side.tls ? { caCerts: side.tlsCa?.certs } : undefined,
+    reader,
+    clock: o.clock,
+    limiter: o.limiter,
+    signal: o.signal,
+  });
 }
 
 /** The SessionEnd for a reply that did not accept: its outcome, with the caster's line. */

@@ -21,7 +21,7 @@ import {
   skipBlankLine,
 } from "../../wire/ntrip_client.ts";
 import type { DialLimiter } from "./dial_limiter.ts";
-import { handshake, refusal, SessionEnd } from "./handshake.ts";
+import { refusal, SessionEnd, sideHandshake } from "./handshake.ts";
 import { FIRST_DATA_TIMEOUT_MS, STALE_AFTER_MS } from "./timing.ts";
 
 export interface SourceSessionOptions {
@@ -108,17 +108,8 @@ export class SourceSession {
       password: src.password,
       agent: o.agent,
     });
-    const { conn, head } = await handshake({
-      net: o.net,
-      host: src.host,
-      port: src.port,
-      request,
-      tls: src.tls ? { caCerts: src.tlsCa?.certs } : undefined,
-      reader: new NtripReplyReader({ kind: "pull", version: o.version }),
-      clock: o.clock,
-      limiter: o.limiter,
-      signal: this.#abort.signal,
-    });
+    const reader = new NtripReplyReader({ kind: "pull", version: o.version });
+    const { conn, head } = await sideHandshake(src, request, reader, { ...o, signal: this.#abort.signal });
     this.#conn = conn;
     if (this.#done) return conn.close();
     if (head.outcome !== "accepted") throw refusal(head);
