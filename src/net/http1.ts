@@ -333,11 +333,41 @@ async function writeResponse(conn: Conn, res: Response, method: string, keepAliv
   if (!noBody && body.length > 0) await writeAll(conn, body);
 }
 
-function errorResponse(e: HttpError): Response {
-  return new Response(JSON.stringify({ success: false, message: e.message }), {
-    status: e.status,
+/** The JSON error answer of both HTTP versions (`{success: false, message}`). */
+export function jsonError(status: number, message: string): Response {
+  return new Response(JSON.stringify({ success: false, message }), {
+    status,
     headers: { "content-type": "application/json" },
   });
+}
+
+function errorResponse(e: HttpError): Response {
+  return jsonError(e.status, e.message);
+}
+
+/**
+ * Builds the Request (no body for GET/HEAD or an empty one) and runs the handler; a handler that throws is
+ * logged and answered 500, for HTTP/1.1 and HTTP/2 alike.
+ */
+export async function callHandler(
+  handler: Http1Handler,
+  method: string,
+  url: string,
+  headers: Headers,
+  body: Uint8Array<ArrayBuffer>,
+  info: ConnInfo,
+): Promise<Response> {
+  const req = new Request(url, {
+    method,
+    headers,
+    body: method === "GET" || method === "HEAD" || body.length === 0 ? null : body,
+  });
+  try {
+    return await handler(req, info);
+  } catch (e) {
+    log.warn("handler failed", { error: e, path: new URL(url).pathname });
+    return jsonError(500, "internal error");
+  }
 }
 
 export interface ServeOptions {
@@ -412,17 +442,7 @@ export async function serveConn(
         const url = requestUrl(target, hosts[0], info.localAddr);
         const reqHeaders = new Headers();
         for (const [k, v] of headers) reqHeaders.append(k, v);
-        const req = new Request(url, {
-          method,
-          headers: reqHeaders,
-          body: method === "GET" || method === "HEAD" || body.length === 0 ? null : body,
-        });
-        try {
-          res = await handler(req, info);
-        } catch (e) {
-          log.warn("handler failed", { error: e, path: new URL(url).pathname });
-          res = errorResponse(new HttpError(500, "internal error"));
-        }
+        res = await callHandler(handler, method, url, reqHeaders, body, info);
       } catch (e) {
         if (!(e instanceof HttpError)) throw e; // I/O error: the connection is gone
         res = errorResponse(e);
@@ -445,7 +465,11 @@ export async function serveConn(
   }
 }
 
-function requestUrl(target: string, host: string | undefined, local: NetAddr): string {
+/**
+ * The absolute URL of a request target: origin-form (`/path`, with `host` when it is a plain authority, else
+ * the local address) or absolute-form. Throws HttpError 400 for anything else.
+ */
+export function requestUrl(target: string, host: string | undefined, local: NetAddr): string {
   const fallbackHost = local.hostname.includes(":")
     ? `[${local.hostname}]:${local.port}`
     : `${local.hostname}:${local.port}`;

@@ -17,11 +17,14 @@
 import * as http2 from "node:http2";
 import type { Conn, Listener, NetAddr } from "./types.ts";
 import {
+  callHandler,
   type ConnInfo,
   DEFAULT_HTTP1_LIMITS,
   type Http1Handler,
   type Http1Limits,
   type Http1Server,
+  jsonError,
+  requestUrl,
   serveConn,
   serveConnections,
   type ServeOptions,
@@ -119,26 +122,6 @@ const CONNECTION_SPECIFIC = new Set([
   "upgrade",
   "content-length",
 ]);
-
-function jsonError(status: number, message: string): Response {
-  return new Response(JSON.stringify({ success: false, message }), {
-    status,
-    headers: { "content-type": "application/json" },
-  });
-}
-
-function requestUrl(path: string, authority: string | undefined, local: NetAddr): string | null {
-  if (!path.startsWith("/")) return null;
-  const fallback = local.hostname.includes(":")
-    ? `[${local.hostname}]:${local.port}`
-    : `${local.hostname}:${local.port}`;
-  const host = authority && /^[A-Za-z0-9.\-\[\]:_]+$/.test(authority) ? authority : fallback;
-  try {
-    return new URL(`http://${host}${path}`).href;
-  } catch {
-    return null;
-  }
-}
 
 /**
  * Serves HTTP/2 (the preface already read and replayed in `conn`) until the client goes away, a bound is
@@ -253,24 +236,20 @@ async function handleStream(
     const body = await readStreamBody(stream, limits.maxBodyBytes);
     clock.clearTimer(bodyTimer);
     const authority = headers[":authority"] ?? headers.host;
-    const url = requestUrl(path, typeof authority === "string" ? authority : undefined, info.localAddr);
-    if (url === null) throw new StreamError(400, "invalid request target");
+    // HTTP/2's :path is origin-form only (RFC 9113 8.3.1); http1's requestUrl would also take absolute-form.
+    if (!path.startsWith("/")) throw new StreamError(400, "invalid request target");
+    let url: string;
+    try {
+      url = requestUrl(path, typeof authority === "string" ? authority : undefined, info.localAddr);
+    } catch {
+      throw new StreamError(400, "invalid request target");
+    }
     const reqHeaders = new Headers();
     for (const [k, v] of Object.entries(headers)) {
       if (k.startsWith(":") || v === undefined) continue;
       for (const one of Array.isArray(v) ? v : [v]) reqHeaders.append(k, String(one));
     }
-    const req = new Request(url, {
-      method,
-      headers: reqHeaders,
-      body: method === "GET" || method === "HEAD" || body.length === 0 ? null : body,
-    });
-    try {
-      res = await handler(req, info);
-    } catch (e) {
-      log.warn("handler failed", { error: e, path: new URL(url).pathname });
-      res = jsonError(500, "internal error");
-    }
+    res = await callHandler(handler, method, url, reqHeaders, body, info);
   } catch (e) {
     if (!(e instanceof StreamError)) return; // the stream went away
     res = jsonError(e.status, e.message);
