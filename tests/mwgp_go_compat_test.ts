@@ -38,6 +38,7 @@ import { CookieGenerator } from "../src/wireguard/cookie.ts";
 import { InitiationMessage } from "../src/wire/wireguard.ts";
 import { DENO_JSON, MAIN_TS } from "./helpers/interop.ts";
 import { freePort } from "./helpers/ports.ts";
+import { fakeZoneDns } from "./helpers/fake_dns.ts";
 
 const LOOP = "127.0.0.1";
 const id = (): StaticIdentity => staticIdentity(generatePrivateKey());
@@ -533,58 +534,6 @@ Deno.test("mwgp hn2etxt: records decrypt with the secret's key; the newest valid
   assertEquals(newestHn2etxt(key, [txts[0], txts[2]]), null);
   assertEquals(decryptHn2etxt(key, txts[1] + "=="), null, "padded base64 is not mwgp's encoding");
 });
-
-/** A DNS server on loopback answering TXT and A queries from `zone` (NXDOMAIN for other names). */
-function fakeZoneDns(zone: Record<string, { txt?: string[]; a?: string }>) {
-  const sock = udp();
-  let queries = 0;
-  (async () => {
-    try {
-      for (;;) {
-        const [q, from] = await sock.receive();
-        queries++;
-        let off = 12;
-        const labels: string[] = [];
-        while (off < q.length && q[off] !== 0) {
-          labels.push(new TextDecoder().decode(q.subarray(off + 1, off + 1 + q[off])));
-          off += 1 + q[off];
-        }
-        const qEnd = off + 5;
-        const qtype = (q[off + 1] << 8) | q[off + 2];
-        const entry = zone[labels.join(".")];
-        const answers: number[][] = [];
-        const rr = (type: number, rdata: number[]) => [
-          0xc0,
-          12,
-          0,
-          type,
-          0,
-          1,
-          0,
-          0,
-          0,
-          60,
-          rdata.length >> 8,
-          rdata.length & 0xff,
-          ...rdata,
-        ];
-        if (entry && qtype === 16) {
-          for (const t of entry.txt ?? []) answers.push(rr(16, [t.length, ...new TextEncoder().encode(t)]));
-        }
-        if (entry?.a && qtype === 1) answers.push(rr(1, entry.a.split(".").map(Number)));
-        const body = answers.flat();
-        const r = new Uint8Array(qEnd + body.length);
-        r.set(q.subarray(0, qEnd));
-        r[2] = 0x81;
-        r[3] = entry ? 0x80 : 0x83;
-        r.set([0, 1, 0, answers.length, 0, 0, 0, 0], 4);
-        r.set(body, qEnd);
-        await sock.send(r, from);
-      }
-    } catch { /* closed */ }
-  })();
-  return { port: portOf(sock), queries: () => queries, close: () => sock.close() };
-}
 
 Deno.test("mwgp client: an hn2etxt resolver finds the server's address in the name's encrypted TXT records", async () => {
   const dns = fakeZoneDns({

@@ -21,6 +21,7 @@ import {
 import { CookieGenerator } from "../src/wireguard/cookie.ts";
 import { InitiationMessage } from "../src/wire/wireguard.ts";
 import { freePort } from "./helpers/ports.ts";
+import { fakeZoneDns } from "./helpers/fake_dns.ts";
 
 const LOOP = "127.0.0.1";
 
@@ -194,40 +195,8 @@ Deno.test("mwgp cache path precedence: config > --cache-file/MWGP_CACHE_FILE > u
   );
 });
 
-/** A one-name DNS server on loopback: answers A queries for `name` with `addr`, NXDOMAIN otherwise. */
-function fakeDns(name: string, addr: string): { port: number; queries: () => number; close: () => void } {
-  const sock = Deno.listenDatagram({ transport: "udp", hostname: LOOP, port: 0 });
-  let queries = 0;
-  (async () => {
-    try {
-      for (;;) {
-        const [q, from] = await sock.receive();
-        queries++;
-        let off = 12;
-        const labels: string[] = [];
-        while (off < q.length && q[off] !== 0) {
-          labels.push(new TextDecoder().decode(q.subarray(off + 1, off + 1 + q[off])));
-          off += 1 + q[off];
-        }
-        const qEnd = off + 5;
-        const qtype = (q[off + 1] << 8) | q[off + 2];
-        const hit = labels.join(".") === name && qtype === 1;
-        const answer = hit ? [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...addr.split(".").map(Number)] : [];
-        const r = new Uint8Array(qEnd + answer.length);
-        r.set(q.subarray(0, qEnd));
-        r[2] = 0x81;
-        r[3] = hit || labels.join(".") === name ? 0x80 : 0x83;
-        r.set([0, 1, 0, hit ? 1 : 0, 0, 0, 0, 0], 4);
-        r.set(answer, qEnd);
-        await sock.send(r, from);
-      }
-    } catch { /* closed */ }
-  })();
-  return { port: portOf(sock), queries: () => queries, close: () => sock.close() };
-}
-
 Deno.test("mwgp client: the custom `dns` server resolves the server name", async () => {
-  const dns = fakeDns("vpn.mwgp.test", "127.0.0.9");
+  const dns = fakeZoneDns({ "vpn.mwgp.test": { a: "127.0.0.9" } });
   try {
     const r = dnsServerResolver({ host: LOOP, port: dns.port });
     assertEquals(await r.resolve("vpn.mwgp.test"), ["127.0.0.9"]);
@@ -241,7 +210,7 @@ Deno.test("mwgp client: the custom `dns` server resolves the server name", async
 });
 
 Deno.test("mwgp client: Go's `resolver` key (dns+udp://host:port) resolves the server name", async () => {
-  const dns = fakeDns("vpn.mwgp.test", "127.0.0.9");
+  const dns = fakeZoneDns({ "vpn.mwgp.test": { a: "127.0.0.9" } });
   const warnings: string[] = [];
   const config = parseMwgpClientConfig(
     `{ server: "vpn.mwgp.test:5000", listen: "${LOOP}:0", resolver: "dns+udp://${LOOP}:${dns.port}",
