@@ -1,7 +1,7 @@
 /**
  * The libcrypto (OpenSSL EVP through Deno FFI) ChaCha20-Poly1305 backend against the RFC 8439 vector and the
- * noble reference, and the backend selection. Without a loadable libcrypto these tests are skipped with a
- * printed reason, and fail in CI (WGEDGE_REQUIRE_INTEROP=1), where openssl is installed.
+ * noble reference, and the backend selection. Without a loadable libcrypto these tests are declared ignored
+ * with a printed reason, and fail in CI (WGEDGE_REQUIRE_INTEROP=1), where openssl is installed.
  *
  * Run as a program (`deno run`) this file prints the name of the backend `aead()` picks; the permission test
  * uses that to see what happens without --allow-ffi.
@@ -22,27 +22,21 @@ import {
 } from "../src/crypto/aead.ts";
 import { probeLibcryptoAead, SlabAllocator } from "../src/crypto/aead_libcrypto.ts";
 import { seededRandom } from "../src/util/random.ts";
+import { capabilityTest } from "./helpers/interop.ts";
 
 if (import.meta.main) {
   console.log(aead().name);
   Deno.exit(0);
 }
 
-const REQUIRED = Deno.env.get("WGEDGE_REQUIRE_INTEROP") === "1";
 const probe = probeLibcryptoAead();
 
-/** A test of the libcrypto backend: skipped with a reason when it cannot load, failed instead in CI. */
+/** A test of the libcrypto backend: declared ignored with a reason when it cannot load, failed instead in CI. */
 function libcryptoTest(name: string, fn: (backend: AeadBackend) => void | Promise<void>): void {
-  Deno.test(`libcrypto AEAD: ${name}`, async () => {
-    if (!probe.backend) {
-      if (REQUIRED) {
-        throw new Error(`libcrypto required (WGEDGE_REQUIRE_INTEROP=1) but unavailable: ${probe.reason}`);
-      }
-      console.warn(`SKIPPED (not counted as passed in CI): ${name}: ${probe.reason}`);
-      return;
-    }
-    await fn(probe.backend);
-  });
+  capabilityTest(
+    { name: `libcrypto AEAD: ${name}`, fn: () => fn(probe.backend!) },
+    probe.backend ? null : `libcrypto: ${probe.reason}`,
+  );
 }
 
 const v = RFC8439_VECTOR;

@@ -6,6 +6,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { ManualClock } from "../src/util/clock.ts";
 import { Logger, type LogLevel } from "../src/util/log.ts";
+import { capabilityTest } from "./helpers/interop.ts";
 import { glibcMalloc, HeapTrimmer, type MallocControl } from "../src/sys/malloc.ts";
 
 const MiB = 1 << 20;
@@ -193,14 +194,15 @@ Deno.test("malloc: a failing trim or unreadable statistics do not stop the trimm
   trimmer.release();
 });
 
-Deno.test("malloc: glibc's statistics and trim work here (where glibc has them)", async () => {
-  const ctl = glibcMalloc();
-  if ("reason" in ctl) {
-    console.log(`malloc: glibc test skipped: ${ctl.reason}`);
-    return;
-  }
-  const s = ctl.stats();
-  assert(s.usedBytes > 0 && s.freeBytes >= 0, JSON.stringify(s));
-  assert(ctl.rssBytes() > s.usedBytes / 2);
-  await ctl.trim();
-});
+const glibc = glibcMalloc();
+
+capabilityTest({
+  name: "malloc: glibc's statistics and trim work here (where glibc has them)",
+  async fn() {
+    const ctl = glibc as MallocControl;
+    const s = ctl.stats();
+    assert(s.usedBytes > 0 && s.freeBytes >= 0, JSON.stringify(s));
+    assert(ctl.rssBytes() > s.usedBytes / 2);
+    await ctl.trim();
+  },
+}, "reason" in glibc ? `glibc malloc: ${glibc.reason}` : null);

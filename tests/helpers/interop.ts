@@ -1,74 +1,101 @@
 /**
  * Network-namespace and wireguard-go harness for interop tests (recipe: shared/spec/testing.md).
  *
- * A test that needs root, `ip netns` or wireguard-go is ignored with a printed reason locally, and FAILS when
- * WGEDGE_REQUIRE_INTEROP=1 (CI) so a missing tool can never pass silently.
+ * A test that needs root, `ip netns` or wireguard-go is declared ignored (with a printed reason) locally, and
+ * FAILS when WGEDGE_REQUIRE_INTEROP=1 (CI) so a missing tool can never pass silently. capabilityTest() does the
+ * same for any other capability (libcrypto through FFI, a glibc feature, a reference tool).
  */
 
-const REQUIRED = Deno.env.get("WGEDGE_REQUIRE_INTEROP") === "1";
+/** CI sets WGEDGE_REQUIRE_INTEROP=1: there a test that cannot run fails instead of being ignored. */
+export const REQUIRED = Deno.env.get("WGEDGE_REQUIRE_INTEROP") === "1";
 const DENO = Deno.execPath();
 export const MAIN_TS = new URL("../../main.ts", import.meta.url).pathname;
 export const DENO_JSON = new URL("../../deno.json", import.meta.url).pathname;
 
-let probed: string | null | undefined;
+const found = new Map<string, boolean>();
 
-async function which(tool: string): Promise<boolean> {
-  try {
-    const out = await new Deno.Command("sh", {
-      args: ["-c", `command -v ${tool}`],
-      stdout: "null",
-      stderr: "null",
-    })
-      .output();
-    return out.success;
-  } catch {
-    return false;
+/**
+ * Whether `tool` is an executable file on PATH. Synchronous (stat calls, no subprocess): it runs when a test
+ * file registers its tests, for every interop test of every file, so it has to be cheap; answers are cached.
+ */
+export function onPath(tool: string): boolean {
+  let hit = found.get(tool);
+  if (hit !== undefined) return hit;
+  hit = false;
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (!dir) continue;
+    try {
+      const st = Deno.statSync(`${dir}/${tool}`);
+      if (st.isFile && ((st.mode ?? 0o111) & 0o111) !== 0) {
+        hit = true;
+        break;
+      }
+    } catch { /* not in this directory */ }
   }
+  found.set(tool, hit);
+  return hit;
 }
 
-/** null when interop tests can run, else why not. */
-export async function interopUnavailable(tools: string[] = []): Promise<string | null> {
-  if (probed === undefined) {
-    probed = null;
-    if (Deno.build.os !== "linux") probed = "not Linux";
-    else if (Deno.uid() !== 0) probed = "not root";
-    else {
-      for (const t of ["ip", "wireguard-go", "wg"]) {
-        if (!(await which(t))) {
-          probed = `${t} not installed`;
-          break;
-        }
-      }
-    }
-  }
-  if (probed) return probed;
-  for (const t of tools) if (!(await which(t))) return `${t} not installed`;
+/** null when interop tests (root, ip netns, wireguard-go, wg and `tools`) can run here, else why not. */
+export function interopUnavailableSync(tools: string[] = []): string | null {
+  if (Deno.build.os !== "linux") return "not Linux";
+  if (Deno.uid() !== 0) return "not root";
+  for (const t of ["ip", "wireguard-go", "wg", ...tools]) if (!onPath(t)) return `${t} not installed`;
   return null;
 }
 
+/** interopUnavailableSync for callers that await (the benchmark scripts). */
+export function interopUnavailable(tools: string[] = []): Promise<string | null> {
+  return Promise.resolve(interopUnavailableSync(tools));
+}
+
+const told = new Set<string>();
+
 /**
- * Deno.test for interop: runs when the machine can, is ignored with a printed reason when it cannot,
- * and fails in CI (WGEDGE_REQUIRE_INTEROP=1) when it cannot.
+ * Registers a test that needs something the machine may lack (`why`: null when it is there, else the reason).
+ * Locally a test that cannot run is declared `ignore` (reported as ignored, never as ok) and the reason is
+ * printed once per reason; with WGEDGE_REQUIRE_INTEROP=1 (CI) it is registered and FAILS with the reason.
+ */
+export function capabilityTest(
+  def: Deno.TestDefinition,
+  why: string | null,
+): void {
+  if (why === null) {
+    Deno.test(def);
+    return;
+  }
+  if (REQUIRED) {
+    Deno.test({
+      ...def,
+      fn() {
+        throw new Error(`required (WGEDGE_REQUIRE_INTEROP=1) but unavailable: ${why}`);
+      },
+    });
+    return;
+  }
+  if (!told.has(why)) {
+    told.add(why);
+    console.warn(
+      `ignored here (they FAIL with WGEDGE_REQUIRE_INTEROP=1): tests that need what is missing: ${why}`,
+    );
+  }
+  Deno.test({ ...def, ignore: true });
+}
+
+/**
+ * Deno.test for interop (root, ip netns, wireguard-go, wg and opts.tools): runs when the machine can, is
+ * declared ignored with a printed reason when it cannot, and fails in CI (WGEDGE_REQUIRE_INTEROP=1) when it
+ * cannot.
  */
 export function interopTest(
   name: string,
   fn: (t: Deno.TestContext) => Promise<void>,
   opts: { tools?: string[] } = {},
 ): void {
-  Deno.test({
-    name,
-    sanitizeOps: false,
-    sanitizeResources: false,
-    async fn(t) {
-      const why = await interopUnavailable(opts.tools ?? []);
-      if (why) {
-        if (REQUIRED) throw new Error(`interop required (WGEDGE_REQUIRE_INTEROP=1) but unavailable: ${why}`);
-        console.warn(`SKIPPED (not counted as passed in CI): ${name}: ${why}`);
-        return;
-      }
-      await fn(t);
-    },
-  });
+  capabilityTest(
+    { name, sanitizeOps: false, sanitizeResources: false, fn },
+    interopUnavailableSync(opts.tools ?? []),
+  );
 }
 
 export interface RunResult {
