@@ -72,7 +72,7 @@ Deno.test("relay config: bad values name the variable and what was expected", ()
   has('RELAY_2: out_port: expected a port number 1..65535, got "65536"');
   has('RELAY_3: protocol: expected TCP or UDP, got "SCTP"');
   has('RELAY_4: out_host: expected a host name or IP address, got "bad host"');
-  has('RELAY_5: expected "in_port;out_port;out_host;TCP|UDP');
+  has('RELAY_5: expected "in_port[-last];out_port[-last];out_host;TCP|UDP');
   has('RELAY_7: in_port: expected an in_port not already used by RELAY_6 for TCP, got "50029"');
   has("RELAY_8: colour: expected a known option");
   has("RELAY_9: proxy_protocol: expected proxy_protocol only on TCP relays");

@@ -1,11 +1,13 @@
 /**
  * The relay section of the config: seed 002's `RELAY_N="in_port;out_port;out_host;TCP|UDP"` plus its global
- * variables, and wgedge's optional `key=value` fields. A pure function over an env map so the loader, the
+ * variables, and wgedge's optional `key=value` fields; either port may be a range `FIRST-LAST` (both of equal
+ * length, see port_range.ts). A pure function over an env map so the loader, the
  * `relay`/`serve` commands and `check-config` share it; every problem names the variable and what was
  * expected, and all problems are reported together (ConfigErrors).
  */
 import { ConfigError, type ConfigErrorInit, ConfigErrors, ProblemCollector } from "./errors.ts";
 import type { LoadContext, Setting } from "./context.ts";
+import { formatPortSpan, parsePortSpan } from "./port_range.ts";
 
 export type RelayProtocol = "tcp" | "udp";
 
@@ -14,6 +16,11 @@ export interface RelaySpec {
   id: string;
   inPort: number;
   outPort: number;
+  /**
+   * A port range: `in_port-in_last` maps port by port onto `out_port-out_last` (one listener per port, one
+   * relay in status). Absent = 1 (a single port).
+   */
+  portCount?: number;
   /** Host name or literal IP (IPv6 without brackets); resolved on every dial. */
   outHost: string;
   protocol: RelayProtocol;
@@ -117,7 +124,7 @@ export function parseRelayLine(
   const loc = { source: where.source, line: where.line };
   const keyed = (field: string) => (where.key ? `${where.key} ${field}` : field);
   const fields = value.trim().split(";").map((f) => f.trim());
-  const shape = "in_port;out_port;out_host;TCP|UDP[;key=value...]";
+  const shape = "in_port[-last];out_port[-last];out_host;TCP|UDP[;key=value...]";
   if (fields.length < 4) {
     throw new ConfigError({
       ...loc,
@@ -126,16 +133,26 @@ export function parseRelayLine(
       got: redactVia(value),
     });
   }
-  const port = (s: string, what: string): number => {
-    const n = parseIntStrict(s);
-    if (n === undefined || n < 1 || n > 65535) {
-      p.error({ ...loc, key: keyed(what), expected: "a port number 1..65535", got: s });
-      return 0;
+  const span = (s: string, what: string): { first: number; count: number } => {
+    const r = parsePortSpan(s);
+    if ("problem" in r) {
+      p.error({ ...loc, key: keyed(what), expected: r.problem, got: s });
+      return { first: 0, count: 0 };
     }
-    return n;
+    return r;
   };
-  const inPort = port(fields[0], "in_port");
-  const outPort = port(fields[1], "out_port");
+  const inSpan = span(fields[0], "in_port");
+  const outSpan = span(fields[1], "out_port");
+  if (inSpan.count > 0 && outSpan.count > 0 && inSpan.count !== outSpan.count) {
+    p.error({
+      ...loc,
+      key: keyed("out_port"),
+      expected: `a range as long as in_port ${formatPortSpan(inSpan)} (${inSpan.count} ports)`,
+      got: fields[1],
+    });
+  }
+  const inPort = inSpan.first;
+  const outPort = outSpan.first;
   const outHost = parseHost(fields[2]);
   if (outHost === undefined) {
     p.error({ ...loc, key: keyed("out_host"), expected: "a host name or IP address", got: fields[2] });
@@ -154,6 +171,7 @@ export function parseRelayLine(
     udpTimeoutSec: DEFAULT_UDP_TIMEOUT_SEC,
     maxFlows: DEFAULT_UDP_MAX_FLOWS,
   };
+  if (inSpan.count > 1) spec.portCount = inSpan.count;
   const seen = new Set<string>();
   for (const extra of fields.slice(4)) {
     if (extra === "") continue;
@@ -363,23 +381,38 @@ export function parseRelays(src: RelayValues, p: ProblemCollector): RelayConfig 
   for (const { id, v } of entries) {
     const spec = p.capture(() => parseRelayLine(v.value, id, v));
     if (!spec) continue;
-    const portKey = `${spec.protocol}/${spec.inPort}`;
-    const prev = byPort.get(portKey);
-    if (prev) {
+    const clash = relayPorts(spec).map((port) => ({ port, prev: byPort.get(`${spec.protocol}/${port}`) }))
+      .find((c) => c.prev !== undefined);
+    if (clash) {
       p.error({
         source: v.source,
         line: v.line,
         key: v.key ? `${v.key} in_port` : "in_port",
-        expected: `an in_port not already used by ${prev} for ${spec.protocol.toUpperCase()}`,
-        got: String(spec.inPort),
+        expected: `an in_port not already used by ${clash.prev} for ${spec.protocol.toUpperCase()}`,
+        got: spec.portCount ? `${relayPortsText(spec)} (${clash.port} is taken)` : String(spec.inPort),
       });
       continue;
     }
-    byPort.set(portKey, id);
+    for (const port of relayPorts(spec)) byPort.set(`${spec.protocol}/${port}`, id);
     relays.push(spec);
   }
   const options = parseRelayOptions(src, p);
   return { relays, options };
+}
+
+/** Every port a relay listens on: in_port, or each port of its range. */
+export function relayPorts(spec: RelaySpec): number[] {
+  return Array.from({ length: spec.portCount ?? 1 }, (_, i) => spec.inPort + i);
+}
+
+/** `50000` or `50000-50099`: the listen port(s) as written. */
+export function relayPortsText(spec: RelaySpec): string {
+  return formatPortSpan({ first: spec.inPort, count: spec.portCount ?? 1 });
+}
+
+/** The target port(s): `60000` or `60000-60099`. */
+export function relayTargetPortsText(spec: RelaySpec): string {
+  return formatPortSpan({ first: spec.outPort, count: spec.portCount ?? 1 });
 }
 
 /** The pure form over an env map: throws ConfigErrors listing every problem. */

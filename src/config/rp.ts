@@ -23,7 +23,7 @@
 import type { LoadContext, Setting } from "./context.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import { formatIp, parseIp, parseIpv4, parseIpv6 } from "./ip.ts";
-import { parseRoute, type PortRange, ROUTE_EXPECTED, RouteError, type RpRoute } from "./rp_route.ts";
+import { parseRoutes, type PortRange, ROUTE_EXPECTED, RouteError, type RpRoute } from "./rp_route.ts";
 
 export interface RpsConfig {
   tunnel: WgConfig;
@@ -194,7 +194,7 @@ async function loadRpc(ctx: LoadContext): Promise<RpcConfig | undefined> {
     : (envRoutes?.value.split(/[\s,]+/).filter(Boolean) ?? []).map((r) => [r, envRoutes]);
   for (const [text, setting] of routeTexts) {
     try {
-      routes.push(parseRoute(text));
+      routes.push(...parseRoutes(text));
     } catch (e) {
       const where = setting ??
         { name: "RPC_ROUTES", value: text, from: "flag", source: "-r/--route" } as Setting;

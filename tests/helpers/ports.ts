@@ -91,3 +91,20 @@ export function freePort(): number {
   }
   throw new Error(`no free port in ${LOWEST_PORT}-${high - 1}`);
 }
+
+/**
+ * `count` consecutive host ports, each free for TCP and UDP and reserved like freePort()'s (for port-range
+ * relays). Returns the first.
+ */
+export function freePortRange(count: number): number {
+  Deno.mkdirSync(RESERVATION_DIR, { recursive: true, mode: 0o700 });
+  const high = ephemeralRangeStart();
+  for (let i = 0; i < 200; i++) {
+    const first = LOWEST_PORT + Math.floor(Math.random() * (high - LOWEST_PORT - count));
+    const held: number[] = [];
+    for (let p = first; p < first + count && reserve(p); p++) held.push(p);
+    if (held.length === count && held.every(bindable)) return first;
+    for (const p of held) Deno.removeSync(`${RESERVATION_DIR}/${p}`);
+  }
+  throw new Error(`no ${count} consecutive free ports in ${LOWEST_PORT}-${high - 1}`);
+}

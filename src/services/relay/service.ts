@@ -6,13 +6,20 @@
 import type { Net } from "../../net/types.ts";
 import { hostNet } from "../../net/host.ts";
 import { osResolver, type Resolver } from "../../net/resolve.ts";
-import type { RelayConfig, RelayOptions, RelaySpec } from "../../config/relay.ts";
+import {
+  type RelayConfig,
+  type RelayOptions,
+  relayPortsText,
+  type RelaySpec,
+  relayTargetPortsText,
+} from "../../config/relay.ts";
 import type { ServiceRegistry } from "../registry.ts";
 import { type Clock, systemClock } from "../../util/clock.ts";
 import { type Logger, logger } from "../../util/log.ts";
 import { TcpRelay } from "./tcp.ts";
 import { UdpRelay } from "./udp.ts";
 import { HealthChecker } from "./health.ts";
+import { memberSpec, RangeRelay } from "./range.ts";
 import { createEgress, type Egress, type EgressProvider, viaDisplay } from "./egress.ts";
 import type { RelayStats } from "./stats.ts";
 
@@ -50,7 +57,7 @@ export interface RelayStatus {
 interface Running {
   spec: RelaySpec;
   key: string;
-  relay: TcpRelay | UdpRelay;
+  relay: TcpRelay | UdpRelay | RangeRelay;
   egress: Egress;
   health?: HealthChecker;
 }
@@ -66,6 +73,12 @@ export interface ApplyResult {
 /** Equal keys = nothing to restart: the definition, the options and what its egress is (a tunnel's config). */
 function definitionKey(spec: RelaySpec, options: RelayOptions, egress: EgressProvider): string {
   return JSON.stringify([spec, options, egress.key(spec.via)]);
+}
+
+/** `host:port`, `[v6]:port`, or with a range `host:60000-60099`. */
+function targetText(spec: RelaySpec): string {
+  const host = spec.outHost.includes(":") ? `[${spec.outHost}]` : spec.outHost;
+  return `${host}:${relayTargetPortsText(spec)}`;
 }
 
 const METRIC_LABELS = ["relay", "protocol", "listen", "target"] as const;
@@ -92,7 +105,7 @@ export class RelayService {
   }
 
   /** The running relay with this id (tests and the CLI read its live stats). */
-  get(id: string): TcpRelay | UdpRelay | undefined {
+  get(id: string): TcpRelay | UdpRelay | RangeRelay | undefined {
     return this.#running.get(id)?.relay;
   }
 
@@ -148,25 +161,30 @@ export class RelayService {
     const held = await this.#egress.acquire(spec.via, `relay ${spec.id}`);
     const egress = held.net;
     const log = this.#log;
-    let relay: TcpRelay | UdpRelay;
-    try {
-      relay = spec.protocol === "tcp"
-        ? new TcpRelay(spec, options, { listenNet: this.#listenNet, egress, log })
-        : new UdpRelay(spec, options, {
+    const make = (single: RelaySpec): TcpRelay | UdpRelay =>
+      single.protocol === "tcp"
+        ? new TcpRelay(single, options, { listenNet: this.#listenNet, egress, log })
+        : new UdpRelay(single, options, {
           listenNet: this.#listenNet,
           egress,
           resolver: this.#resolver,
           clock: this.#clock,
           log,
         });
+    const relay = (spec.portCount ?? 1) > 1 ? new RangeRelay(spec, make) : make(spec);
+    try {
       relay.start();
     } catch (e) {
+      // A range may have bound some of its ports: release them all.
+      await relay.stop().catch(() => {});
       held.release();
       throw e;
     }
     let health: HealthChecker | undefined;
     if (options.healthCheck) {
-      health = new HealthChecker(spec, options, relay.stats, {
+      // A range is probed on its first target port; its results are merged into the range's stats.
+      const probed = relay instanceof RangeRelay ? memberSpec(spec, 0) : spec;
+      health = new HealthChecker(probed, options, relay instanceof RangeRelay ? relay.health : relay.stats, {
         egress,
         resolver: this.#resolver,
         clock: this.#clock,
@@ -178,7 +196,7 @@ export class RelayService {
       relay: spec.id,
       protocol: spec.protocol,
       listen: relay.listenAddr,
-      target: `${spec.outHost}:${spec.outPort}`,
+      target: targetText(spec),
       via: viaDisplay(spec.via),
     });
     return { spec, key, relay, egress: held, health };
@@ -199,7 +217,7 @@ export class RelayService {
         id: r.spec.id,
         protocol: r.spec.protocol,
         listen: r.relay.listenAddr,
-        target: `${r.spec.outHost}:${r.spec.outPort}`,
+        target: targetText(r.spec),
         via: viaDisplay(r.spec.via),
         state: s.state,
         health: s.health,
@@ -215,7 +233,7 @@ export class RelayService {
           packetsToClient: s.packetsToClient,
           flowsEvicted: s.flowsEvicted,
           flowsExpired: s.flowsExpired,
-          packetsDropped: (r.relay as UdpRelay).packetsDropped(),
+          packetsDropped: (r.relay as UdpRelay | RangeRelay).packetsDropped(),
         });
       }
       if (s.lastError) st.lastError = s.lastError;
@@ -225,8 +243,8 @@ export class RelayService {
       out.push({
         id,
         protocol: f.spec.protocol,
-        listen: `${f.spec.bind ?? "0.0.0.0"}:${f.spec.inPort}`,
-        target: `${f.spec.outHost}:${f.spec.outPort}`,
+        listen: `${f.spec.bind ?? "0.0.0.0"}:${relayPortsText(f.spec)}`,
+        target: targetText(f.spec),
         via: viaDisplay(f.spec.via),
         state: "error",
         health: "unknown",
