@@ -1,6 +1,6 @@
 /**
- * Admin API: Prometheus text that a strict parser accepts (and prometheus_client's parser too, when its
- * wheel is on the machine), bearer/basic token enforcement, the dashboard, and no secret in any output.
+ * Admin API: Prometheus text that a strict parser and `promtool check metrics` accept, bearer/basic token
+ * enforcement, the dashboard, and no secret in any output.
  */
 import { createAdminApp } from "../src/services/admin/app.ts";
 import { MetricsRegistry } from "../src/services/admin/metrics.ts";
@@ -11,7 +11,8 @@ import { parseRelayConfig } from "../src/config/relay.ts";
 import { configureLogging } from "../src/util/log.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "./helpers/assert.ts";
 import { freePort } from "./helpers/ports.ts";
-import { capabilityTest, onPath } from "./helpers/interop.ts";
+import { capabilityTest } from "./helpers/interop.ts";
+import { PROMTOOL_MISSING, promtoolCheck } from "./helpers/promtool.ts";
 
 configureLogging({ level: "error" });
 
@@ -85,29 +86,6 @@ function parsePrometheusStrict(
   });
   for (const [name, f] of families) if (!f.type) throw new Error(`family ${name} has no TYPE`);
   return { families, samples };
-}
-
-/** Why the reference check cannot run here (Debian `prometheus` ships promtool; CI installs it), or null. */
-const PROMTOOL_MISSING = onPath("promtool") ? null : "promtool not installed (Debian package prometheus)";
-
-/** `promtool check metrics`, Prometheus's own parser and linter: throws with its findings unless it accepts. */
-async function promtoolCheck(text: string): Promise<void> {
-  const child = new Deno.Command("promtool", {
-    args: ["check", "metrics"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(text));
-  await w.close();
-  const out = await child.output();
-  const dec = new TextDecoder();
-  if (!out.success) {
-    throw new Error(
-      `promtool check metrics (exit ${out.code}): ${dec.decode(out.stderr)}${dec.decode(out.stdout)}`,
-    );
-  }
 }
 
 /** A registry whose text has every escape the format knows (HELP and label values) and NaN. */
