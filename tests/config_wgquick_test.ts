@@ -289,8 +289,9 @@ Deno.test("pipe form: PrivateKey|PublicKey|Endpoint|ClientIP", () => {
 
 Deno.test("pipe form: errors name the field and never echo keys", () => {
   const cases: [string, string][] = [
-    [`${PRIV}|${PEER1}|host`, "expected 4 fields"],
-    [`${PRIV}|${PEER1}|host:1|10.0.0.1|extra`, "expected 4 fields"],
+    [`${PRIV}|${PEER1}|host`, "expected 4 or 5 fields"],
+    [`${PRIV}|${PEER1}|host:1|10.0.0.1|extra`, "Reserved (field 5)"],
+    [`${PRIV}|${PEER1}|host:1|10.0.0.1|1,2,3|more`, "expected 4 or 5 fields"],
     [`${PRIV}x|${PEER1}|host:1|10.0.0.1`, "PrivateKey (field 1)"],
     [`${PRIV}|nope|host:1|10.0.0.1`, "PublicKey (field 2)"],
     [`${PRIV}|${PEER1}|fd00::1:5|10.0.0.1`, "Endpoint (field 3)"],

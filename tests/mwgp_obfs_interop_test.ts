@@ -4,7 +4,8 @@
  * client on the same obfs-enabled server; and a wgedge tunnel with `Obfs =` talking to the server directly.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { collect, interopTest, type Netns, waitFor, wgKeyPair, WireguardGo } from "./helpers/interop.ts";
+import { interopTest, type Netns, waitFor, wgKeyPair, WireguardGo } from "./helpers/interop.ts";
+import { startCapture as startPcap, udpPayloads } from "./helpers/pcap.ts";
 import { MwgpTopology, startMwgp } from "./helpers/mwgp.ts";
 
 async function pingUntil(ns: Netns, addr: string, what: string): Promise<void> {
@@ -16,35 +17,8 @@ async function pingUntil(ns: Netns, addr: string, what: string): Promise<void> {
   );
 }
 
-/**
- * tcpdump capturing UDP port 1000 on `ifname` into `file`; resolves once tcpdump says it is listening, so no
- * datagram the test sends afterwards can be missed (a fixed sleep is not enough on a loaded machine).
- */
-async function startCapture(ns: Netns, ifname: string, file: string): Promise<Deno.ChildProcess> {
-  const tcpdump = ns.spawn(["tcpdump", "-i", ifname, "-U", "-n", "-w", file, "udp", "port", "1000"], {
-    stderr: "piped",
-  });
-  const err = collect(tcpdump.stderr!);
-  await waitFor(() => err.text().includes("listening on"), `tcpdump on ${ifname} to listen\n${err.text()}`);
-  return tcpdump;
-}
-
-/** UDP payloads of an Ethernet/IPv4 pcap file (the veth capture). */
-function udpPayloads(pcap: Uint8Array): Uint8Array[] {
-  const v = new DataView(pcap.buffer, pcap.byteOffset, pcap.byteLength);
-  const le = v.getUint32(0, true) === 0xa1b2c3d4;
-  const out: Uint8Array[] = [];
-  let off = 24;
-  while (off + 16 <= pcap.length) {
-    const incl = v.getUint32(off + 8, le);
-    const frame = pcap.subarray(off + 16, off + 16 + incl);
-    off += 16 + incl;
-    if (frame.length < 14 + 20 + 8 || frame[12] !== 0x08 || frame[13] !== 0x00) continue;
-    const ihl = (frame[14] & 0x0f) * 4;
-    if (frame[14 + 9] !== 17) continue;
-    out.push(frame.subarray(14 + ihl + 8));
-  }
-  return out;
+function startCapture(ns: Netns, ifname: string, file: string): Promise<Deno.ChildProcess> {
+  return startPcap(ns, ifname, file, ["udp", "port", "1000"]);
 }
 
 interopTest(

@@ -13,6 +13,7 @@ import { hash } from "../crypto/blake2s.ts";
 import { toHex } from "../util/bytes.ts";
 import { formatHostPort, formatPrefix } from "./ip.ts";
 import { REDACTED } from "./redact.ts";
+import { formatReserved } from "./reserved.ts";
 
 export interface FormatOptions {
   /** Replace PrivateKey, PresharedKey and Obfs by "[redacted]" (for display). Default false. */
@@ -36,6 +37,7 @@ export function formatWgQuick(cfg: WgConfig, opts: FormatOptions = {}): string {
     lines.push(`AllowedIPs = ${p.allowedIps.map(formatPrefix).join(", ")}`);
     if (p.endpoint) lines.push(`Endpoint = ${formatHostPort(p.endpoint)}`);
     if (p.persistentKeepalive) lines.push(`PersistentKeepalive = ${p.persistentKeepalive}`);
+    if (p.reserved) lines.push(`Reserved = ${formatReserved(p.reserved)}`);
   }
   return lines.join("\n") + "\n";
 }

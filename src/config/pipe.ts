@@ -7,7 +7,8 @@
  * - PersistentKeepalive 25 s, what the seed system used: such clients sit behind NAT and must keep the
  *   mapping open for the server to reach them (25 s is also wg(8)'s recommended value).
  * ClientIP is the tunnel address; a bare address is /32 (IPv4) or /128 (IPv6), and several may be given
- * comma separated (`10.0.0.2/32,fd00::2/128`). Blank lines and `#` comment lines around the form are allowed,
+ * comma separated (`10.0.0.2/32,fd00::2/128`). An optional fifth field is the peer's WARP reserved bytes
+ * (`...|10.0.0.2|1,2,3` or `...|AQID`, src/config/reserved.ts), as `Reserved =` in a [Peer]. Blank lines and `#` comment lines around the form are allowed,
  * so a file can hold it with a comment; exactly one form per text.
  */
 import { DEFAULT_MTU, type IpPrefix, type WgConfig } from "../wireguard/config.ts";
@@ -15,13 +16,14 @@ import { decodeKey } from "../crypto/x25519.ts";
 import { ProblemCollector } from "./errors.ts";
 import { parseHostPort, parsePrefix } from "./ip.ts";
 import { badKeyError } from "./keys.ts";
+import { parseReserved } from "./reserved.ts";
 
 export const PIPE_KEEPALIVE_SECONDS = 25;
 export const PIPE_ALLOWED_IPS: readonly IpPrefix[] = [
   { address: "0.0.0.0", prefix: 0 },
   { address: "::", prefix: 0 },
 ];
-export const PIPE_FORM = "PrivateKey|PublicKey|Endpoint|ClientIP";
+export const PIPE_FORM = "PrivateKey|PublicKey|Endpoint|ClientIP[|Reserved]";
 
 /** True when `text` (comments and blank lines aside) is a single line with `|` separators. */
 export function looksLikePipeForm(text: string): boolean {
@@ -58,12 +60,12 @@ export function parsePipeForm(text: string, source: string): WgConfig {
   const { no, text: form } = lines[0];
   const line = multiLine ? no : undefined;
   const fields = form.split("|").map((f) => f.trim());
-  if (fields.length !== 4) {
+  if (fields.length !== 4 && fields.length !== 5) {
     // Not echoed: the line holds a private key.
-    p.error({ source, line, expected: `4 fields ${PIPE_FORM}, got ${fields.length} field(s)` });
+    p.error({ source, line, expected: `4 or 5 fields ${PIPE_FORM}, got ${fields.length} field(s)` });
     p.throwIfAny();
   }
-  const [privText, pubText, endpointText, clientText] = fields;
+  const [privText, pubText, endpointText, clientText, reservedText] = fields;
   const key = (t: string, name: string) => {
     try {
       return decodeKey(t, name);
@@ -103,6 +105,12 @@ export function parsePipeForm(text: string, source: string): WgConfig {
       });
     }
   }
+  const reserved = reservedText === undefined
+    ? { ok: true as const, value: undefined }
+    : parseReserved(reservedText);
+  if (!reserved.ok) {
+    p.error({ source, line, key: "Reserved (field 5)", expected: reserved.expected, got: reservedText });
+  }
   p.throwIfAny();
   return {
     source,
@@ -112,6 +120,7 @@ export function parsePipeForm(text: string, source: string): WgConfig {
       allowedIps: PIPE_ALLOWED_IPS.map((a) => ({ ...a })),
       endpoint: endpoint.ok ? endpoint.value : undefined,
       persistentKeepalive: PIPE_KEEPALIVE_SECONDS,
+      ...(reserved.ok && reserved.value ? { reserved: reserved.value } : {}),
     }],
   };
 }

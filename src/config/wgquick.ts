@@ -5,7 +5,8 @@
  * `;`, the other INI habit), `Address`/`AllowedIPs`/`DNS` as comma lists that may also be repeated, bare
  * addresses meaning a host prefix, `PersistentKeepalive = off`. Keys wg-quick acts on but wgedge does not
  * (routes, hooks, fwmark) are accepted with a warning, as are unknown keys, so a config written for wg-quick
- * loads unchanged. One extension: `Obfs` in [Interface], the mwgp obfuscation password.
+ * loads unchanged. Two extensions: `Obfs` in [Interface], the mwgp obfuscation password, and `Reserved` in
+ * [Peer], Cloudflare WARP's three bytes (src/config/reserved.ts).
  *
  * Every problem in the text is collected and thrown together as ConfigErrors; warnings go to the optional
  * `warnings` array. Messages never contain a key, preshared key or password, nor a line that could not be
@@ -24,6 +25,7 @@ import { decodeKey, publicKey as derivePublicKey } from "../crypto/x25519.ts";
 import { equalBytes, toBase64 } from "../util/bytes.ts";
 import { ProblemCollector } from "./errors.ts";
 import { badKeyError } from "./keys.ts";
+import { parseReserved } from "./reserved.ts";
 import { formatPrefix, isHostname, normalizeIp, parseHostPort, parsePrefix } from "./ip.ts";
 
 export const MIN_MTU = 576;
@@ -73,6 +75,8 @@ interface PeerDraft {
   allowedIps: IpPrefix[];
   endpoint?: { host: string; port: number };
   persistentKeepalive?: number;
+  reserved?: Uint8Array;
+  reservedLine?: number;
   seen: Map<string, number>;
 }
 
@@ -200,6 +204,7 @@ export function parseWgQuick(text: string, source: string, warnings: string[] = 
       if (d.presharedKey) peer.presharedKey = d.presharedKey;
       if (d.endpoint) peer.endpoint = d.endpoint;
       if (d.persistentKeepalive) peer.persistentKeepalive = d.persistentKeepalive;
+      if (d.reserved) peer.reserved = d.reserved;
       return peer;
     }),
   };
@@ -321,7 +326,9 @@ function interfaceKey(p: ProblemCollector, source: string, d: InterfaceDraft, li
 }
 
 function isPeerKey(lkey: string): boolean {
-  return ["publickey", "presharedkey", "allowedips", "endpoint", "persistentkeepalive"].includes(lkey);
+  return ["publickey", "presharedkey", "allowedips", "endpoint", "persistentkeepalive", "reserved"].includes(
+    lkey,
+  );
 }
 
 function peerKey(p: ProblemCollector, source: string, d: PeerDraft, line: Line): void {
@@ -344,6 +351,16 @@ function peerKey(p: ProblemCollector, source: string, d: PeerDraft, line: Line):
       const r = parseHostPort(value);
       if (!r.ok) p.error({ source, line: line.no, key: line.key, expected: r.expected, got: value });
       else d.endpoint = r.value;
+      return;
+    }
+    case "reserved": {
+      noteRepeat(p, source, d.seen, line);
+      const r = parseReserved(value);
+      if (!r.ok) p.error({ source, line: line.no, key: line.key, expected: r.expected, got: value });
+      else {
+        d.reserved = r.value;
+        d.reservedLine = line.no;
+      }
       return;
     }
     case "persistentkeepalive": {
@@ -392,6 +409,15 @@ function checkPeers(
   const byKey = new Map<string, number>();
   const claimed = new Map<string, PeerDraft>();
   for (const d of peers) {
+    if (d.reserved && iface?.obfs !== undefined) {
+      // The mwgp obfuscation reads bytes 1..3 as its own flags: the two cannot share a message.
+      p.error({
+        source,
+        line: d.reservedLine,
+        key: "Reserved",
+        expected: "no Reserved bytes on a tunnel with Obfs (mwgp obfuscation uses those bytes itself)",
+      });
+    }
     if (!d.publicKey) {
       if (!d.seen.has("publickey")) {
         p.error({ source, line: d.headerLine, key: "PublicKey", expected: "a PublicKey in every [Peer]" });

@@ -1,6 +1,7 @@
 /**
  * WireGuard message layouts (whitepaper section 5.4) as views over a byte buffer. Integers are little-endian;
- * byte 0 is the type and bytes 1..3 are zero. `parse` returns null for a buffer of the wrong size or type, so
+ * byte 0 is the type and bytes 1..3 are zero (reserved; Cloudflare WARP puts a client id there, see
+ * RESERVED_OFFSET). `parse` returns null for a buffer of the wrong size or type, so
  * callers count and drop instead of reading out of bounds.
  */
 
@@ -23,18 +24,53 @@ export const COOKIE_NONCE_SIZE = 24;
 /** Returns the message type when byte 0 is 1..4 and bytes 1..3 are zero and the size fits it; else 0. */
 export function messageType(buf: Uint8Array): number {
   if (buf.length < 4 || buf[1] !== 0 || buf[2] !== 0 || buf[3] !== 0) return 0;
-  switch (buf[0]) {
+  return typeFittingSize(buf[0], buf.length);
+}
+
+function typeFittingSize(type: number, size: number): number {
+  switch (type) {
     case MESSAGE_INITIATION:
-      return buf.length === INITIATION_SIZE ? MESSAGE_INITIATION : 0;
+      return size === INITIATION_SIZE ? MESSAGE_INITIATION : 0;
     case MESSAGE_RESPONSE:
-      return buf.length === RESPONSE_SIZE ? MESSAGE_RESPONSE : 0;
+      return size === RESPONSE_SIZE ? MESSAGE_RESPONSE : 0;
     case MESSAGE_COOKIE_REPLY:
-      return buf.length === COOKIE_REPLY_SIZE ? MESSAGE_COOKIE_REPLY : 0;
+      return size === COOKIE_REPLY_SIZE ? MESSAGE_COOKIE_REPLY : 0;
     case MESSAGE_TRANSPORT:
-      return buf.length >= TRANSPORT_MIN_SIZE ? MESSAGE_TRANSPORT : 0;
+      return size >= TRANSPORT_MIN_SIZE ? MESSAGE_TRANSPORT : 0;
     default:
       return 0;
   }
+}
+
+/** Bytes 1..3 of every message: zero in the whitepaper, a 3-byte client id for Cloudflare WARP. */
+export const RESERVED_OFFSET = 1;
+export const RESERVED_SIZE = 3;
+
+/**
+ * Like messageType() but any value in bytes 1..3 is accepted: a WARP-style peer fills them, and they are not
+ * covered by any MAC or AEAD as sent (senders compute mac1/mac2 over zeros; see withZeroReserved()).
+ */
+export function messageTypeAnyReserved(buf: Uint8Array): number {
+  return buf.length < 4 ? 0 : typeFittingSize(buf[0], buf.length);
+}
+
+/** True when bytes 1..3 are all zero (a buffer shorter than 4 bytes counts as zero: nothing to clear). */
+export function reservedIsZero(buf: Uint8Array): boolean {
+  return buf.length < 4 || (buf[1] === 0 && buf[2] === 0 && buf[3] === 0);
+}
+
+/** A copy of `buf` with bytes 1..3 zeroed: the bytes a handshake's mac1/mac2 were computed over. */
+export function withZeroReserved(buf: Uint8Array): Uint8Array {
+  const copy = buf.slice();
+  copy.fill(0, RESERVED_OFFSET, RESERVED_OFFSET + RESERVED_SIZE);
+  return copy;
+}
+
+/** Writes a 3-byte reserved value into bytes 1..3 of a message about to be sent (after its MACs). */
+export function writeReserved(buf: Uint8Array, reserved: Uint8Array): void {
+  if (reserved.length !== RESERVED_SIZE) throw new Error(`reserved must be ${RESERVED_SIZE} bytes`);
+  if (buf.length < RESERVED_OFFSET + RESERVED_SIZE) throw new Error("message too short for reserved bytes");
+  buf.set(reserved, RESERVED_OFFSET);
 }
 
 abstract class MessageView {

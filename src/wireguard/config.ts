@@ -23,6 +23,11 @@ export interface WgPeerConfig {
   endpoint?: Endpoint;
   /** Seconds; 0 or undefined = off. */
   persistentKeepalive?: number;
+  /**
+   * Three bytes written at offsets 1..3 of every message sent to this peer (Cloudflare WARP's client id,
+   * `Reserved =`); undefined = zeros as the whitepaper says. Never all-zero (the parsers normalize that away).
+   */
+  reserved?: Uint8Array;
 }
 
 export interface WgInterfaceConfig {

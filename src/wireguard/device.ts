@@ -19,9 +19,12 @@ import {
   MESSAGE_INITIATION,
   MESSAGE_RESPONSE,
   MESSAGE_TRANSPORT,
-  messageType,
+  messageTypeAnyReserved,
+  reservedIsZero,
   ResponseMessage,
   TRANSPORT_HEADER_SIZE,
+  withZeroReserved,
+  writeReserved,
 } from "../wire/wireguard.ts";
 import { AllowedIps } from "./allowedips.ts";
 import { type Bind, type BindEndpoint, endpointKey } from "./bind.ts";
@@ -206,6 +209,7 @@ export class Device implements PeerHost {
       throw new Error("a peer cannot have the device's own public key");
     }
     const peer = new Peer(this, this.identity, cfg.publicKey, cfg.presharedKey, cfg.persistentKeepalive);
+    peer.reserved = cfg.reserved;
     peer.configuredEndpoint = cfg.endpoint;
     const literal = cfg.endpoint && literalIp(cfg.endpoint.host);
     if (cfg.endpoint && literal) peer.endpoint = { address: cfg.endpoint.host, port: cfg.endpoint.port };
@@ -296,6 +300,10 @@ export class Device implements PeerHost {
     this.#bind.send(this.#transform ? this.#transform.encode(data) : data, to);
   }
 
+  #peerAt(e: BindEndpoint): Peer | undefined {
+    return this.peers.find((p) => p.endpoint?.port === e.port && p.endpoint.address === e.address);
+  }
+
   // ---- receive path ----
 
   #drop(reason: DropReason, detail?: Record<string, unknown>): void {
@@ -332,7 +340,8 @@ export class Device implements PeerHost {
       }
       data = decoded;
     }
-    switch (messageType(data)) {
+    // Bytes 1..3 may carry anything (a WARP client id): accepted whatever a peer's own Reserved setting.
+    switch (messageTypeAnyReserved(data)) {
       case MESSAGE_INITIATION:
       case MESSAGE_RESPONSE:
         return this.#receiveHandshake(data, from);
@@ -377,7 +386,9 @@ export class Device implements PeerHost {
     return true;
   }
 
-  #receiveHandshake(data: Uint8Array, from: BindEndpoint): void {
+  #receiveHandshake(received: Uint8Array, from: BindEndpoint): void {
+    // A sender that fills bytes 1..3 computed its MACs over zeros there (as WARP clients do).
+    const data = reservedIsZero(received) ? received : withZeroReserved(received);
     if (!this.#cookieChecker.checkMac1(data)) {
       return this.#drop("mac1", {
         msg: "handshake message with invalid mac1 (wrong peer public key?)",
@@ -390,7 +401,11 @@ export class Device implements PeerHost {
       if (!this.#cookieChecker.checkMac2(data, source, now)) {
         const sender = new DataView(data.buffer, data.byteOffset).getUint32(4, true);
         this.stats.cookieRepliesSent++;
-        this.sendDatagram(this.#cookieChecker.createReply(data, sender, source, now), from);
+        const reply = this.#cookieChecker.createReply(data, sender, source, now);
+        // The sender is not authenticated yet: a peer whose endpoint is this address gets its Reserved bytes.
+        const reserved = this.#peerAt(from)?.reserved;
+        if (reserved) writeReserved(reply, reserved);
+        this.sendDatagram(reply, from);
         return this.#drop("cookieRequired");
       }
       if (!this.#allowSource(from.address)) return this.#drop("rateLimited");

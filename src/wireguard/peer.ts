@@ -7,7 +7,7 @@ import { encodeKey } from "../crypto/x25519.ts";
 import type { Clock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
 import type { RandomFill } from "../util/random.ts";
-import { MESSAGE_TRANSPORT, TRANSPORT_HEADER_SIZE } from "../wire/wireguard.ts";
+import { MESSAGE_TRANSPORT, TRANSPORT_HEADER_SIZE, writeReserved } from "../wire/wireguard.ts";
 import type { BindEndpoint } from "./bind.ts";
 import { CookieGenerator } from "./cookie.ts";
 import {
@@ -67,6 +67,8 @@ export class Peer {
   /** As configured (may be a hostname) — kept for re-resolution. */
   configuredEndpoint: Endpoint | undefined;
   persistentKeepaliveMs: number;
+  /** Bytes 1..3 written into every message sent to this peer (WARP client id); undefined = zeros. */
+  reserved: Uint8Array | undefined;
   readonly stats: PeerStats = {
     rxBytes: 0,
     txBytes: 0,
@@ -141,7 +143,7 @@ export class Peer {
     this.stats.handshakeAttempts++;
     this.timers.anyAuthenticatedPacketTraversal();
     this.timers.anyAuthenticatedPacketSent();
-    this.host.sendDatagram(msg.bytes, this.endpoint);
+    this.#sendMessage(msg.bytes, this.endpoint);
     this.timers.handshakeInitiated();
   }
 
@@ -161,7 +163,7 @@ export class Peer {
     this.installKeypair(new Keypair(keys, now));
     this.timers.anyAuthenticatedPacketTraversal();
     this.timers.anyAuthenticatedPacketSent();
-    this.host.sendDatagram(msg.bytes, this.endpoint);
+    this.#sendMessage(msg.bytes, this.endpoint);
     return true;
   }
 
@@ -300,10 +302,16 @@ export class Peer {
     view.setUint32(12, Math.floor(counter / 0x1_0000_0000), true);
     this.stats.txBytes += msg.length;
     this.stats.txPackets++;
-    this.host.sendDatagram(msg, this.endpoint!);
+    this.#sendMessage(msg, this.endpoint!);
     this.timers.anyAuthenticatedPacketTraversal();
     this.timers.anyAuthenticatedPacketSent();
     if (packet.length > 0) this.timers.dataSent();
+  }
+
+  /** Every message to this peer leaves here: MACs are computed over zero reserved bytes, then they are filled. */
+  #sendMessage(msg: Uint8Array, to: BindEndpoint): void {
+    if (this.reserved) writeReserved(msg, this.reserved);
+    this.host.sendDatagram(msg, to);
   }
 
   /** The initiator rekeys on send once the session is REKEY_AFTER_TIME old or has sent too many messages. */
