@@ -89,6 +89,39 @@ Deno.test("rp config: bad values name the variable and what was expected", async
   assertStringIncludes(dup.join("\n"), "tcp/9000 repeats");
 });
 
+Deno.test("rp config: the API's fairness bounds (RPS_API_*): defaults, values, errors naming the variable", async () => {
+  const { config } = await loadConfig({ env: { RPS_CONFIG: SERVER_CONF }, flags: {} });
+  const r = config.rps!;
+  assertEquals([r.apiConnectionsPerClient, r.apiRequestsPerSec, r.apiRequestBurst, r.apiTimeoutSec], [
+    8,
+    10,
+    100,
+    10,
+  ]);
+  const set = await loadConfig({
+    env: {
+      RPS_CONFIG: SERVER_CONF,
+      RPS_API_CONNECTIONS: "2",
+      RPS_API_RATE: "5",
+      RPS_API_BURST: "7",
+      RPS_API_TIMEOUT: "3",
+    },
+    flags: {},
+  });
+  const s = set.config.rps!;
+  assertEquals([s.apiConnectionsPerClient, s.apiRequestsPerSec, s.apiRequestBurst, s.apiTimeoutSec], [
+    2,
+    5,
+    7,
+    3,
+  ]);
+  const errs = (await errors({ RPS_CONFIG: SERVER_CONF, RPS_API_RATE: "0", RPS_API_TIMEOUT: "soon" })).join(
+    "\n",
+  );
+  assertStringIncludes(errs, "RPS_API_RATE");
+  assertStringIncludes(errs, "RPS_API_TIMEOUT");
+});
+
 Deno.test("rp config: port ranges and the default API address", () => {
   assertEquals(parsePortRanges("8080"), [{ from: 8080, to: 8080 }]);
   assertEquals(typeof parsePortRanges("0-10"), "string");

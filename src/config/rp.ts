@@ -11,6 +11,10 @@
  *   RPS_CLIENT_EXPIRY   seconds without heartbeat before a client is expired (60)    --client-expiry
  *   RPS_SWEEP_INTERVAL  seconds between expiry sweeps (30)                            --sweep-interval
  *   RPS_UDP_TIMEOUT     UDP flow idle timeout, seconds (60)                           --udp-timeout
+ *   RPS_API_CONNECTIONS API connections per tunnel client at once (8)
+ *   RPS_API_RATE        API requests per second per tunnel client, sustained (10)
+ *   RPS_API_BURST       API requests a tunnel client may send at once (max(100, RPS_MAX_MAPPINGS + 20))
+ *   RPS_API_TIMEOUT     seconds for an API handler and the write of its answer (10)
  *
  *   RPC_CONFIG          wg-quick config of the client tunnel                          rpc -c
  *   RPC_ROUTES          routes "HOST:PORT-REMOTE[/udp]", comma or space separated     -r (repeatable)
@@ -35,6 +39,11 @@ export interface RpsConfig {
   clientExpirySec: number;
   sweepIntervalSec: number;
   udpTimeoutSec: number;
+  /** The API's fairness bounds per tunnel client (src/services/rp/server.ts RpApiLimits). */
+  apiConnectionsPerClient: number;
+  apiRequestsPerSec: number;
+  apiRequestBurst: number;
+  apiTimeoutSec: number;
 }
 
 export interface RpcConfig {
@@ -164,15 +173,28 @@ async function loadRps(ctx: LoadContext): Promise<RpsConfig | undefined> {
       );
     } else publicBind = formatIp(ip);
   }
+  const maxMappings = intSetting(ctx, "RPS_MAX_MAPPINGS", "max-mappings", 64, 1, 65535);
   const cfg: Omit<RpsConfig, "tunnel"> = {
     allowPorts,
-    maxMappingsPerClient: intSetting(ctx, "RPS_MAX_MAPPINGS", "max-mappings", 64, 1, 65535),
+    maxMappingsPerClient: maxMappings,
     publicBind,
     bufferKb: intSetting(ctx, "RPS_BUFFER_KB", "rps-buffer", 32, 1, 16384),
     apiPort: intSetting(ctx, "RPS_API_PORT", "api-port", 80, 1, 65535),
     clientExpirySec: intSetting(ctx, "RPS_CLIENT_EXPIRY", "client-expiry", 60, 1, 86400),
     sweepIntervalSec: intSetting(ctx, "RPS_SWEEP_INTERVAL", "sweep-interval", 30, 1, 86400),
     udpTimeoutSec: intSetting(ctx, "RPS_UDP_TIMEOUT", "rps-udp-timeout", 60, 1, 86400),
+    apiConnectionsPerClient: intSetting(ctx, "RPS_API_CONNECTIONS", "rps-api-connections", 8, 1, 256),
+    apiRequestsPerSec: intSetting(ctx, "RPS_API_RATE", "rps-api-rate", 10, 1, 100000),
+    // rpc registers every route at once at start: the burst covers a client's full share of mappings.
+    apiRequestBurst: intSetting(
+      ctx,
+      "RPS_API_BURST",
+      "rps-api-burst",
+      Math.max(100, maxMappings + 20),
+      1,
+      100000,
+    ),
+    apiTimeoutSec: intSetting(ctx, "RPS_API_TIMEOUT", "rps-api-timeout", 10, 1, 3600),
   };
   return tunnel ? { tunnel, ...cfg } : undefined;
 }

@@ -17,6 +17,8 @@
 import type { Conn, Listener, Net, NetAddr } from "./types.ts";
 import { type Clock, systemClock, type TimerHandle } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
+import { writeAll } from "./pipe.ts";
+import type { SourceRateLimiter } from "./rate_limit.ts";
 
 const log = logger("http1");
 
@@ -32,6 +34,11 @@ export interface Http1Limits {
   idleTimeoutMs: number;
   /** Requests served on one connection before it is closed. */
   maxRequestsPerConn: number;
+  /**
+   * Milliseconds for the handler and the writing of its response together; past it the connection (HTTP/2:
+   * the stream) is closed, so a hung handler or a client that stops reading cannot hold its slot.
+   */
+  responseTimeoutMs: number;
 }
 
 export const DEFAULT_HTTP1_LIMITS: Http1Limits = {
@@ -41,6 +48,7 @@ export const DEFAULT_HTTP1_LIMITS: Http1Limits = {
   headTimeoutMs: 10_000,
   idleTimeoutMs: 30_000,
   maxRequestsPerConn: 1000,
+  responseTimeoutMs: 30_000,
 };
 
 /** What a handler learns about the connection besides the request. */
@@ -53,10 +61,13 @@ export type Http1Handler = (req: Request, info: ConnInfo) => Response | Promise<
 
 /** A protocol violation: the server answers `status` and closes. */
 export class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}) {
     super(message);
   }
 }
+
+/** The handler or the writing of its response outlived `responseTimeoutMs`. */
+class ResponseDeadline extends Error {}
 
 const CR = 13, LF = 10;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -269,11 +280,6 @@ async function readBody(
   return await reader.readExact(framing.length);
 }
 
-async function writeAll(conn: Conn, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await conn.write(data.subarray(off));
-}
-
 const REASONS: Record<number, string> = {
   200: "OK",
   201: "Created",
@@ -290,6 +296,8 @@ const REASONS: Record<number, string> = {
   409: "Conflict",
   413: "Content Too Large",
   415: "Unsupported Media Type",
+  421: "Misdirected Request",
+  429: "Too Many Requests",
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",
   501: "Not Implemented",
@@ -334,15 +342,26 @@ async function writeResponse(conn: Conn, res: Response, method: string, keepAliv
 }
 
 /** The JSON error answer of both HTTP versions (`{success: false, message}`). */
-export function jsonError(status: number, message: string): Response {
+export function jsonError(status: number, message: string, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify({ success: false, message }), {
     status,
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...headers },
   });
 }
 
 function errorResponse(e: HttpError): Response {
-  return jsonError(e.status, e.message);
+  return jsonError(e.status, e.message, e.headers);
+}
+
+/**
+ * The 429 of both HTTP versions when `source` has no token left, else null. Retry-After in whole seconds.
+ */
+export function rateLimited(limiter: SourceRateLimiter | undefined, source: string): HttpError | null {
+  const waitMs = limiter?.take(source) ?? 0;
+  if (waitMs === 0) return null;
+  return new HttpError(429, limiter!.refusal(source, waitMs), {
+    "retry-after": String(Math.ceil(waitMs / 1000)),
+  });
 }
 
 /**
@@ -377,6 +396,8 @@ export interface ServeOptions {
   /** Keep connections open between requests (default true). */
   keepAlive?: boolean;
   clock?: Clock;
+  /** Requests per second per client address (shared by all its connections); none when absent. */
+  rateLimiter?: SourceRateLimiter;
 }
 
 /**
@@ -393,14 +414,19 @@ export async function serveConn(
   const clock = opts.clock ?? systemClock;
   const reader = new ConnReader(conn);
   let timer: TimerHandle | undefined;
+  let onExpiry: (() => void) | undefined;
   const arm = (ms: number) => {
     clock.clearTimer(timer);
-    timer = clock.setTimer(() => conn.close(), ms);
+    timer = clock.setTimer(() => {
+      conn.close();
+      onExpiry?.();
+    }, ms);
   };
   const onAbort = () => conn.close();
   signal?.addEventListener("abort", onAbort);
   try {
     for (let served = 0; served < limits.maxRequestsPerConn; served++) {
+      onExpiry = undefined;
       arm(served === 0 ? limits.headTimeoutMs : limits.idleTimeoutMs);
       let method = "GET";
       let keepAlive = false;
@@ -426,6 +452,10 @@ export async function serveConn(
         keepAlive = opts.keepAlive !== false &&
           (minor >= 1 ? !connTokens.includes("close") : connTokens.includes("keep-alive"));
         const framing = bodyFraming(headers);
+        // Counted per request, before the body is read; the connection closes after the 429 (the body, if
+        // any, is not read).
+        const limited = rateLimited(opts.rateLimiter, conn.remoteAddr.hostname);
+        if (limited) throw limited;
         if (framing.kind === "length" && framing.length > limits.maxBodyBytes) {
           throw new HttpError(413, `body larger than ${limits.maxBodyBytes} bytes`);
         }
@@ -436,17 +466,22 @@ export async function serveConn(
         }
         // The head timer still runs: the body must arrive within it too (no slow-body hold).
         const body = await readBody(reader, framing, limits);
-        clock.clearTimer(timer);
-        timer = undefined;
+        // From here the response deadline: the handler and the write of its answer.
+        const deadline = new Promise<never>((_, reject) => {
+          onExpiry = () => reject(new ResponseDeadline(`no response within ${limits.responseTimeoutMs} ms`));
+        });
+        deadline.catch(() => {});
+        arm(limits.responseTimeoutMs);
         const info: ConnInfo = { remoteAddr: conn.remoteAddr, localAddr: conn.localAddr };
         const url = requestUrl(target, hosts[0], info.localAddr);
         const reqHeaders = new Headers();
         for (const [k, v] of headers) reqHeaders.append(k, v);
-        res = await callHandler(handler, method, url, reqHeaders, body, info);
+        res = await Promise.race([callHandler(handler, method, url, reqHeaders, body, info), deadline]);
       } catch (e) {
         if (!(e instanceof HttpError)) throw e; // I/O error: the connection is gone
         res = errorResponse(e);
         keepAlive = false;
+        // Within the current timer (head or response): a client that does not read it is cut there.
       }
       if (!keepAlive || served + 1 >= limits.maxRequestsPerConn) {
         await writeResponse(conn, res, method, false);

@@ -24,6 +24,7 @@ import {
   type Http1Limits,
   type Http1Server,
   jsonError,
+  rateLimited,
   requestUrl,
   serveConn,
   serveConnections,
@@ -179,6 +180,11 @@ export function serveH2Conn(
       stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
       return;
     }
+    const limited = rateLimited(opts.rateLimiter, info.remoteAddr.hostname);
+    if (limited) {
+      respondError(stream, limited.status, limited.message, limited.headers);
+      return;
+    }
     active++;
     clock.clearTimer(idleTimer);
     idleTimer = undefined;
@@ -235,6 +241,13 @@ async function handleStream(
     }
     const body = await readStreamBody(stream, limits.maxBodyBytes);
     clock.clearTimer(bodyTimer);
+    // From here the response deadline: the handler and the sending of its answer (a client that stops
+    // reading keeps the stream's data queued; cancelling the stream frees it and the slot).
+    const responseTimer = clock.setTimer(
+      () => stream.close(http2.constants.NGHTTP2_CANCEL),
+      limits.responseTimeoutMs,
+    );
+    stream.once("close", () => clock.clearTimer(responseTimer));
     const authority = headers[":authority"] ?? headers.host;
     // HTTP/2's :path is origin-form only (RFC 9113 8.3.1); http1's requestUrl would also take absolute-form.
     if (!path.startsWith("/")) throw new StreamError(400, "invalid request target");
@@ -268,6 +281,27 @@ async function handleStream(
   try {
     stream.respond(out, { endStream: noBody || body.length === 0 });
     if (!noBody && body.length > 0) stream.end(body);
+  } catch (e) {
+    log.debug("response not sent", { error: e });
+  }
+}
+
+/** A JSON error answered on a stream without calling the handler. */
+function respondError(
+  stream: http2.ServerHttp2Stream,
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  const body = new TextEncoder().encode(JSON.stringify({ success: false, message }));
+  try {
+    stream.respond({
+      ":status": status,
+      "content-type": "application/json",
+      "content-length": String(body.length),
+      ...headers,
+    });
+    stream.end(body);
   } catch (e) {
     log.debug("response not sent", { error: e });
   }

@@ -301,7 +301,8 @@ export class RpClient {
         rt.lastError = undefined;
         return;
       }
-      rt.state = res.status >= 400 && res.status < 500 ? "rejected" : "pending";
+      // 429 (the server's per-client request rate) is "try again later", not a refusal of the route.
+      rt.state = res.status >= 400 && res.status < 500 && res.status !== 429 ? "rejected" : "pending";
       rt.lastError = `server answered ${res.status}: ${json?.message ?? res.text().slice(0, 200)}`;
     } catch (e) {
       rt.state = "pending";

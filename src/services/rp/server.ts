@@ -9,7 +9,8 @@
  */
 import type { Listener, Net } from "../../net/types.ts";
 import { honoHandler, type Http1Handler, type Http1Server } from "../../net/http1.ts";
-import { serveHttp } from "../../net/http2.ts";
+import { type HttpServeOptions, serveHttp } from "../../net/http2.ts";
+import { SourceRateLimiter } from "../../net/rate_limit.ts";
 import { createRpApi } from "./api.ts";
 import { type Clock, systemClock, type TimerHandle } from "../../util/clock.ts";
 import { logger } from "../../util/log.ts";
@@ -54,7 +55,31 @@ export interface RpServerOptions {
   maxConnectionsPerMapping?: number;
   /** UDP flows per mapping (default 1024; the least recently active is evicted). */
   maxUdpFlowsPerMapping?: number;
+  /** What one client may take of the API (defaults: DEFAULT_RP_API_LIMITS). */
+  apiLimits?: Partial<RpApiLimits>;
 }
+
+/**
+ * Fairness of the API between tunnel clients: one client holding connections or flooding requests must not
+ * keep another's heartbeats out (its mappings would expire). RPS_API_* settings (src/config/rp.ts).
+ */
+export interface RpApiLimits {
+  /** Connections from one tunnel address at once, HTTP/1.1 and HTTP/2 together. */
+  connectionsPerClient: number;
+  /** Sustained requests per second per tunnel address (token bucket)... */
+  requestsPerSecond: number;
+  /** ...and how many it may send at once (rpc registers every route at start). */
+  requestBurst: number;
+  /** Milliseconds for a handler and the writing of its response; a client that stops reading is cut. */
+  responseTimeoutMs: number;
+}
+
+export const DEFAULT_RP_API_LIMITS: RpApiLimits = {
+  connectionsPerClient: 8,
+  requestsPerSecond: 10,
+  requestBurst: 100,
+  responseTimeoutMs: 10_000,
+};
 
 export interface MappingRequest {
   remotePort: number;
@@ -105,14 +130,22 @@ interface ClientRecord {
 const log = logger("rps");
 
 /**
- * The API's bounds: small bodies, and per client address at most 8 connections (HTTP/1.1 or HTTP/2) of at
- * most 16 concurrent HTTP/2 streams each; a client needs one at a time.
+ * The API's bounds: small bodies, per client address `connectionsPerClient` connections (HTTP/1.1 or HTTP/2;
+ * a client needs one at a time) of at most 16 concurrent HTTP/2 streams each, a request rate shared by all
+ * its connections, and the response deadline.
  */
-const API_SERVE_OPTIONS = {
-  limits: { maxBodyBytes: 64 * 1024 },
-  maxConnectionsPerClient: 8,
-  maxStreamsPerConn: 16,
-};
+function apiServeOptions(limits: RpApiLimits, clock: Clock): HttpServeOptions {
+  return {
+    limits: { maxBodyBytes: 64 * 1024, responseTimeoutMs: limits.responseTimeoutMs },
+    maxConnectionsPerClient: limits.connectionsPerClient,
+    maxStreamsPerConn: 16,
+    clock,
+    rateLimiter: new SourceRateLimiter(
+      { perSecond: limits.requestsPerSecond, burst: limits.requestBurst },
+      clock,
+    ),
+  };
+}
 
 function mappingKey(protocol: RpProtocol, port: number): string {
   return `${protocol}/${port}`;
@@ -443,10 +476,12 @@ export class RpServer {
     handler: Http1Handler = honoHandler(createRpApi({ server: this })),
   ): void {
     const errors: string[] = [];
+    // One limiter for every API address: a client reaching the API on two addresses shares its budget.
+    const serveOptions = apiServeOptions({ ...DEFAULT_RP_API_LIMITS, ...this.#opts.apiLimits }, this.clock);
     for (const hostname of addresses) {
       try {
         const listener = this.#opts.tunnelNet.listenTcp({ hostname, port });
-        this.#apiServers.push(serveHttp(listener, handler, API_SERVE_OPTIONS));
+        this.#apiServers.push(serveHttp(listener, handler, serveOptions));
         log.info("API listening", { addr: `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}` });
       } catch (e) {
         errors.push(`${hostname}:${port}: ${(e as Error).message}`);

@@ -8,7 +8,7 @@ import type { ServiceRegistry } from "../registry.ts";
 import { hostNet } from "../../net/host.ts";
 import { logger } from "../../util/log.ts";
 import type { Clock } from "../../util/clock.ts";
-import { type PortRange, type RpProtocol, RpServer } from "./server.ts";
+import { type PortRange, type RpApiLimits, type RpProtocol, RpServer } from "./server.ts";
 import { RpClient, type RpRoute } from "./client.ts";
 
 const log = logger("rp");
@@ -33,6 +33,7 @@ export interface RpsServiceOptions {
   clientExpirySec?: number;
   sweepIntervalSec?: number;
   udpTimeoutSec?: number;
+  apiLimits?: Partial<RpApiLimits>;
   registry?: ServiceRegistry;
 }
 
@@ -53,6 +54,7 @@ export class RpsService {
       clientExpiryMs: opts.clientExpirySec !== undefined ? opts.clientExpirySec * 1000 : undefined,
       sweepIntervalMs: opts.sweepIntervalSec !== undefined ? opts.sweepIntervalSec * 1000 : undefined,
       udpIdleTimeoutMs: opts.udpTimeoutSec !== undefined ? opts.udpTimeoutSec * 1000 : undefined,
+      apiLimits: opts.apiLimits,
     });
     try {
       server.serveApi(opts.tunnel.addresses, opts.apiPort);

@@ -5,8 +5,8 @@
  *
  * Reload applies what changed and keeps the rest:
  *   rps: RPS_ALLOW_PORTS, RPS_MAX_MAPPINGS and RPS_CLIENT_EXPIRY apply in place (a mapping on a port no
- *        longer allowed is removed); a changed tunnel, bind address, API port, buffer, sweep interval or UDP
- *        timeout restarts the server (clients see a new server_startup_time and register again).
+ *        longer allowed is removed); a changed tunnel, bind address, API port, buffer, sweep interval, UDP
+ *        timeout or RPS_API_* bound restarts the server (clients see a new server_startup_time and register again).
  *   rpc: routes are diffed (removed ones deleted on the server, new ones registered, unchanged ones keep
  *        their live connections); a changed tunnel, server API, client IP, heartbeat, buffer or UDP timeout
  *        restarts the client.
@@ -38,6 +38,10 @@ function rpsRestartKey(ctx: ServiceContext, c: RpsConfig): string {
     c.apiPort,
     c.sweepIntervalSec,
     c.udpTimeoutSec,
+    c.apiConnectionsPerClient,
+    c.apiRequestsPerSec,
+    c.apiRequestBurst,
+    c.apiTimeoutSec,
   ]);
 }
 
@@ -66,6 +70,12 @@ async function startRps(ctx: ServiceContext, cfg: RpsConfig): Promise<RpsService
       clientExpirySec: cfg.clientExpirySec,
       sweepIntervalSec: cfg.sweepIntervalSec,
       udpTimeoutSec: cfg.udpTimeoutSec,
+      apiLimits: {
+        connectionsPerClient: cfg.apiConnectionsPerClient,
+        requestsPerSecond: cfg.apiRequestsPerSec,
+        requestBurst: cfg.apiRequestBurst,
+        responseTimeoutMs: cfg.apiTimeoutSec * 1000,
+      },
       registry: ctx.registry,
     });
   } catch (e) {
