@@ -117,6 +117,52 @@ Deno.test("relay config: through the loader, env-file errors carry file and line
   }
 });
 
+Deno.test("relay config: RELAY_X and relay_2 are warned about, in the env file and the environment", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "wgedge-relaycfg-" });
+  try {
+    const file = `${dir}/relay.env`;
+    await Deno.writeTextFile(
+      file,
+      `RELAY_1=50025;25;pool.example;TCP\nRELAY_X=50026;26;x.example;TCP\nrelay_2=1;2;h;TCP\n`,
+    );
+    const fromFile = await loadConfig({ env: {}, flags: {}, envFile: file });
+    assertEquals(fromFile.config.relay?.relays.map((r) => r.id), ["RELAY_1"]);
+    const expected = "not a relay variable (expected RELAY_<number>, e.g. RELAY_1; typo?); ignored";
+    assertEquals(fromFile.warnings, [
+      `${file}:2: RELAY_X: ${expected}`,
+      `${file}:3: relay_2: ${expected}`,
+    ]);
+    const fromEnv = await loadConfig({
+      env: { RELAY_1: "50025;25;pool.example;TCP", RELAY_WEB: "80;80;h;TCP", Relay_3: "81;81;h;TCP" },
+      flags: {},
+    });
+    assertEquals(fromEnv.warnings, [`RELAY_WEB: ${expected}`, `Relay_3: ${expected}`]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("relay config: an env-file setting a flag overrides is not reported as unknown (--logging n)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "wgedge-relaycfg-" });
+  try {
+    const file = `${dir}/relay.env`;
+    await Deno.writeTextFile(
+      file,
+      `RELAY_1=50025;25;pool.example;TCP\nENABLE_LOGGING=y\nCONNECT_TIMEOUT=5\n`,
+    );
+    const { config, warnings } = await loadConfig({
+      env: {},
+      flags: { logging: "n", "connect-timeout": "7" },
+      envFile: file,
+    });
+    assertEquals(config.relay?.options.logging, false);
+    assertEquals(config.relay?.options.connectTimeoutMs, 7000);
+    assertEquals(warnings, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("relay config: 20 000 random and mutated RELAY_N values only ever raise ConfigError", () => {
   const seeds = [
     "50025;25;btc.trustpool.cc;TCP",

@@ -45,6 +45,8 @@ export class LoadContext {
    * last value unless `joinFlag` is set, in which case the values are joined with commas.
    */
   setting(name: string, flagName?: string, joinFlag = false): Setting | undefined {
+    // Asked for, even when a flag answers: an env-file line the flag overrides is not a typo.
+    this.used.add(name);
     if (flagName !== undefined) {
       const f = this.flags[flagName];
       let v: string | undefined;
@@ -88,6 +90,25 @@ export class LoadContext {
     const names = new Set<string>();
     for (const n of Object.keys(this.env)) if (n.startsWith(prefix)) names.add(n);
     for (const n of this.envFile.keys()) if (n.startsWith(prefix)) names.add(n);
+    const out: Setting[] = [];
+    for (const n of [...names].sort()) {
+      const s = this.envSetting(n);
+      if (s) out.push(s);
+    }
+    return out;
+  }
+
+  /**
+   * Set variables whose name starts with `prefix` in any case but does not match `accept` (`RELAY_X`,
+   * `relay_2` for RELAY_N): a section reports them as typos instead of ignoring them silently. The environment
+   * wins per name; the names count as used, so the env-file check does not report them twice.
+   */
+  strayWithPrefix(prefix: string, accept: RegExp): Setting[] {
+    const lower = prefix.toLowerCase();
+    const names = new Set<string>();
+    for (const n of [...Object.keys(this.env), ...this.envFile.keys()]) {
+      if (n.toLowerCase().startsWith(lower) && !accept.test(n)) names.add(n);
+    }
     const out: Setting[] = [];
     for (const n of [...names].sort()) {
       const s = this.envSetting(n);

@@ -432,6 +432,10 @@ export interface RelaySection {
 export function loadRelaySection(ctx: LoadContext): RelaySection {
   const src = contextValues(ctx);
   const cfg = parseRelays(src, ctx.problems);
+  // RELAY_X or relay_2 would otherwise be ignored without a word: say what the name should look like.
+  for (const s of ctx.strayWithPrefix("RELAY_", RELAY_VAR)) {
+    ctx.warn(s, "not a relay variable (expected RELAY_<number>, e.g. RELAY_1; typo?); ignored");
+  }
   return cfg.relays.length > 0 ? { relay: cfg } : {};
 }
 
