@@ -100,7 +100,7 @@ Deno.test("wgquick: defaults, Obfs, a peer without endpoint, ListenPort 0", () =
   assertEquals(cfg.peers[0].allowedIps, []);
 });
 
-Deno.test("wgquick: wg-quick host keys and unknown keys are warnings, not errors", () => {
+Deno.test("wgquick: wg-quick host keys are warnings; unknown keys are errors with file and line, as in wg(8)", () => {
   const warnings: string[] = [];
   const cfg = parseWgQuick(
     [
@@ -110,20 +110,41 @@ Deno.test("wgquick: wg-quick host keys and unknown keys are warnings, not errors
       "PostUp = iptables -A FORWARD -i %i -j ACCEPT",
       "SaveConfig = true",
       "FwMark = 0x1234",
-      "Colour = blue",
+      "PreUp = true",
+      "PreDown = true",
+      "PostDown = true",
       "[Peer]",
       `PublicKey = ${PEER1}`,
-      "Weight = 3",
     ].join("\n"),
     "wg0.conf",
     warnings,
   );
   assertEquals(cfg.peers.length, 1);
-  assertEquals(warnings.length, 6, warnings.join("\n"));
-  assertStringIncludes(warnings[0], "wg0.conf:3: Table");
+  assertEquals(warnings.length, 7, warnings.join("\n"));
+  assertStringIncludes(warnings[0], "wg0.conf:3: Table is a wg-quick host setting");
   assertStringIncludes(warnings[1], "wg0.conf:4: PostUp");
-  assertStringIncludes(warnings[4], "wg0.conf:7: unknown key Colour");
-  assertStringIncludes(warnings[5], "wg0.conf:10: unknown key Weight in [Peer]");
+  assertStringIncludes(warnings[6], "wg0.conf:9: PostDown");
+
+  const errors = errorsOf(
+    [
+      "[Interface]",
+      `PrivateKey = ${PRIV}`,
+      "Colour = blue",
+      "Lisen Port = 51820",
+      "[Peer]",
+      `PublicKey = ${PEER1}`,
+      "Endpint = 192.0.2.1:51820",
+      "yAnz5TF+lX = 1",
+    ].join("\n"),
+    "wg0.conf",
+  );
+  assertEquals(errors.map((e) => e.message), [
+    "wg0.conf:3: Colour: expected an [Interface] key: PrivateKey, Address, ListenPort, MTU, DNS, Obfs (or a " +
+    "wg-quick host key such as PostUp)",
+    'wg0.conf:4: "Lisen Port": expected a key name without spaces (ListenPort)',
+    "wg0.conf:7: Endpint: expected a [Peer] key: PublicKey, PresharedKey, AllowedIPs, Endpoint, PersistentKeepalive, Reserved",
+    "wg0.conf:8: expected Key = Value (line not shown: it is not a Key = Value line, and it may hold a private key)",
+  ]);
 });
 
 Deno.test("wgquick: repeated single keys and doubly claimed AllowedIPs warn; the later wins", () => {
@@ -197,7 +218,7 @@ Deno.test("wgquick: every error path names source, line, key and expectation; al
       "11:[Interface]",
       "12:PublicKey",
       "14:Endpoint",
-      "15:PersistentKeepalive",
+      "15:PersistentKeepalive, Reserved",
       "16:PresharedKey",
       "17:MTU",
       "20:Endpoint",

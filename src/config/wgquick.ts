@@ -4,9 +4,10 @@
  * Accepted like wg-quick: `[Interface]`/`[Peer]` and keys in any case, `#` comments anywhere on a line (and
  * `;`, the other INI habit), `Address`/`AllowedIPs`/`DNS` as comma lists that may also be repeated, bare
  * addresses meaning a host prefix, `PersistentKeepalive = off`. Keys wg-quick acts on but wgedge does not
- * (routes, hooks, fwmark) are accepted with a warning, as are unknown keys, so a config written for wg-quick
- * loads unchanged. Two extensions: `Obfs` in [Interface], the mwgp obfuscation password, and `Reserved` in
- * [Peer], Cloudflare WARP's three bytes (src/config/reserved.ts).
+ * (routes, hooks, fwmark) are accepted with a warning, so a config written for wg-quick loads unchanged. An
+ * unknown key is an error, as in wg(8) and wg-quick(8): `Endpint = ...` must not yield a tunnel without an
+ * endpoint. Two extensions: `Obfs` in [Interface], the mwgp obfuscation password, and `Reserved` in [Peer],
+ * Cloudflare WARP's three bytes (src/config/reserved.ts).
  *
  * Every problem in the text is collected and thrown together as ConfigErrors; warnings go to the optional
  * `warnings` array. Messages never contain a key, preshared key or password, nor a line that could not be
@@ -46,6 +47,13 @@ const IGNORED_INTERFACE_KEYS: Record<string, string> = {
   saveconfig: "SaveConfig",
   fwmark: "FwMark",
 };
+
+/** The keys each section acts on (lowercase); a key in neither list nor IGNORED_INTERFACE_KEYS is an error. */
+const INTERFACE_KEYS = ["privatekey", "address", "listenport", "mtu", "dns", "obfs"];
+const PEER_KEYS = ["publickey", "presharedkey", "allowedips", "endpoint", "persistentkeepalive", "reserved"];
+const INTERFACE_KEYS_TEXT =
+  "PrivateKey, Address, ListenPort, MTU, DNS, Obfs (or a wg-quick host key such as PostUp)";
+const PEER_KEYS_TEXT = "PublicKey, PresharedKey, AllowedIPs, Endpoint, PersistentKeepalive, Reserved";
 
 /** A key name is word characters only; anything else is a malformed line, never echoed. */
 const KEY_SYNTAX = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
@@ -155,8 +163,22 @@ export function parseWgQuick(text: string, source: string, warnings: string[] = 
     }
     const eq = content.indexOf("=");
     const key = eq < 0 ? "" : content.slice(0, eq).trim();
+    if (eq >= 0 && /^[A-Za-z]+( [A-Za-z]+){1,3}$/.test(key)) {
+      // `Lisen Port = 51820`: words only, so the name can be shown (never the value: it may be a key).
+      p.error({
+        source,
+        line: no,
+        key: JSON.stringify(key),
+        expected: "a key name without spaces (ListenPort)",
+      });
+      continue;
+    }
     if (eq < 0 || !KEY_SYNTAX.test(key)) {
-      p.error({ source, line: no, expected: "Key = Value (line not shown: it may contain a key)" });
+      p.error({
+        source,
+        line: no,
+        expected: "Key = Value (line not shown: it is not a Key = Value line, and it may hold a private key)",
+      });
       continue;
     }
     const line: Line = { no, key, lkey: key.toLowerCase(), value: content.slice(eq + 1).trim() };
@@ -320,15 +342,18 @@ function interfaceKey(p: ProblemCollector, source: string, d: InterfaceDraft, li
       } else if (isPeerKey(line.lkey)) {
         p.error({ source, line: line.no, key: line.key, expected: `${line.key} inside a [Peer] section` });
       } else {
-        p.warn(source, line.no, `unknown key ${unknownKeyName(line.key)} in [Interface] ignored`);
+        p.error({
+          source,
+          line: line.no,
+          key: unknownKeyName(line.key),
+          expected: `an [Interface] key: ${INTERFACE_KEYS_TEXT}`,
+        });
       }
   }
 }
 
 function isPeerKey(lkey: string): boolean {
-  return ["publickey", "presharedkey", "allowedips", "endpoint", "persistentkeepalive", "reserved"].includes(
-    lkey,
-  );
+  return PEER_KEYS.includes(lkey);
 }
 
 function peerKey(p: ProblemCollector, source: string, d: PeerDraft, line: Line): void {
@@ -382,10 +407,7 @@ function peerKey(p: ProblemCollector, source: string, d: PeerDraft, line: Line):
       return;
     }
     default:
-      if (
-        line.lkey in IGNORED_INTERFACE_KEYS ||
-        ["privatekey", "address", "listenport", "mtu", "dns", "obfs"].includes(line.lkey)
-      ) {
+      if (line.lkey in IGNORED_INTERFACE_KEYS || INTERFACE_KEYS.includes(line.lkey)) {
         p.error({
           source,
           line: line.no,
@@ -393,7 +415,12 @@ function peerKey(p: ProblemCollector, source: string, d: PeerDraft, line: Line):
           expected: `${line.key} inside the [Interface] section`,
         });
       } else {
-        p.warn(source, line.no, `unknown key ${unknownKeyName(line.key)} in [Peer] ignored`);
+        p.error({
+          source,
+          line: line.no,
+          key: unknownKeyName(line.key),
+          expected: `a [Peer] key: ${PEER_KEYS_TEXT}`,
+        });
       }
   }
 }
