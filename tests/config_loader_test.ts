@@ -270,6 +270,33 @@ Deno.test("loader: env file values, below the real environment, with line-number
   });
 });
 
+Deno.test("loader: errors inside env-file values (WG_TUNNEL_<NAME>, via=, MWGP_*_CONFIG) carry the file's line", async () => {
+  await withDir(async (dir) => {
+    const envPath = `${dir}/wgedge.env`;
+    await writePrivate(
+      envPath,
+      [
+        "# tunnels", // 1
+        "WG_TUNNEL_A=x|y", // 2
+        `WG_TUNNEL_B="${INI.replace("MTU = 1400", "MTU = 9").replaceAll("\n", "\\n")}"`, // 3
+        "RELAY_1=1000;80;h.example;TCP;via=wg:nope", // 4
+        'MWGP_SERVER_CONFIG={listen: ":7000", servers: [{peers: [{pubkey: "x"}]}]}', // 5
+      ].join("\n"),
+    );
+    const errors = await loadErrors({ envFile: envPath });
+    assertEquals(errors.map((e) => e.message), [
+      `${envPath}:2: WG_TUNNEL_A: expected 4 fields PrivateKey|PublicKey|Endpoint|ClientIP, got 2 field(s)`,
+      `${envPath}:3: WG_TUNNEL_B line 5, MTU: expected an MTU 576..65535, got "9"`,
+      `${envPath}:5: MWGP_SERVER_CONFIG, servers[0]: expected exactly one of "privkey" or "privkey_file"`,
+      `${envPath}:5: MWGP_SERVER_CONFIG, servers[0].peers[0].pubkey: expected a base64-encoded 32-byte key ` +
+      '(44 characters ending in "="); got a 1-character value, not shown',
+      `${envPath}:5: MWGP_SERVER_CONFIG, servers[0].peers[0].forward_to: expected a string (required)`,
+      `${envPath}:4: RELAY_1 via: expected a configured tunnel: set WG_TUNNEL_NOPE (or use wg:main for the ` +
+      'WG_CONFIG tunnel), got "wg:nope"',
+    ]);
+  });
+});
+
 Deno.test("envfile: quoting, export, multi-line values, comments", () => {
   const warnings: string[] = [];
   const m = parseEnvFile(

@@ -104,6 +104,29 @@ Deno.test("mwgp config: every problem names the file, the path (and line) and wh
   );
 });
 
+Deno.test("mwgp config: errors point at the line of the value they are about, or of the object lacking it", () => {
+  const text = `{
+  // a comment with forward_to: in it
+  listen: ":7000",
+  servers: [
+    {
+      privkey: "${priv}",
+      peers: [
+        { pubkey: "${pub}", forward_to: "127.0.0.1:51820" },
+        { pubkey: "${pub}" },
+        { 'pubkey': "${pub}",
+          "forward_to": "no port" },
+      ],
+    },
+  ],
+}`;
+  const msg = errorsOf(() => parseMwgpServerConfig(text, "s.json5")).split("\n");
+  assertEquals(msg, [
+    "s.json5:9: servers[0].peers[1].forward_to: expected a string (required)",
+    's.json5:11: servers[0].peers[2].forward_to: expected an address "host:port", ":port" or "[v6]:port", got "no port"',
+  ]);
+});
+
 Deno.test("mwgp config: client keys are required (a config error, not zeros)", () => {
   const msg = errorsOf(() =>
     parseMwgpClientConfig(`{ server: "vpn.example.com:1000", listen: "127.0.0.1:1000" }`, "c.json")

@@ -5,7 +5,7 @@
  * reports all of them.
  */
 import type { WgConfig } from "../wireguard/config.ts";
-import { type ConfigErrorInit, ConfigErrors, ProblemCollector } from "./errors.ts";
+import { ConfigError, type ConfigErrorInit, ConfigErrors, ProblemCollector } from "./errors.ts";
 import type { EnvFileEntry } from "./envfile.ts";
 import { isWorldAccessible, parseWgText, readValue, worldAccessibleWarning } from "./source.ts";
 
@@ -162,15 +162,38 @@ export class LoadContext {
   }
 
   /** A WireGuard config (INI or pipe form) given inline or as a path by this setting. */
-  wgConfig(s: Setting): Promise<WgConfig | undefined> {
-    return this.capture(async () => {
+  async wgConfig(s: Setting): Promise<WgConfig | undefined> {
+    try {
       const { text, source, path } = await readValue(s.value, s);
       const cfg = parseWgText(text, source, this.warnings);
       if (path !== undefined && await isWorldAccessible(path)) {
         this.warnings.push(worldAccessibleWarning(path));
       }
       return cfg;
-    });
+    } catch (e) {
+      this.problems.errors.push(...this.inEnvFile(s, e));
+      return undefined;
+    }
+  }
+
+  /**
+   * The errors `e` holds, with those found inside an env-file value given inline (a whole wg-quick or JSON5
+   * config: their source is the variable, their line one of the value) pointed at the env file's line; the
+   * value's own line stays in the key (`WG_TUNNEL_A line 5, MTU`). Anything not a config error is rethrown.
+   */
+  inEnvFile(s: Setting, e: unknown): ConfigError[] {
+    const errors = ConfigErrors.flatten(e);
+    if (s.from !== "envfile") return errors;
+    return errors.map((x) =>
+      x.source !== s.name ? x : new ConfigError({
+        source: s.source,
+        line: s.line,
+        key: [s.name + (x.line !== undefined && /[\r\n]/.test(s.value) ? ` line ${x.line}` : ""), x.key]
+          .filter(Boolean).join(", "),
+        expected: x.expected,
+        gotDescription: x.got,
+      })
+    );
   }
 
   /** Warns about env-file variables no section asked for: usually a typo. */

@@ -95,3 +95,119 @@ export function syntaxErrorLine(text: string, error: unknown): number | undefine
   for (let i = 0; i < pos; i++) if (text.charCodeAt(i) === 10) line++;
   return line;
 }
+
+/**
+ * The 1-based line of every value in a JSON5 text, keyed by its path as config messages spell it
+ * (`servers[0].peers[1].forward_to`; the root is ""). A path names the line of its key for an object member
+ * and of its first character for an array element. Scans strings (both quotes, escapes, line continuations),
+ * comments and identifier keys only; JSON5.parse still decides validity, and a broken text gives what was
+ * found before the break. Messages use it instead of searching for the key's name, which finds the first
+ * `forward_to` of the file for every peer.
+ */
+export function json5PathLines(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  type Frame = { kind: "[" | "{"; path: string; index: number; expectKey: boolean; key?: string };
+  const stack: Frame[] = [];
+  let line = 1;
+  // Where the next value goes: set when a key (or an array slot) is pending.
+  let pending: string | undefined = "";
+  const at = (path: string, l: number) => {
+    if (!out.has(path)) out.set(path, l);
+  };
+  const join = (base: string, key: string) => (base === "" ? key : `${base}.${key}`);
+  const valueStart = () => {
+    const top = stack[stack.length - 1];
+    if (top?.kind === "[" && pending === undefined) {
+      pending = `${top.path}[${top.index}]`;
+      at(pending, line);
+    }
+    const p = pending;
+    pending = undefined;
+    return p;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "\n" || c === "\u2028" || c === "\u2029") {
+      line++;
+      continue;
+    }
+    if (c === "\r") {
+      if (text[i + 1] !== "\n") line++;
+      continue;
+    }
+    if (c === " " || c === "\t" || c === "\uFEFF" || c === "\v" || c === "\f" || c === "\u00A0") continue;
+    if (c === "/" && text[i + 1] === "/") {
+      while (i + 1 < text.length && !/[\n\r\u2028\u2029]/.test(text[i + 1])) i++;
+      continue;
+    }
+    if (c === "/" && text[i + 1] === "*") {
+      i += 2;
+      while (i < text.length && !(text[i] === "*" && text[i + 1] === "/")) {
+        if (text[i] === "\n") line++;
+        i++;
+      }
+      i++;
+      continue;
+    }
+    const top = stack[stack.length - 1];
+    if (top?.kind === "{" && top.expectKey && c !== "}") {
+      // A member name: quoted or an identifier.
+      const keyLine = line;
+      let key = "";
+      if (c === '"' || c === "'") {
+        const start = i;
+        i = skipString(text, i, () => line++);
+        key = decodeKey(c === '"' ? text.slice(start, i + 1) : JSON.stringify(text.slice(start + 1, i)));
+      } else {
+        const m = /^[$_\p{L}\p{Nl}\\][$_\p{L}\p{Nl}\p{Mn}\p{Mc}\p{Nd}\p{Pc}\u200C\u200D\\]*/u.exec(
+          text.slice(i),
+        );
+        if (!m) return out;
+        key = m[0];
+        i += m[0].length - 1;
+      }
+      top.expectKey = false;
+      pending = join(top.path, key);
+      at(pending, keyLine);
+      continue;
+    }
+    if (c === ":") continue;
+    if (c === ",") {
+      if (top?.kind === "{") top.expectKey = true;
+      else if (top?.kind === "[") top.index++;
+      pending = undefined;
+      continue;
+    }
+    if (c === "}" || c === "]") {
+      stack.pop();
+      pending = undefined;
+      if (stack.length === 0) return out;
+      continue;
+    }
+    if (c === "{" || c === "[") {
+      const path = valueStart() ?? "";
+      stack.push({ kind: c, path, index: 0, expectKey: c === "{" });
+      continue;
+    }
+    valueStart();
+    if (c === '"' || c === "'") i = skipString(text, i, () => line++);
+    else while (i + 1 < text.length && !/[\s,\]}\/]/.test(text[i + 1])) i++;
+  }
+  return out;
+}
+
+/** Index of the closing quote of the string opening at `i`; calls newline() for each escaped line break. */
+function skipString(text: string, i: number, newline: () => void): number {
+  const q = text[i];
+  for (i++; i < text.length && text[i] !== q; i++) {
+    if (text[i] === "\\") {
+      i++;
+      if (text[i] === "\n" || text[i] === "\u2028" || text[i] === "\u2029") newline();
+      else if (text[i] === "\r") {
+        if (text[i + 1] === "\n") i++;
+        newline();
+      }
+    } else if (text[i] === "\n") return i; // invalid; JSON5.parse reports it
+  }
+  return i;
+}

@@ -154,9 +154,12 @@ function checkTunnelReferences(config: Partial<Config>, ctx: LoadContext): void 
     if (!m) continue;
     const name = m[1].toLowerCase();
     if (config.tunnels?.has(name) || (name === "main" && config.tunnel)) continue;
+    // The relay's own variable (flag relays have none): an env-file relay is named by file and line.
+    const s = /^RELAY_\d+$/.test(r.id) ? ctx.envSetting(r.id) : undefined;
     ctx.problems.error({
-      source: r.id,
-      key: "via",
+      source: s?.source ?? r.id,
+      line: s?.line,
+      key: s?.key ? `${s.key} via` : "via",
       expected: `a configured tunnel: set WG_TUNNEL_${m[1].toUpperCase()}` +
         (name === "main" ? " or WG_CONFIG" : " (or use wg:main for the WG_CONFIG tunnel)"),
       got: `wg:${m[1]}`,

@@ -10,6 +10,7 @@ import type { LoadContext } from "./context.ts";
 import { readConfigFile } from "./source.ts";
 import { decodeKey, publicKey } from "../crypto/x25519.ts";
 import { describeBadKey } from "./keys.ts";
+import { json5PathLines } from "./json_lines.ts";
 
 /** Source validation level for transport packets (csvl/ssvl). */
 export enum SourceValidation {
@@ -113,20 +114,28 @@ export function formatHostPort(hp: HostPort): string {
   return hp.host.includes(":") ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
 }
 
-/** Finds the 1-based line where `"key"` or `key:` first appears at or after the line of `after` (best effort). */
-function lineOf(text: string, key: string, afterLine = 1): number | undefined {
-  const lines = text.split(/\r?\n/);
-  const re = new RegExp(`(^|[\\s{,])["']?${key.replace(/[^A-Za-z0-9_]/g, "")}["']?\\s*:`);
-  for (let i = Math.max(0, afterLine - 1); i < lines.length; i++) if (re.test(lines[i])) return i + 1;
-  return undefined;
-}
-
 class Reader {
-  constructor(readonly p: ProblemCollector, readonly source: string, readonly text: string) {}
+  readonly #lines: Map<string, number>;
+
+  constructor(readonly p: ProblemCollector, readonly source: string, readonly text: string) {
+    this.#lines = json5PathLines(text);
+  }
+
+  /**
+   * The line of `path` (`servers[1].peers[0].forward_to`), else of the nearest enclosing value that is in the
+   * text: a missing required key points at the object that lacks it.
+   */
+  lineOf(path: string): number | undefined {
+    for (let p = path; p !== ""; p = p.replace(/(\.[^.[]*|\[\d+\])$/, "")) {
+      const line = this.#lines.get(p);
+      if (line !== undefined) return line;
+      if (!/(\.[^.[]*|\[\d+\])$/.test(p)) break;
+    }
+    return undefined;
+  }
 
   err(path: string, expected: string, got?: string): void {
-    const key = path.split(/[.[]/).pop()!.replace("]", "");
-    this.p.error({ source: this.source, line: lineOf(this.text, key), key: path, expected, got });
+    this.p.error({ source: this.source, line: this.lineOf(path), key: path, expected, got });
   }
 
   str(obj: Json, key: string, path: string, required: boolean): string | undefined {
@@ -184,7 +193,7 @@ class Reader {
   unknownKeys(obj: Json, known: string[], path: string): void {
     for (const k of Object.keys(obj)) {
       if (!known.includes(k)) {
-        this.p.warn(this.source, lineOf(this.text, k), `${path}${k}: unknown key, ignored`);
+        this.p.warn(this.source, this.lineOf(`${path}${k}`), `${path}${k}: unknown key, ignored`);
       }
     }
   }
@@ -558,11 +567,12 @@ export async function loadMwgpConfigSection(ctx: LoadContext): Promise<{ mwgp?: 
   for (const [setting, mode] of [[server, "server"], [client, "client"]] as const) {
     if (!setting) continue;
     try {
+      // Named by the variable: an inline value's errors are then pointed at its env-file line by inEnvFile.
       if (mode === "server") {
-        out.server = await loadMwgpServerConfig(setting.value, lineOfSetting(setting), ctx.warnings);
-      } else out.client = await loadMwgpClientConfig(setting.value, lineOfSetting(setting), ctx.warnings);
+        out.server = await loadMwgpServerConfig(setting.value, setting.name, ctx.warnings);
+      } else out.client = await loadMwgpClientConfig(setting.value, setting.name, ctx.warnings);
     } catch (e) {
-      problems.push(...ConfigErrors.flatten(e));
+      problems.push(...ctx.inEnvFile(setting, e));
     }
   }
   if (problems.length > 0) throw new ConfigErrors(problems);
