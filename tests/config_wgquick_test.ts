@@ -218,7 +218,7 @@ Deno.test("wgquick: every error path names source, line, key and expectation; al
       "11:[Interface]",
       "12:PublicKey",
       "14:Endpoint",
-      "15:PersistentKeepalive, Reserved",
+      "15:PersistentKeepalive",
       "16:PresharedKey",
       "17:MTU",
       "20:Endpoint",
