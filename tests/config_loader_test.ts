@@ -285,7 +285,7 @@ Deno.test("loader: errors inside env-file values (WG_TUNNEL_<NAME>, via=, MWGP_*
     );
     const errors = await loadErrors({ envFile: envPath });
     assertEquals(errors.map((e) => e.message), [
-      `${envPath}:2: WG_TUNNEL_A: expected 4 fields PrivateKey|PublicKey|Endpoint|ClientIP, got 2 field(s)`,
+      `${envPath}:2: WG_TUNNEL_A: expected 4 or 5 fields PrivateKey|PublicKey|Endpoint|ClientIP[|Reserved], got 2 field(s)`,
       `${envPath}:3: WG_TUNNEL_B line 5, MTU: expected an MTU 576..65535, got "9"`,
       `${envPath}:5: MWGP_SERVER_CONFIG, servers[0]: expected exactly one of "privkey" or "privkey_file"`,
       `${envPath}:5: MWGP_SERVER_CONFIG, servers[0].peers[0].pubkey: expected a base64-encoded 32-byte key ` +
