@@ -34,6 +34,7 @@ import { loadRpSection, type RpcConfig, type RpsConfig } from "./rp.ts";
 import { loadMwgpConfigSection, type MwgpSection } from "./mwgp.ts";
 import { loadNtripStationsSection, type NtripStationsConfig } from "./ntrip_stations.ts";
 import { loadNtripCasterSection, type NtripCasterConfig } from "./ntrip_caster.ts";
+import { privilegedPortWarnings } from "./privileged_ports.ts";
 
 export { ConfigError, ConfigErrors } from "./errors.ts";
 export { type Flags, LoadContext, type Setting } from "./context.ts";
@@ -139,6 +140,7 @@ async function loadWithWarnings(opts: LoadOptions, warnings: string[]): Promise<
     if (part) Object.assign(config, part);
   }
   checkTunnelReferences(config, ctx);
+  warnings.push(...privilegedPortWarnings(config));
   ctx.warnUnusedEnvFileEntries();
   ctx.problems.throwIfAny();
   return { config: config as Config, warnings };
