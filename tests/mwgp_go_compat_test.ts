@@ -5,6 +5,8 @@
  * hn2etxt), `dns` without a port and small `max_packet_size`, and a `:port` listen that serves IPv6 and IPv4 clients. Loopback only; the
  * WireGuard peers are noise.ts handshakes; every network wait is bounded.
  */
+import { waitFor } from "./helpers/wait.ts";
+import { receiveWithin } from "./helpers/udp.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { Forwarder, type Outbound } from "../src/services/mwgp/forwarder.ts";
 import { serverRouter } from "../src/services/mwgp/router.ts";
@@ -53,30 +55,8 @@ function transport(receiver: number, marker = 0, len = 64): Uint8Array {
 }
 
 /** A receive bounded at `ms` (a lost datagram fails the test instead of hanging it). */
-async function recv(conn: Deno.DatagramConn, what: string, ms = 15_000): Promise<[Uint8Array, Deno.NetAddr]> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const r = conn.receive();
-  r.catch(() => {}); // the socket is closed after a timeout
-  try {
-    const [data, from] = await Promise.race([
-      r,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-      }),
-    ]);
-    return [data, from as Deno.NetAddr];
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Polls a condition every 20 ms, at most 60 s (a loaded CI machine delays timers by seconds). */
-async function waitUntil(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 3000; i++) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+function recv(conn: Deno.DatagramConn, what: string, ms = 15_000): Promise<[Uint8Array, Deno.NetAddr]> {
+  return receiveWithin(conn, what, ms) as Promise<[Uint8Array, Deno.NetAddr]>;
 }
 
 function udp(hostname = LOOP): Deno.DatagramConn {
@@ -311,7 +291,7 @@ Deno.test("mwgp Go cache (SECURITY): over loopback, after loading a Go cache, a 
     // A transport for the client from another port of the server's host...
     await wrong.send(transport(1111, 9), mwgpUpstream);
     const f = svc.forwarder.stats;
-    await waitUntil(
+    await waitFor(
       () => f.drops.source_mismatch + f.packetsToClient > 0,
       "the wrong-port transport handled",
     );

@@ -1,6 +1,7 @@
 /** The host Net: connect timeout, refused dials named, injected resolver, IP-literal helpers. */
 import { createHostNet, DialError } from "../src/net/host.ts";
 import { isIpLiteral, MapResolver, osResolver } from "../src/net/resolve.ts";
+import { receiveWithin } from "./helpers/udp.ts";
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { freePort } from "./helpers/ports.ts";
 
@@ -106,7 +107,7 @@ Deno.test("host net: listeners and UDP sockets report their bound addresses", as
   const u = net.listenUdp({ hostname: "127.0.0.1", port: 0 });
   const v = net.listenUdp({ hostname: "127.0.0.1", port: 0 });
   await u.send(new Uint8Array([1, 2]), v.addr);
-  const [data, from] = await v.receive();
+  const [data, from] = await receiveWithin(v, "the datagram on loopback");
   assertEquals([...data], [1, 2]);
   assertEquals(from.port, u.addr.port);
   u.close();

@@ -352,6 +352,9 @@ Deno.test("tls: a plain-text server, a silent one and an abort each end with a T
   }
 });
 
-async function waitLength(list: unknown[], n: number): Promise<void> {
-  while (list.length < n) await new Promise((r) => setTimeout(r, 10));
+function waitLength(list: unknown[], n: number): Promise<void> {
+  return waitFor(() => list.length >= n, {
+    what: () => `${n} entries (have ${list.length})`,
+    intervalMs: 10,
+  });
 }

@@ -10,7 +10,7 @@
  * bounded and every child is killed in `finally`. Data enters str2str through its `tcpsvr://` input, written
  * by the test (paced epoch by epoch), so the recording's timing is the test's.
  */
-import { interopTest, Netns, wgKeyPair, WireguardGo } from "./helpers/interop.ts";
+import { interopTest, Netns, waitFor, wgKeyPair, WireguardGo } from "./helpers/interop.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { freePort } from "./helpers/ports.ts";
 import { within } from "./helpers/tcp.ts";
@@ -29,7 +29,6 @@ import {
   stopAll,
   str2strSourceCaster,
   waitStation,
-  waitUntil,
   wgedge,
   writeJson,
 } from "./helpers/ntrip_interop.ts";
@@ -103,7 +102,7 @@ async function fileBytes(path: string): Promise<Uint8Array> {
 /** Waits until the file ends with the recording's last frame. */
 async function waitForLastFrame(path: string, procs: Proc[]): Promise<Uint8Array> {
   let got: Uint8Array = new Uint8Array(0);
-  await waitUntil(async () => {
+  await waitFor(async () => {
     got = await fileBytes(path);
     return endsWithLastFrame(got);
   }, () => `the client's file to end with the last frame (${got.length} bytes)\n${outputs(procs)}`);
@@ -182,7 +181,7 @@ interopTest(
         `file://${out}`,
       ]);
       procs.push(client);
-      await waitUntil(async () => {
+      await waitFor(async () => {
         const r = await fetch(`http://127.0.0.1:${casterAdmin}/api/v1/status`).catch(() => undefined);
         if (!r) return false;
         const mounts = (await r.json()).ntrip_caster?.mounts ?? [];
@@ -307,7 +306,7 @@ interopTest(
         ]),
       );
       procs.push(client2);
-      await waitUntil(async () => {
+      await waitFor(async () => {
         const r = await ns.exec(
           ["curl", "-sS", "--max-time", "5", `http://127.0.0.1:${admin}/api/v1/ntrip`],
           {

@@ -5,6 +5,7 @@
  * alike. Time outside the handshakes is a ManualClock; waits on the real TLS work are bounded polls.
  */
 import * as tls from "node:tls";
+import { waitFor } from "./helpers/wait.ts";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { ManualClock } from "../src/util/clock.ts";
 import { logger } from "../src/util/log.ts";
@@ -80,12 +81,6 @@ function worker(cfg: StationConfig, net: MemoryNet, clock: ManualClock): Station
   });
 }
 
-/** Polls `cond` on real time (the TLS work is real I/O), at most 10 s. */
-async function until(cond: () => boolean, what: () => string): Promise<void> {
-  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  if (!cond()) throw new Error(`timed out waiting for ${what()}`);
-}
-
 async function withCert(fn: (cert: TestCert) => Promise<void>): Promise<void> {
   const cert = await makeCert("src.example", ["DNS:src.example", "DNS:dst.example"]);
   try {
@@ -106,17 +101,17 @@ Deno.test("src_tls + dst_tls: both NTRIP sessions run inside TLS and the frames 
     try {
       w.start();
       clock.advance(0);
-      await until(
+      await waitFor(
         () => w.state === "WAITING_DATA",
         () => `WAITING_DATA (state ${w.state}, ${w.lastError?.message})`,
       );
       assert(src.request().startsWith("GET /SRC HTTP/1.0\r\n"), src.request());
       const frames = [rtcmFrame(1005, 19), rtcmFrame(1077, 40, 7), rtcmFrame(1087, 30, 9)];
       src.sockets[0].write(frames[0]);
-      await until(() => w.state === "RUNNING", () => `RUNNING (state ${w.state}, ${w.lastError?.message})`);
+      await waitFor(() => w.state === "RUNNING", () => `RUNNING (state ${w.state}, ${w.lastError?.message})`);
       assert(dst.request().startsWith("SOURCE dstpw /DST\r\n"), dst.request());
       src.sockets[0].write(concat(frames.slice(1)));
-      await until(
+      await waitFor(
         () => dst.body().length >= frames[1].length + frames[2].length,
         () => "frames at the destination",
       );
@@ -151,7 +146,7 @@ Deno.test("src_tls: a certificate the station does not trust is a tls error, bac
     try {
       w.start();
       clock.advance(0);
-      await until(() => w.lastError !== undefined, () => `an error (state ${w.state})`);
+      await waitFor(() => w.lastError !== undefined, () => `an error (state ${w.state})`);
       assertEquals(w.lastError!.side, "source");
       assertEquals(w.lastError!.kind, "tls");
       assertStringIncludes(
@@ -183,11 +178,11 @@ Deno.test("src_tls: a caster that never answers the handshake: tls error after 1
   try {
     w.start();
     clock.advance(0);
-    await until(() => held.length === 1, () => "the dial");
+    await waitFor(() => held.length === 1, () => "the dial");
     await advance(clock, 9_900);
     assertEquals(w.lastError, undefined);
     await advance(clock, 200);
-    await until(() => w.lastError !== undefined, () => "the handshake timeout");
+    await waitFor(() => w.lastError !== undefined, () => "the handshake timeout");
     assertEquals(w.lastError!.kind, "tls");
     assertStringIncludes(w.lastError!.message, "no handshake within 10 s");
     assert(held[0].closed || held[0].peer.closed, "the connection is closed");

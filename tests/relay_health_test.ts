@@ -5,19 +5,11 @@ import { PROXY_V2_SIGNATURE, proxyV1Header, proxyV2Header } from "../src/service
 import { ServiceRegistry } from "../src/services/registry.ts";
 import { ManualClock } from "../src/util/clock.ts";
 import { configureLogging } from "../src/util/log.ts";
+import { waitFor } from "./helpers/wait.ts";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { freePort } from "./helpers/ports.ts";
 
 configureLogging({ level: "error" });
-
-/** Bounded at 60 s: a probe is a real connect, which a loaded CI machine can delay for seconds. */
-async function until(cond: () => boolean, what: string) {
-  for (let i = 0; i < 6000; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 Deno.test("relay health: down after HEALTH_CHECK_RETRIES failures, up again after one success", async () => {
   const clock = new ManualClock();
@@ -40,10 +32,10 @@ Deno.test("relay health: down after HEALTH_CHECK_RETRIES failures, up again afte
   try {
     assertEquals(relay.stats.health, "unknown");
     clock.advance(0); // first probe: target closed
-    await until(() => relay.stats.healthChecks === 1, "first probe");
+    await waitFor(() => relay.stats.healthChecks === 1, "first probe");
     assertEquals(relay.stats.health, "unknown", "one failure is not enough");
     clock.advance(30_000);
-    await until(() => relay.stats.healthChecks === 2, "second probe");
+    await waitFor(() => relay.stats.healthChecks === 2, "second probe");
     assertEquals(relay.stats.health, "down");
     assertEquals(svc.status()[0].state, "listening", "a down target keeps the relay listening");
     assertStringIncludes(registry.metrics.render(), `wgedge_relay_target_healthy{relay="RELAY_1"`);
@@ -52,7 +44,7 @@ Deno.test("relay health: down after HEALTH_CHECK_RETRIES failures, up again afte
     target = Deno.listen({ hostname: "127.0.0.1", port: targetPort });
     const accepted = target.accept().then((c) => c.close());
     clock.advance(30_000);
-    await until(() => relay.stats.healthChecks === 3, "third probe");
+    await waitFor(() => relay.stats.healthChecks === 3, "third probe");
     await accepted;
     assertEquals(relay.stats.health, "up");
     assert(/wgedge_relay_target_healthy\{[^}]*\} 1\n/.test(registry.metrics.render()));

@@ -7,6 +7,7 @@ import { parseRelayConfig } from "../src/config/relay.ts";
 import { createHostNet } from "../src/net/host.ts";
 import { MapResolver } from "../src/net/resolve.ts";
 import { configureLogging } from "../src/util/log.ts";
+import { waitFor } from "./helpers/wait.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { freePort } from "./helpers/ports.ts";
 
@@ -99,7 +100,7 @@ Deno.test("relay tcp: 1000 concurrent connections each get their own reply", asy
       Array.from({ length: N }, () => Deno.connect({ hostname: "127.0.0.1", port: inPort })),
     );
     await serving;
-    await waitUntil(() => svc.status()[0].active === N, "all connections active");
+    await waitFor(() => svc.status()[0].active === N, "all connections active");
     assertEquals(svc.status()[0].active, N);
     // Every server side echoes what it receives, then the clients check they got their own message back.
     const echoes = serverConns.map(async (c) => {
@@ -126,22 +127,13 @@ Deno.test("relay tcp: 1000 concurrent connections each get their own reply", asy
     }));
     await Promise.all(echoes);
     assertEquals(results.filter((x) => x).length, N);
-    await waitUntil(() => svc.status()[0].active === 0, "all connections closed");
+    await waitFor(() => svc.status()[0].active === 0, "all connections closed");
     assertEquals(svc.status()[0].total, N);
   } finally {
     await svc.stop();
     target.close();
   }
 });
-
-/** Bounded at 60 s: 1000 connections through the relay can take a while on a loaded 2-core CI machine. */
-async function waitUntil(cond: () => boolean, what: string, tries = 2400) {
-  for (let i = 0; i < tries; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 Deno.test("relay tcp: half-close is carried (target replies after client EOF)", async () => {
   const target = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -195,7 +187,7 @@ Deno.test("relay tcp: target down closes the client and counts the failure", asy
       client.close();
       assert(ended, "client connection closed by the relay");
     }
-    await waitUntil(() => svc.status()[0].failed === 3, "three failures counted");
+    await waitFor(() => svc.status()[0].failed === 3, "three failures counted");
     const st = svc.status()[0];
     assertEquals(st.failed, 3);
     assertEquals(st.active, 0);

@@ -4,6 +4,7 @@ import type { UdpRelay } from "../src/services/relay/udp.ts";
 import { parseRelayConfig } from "../src/config/relay.ts";
 import { ManualClock } from "../src/util/clock.ts";
 import { configureLogging } from "../src/util/log.ts";
+import { receiveWithin } from "./helpers/udp.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { freePort as freeUdpPort } from "./helpers/ports.ts";
 import { createHostNet } from "../src/net/host.ts";
@@ -160,7 +161,7 @@ Deno.test("relay udp: the flow table bound holds under a flood of new source por
     // The newest client still has a working flow.
     const last = clients[N - 1];
     assertEquals(await roundTrip(last, inPort, "still here"), `echo flood ${N - 1}`); // the queued echo first
-    const [again] = await last.receive();
+    const [again] = await receiveWithin(last, 'the echo of "still here"');
     assertEquals(dec.decode(again), "echo still here");
   } finally {
     for (const c of clients) c.close();

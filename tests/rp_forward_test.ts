@@ -2,6 +2,7 @@
  * The rp data path pieces with an injected clock: UDP flows expire when idle and the table is bounded; TCP
  * forwarding carries half-close and counts bytes; closing a forwarder closes its live connections.
  */
+import { receiveWithin } from "./helpers/udp.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { waitFor } from "./helpers/interop.ts";
 import { newForwardStats, TcpForwarder, UdpForwarder } from "../src/services/rp/forward.ts";
@@ -29,7 +30,7 @@ function udpEcho(): { port: number; close: () => void; done: Promise<void> } {
 
 async function ask(sock: Deno.DatagramConn, to: number, text: string): Promise<string> {
   await sock.send(new TextEncoder().encode(text), { transport: "udp", hostname: "127.0.0.1", port: to });
-  const [d] = await sock.receive();
+  const [d] = await receiveWithin(sock, `the answer to "${text}"`);
   return new TextDecoder().decode(d);
 }
 

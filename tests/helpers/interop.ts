@@ -5,6 +5,7 @@
  * FAILS when WGEDGE_REQUIRE_INTEROP=1 (CI) so a missing tool can never pass silently. capabilityTest() does the
  * same for any other capability (libcrypto through FFI, a glibc feature, a reference tool).
  */
+import { waitFor } from "./wait.ts";
 
 /** CI sets WGEDGE_REQUIRE_INTEROP=1: there a test that cannot run fails instead of being ignored. */
 export const REQUIRED = Deno.env.get("WGEDGE_REQUIRE_INTEROP") === "1";
@@ -307,31 +308,7 @@ export async function wgPsk(): Promise<string> {
   return (await run(["wg", "genpsk"])).stdout.trim();
 }
 
-/**
- * The shortest time waitFor gives a condition. CI runs the test files in parallel on 2 cores next to
- * wireguard-go, iperf3 and 64 MiB transfers: a process start or a handshake can take seconds there although
- * nothing is wrong, and a wait that gives up early fails a correct test.
- */
-export const WAIT_FOR_MIN_MS = 60_000;
-
-/**
- * Polls cond every intervalMs until true. Gives up once it has polled `tries` times AND WAIT_FOR_MIN_MS have
- * passed (bounded either way; a small `tries` never makes the wait short).
- */
-export async function waitFor(
-  cond: () => boolean | Promise<boolean>,
-  what: string,
-  tries = 200,
-  intervalMs = 50,
-): Promise<void> {
-  const deadline = Date.now() + WAIT_FOR_MIN_MS;
-  for (let i = 1;; i++) {
-    if (await cond()) return;
-    if (i >= tries && Date.now() >= deadline) break;
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+export { WAIT_FOR_MIN_MS, waitFor, type WaitOptions } from "./wait.ts";
 
 /** Collects a child's piped stream into a growing string (for waiting on log lines). */
 export function collect(stream: ReadableStream<Uint8Array>): { text: () => string; done: Promise<void> } {

@@ -168,15 +168,6 @@ export async function ntripApi(
   return { text, stations: JSON.parse(text).stations };
 }
 
-/** waitFor (400 x 100 ms) with a description built when it gives up (process output included). */
-export async function waitUntil(cond: () => boolean | Promise<boolean>, what: () => string): Promise<void> {
-  try {
-    await waitFor(cond, "condition", 400, 100);
-  } catch {
-    throw new Error(`timed out waiting for ${what()}`);
-  }
-}
-
 /** Station id's status, undefined while the API does not answer. */
 export async function station(
   ns: Netns | undefined,
@@ -200,7 +191,7 @@ export async function waitStation(
   procs: Proc[] = [],
 ): Promise<StationStatus> {
   let last: StationStatus | undefined;
-  await waitUntil(async () => {
+  await waitFor(async () => {
     last = await station(ns, admin, id);
     return last !== undefined && cond(last);
   }, () => `${id}: ${what}; last status ${JSON.stringify(last)}\n${outputs(procs)}`);

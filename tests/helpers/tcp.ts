@@ -1,6 +1,9 @@
 /** Kernel TCP helpers for tests: an echo server and a bounded request/answer on a connection. */
+import { within } from "./wait.ts";
 
 export const TCP_WAIT_MS = 30_000;
+
+export { within };
 
 /** A TCP echo server on 127.0.0.1 (an ephemeral port); `close()` also closes the live connections. */
 export function tcpEcho(): { port: number; close(): void } {
@@ -23,21 +26,6 @@ export function tcpEcho(): { port: number; close(): void } {
       }
     },
   };
-}
-
-/** Rejects with `what` after ms; the timer is cleared whichever way `p` ends. */
-export async function within<T>(p: Promise<T>, what: string, ms = TCP_WAIT_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) =>
-        timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms)
-      ),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Writes `text` and reads until as many bytes came back (bounded); resolves what came back. */

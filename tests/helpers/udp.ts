@@ -1,4 +1,20 @@
 /** UDP test helpers shared by the relay, rp and tunnel tests. */
+import { within } from "./wait.ts";
+
+/**
+ * One datagram, or a failure naming `what` after ms (default 30 s): a datagram lost on a loaded machine fails
+ * the test with a reason instead of hanging the suite. The receive left pending is absorbed if the socket is
+ * closed afterwards.
+ */
+export function receiveWithin<A>(
+  sock: { receive(): Promise<[Uint8Array, A]> },
+  what: string,
+  ms?: number,
+): Promise<[Uint8Array, A]> {
+  const r = sock.receive();
+  r.catch(() => {});
+  return within(r, what, ms);
+}
 
 interface EchoSocket<A> {
   send(data: Uint8Array, to: A): Promise<number>;
