@@ -3,8 +3,11 @@
  * touches nothing), client-mode re-resolution of the server name, and no secrets in the status JSON.
  * The WireGuard peers here are noise.ts handshakes on plain loopback sockets.
  */
+import { waitFor } from "./helpers/wait.ts";
+import { receiveWithin } from "./helpers/udp.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { MwgpService } from "../src/services/mwgp/service.ts";
+import { ManualClock } from "../src/util/clock.ts";
 import { createSupervisor } from "../src/cli/serve.ts";
 import { resolveCachePath } from "../src/services/mwgp/cache.ts";
 import { dnsServerResolver } from "../src/services/mwgp/resolver.ts";
@@ -25,15 +28,6 @@ import { fakeZoneDns } from "./helpers/fake_dns.ts";
 
 const LOOP = "127.0.0.1";
 
-/** Bounded at 60 s: a loaded CI machine can delay the service's timers by seconds. */
-async function waitUntil(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 3000; i++) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 function udp(): Deno.DatagramConn {
   return Deno.listenDatagram({ transport: "udp", hostname: LOOP, port: 0 });
 }
@@ -53,12 +47,12 @@ async function handshakeThrough(
     const init = createInitiation(hsC, index, Date.now());
     new CookieGenerator(s.publicKey).addMacs(init.bytes, 0);
     await client.send(init.bytes, { transport: "udp", hostname: LOOP, port: mwgpPort });
-    const [fwd, from] = await server.receive();
+    const [fwd, from] = await receiveWithin(server, "the initiation forwarded by mwgp to the server");
     assert("hs" in consumeInitiation(s, InitiationMessage.parse(fwd)!, () => hsS, 0, 0));
     const resp = createResponse(hsS, 777)!;
     new CookieGenerator(c.publicKey).addMacs(resp.bytes, 0);
     await server.send(resp.bytes, from);
-    const [back] = await client.receive();
+    const [back] = await receiveWithin(client, "the response forwarded by mwgp back to the client");
     assertEquals(back[0], 2, "response came back to the client");
     return c.publicKey;
   } finally {
@@ -142,11 +136,15 @@ Deno.test("mwgp service: the client re-resolves the server name and re-points it
        server_pubkey: "${encodeKey(s.publicKey)}", client_pubkey: "${encodeKey(c.publicKey)}" }`,
     "test",
   );
+  const clock = new ManualClock(1_000_000, Date.now());
+  // Periods shorter than the table's timeout, so the pending entry is still there to be re-pointed.
+  const PERIOD = 1000, RETRY = 200;
   const svc = await MwgpService.start(config, {
     noCache: true,
     resolver,
-    reresolveMs: 50,
-    reresolveAfterFailureMs: 50,
+    clock,
+    reresolveMs: PERIOD,
+    reresolveAfterFailureMs: RETRY,
   });
   const client = udp();
   try {
@@ -155,17 +153,32 @@ Deno.test("mwgp service: the client re-resolves the server name and re-points it
     const init = createInitiation(hsC, 99, Date.now());
     new CookieGenerator(s.publicKey).addMacs(init.bytes, 0);
     await client.send(init.bytes, { transport: "udp", hostname: LOOP, port: svc.listenPort });
-    const [fwd] = await serverA.receive();
+    const [fwd] = await receiveWithin(serverA, "the initiation at the first resolved address");
     assertEquals(fwd.length, 148, "initiation reached the first address");
     resolver.set("mwgp.test", "127.0.0.3");
-    await waitUntil(() => svc.status().serverAddress === `127.0.0.3:${portOf(serverA)}`, "re-resolution");
+    const first = resolver.lookups.get("mwgp.test") ?? 0;
+    clock.advance(PERIOD - 1);
+    assertEquals(resolver.lookups.get("mwgp.test") ?? 0, first, "no lookup before the period");
+    clock.advance(1);
+    await waitFor(() => svc.status().serverAddress === `127.0.0.3:${portOf(serverA)}`, "re-resolution");
     const entry = [...svc.forwarder.table.entries()][0];
     assertEquals(entry.server.hostname, "127.0.0.3", "pending entry re-pointed");
     assert((resolver.lookups.get("mwgp.test") ?? 0) >= 2);
     const asked = resolver.lookups.get("mwgp.test") ?? 0;
     resolver.table.delete("mwgp.test");
-    // Two failed lookups since the name went away (the first one's failure has been handled), not a sleep.
-    await waitUntil(() => (resolver.lookups.get("mwgp.test") ?? 0) >= asked + 2, "failed re-resolutions");
+    // Armed timers: the expiry tick and the next re-resolution (none while a lookup is in flight).
+    await waitFor(() => clock.pendingTimers === 2, "the next re-resolution armed");
+    clock.advance(PERIOD);
+    await waitFor(
+      () => (resolver.lookups.get("mwgp.test") ?? 0) === asked + 1 && clock.pendingTimers === 2,
+      "a failed lookup handled and the retry armed",
+    );
+    // After a failure the retry comes after reresolveAfterFailureMs, not the full period.
+    clock.advance(RETRY);
+    await waitFor(
+      () => (resolver.lookups.get("mwgp.test") ?? 0) === asked + 2,
+      "the retry after the failure",
+    );
     assertEquals(
       svc.status().serverAddress,
       `127.0.0.3:${portOf(serverA)}`,

@@ -195,7 +195,7 @@ Deno.test("rp loopback: rpc re-registers after an rps restart and after an outag
   });
   try {
     await client.start(START_TIMEOUT_MS);
-    const firstStartup = client.serverStartupTime;
+    const firstStartup = client.serverStartupTime!;
     await server.close();
     // The server is gone: heartbeats fail and the retry delay doubles up to the cap.
     clock.advance(20_000);
@@ -208,10 +208,10 @@ Deno.test("rp loopback: rpc re-registers after an rps restart and after an outag
       await waitFor(() => client.failures === before + 1, "next failed attempt");
       assertEquals(client.nextAttemptInMs, expected);
     }
-    // A new server process (new startup time) comes up on the same address.
-    await new Promise((r) => setTimeout(r, 1100)); // startup times are whole seconds
-    server = startServer(loop, apiPort);
-    assert(server.startupTime !== firstStartup);
+    // A new server process comes up on the same address one second later (startup times are whole seconds;
+    // its clock is a ManualClock instead of a sleep).
+    server = startServer(loop, apiPort, { clock: new ManualClock(0, (firstStartup + 1) * 1000) });
+    assertEquals(server.startupTime, firstStartup + 1);
     clock.advance(client.nextAttemptInMs);
     await waitFor(() => client.reachable && server.listAll().length === 1, "re-registration");
     assertEquals(client.reregistrations, 1);

@@ -4,7 +4,7 @@
  * the cache file, client-mode re-resolution of the server name, and the admin status/metrics.
  */
 import { logger } from "../../util/log.ts";
-import { type Clock, systemClock } from "../../util/clock.ts";
+import { type Clock, systemClock, type TimerHandle } from "../../util/clock.ts";
 import { cryptoRandom, type RandomFill } from "../../util/random.ts";
 import { toBase64 } from "../../util/bytes.ts";
 import { mac1Key, verifyMac1 } from "../../wireguard/cookie.ts";
@@ -81,9 +81,11 @@ export class MwgpService {
   #upstream4?: HostUdpConn;
   #upstream6?: HostUdpConn;
   #closed = false;
-  #timers: number[] = [];
+  /** The expiry tick and client-mode re-resolution, on the injected clock (tests advance a ManualClock). */
+  #expiryTimer: TimerHandle | undefined;
+  #resolveTimer: TimerHandle | undefined;
   #cacheDirty = false;
-  #cacheTimer: number | undefined;
+  #cacheTimer: TimerHandle | undefined;
   #cacheWriting: Promise<void> = Promise.resolve();
   #unregister: (() => void)[] = [];
   sendErrors = 0;
@@ -131,8 +133,7 @@ export class MwgpService {
     svc.#listener = listenClientLeg(config.listen.host, config.listen.port);
     if (config.mode === "client") await svc.#resolveServer();
     svc.#loops.push(svc.#receiveLoop(svc.#listener, "client"));
-    const tick = Math.max(1000, Math.min(10_000, (config.timeoutSec * 1000) / 4));
-    svc.#timers.push(setInterval(() => svc.#expireTick(), tick) as unknown as number);
+    svc.#armExpiry(Math.max(1000, Math.min(10_000, (config.timeoutSec * 1000) / 4)));
     if (opts.registry) svc.#register(opts.registry);
     log.info("mwgp started", {
       mode: config.mode,
@@ -194,9 +195,7 @@ export class MwgpService {
       if (n > 0) this.#scheduleCacheWrite();
     }
     if (this.#closed) return;
-    const t = setTimeout(() => this.#resolveServer(), next) as unknown as number;
-    Deno.unrefTimer(t);
-    this.#timers.push(t);
+    this.#resolveTimer = this.#clock.setTimer(() => this.#resolveServer(), next);
   }
 
   // ---- sockets
@@ -277,18 +276,22 @@ export class MwgpService {
 
   // ---- expiry and cache
 
-  #expireTick(): void {
-    if (this.forwarder.expire()) this.#scheduleCacheWrite();
+  #armExpiry(tickMs: number): void {
+    this.#expiryTimer = this.#clock.setTimer(() => {
+      if (this.#closed) return;
+      if (this.forwarder.expire()) this.#scheduleCacheWrite();
+      this.#armExpiry(tickMs);
+    }, tickMs);
   }
 
   #scheduleCacheWrite(): void {
     if (!this.cachePath || this.#closed) return;
     this.#cacheDirty = true;
     if (this.#cacheTimer !== undefined) return;
-    this.#cacheTimer = setTimeout(() => {
+    this.#cacheTimer = this.#clock.setTimer(() => {
       this.#cacheTimer = undefined;
       this.#cacheWriting = this.#cacheWriting.then(() => this.#writeCache());
-    }, CACHE_WRITE_DELAY_MS) as unknown as number;
+    }, CACHE_WRITE_DELAY_MS);
   }
 
   async #writeCache(): Promise<void> {
@@ -320,7 +323,7 @@ export class MwgpService {
   /** Writes the cache now (if anything changed). */
   async flushCache(): Promise<void> {
     if (this.#cacheTimer !== undefined) {
-      clearTimeout(this.#cacheTimer);
+      this.#clock.clearTimer(this.#cacheTimer);
       this.#cacheTimer = undefined;
     }
     await this.#cacheWriting;
@@ -331,7 +334,8 @@ export class MwgpService {
     if (this.#closed) return;
     await this.flushCache();
     this.#closed = true;
-    for (const t of this.#timers) clearTimeout(t);
+    this.#clock.clearTimer(this.#expiryTimer);
+    this.#clock.clearTimer(this.#resolveTimer);
     for (const u of this.#unregister) u();
     for (const c of [this.#listener, this.#upstream4, this.#upstream6]) {
       try {
