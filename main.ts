@@ -9,11 +9,13 @@ function usage(): string {
   const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
   return `wgedge ${VERSION} — userspace WireGuard edge\n\nUsage: wgedge <command> [flags]\n\nCommands:\n${
     lines.join("\n")
-  }\n\nRun 'wgedge <command> --help' for a command's flags.`;
+  }\n\nRun 'wgedge help <command>' (or 'wgedge <command> --help') for a command's flags.`;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  let [name, ...rest] = argv;
+  // `wgedge help up` is `wgedge up --help`.
+  if (name === "help" && rest.length > 0) [name, rest] = [rest[0], ["--help"]];
   if (name === undefined || name === "help" || name === "--help" || name === "-h") {
     console.log(usage());
     return name === undefined ? 2 : 0;

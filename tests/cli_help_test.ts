@@ -157,3 +157,18 @@ Deno.test("cli help: a flag table with a short name used twice is refused", () =
     "-h",
   );
 });
+
+Deno.test("cli help: `wgedge help <command>` prints that command's help, not the general one", async () => {
+  for (const cmd of commands) {
+    const r = await inProcess(["help", cmd.name]);
+    assertEquals(r.code, 0, `help ${cmd.name}: ${r.stderr}`);
+    assertEquals(r.stdout, (await inProcess([cmd.name, "--help"])).stdout, `help ${cmd.name}`);
+    assertStringIncludes(r.stdout, `wgedge ${cmd.usage}`);
+  }
+  const unknown = await inProcess(["help", "nope"]);
+  assertEquals(unknown.code, 2);
+  assertStringIncludes(unknown.stderr, 'unknown command "nope"');
+  const general = await inProcess(["help"]);
+  assertEquals(general.code, 0);
+  assertStringIncludes(general.stdout, "wgedge help <command>");
+});

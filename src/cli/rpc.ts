@@ -50,7 +50,8 @@ export const rpcCommand: Command = defineCommand({
       arg: "SECONDS",
       default: "30",
       env: "RPC_START_TIMEOUT",
-      help: "how long to wait for the server at start before exiting with an error",
+      help:
+        "how long to wait for the server at start before exiting with an error (bounds every attempt too)",
     },
     ...rpSharedFlags("RPC"),
     "env-file": ENV_FILE_FLAG,

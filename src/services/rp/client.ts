@@ -131,24 +131,32 @@ export class RpClient {
     return this.#reachable;
   }
 
-  #api(method: string, path: string, body?: unknown): Promise<Http1Response> {
+  /** One API request; `timeoutMs` (default: the request timeout, 10 s) bounds dial, request and response. */
+  #api(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<Http1Response> {
     const { host, port } = this.#opts.serverApi;
     return http1Fetch(this.#opts.tunnelNet, host, port ?? RP_API_PORT, path, {
       method,
       headers: body === undefined ? undefined : { "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
-      timeoutMs: this.#opts.requestTimeoutMs ?? 10_000,
+      timeoutMs: timeoutMs ?? this.#requestTimeoutMs(),
     });
   }
 
-  /** One heartbeat; resolves the server's startup time or throws with a user-facing reason. */
-  async checkServer(): Promise<number> {
-    return (await this.#heartbeat()).startupTime;
+  #requestTimeoutMs(): number {
+    return this.#opts.requestTimeoutMs ?? 10_000;
   }
 
-  async #heartbeat(): Promise<HeartbeatReply> {
+  /**
+   * One heartbeat; resolves the server's startup time or throws with a user-facing reason. `timeoutMs`
+   * shortens the request timeout (start() passes what is left of its start timeout).
+   */
+  async checkServer(timeoutMs?: number): Promise<number> {
+    return (await this.#heartbeat(timeoutMs)).startupTime;
+  }
+
+  async #heartbeat(timeoutMs?: number): Promise<HeartbeatReply> {
     const body = this.#opts.clientIp ? { client_ip: this.#opts.clientIp } : {};
-    const res = await this.#api("POST", "/api/v1/heartbeat", body);
+    const res = await this.#api("POST", "/api/v1/heartbeat", body, timeoutMs);
     const json = safeJson(res);
     if (res.status !== 200 || typeof json?.server_startup_time !== "number") {
       throw new RpClientError(
@@ -196,7 +204,9 @@ export class RpClient {
     const deadline = this.#clock.now() + startTimeoutMs;
     for (let attempt = 1;; attempt++) {
       try {
-        this.#serverStartup = await this.checkServer();
+        // The start timeout governs: no attempt may outlast it (a 10 s request made --start-timeout 5 take 10 s).
+        const left = Math.max(1, deadline - this.#clock.now());
+        this.#serverStartup = await this.checkServer(Math.min(this.#requestTimeoutMs(), left));
         break;
       } catch (e) {
         const wait = this.#backoff(attempt);
