@@ -16,11 +16,11 @@ import {
   dh,
   encodeKey,
   nativeX25519,
-  nobleX25519,
   publicKey,
   WeakKeyError,
   x25519BackendPassesVector,
 } from "../src/crypto/x25519.ts";
+import { nobleX25519 } from "../src/crypto/x25519_noble.ts";
 import { tai64n, tai64nAfter } from "../src/crypto/tai64n.ts";
 import { seededRandom } from "../src/util/random.ts";
 

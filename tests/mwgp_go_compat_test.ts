@@ -24,7 +24,7 @@ import type { UdpAddr } from "../src/services/mwgp/table.ts";
 import { type MwgpServerConfig, parseMwgpClientConfig, parseMwgpServerConfig } from "../src/config/mwgp.ts";
 import { ConfigErrors } from "../src/config/errors.ts";
 import { loadConfig } from "../src/config/mod.ts";
-import { createSupervisor } from "../src/cli/serve.ts";
+import { createSupervisor } from "../src/cli/server.ts";
 import { MapResolver } from "../src/net/resolve.ts";
 import { ManualClock } from "../src/util/clock.ts";
 import { encodeKey, generatePrivateKey } from "../src/crypto/x25519.ts";

@@ -8,7 +8,7 @@ import { receiveWithin } from "./helpers/udp.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { MwgpService } from "../src/services/mwgp/service.ts";
 import { ManualClock } from "../src/util/clock.ts";
-import { createSupervisor } from "../src/cli/serve.ts";
+import { createSupervisor } from "../src/cli/server.ts";
 import { resolveCachePath } from "../src/services/mwgp/cache.ts";
 import { dnsServerResolver } from "../src/services/mwgp/resolver.ts";
 import { parseMwgpClientConfig, parseMwgpServerConfig } from "../src/config/mwgp.ts";

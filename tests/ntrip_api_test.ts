@@ -3,7 +3,7 @@
  * with the caster beside them (one answer with both). Through the admin app, without a socket.
  */
 import { assertEquals } from "./helpers/assert.ts";
-import { createSupervisor } from "../src/cli/serve.ts";
+import { createSupervisor } from "../src/cli/server.ts";
 import { createAdminApp } from "../src/services/admin/app.ts";
 
 const MOUNTS = JSON.stringify([{ mount: "BEND", source_password: "source-secret" }]);

@@ -7,7 +7,7 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { freePort } from "./helpers/ports.ts";
 import { waitFor } from "./helpers/interop.ts";
 import { basic, NtripPeer } from "./helpers/ntrip_peer.ts";
-import { createSupervisor } from "../src/cli/serve.ts";
+import { createSupervisor } from "../src/cli/server.ts";
 import type { CasterStatus } from "../src/services/ntrip/caster.ts";
 
 const F9T = Deno.readFileSync(new URL("./fixtures/rtcm3/f9t.rtcm3", import.meta.url));

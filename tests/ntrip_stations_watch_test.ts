@@ -4,7 +4,7 @@
  */
 import { assertEquals } from "./helpers/assert.ts";
 import { waitFor } from "./helpers/interop.ts";
-import { createSupervisor } from "../src/cli/serve.ts";
+import { createSupervisor } from "../src/cli/server.ts";
 
 function stations(ids: string[]): string {
   return JSON.stringify(

@@ -8,7 +8,7 @@ import { freePort } from "./helpers/ports.ts";
 import { ask, connect, tcpEcho, within } from "./helpers/tcp.ts";
 import { waitFor } from "./helpers/interop.ts";
 import { writePairConfigs } from "./rp_helpers.ts";
-import { createSupervisor } from "../src/cli/serve.ts";
+import { createSupervisor } from "../src/cli/server.ts";
 import type { Supervisor } from "../src/services/supervisor.ts";
 import { encodeKey, generatePrivateKey, publicKey } from "../src/crypto/x25519.ts";
 import { configureLogging, logger, type LogLevel } from "../src/util/log.ts";

@@ -3,7 +3,7 @@
  * secrets redacted, or every problem (one per line, `source:line: key: expected ...`) and exit 1.
  */
 import { type Command, defineCommand, type FlagTable } from "./command.ts";
-import { ConfigErrors, type Flags, loadConfig } from "../config/mod.ts";
+import type { Flags } from "../config/mod.ts";
 import {
   ADMIN_LISTEN_FLAG,
   ENV_FILE_FLAG,
@@ -13,9 +13,8 @@ import {
   TUNNEL_OVERRIDE_FLAGS,
   WG_CONFIG_FLAG,
 } from "./config_flags.ts";
-import { redactConfig } from "../config/redact.ts";
 import type { WgConfig } from "../wireguard/config.ts";
-import { encodeKey, publicKey } from "../crypto/x25519.ts";
+import type * as X25519 from "../crypto/x25519.ts";
 
 function isPrefixShape(v: Record<string, unknown>): boolean {
   const keys = Object.keys(v);
@@ -81,15 +80,18 @@ function isWgConfig(v: unknown): v is WgConfig {
  * Adds each tunnel's public key (derived from its private key) next to the redacted private key: it is what
  * an operator pastes into the other side's [Peer], and it is not a secret.
  */
-function withPublicKeys(value: unknown): unknown {
+function withPublicKeys(value: unknown, x: typeof X25519): unknown {
   if (isWgConfig(value)) {
-    return { ...value, iface: { publicKey: encodeKey(publicKey(value.iface.privateKey)), ...value.iface } };
+    return {
+      ...value,
+      iface: { publicKey: x.encodeKey(x.publicKey(value.iface.privateKey)), ...value.iface },
+    };
   }
-  if (value instanceof Map) return new Map([...value].map(([k, v]) => [k, withPublicKeys(v)]));
+  if (value instanceof Map) return new Map([...value].map(([k, v]) => [k, withPublicKeys(v, x)]));
   if (
     typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)
   ) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withPublicKeys(v)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withPublicKeys(v, x)]));
   }
   return value;
 }
@@ -129,6 +131,12 @@ export const checkConfigCommand: Command = defineCommand({
     "file > config file > default). Exit 0 when valid, 1 with one line per problem.",
   ],
   async run(parsed) {
+    // Loaded when the command runs, so `wgedge --help` and the other commands do not load the config loaders.
+    const [{ ConfigErrors, loadConfig }, { redactConfig }, x25519] = await Promise.all([
+      import("../config/mod.ts"),
+      import("../config/redact.ts"),
+      import("../crypto/x25519.ts"),
+    ]);
     const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
     const flags: Flags = {};
     for (const name of Object.keys(LOADER_FLAGS)) flags[name] = values[name];
@@ -156,7 +164,7 @@ export const checkConfigCommand: Command = defineCommand({
       return 1;
     }
     for (const w of loaded.warnings) console.error(`warning: ${w}`);
-    const redacted = redactConfig(withPublicKeys(loaded.config));
+    const redacted = redactConfig(withPublicKeys(loaded.config, x25519));
     if (values.json) console.log(JSON.stringify(redacted, null, 2));
     else console.log(renderText(redacted).join("\n"));
     return 0;

@@ -1,7 +1,10 @@
-/** genkey / pubkey / genpsk: byte-for-byte the formats of `wg genkey|pubkey|genpsk` (base64 + newline). */
+/**
+ * genkey / pubkey / genpsk: byte-for-byte the formats of `wg genkey|pubkey|genpsk` (base64 + newline). The
+ * key code is imported when a command runs, so the command table (and `wgedge --help`) does not load it.
+ */
 import { type Command, defineCommand, UsageError } from "./command.ts";
-import { decodeKey, encodeKey, generatePrivateKey, publicKey } from "../crypto/x25519.ts";
-import { randomBytes } from "../util/random.ts";
+
+const x25519 = () => import("../crypto/x25519.ts");
 
 async function readStdin(): Promise<string> {
   const chunks: Uint8Array[] = [];
@@ -26,9 +29,10 @@ export const genkeyCommand: Command = defineCommand({
   usage: "genkey > private.key",
   flags: {},
   notes: ["The key is a secret: write it to a file only you can read (umask 077)."],
-  run() {
+  async run() {
+    const { encodeKey, generatePrivateKey } = await x25519();
     console.log(encodeKey(generatePrivateKey()));
-    return Promise.resolve(0);
+    return 0;
   },
 });
 
@@ -38,9 +42,10 @@ export const genpskCommand: Command = defineCommand({
   usage: "genpsk > preshared.key",
   flags: {},
   notes: ["Both peers put the same key in their [Peer] PresharedKey; it is a secret."],
-  run() {
+  async run() {
+    const [{ encodeKey }, { randomBytes }] = await Promise.all([x25519(), import("../util/random.ts")]);
     console.log(encodeKey(randomBytes(32)));
-    return Promise.resolve(0);
+    return 0;
   },
 });
 
@@ -51,6 +56,7 @@ export const pubkeyCommand: Command = defineCommand({
   flags: {},
   async run() {
     const text = await readStdin();
+    const { decodeKey, encodeKey, publicKey } = await x25519();
     let key: Uint8Array;
     try {
       key = decodeKey(text, "private key on stdin");

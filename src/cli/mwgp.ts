@@ -1,7 +1,5 @@
 /** `wgedge mwgp server|client CONFIG`: many WireGuard servers behind one UDP port (shared/spec/mwgp.md). */
 import { type Command, defineCommand, UsageError, waitForShutdownSignal } from "./command.ts";
-import { loadMwgpClientConfig, loadMwgpServerConfig, mwgpEnvBool } from "../config/mwgp.ts";
-import { MwgpService } from "../services/mwgp/service.ts";
 import { logger } from "../util/log.ts";
 
 const log = logger("mwgp");
@@ -38,6 +36,11 @@ export const mwgpCommand: Command = defineCommand({
     if (mode !== "server" && mode !== "client") throw new UsageError('expected "server" or "client"');
     if (!configArg) throw new UsageError("missing CONFIG");
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+    // Loaded when the command runs (the command table stays light for --help and the other commands).
+    const [{ loadMwgpClientConfig, loadMwgpServerConfig, mwgpEnvBool }, { MwgpService }] = await Promise.all([
+      import("../config/mwgp.ts"),
+      import("../services/mwgp/service.ts"),
+    ]);
     const warnings: string[] = [];
     const config = mode === "server"
       ? await loadMwgpServerConfig(configArg, "CONFIG", warnings)

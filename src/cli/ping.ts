@@ -5,9 +5,6 @@
  */
 import { type Command, defineCommand, intFlag, UsageError } from "./command.ts";
 import { loadTunnelFromFlags, TUNNEL_FLAGS, TUNNEL_NOTE, TUNNEL_USAGE } from "./tunnel_flags.ts";
-import { openTunnel } from "../net/tunnels.ts";
-import { parseIp } from "../netstack/addr.ts";
-import { unbracket } from "../net/resolve.ts";
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -53,6 +50,12 @@ export const pingCommand: Command = defineCommand({
       throw new UsageError("--interval: expected seconds >= 0.01");
     }
     const size = intFlag("size", parsed.values.size, 56, 0, 65000);
+    // Loaded when the command runs (the command table stays light for --help and the other commands).
+    const [{ openTunnel }, { parseIp }, { unbracket }] = await Promise.all([
+      import("../net/tunnels.ts"),
+      import("../netstack/addr.ts"),
+      import("../net/resolve.ts"),
+    ]);
     const cfg = await loadTunnelFromFlags(parsed.values);
     const tunnel = await openTunnel(cfg);
     let address = unbracket(target);

@@ -1,5 +1,4 @@
 /** Flags shared by commands that bring one tunnel up (`up`, `ping`): the config and its single overrides. */
-import { isConfigError, loadConfigFromProcess } from "../config/mod.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import { type FlagTable, UsageError } from "./command.ts";
 import { configureLogging, logger } from "../util/log.ts";
@@ -24,6 +23,8 @@ export async function loadTunnelFromFlags(values: Record<string, unknown>): Prom
   for (const k of ["config", "address", "listen-port", "mtu", "endpoint"]) {
     flags[k] = values[k] as string | undefined;
   }
+  // The loaders are imported here, when a command runs, not with the command table (for --help).
+  const { isConfigError, loadConfigFromProcess } = await import("../config/mod.ts");
   let loaded;
   try {
     loaded = await loadConfigFromProcess(flags, values["env-file"] as string | undefined);

@@ -5,17 +5,9 @@
  */
 import { type Command, defineCommand, waitForShutdownSignal } from "./command.ts";
 import { loadTunnelFromFlags, TUNNEL_FLAGS, TUNNEL_NOTE, TUNNEL_USAGE } from "./tunnel_flags.ts";
-import { openTunnel } from "../net/tunnels.ts";
 import { logger } from "../util/log.ts";
-import { formatHostPort, formatPrefix } from "../config/ip.ts";
-import { parseIp } from "../netstack/addr.ts";
-import { parseForward } from "./forward.ts";
-import { RELAY_DEFAULTS } from "../config/relay.ts";
-import { TcpRelay } from "../services/relay/tcp.ts";
-import { UdpRelay } from "../services/relay/udp.ts";
-import { hostNet } from "../net/host.ts";
-import { osResolver } from "../net/resolve.ts";
-import { systemClock } from "../util/clock.ts";
+import type { TcpRelay } from "../services/relay/tcp.ts";
+import type { UdpRelay } from "../services/relay/udp.ts";
 
 export const upCommand: Command = defineCommand({
   name: "up",
@@ -33,6 +25,30 @@ export const upCommand: Command = defineCommand({
   },
   notes: [TUNNEL_NOTE, "Runs until SIGINT/SIGTERM, then closes every forward and the tunnel."],
   async run(parsed) {
+    // Loaded when the command runs (the command table stays light for --help and the other commands).
+    const [
+      { openTunnel },
+      { formatHostPort, formatPrefix },
+      { parseIp },
+      { parseForward },
+      { RELAY_DEFAULTS },
+      { TcpRelay },
+      { UdpRelay },
+      { hostNet },
+      { osResolver },
+      { systemClock },
+    ] = await Promise.all([
+      import("../net/tunnels.ts"),
+      import("../config/ip.ts"),
+      import("../netstack/addr.ts"),
+      import("./forward.ts"),
+      import("../config/relay.ts"),
+      import("../services/relay/tcp.ts"),
+      import("../services/relay/udp.ts"),
+      import("../net/host.ts"),
+      import("../net/resolve.ts"),
+      import("../util/clock.ts"),
+    ]);
     const forwards = (parsed.values.forward ?? []).map(parseForward);
     const cfg = await loadTunnelFromFlags(parsed.values);
     const log = logger("up");

@@ -1,9 +1,9 @@
 /**
  * X25519 (RFC 7748) key agreement and WireGuard key encoding. Two backends as for the AEAD: Deno's native
  * `node:crypto` (about 5x faster; handshakes and mwgp's peer lookup are DH-bound) used only if it reproduces
- * the RFC 7748 section 6.1 vector at start-up, and `@noble/curves` as the portable reference.
+ * the RFC 7748 section 6.1 vector at start-up, and `@noble/curves` (x25519_noble.ts) as the portable
+ * reference, loaded only where it is used so that a command without keys does not load the package.
  */
-import { x25519 } from "@noble/curves/ed25519.js";
 import * as nodeCrypto from "node:crypto";
 import { equalBytes, fromBase64, fromHex, isZero, toBase64 } from "../util/bytes.ts";
 import { cryptoRandom, type RandomFill } from "../util/random.ts";
@@ -34,12 +34,6 @@ export interface X25519Backend {
   /** Raw X25519; may throw on a low-order point. */
   sharedSecret(privateKey: Uint8Array, peerPublic: Uint8Array): Uint8Array;
 }
-
-export const nobleX25519: X25519Backend = {
-  name: "noble",
-  publicKey: (k) => x25519.getPublicKey(k),
-  sharedSecret: (k, p) => x25519.getSharedSecret(k, p),
-};
 
 // DER wrappers for raw X25519 keys (RFC 8410): PKCS#8 private key, SubjectPublicKeyInfo public key.
 const PKCS8_PREFIX = fromHex("302e020100300506032b656e04220420");
@@ -98,14 +92,16 @@ export function x25519BackendPassesVector(b: X25519Backend): boolean {
   }
 }
 
-let selected: X25519Backend | undefined;
+/**
+ * Chosen when this module loads, so that @noble/curves is imported (top-level await, a string literal that
+ * `deno compile` includes) only where native fails the vector or WGEDGE_X25519=noble asks for it.
+ */
+let selected: X25519Backend =
+  Deno.env.get("WGEDGE_X25519") !== "noble" && x25519BackendPassesVector(nativeX25519)
+    ? nativeX25519
+    : (await import("./x25519_noble.ts")).nobleX25519;
 
 export function x25519Backend(): X25519Backend {
-  if (!selected) {
-    selected = Deno.env.get("WGEDGE_X25519") !== "noble" && x25519BackendPassesVector(nativeX25519)
-      ? nativeX25519
-      : nobleX25519;
-  }
   return selected;
 }
 
