@@ -1,20 +1,31 @@
 /**
- * Relay benchmark: wgedge's relay against socat (seed 002's engine) in the same run, on loopback.
+ * Relay benchmark: wgedge's relay beside the relays people deploy (HAProxy `mode tcp` with one thread and
+ * with its default threads, rinetd, socat), all on loopback in the same run.
  *
  *   deno run -A scripts/bench/relay.ts [--seconds 3] [--conns 2000] [--rounds 3] [--idle 9900] [--socat-idle 1000]
- *     [--udp-only] [--deno-udp] [--udp-window 1]
+ *     [--engines wgedge,haproxy-1,haproxy,rinetd,socat,deno-floor] [--udp-only] [--deno-udp] [--udp-window 1]
  *
- * Both engines run side by side and each metric is measured in alternating order over several rounds
+ * Every engine runs side by side and each metric is measured in alternating order over several rounds
  * (medians reported): TCP throughput (iperf3 through the relay), TCP connections per second and p50/p99
- * connect-through latency (connect, 1-byte echo through the relay, close; 32 in parallel), UDP round trips
- * per second (16 clients), and memory (PSS) holding N idle TCP connections. The echo targets run in their
- * own process so they cost both engines the same. Prints one table with ratios. Not a test: nothing is
- * asserted.
+ * connect-through latency (connect, 1-byte echo through the relay, close; 32 in parallel) with the relay's
+ * CPU per connection, UDP round trips per second (16 clients ping-pong for a fixed time, every client active
+ * to the end) with the relay's CPU per round trip, and memory (PSS) holding N idle TCP connections, in a
+ * fresh process of each engine. The echo targets run in their own process so they cost every engine the same.
+ * Prints one table. Not a test: nothing is asserted.
  *
- * --deno-udp adds a third engine, wgedge with WGEDGE_UDP=deno (Deno's one-op-per-datagram UDP socket instead
- * of the recvmmsg/sendmmsg batches), measured in the same alternating rounds. --udp-only measures only the
- * UDP round trips (no iperf3, connection rate or idle memory). --udp-window N keeps N datagrams in flight per
- * UDP client instead of one (a stream rather than ping-pong, where batching can show).
+ * Engines: wgedge (`wgedge relay`), haproxy-1 (`nbthread 1`), haproxy (default threads: one per CPU), rinetd
+ * (Debian's 0.73, TCP and `/udp`), socat (a process per connection; per UDP peer with `fork`), deno-floor (a
+ * bare Deno program: accept, dial, two copy loops with 1 KiB buffers; what any Deno relay costs at least).
+ * HAProxy has no UDP. CPU is utime + stime of the engine's whole process tree, including the forks socat has
+ * reaped (cutime/cstime).
+ *
+ * Every engine runs in its own process group (setsid); stopping it signals the whole group, so socat's UDP
+ * fork children (which never exit on their own) go with it, and the run ends by checking that no process of
+ * any group it started is left.
+ *
+ * --baseline DIR adds wgedge-baseline: `wgedge relay` from another checkout (`git archive COMMIT | tar -x -C DIR`),
+ * for a before/after comparison under the same load. --deno-udp adds wgedge with WGEDGE_UDP=deno (Deno's one-op-per-datagram UDP socket). --udp-only measures
+ * only the UDP round trips. --udp-window N keeps N datagrams in flight per UDP client instead of one.
  */
 import { parseArgs } from "node:util";
 
@@ -27,10 +38,11 @@ const { values: flags } = parseArgs({
     // CAP_SYS_RESOURCE to raise it), so 9 900 is the most one relay process can hold here.
     idle: { type: "string", default: "9900" },
     "socat-idle": { type: "string", default: "1000" },
-    udp: { type: "string", default: "20000" },
+    engines: { type: "string", default: "wgedge,haproxy-1,haproxy,rinetd,socat,deno-floor" },
     "udp-only": { type: "boolean", default: false },
     "deno-udp": { type: "boolean", default: false },
     "udp-window": { type: "string", default: "1" },
+    baseline: { type: "string" },
   },
 });
 const UDP_ONLY = flags["udp-only"];
@@ -40,10 +52,45 @@ const CONNS = Number(flags.conns);
 const IDLE = Number(flags.idle);
 /** socat forks a process per connection: 10 000 of them is a fork bomb on a small VPS, so it holds fewer. */
 const SOCAT_IDLE = Number(flags["socat-idle"]);
-const UDP_PACKETS = Number(flags.udp);
 const UDP_WINDOW = Math.max(1, Number(flags["udp-window"]));
+/** A UDP client that heard nothing for this long assumes its datagram was lost and sends another. */
+const UDP_RESEND_MS = 100;
 const DENO = Deno.execPath();
 const ROOT = new URL("../../", import.meta.url).pathname;
+
+type EngineName =
+  | "wgedge"
+  | "wgedge-deno-udp"
+  | "wgedge-baseline"
+  | "haproxy-1"
+  | "haproxy"
+  | "rinetd"
+  | "socat"
+  | "deno-floor";
+const ALL: EngineName[] = [
+  "wgedge",
+  "haproxy-1",
+  "haproxy",
+  "rinetd",
+  "socat",
+  "deno-floor",
+  "wgedge-deno-udp",
+  "wgedge-baseline",
+];
+const ENGINES = flags.engines.split(",").map((s) => s.trim()) as EngineName[];
+for (const e of ENGINES) {
+  if (!ALL.includes(e)) {
+    console.error(`--engines: unknown engine "${e}"; expected some of ${ALL.join(",")}`);
+    Deno.exit(2);
+  }
+}
+if (flags["deno-udp"] && !ENGINES.includes("wgedge-deno-udp")) ENGINES.push("wgedge-deno-udp");
+/** Another checkout of wgedge (e.g. `git archive COMMIT | tar -x -C DIR`), measured as wgedge-baseline. */
+const BASELINE = flags.baseline
+  ? new URL(`${flags.baseline.replace(/\/$/, "")}/`, `file://${Deno.cwd()}/`).pathname
+  : undefined;
+if (BASELINE && !ENGINES.includes("wgedge-baseline")) ENGINES.splice(1, 0, "wgedge-baseline");
+const hasUdp = (e: EngineName) => e !== "haproxy-1" && e !== "haproxy" && e !== "deno-floor";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -66,25 +113,61 @@ async function waitTcp(port: number): Promise<void> {
   throw new Error(`nothing listening on ${port}`);
 }
 
-/** Spawns `sh -c 'ulimit -n 65536; exec ...'` so a process may hold tens of thousands of sockets. */
-function spawnWithFds(cmd: string[], env: Record<string, string> = {}): Deno.ChildProcess {
+/** Every process group this run started (one per engine and one for the targets), for the final check. */
+const groups = new Set<number>();
+
+/**
+ * Spawns cmd as the leader of a new process group (`setsid`, which execs in place: the pid is the program's)
+ * with the fd limit raised to the hard limit, so it may hold tens of thousands of sockets.
+ */
+function spawnGroup(cmd: string[], env: Record<string, string> = {}): Deno.ChildProcess {
   const quoted = cmd.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
-  return new Deno.Command("sh", {
-    args: ["-c", `ulimit -n 65536; exec ${quoted}`],
-    env,
+  const child = new Deno.Command("setsid", {
+    args: ["sh", "-c", `ulimit -n "$(ulimit -Hn)"; exec ${quoted}`],
+    env: { PATH: Deno.env.get("PATH") ?? "", ...env },
+    clearEnv: true,
     stdout: "null",
     stderr: "null",
   }).spawn();
+  groups.add(child.pid);
+  return child;
 }
 
-async function stop(child: Deno.ChildProcess): Promise<void> {
+/** The pids whose process group is pgid. */
+function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(f[2]) === pgid && f[0] !== "Z") out.push(Number(e.name));
+    } catch { /* exited */ }
+  }
+  return out;
+}
+
+function killGroup(pgid: number, signal: Deno.Signal): void {
   try {
-    child.kill("SIGTERM");
-  } catch { /* gone */ }
-  await child.status;
+    Deno.kill(-pgid, signal);
+  } catch { /* group gone */ }
 }
 
-/** Echo targets in their own process: TCP echo (holds idle conns) and UDP echo. */
+/** SIGTERM to the whole group, SIGKILL to what is left after 5 s; waits for the leader. */
+async function stopGroup(child: Deno.ChildProcess): Promise<void> {
+  killGroup(child.pid, "SIGTERM");
+  const deadline = Date.now() + 5000;
+  while (groupMembers(child.pid).length > 0 && Date.now() < deadline) await sleep(50);
+  killGroup(child.pid, "SIGKILL");
+  await child.status;
+  for (let i = 0; i < 40 && groupMembers(child.pid).length > 0; i++) await sleep(50);
+}
+
+/**
+ * Echo targets in their own process: TCP echo (holds idle conns) and UDP echo. The UDP echo ignores empty
+ * datagrams: rinetd 0.73 opens each UDP flow with an empty datagram to the target and drops the flow when one
+ * comes back (it reads a 0-byte datagram as a closed connection), so echoing it would measure that quirk.
+ */
 const TARGETS_SRC = `
 const [tcpPort, udpPort] = Deno.args.map(Number);
 const l = Deno.listen({ hostname: "127.0.0.1", port: tcpPort });
@@ -92,11 +175,68 @@ const l = Deno.listen({ hostname: "127.0.0.1", port: tcpPort });
   try { for (;;) { const n = await c.read(b); if (n === null) break; let o = 0; while (o < n) o += await c.write(b.subarray(o, n)); } } catch {}
   try { c.close(); } catch {} })(); } })();
 const u = Deno.listenDatagram({ hostname: "127.0.0.1", port: udpPort, transport: "udp" });
-(async () => { for (;;) { const [d, a] = await u.receive(); u.send(d, a).catch(() => {}); } })();
+(async () => { for (;;) { const [d, a] = await u.receive(); if (d.length > 0) u.send(d, a).catch(() => {}); } })();
 `;
 
+/**
+ * The floor of a Deno relay: accept, dial, two copy loops with 1 KiB buffers, close both at the end. No
+ * logging, counters, timers or options: what a relay written in Deno costs at least per connection.
+ */
+const FLOOR_SRC = `
+const [inPort, outPort] = Deno.args.map(Number);
+const l = Deno.listen({ hostname: "127.0.0.1", port: inPort });
+async function copy(a, b) { const buf = new Uint8Array(1024);
+  try { for (;;) { const n = await a.read(buf); if (n === null) break; let o = 0; while (o < n) o += await b.write(buf.subarray(o, n)); }
+    await b.closeWrite(); } catch { try { a.close(); } catch {} try { b.close(); } catch {} } }
+(async () => { for await (const c of l) { (async () => { let u;
+  try { u = await Deno.connect({ hostname: "127.0.0.1", port: outPort }); } catch { c.close(); return; }
+  await Promise.all([copy(c, u), copy(u, c)]); try { c.close(); } catch {} try { u.close(); } catch {} })(); } })();
+`;
+
+function procStat(pid: number): string[] | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return undefined;
+  }
+}
+
+/** pid and its descendants. */
+function tree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const f = procStat(Number(e.name));
+    if (!f) continue;
+    const list = children.get(Number(f[1])) ?? [];
+    list.push(Number(e.name));
+    children.set(Number(f[1]), list);
+  }
+  const out: number[] = [];
+  const stack = [root];
+  while (stack.length) {
+    const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+/** utime + stime of the tree (USER_HZ 100), plus the root's reaped children (cutime + cstime). */
+function treeCpuSeconds(root: number): number {
+  let ticks = 0;
+  for (const p of tree(root)) {
+    const f = procStat(p);
+    if (!f) continue;
+    ticks += Number(f[11]) + Number(f[12]);
+    if (p === root) ticks += Number(f[13]) + Number(f[14]);
+  }
+  return ticks / 100;
+}
+
 /** Proportional set size (shared pages divided among their users), so summing forks does not overcount. */
-function rssKiB(pid: number): number {
+function pssKiB(pid: number): number {
   try {
     const s = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
     return Number(/^Pss:\s+(\d+)/m.exec(s)?.[1] ?? 0);
@@ -105,51 +245,8 @@ function rssKiB(pid: number): number {
   }
 }
 
-/** utime + stime of a process in seconds (USER_HZ is 100 on Linux). */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-/** RSS of pid and all its descendants (socat forks one process per connection). */
-function treeRssKiB(root: number): number {
-  const children = new Map<number, number[]>();
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(e.name));
-      children.set(ppid, list);
-    } catch { /* exited */ }
-  }
-  let total = 0;
-  const stack = [root];
-  while (stack.length) {
-    const p = stack.pop()!;
-    total += rssKiB(p);
-    stack.push(...(children.get(p) ?? []));
-  }
-  return total;
-}
-
-interface EngineResult {
-  throughputGbps: number;
-  connsPerSec: number;
-  p50ms: number;
-  p99ms: number;
-  udpPps: number;
-  /** CPU (user + system) of the relay process per UDP round trip, in microseconds (wgedge only). */
-  udpCpuUs: number;
-  idleRssMiB: number;
-  idleHeld: number;
-  idleBaseMiB: number;
+function treePssKiB(root: number): number {
+  return tree(root).reduce((t, p) => t + pssKiB(p), 0);
 }
 
 async function iperfThroughput(port: number): Promise<number> {
@@ -158,6 +255,7 @@ async function iperfThroughput(port: number): Promise<number> {
       args: ["-c", "127.0.0.1", "-p", String(port), "-t", String(SECONDS), "-J"],
       stdout: "piped",
       stderr: "piped",
+      signal: AbortSignal.timeout((SECONDS + 30) * 1000),
     }).output();
     const text = new TextDecoder().decode(out.stdout);
     try {
@@ -174,21 +272,42 @@ async function iperfThroughput(port: number): Promise<number> {
   }
 }
 
-async function connectRate(port: number): Promise<{ rate: number; p50: number; p99: number }> {
+/** Rejects after ms: bounds every await on a relay that may hang. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) =>
+      timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)
+    ),
+  ]).finally(() => clearTimeout(timer));
+}
+
+async function connectRate(
+  port: number,
+): Promise<{ rate: number; p50: number; p99: number; errors: number }> {
   const lat: number[] = [];
   const one = new Uint8Array([42]);
-  let next = 0;
+  let next = 0, errors = 0;
   const start = performance.now();
   const worker = async () => {
     const buf = new Uint8Array(1);
     while (next < CONNS) {
       next++;
       const t0 = performance.now();
-      const c = await Deno.connect({ hostname: "127.0.0.1", port });
-      await c.write(one);
-      await c.read(buf);
-      lat.push(performance.now() - t0);
-      c.close();
+      let c: Deno.TcpConn | undefined;
+      try {
+        c = await within(Deno.connect({ hostname: "127.0.0.1", port }), 10_000, "connect");
+        await c.write(one);
+        if (await within(c.read(buf), 10_000, "echo") !== 1) throw new Error("no echo");
+        lat.push(performance.now() - t0);
+      } catch {
+        errors++;
+      } finally {
+        try {
+          c?.close();
+        } catch { /* closed */ }
+      }
     }
   };
   await Promise.all(Array.from({ length: 32 }, worker));
@@ -198,123 +317,153 @@ async function connectRate(port: number): Promise<{ rate: number; p50: number; p
     rate: lat.length / secs,
     p50: lat[Math.floor(lat.length * 0.5)],
     p99: lat[Math.floor(lat.length * 0.99)],
+    errors,
   };
 }
 
-async function udpRate(port: number): Promise<number> {
-  // 16 client sockets each ping-pong one 64-byte datagram at a time until the deadline; closing the sockets
-  // at the deadline ends any receive still waiting (a lost datagram only stalls its own socket).
+/**
+ * 16 client sockets each ping-pong 64-byte datagrams (UDP_WINDOW in flight) for exactly SECONDS; the rate is
+ * the replies received in that time divided by it. A client that heard nothing for UDP_RESEND_MS sends
+ * another datagram (the relay or the kernel dropped one), so every client stays active to the end instead of
+ * one lost datagram silencing it. Returns the rate and how many datagrams were resent.
+ */
+async function udpRate(port: number): Promise<{ rate: number; resent: number }> {
   const to = { transport: "udp" as const, hostname: "127.0.0.1", port };
   const payload = new Uint8Array(64);
   const socks = Array.from(
     { length: 16 },
     () => Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" }),
   );
-  let received = 0;
+  const lastHeard = socks.map(() => performance.now());
+  let received = 0, resent = 0;
   const start = performance.now();
-  const deadline = start + SECONDS * 1000;
-  const timer = setTimeout(() => socks.forEach((s) => s.close()), SECONDS * 1000 + 100);
-  await Promise.all(socks.map(async (sock) => {
+  const end = start + SECONDS * 1000;
+  const watchdog = setInterval(() => {
+    const now = performance.now();
+    socks.forEach((s, i) => {
+      if (now - lastHeard[i] >= UDP_RESEND_MS) {
+        lastHeard[i] = now;
+        resent++;
+        s.send(payload, to).catch(() => {});
+      }
+    });
+  }, UDP_RESEND_MS / 2);
+  const stopAt = setTimeout(() => socks.forEach((s) => s.close()), SECONDS * 1000);
+  await Promise.all(socks.map(async (sock, i) => {
     try {
-      for (let i = 0; i < UDP_WINDOW; i++) await sock.send(payload, to);
-      while (received < UDP_PACKETS && performance.now() < deadline) {
+      for (let w = 0; w < UDP_WINDOW; w++) await sock.send(payload, to);
+      for (;;) {
         await sock.receive();
+        const now = performance.now();
+        if (now >= end) break;
         received++;
+        lastHeard[i] = now;
         await sock.send(payload, to);
       }
-    } catch { /* closed at the deadline */ }
+    } catch { /* closed at the end */ }
   }));
-  const secs = (performance.now() - start) / 1000;
-  clearTimeout(timer);
+  clearInterval(watchdog);
+  clearTimeout(stopAt);
   for (const s of socks) {
     try {
       s.close();
     } catch { /* closed */ }
   }
-  return received / secs;
+  return { rate: received / SECONDS, resent };
 }
 
-async function idleRss(
+async function idleMemory(
   port: number,
   pid: number,
-  tree: boolean,
   count: number,
 ): Promise<{ mib: number; held: number; baseMiB: number }> {
-  const base = tree ? treeRssKiB(pid) : rssKiB(pid);
+  const base = treePssKiB(pid);
   const conns: Deno.Conn[] = [];
   const buf = new Uint8Array(1);
   try {
     for (let i = 0; i < count; i += 200) {
       const batch = await Promise.allSettled(
         Array.from({ length: Math.min(200, count - i) }, async () => {
-          const c = await Deno.connect({ hostname: "127.0.0.1", port });
-          let timer: ReturnType<typeof setTimeout> | undefined;
+          const c = await within(Deno.connect({ hostname: "127.0.0.1", port }), 10_000, "connect");
           try {
             await c.write(buf);
             // The echo proves the connection reaches the target; a relay out of fds never answers.
-            const ok = await Promise.race([
-              c.read(buf).then((n) => n === 1),
-              new Promise<boolean>((r) => timer = setTimeout(() => r(false), 5000)),
-            ]);
-            if (!ok) throw new Error("no echo");
+            if (await within(c.read(buf), 5000, "echo") !== 1) throw new Error("no echo");
             return c;
           } catch (e) {
             c.close();
             throw e;
-          } finally {
-            clearTimeout(timer);
           }
         }),
       );
       for (const r of batch) if (r.status === "fulfilled") conns.push(r.value);
     }
-    // Idle means settled: the connect burst leaves garbage V8 collects only later, so read until two
-    // readings a second apart agree within 1 % (at most 15 s) and report the settled value.
-    let rss = tree ? treeRssKiB(pid) : rssKiB(pid);
+    // Idle means settled: the connect burst leaves garbage collected only later, so read until two readings a
+    // second apart agree within 1 % (at most 15 s) and report the settled value.
+    let pss = treePssKiB(pid);
     for (let i = 0; i < 15; i++) {
       await sleep(1000);
-      const next = tree ? treeRssKiB(pid) : rssKiB(pid);
-      const settled = Math.abs(next - rss) <= rss * 0.01;
-      rss = next;
+      const next = treePssKiB(pid);
+      const settled = Math.abs(next - pss) <= pss * 0.01;
+      pss = next;
       if (settled) break;
     }
-    return { mib: rss / 1024, held: conns.length, baseMiB: base / 1024 };
+    return { mib: pss / 1024, held: conns.length, baseMiB: base / 1024 };
   } finally {
     for (const c of conns) c.close();
     await sleep(500);
   }
 }
 
-type EngineName = "wgedge" | "wgedge-deno-udp" | "socat";
-
 interface Engine {
   name: EngineName;
   tcpIn: number;
   udpIn: number;
   iperfIn: number;
-  /** The process whose memory is measured (socat: the TCP listener; its forks are summed). */
+  /** The process measured: a group leader; CPU and memory are those of its tree. */
   pid: number;
   procs: Deno.ChildProcess[];
+  dir: string;
+}
+
+function haproxyConfig(threads: number | undefined, routes: [number, number][]): string {
+  const lines = [
+    "global",
+    ...(threads ? [`  nbthread ${threads}`] : []),
+    "  maxconn 9950", // 2 fds per connection within the hard limit of 20 000
+    "defaults",
+    "  mode tcp",
+    "  timeout connect 15s",
+    "  timeout client 1h",
+    "  timeout server 1h",
+  ];
+  for (const [inPort, outPort] of routes) {
+    lines.push(
+      `listen r${inPort}`,
+      `  bind 127.0.0.1:${inPort}`,
+      `  server s 127.0.0.1:${outPort}`,
+    );
+  }
+  return lines.join("\n") + "\n";
 }
 
 async function startEngine(name: EngineName, tcpTarget: number, udpTarget: number): Promise<Engine> {
   const tcpIn = freePort(), udpIn = freePort();
   const iperfPort = freePort(), iperfIn = freePort();
-  const iperfServer = new Deno.Command("iperf3", {
-    args: ["-s", "-B", "127.0.0.1", "-p", String(iperfPort)],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const dir = await Deno.makeTempDir({ prefix: `wgedge-bench-${name}-` });
+  const iperfServer = spawnGroup(["iperf3", "-s", "-B", "127.0.0.1", "-p", String(iperfPort)]);
   const procs: Deno.ChildProcess[] = [iperfServer];
-  let pid: number;
-  if (name !== "socat") {
-    const p = spawnWithFds([
+  let main: Deno.ChildProcess;
+  if (name === "wgedge" || name === "wgedge-deno-udp" || name === "wgedge-baseline") {
+    const root = name === "wgedge-baseline" ? BASELINE : ROOT;
+    if (!root) throw new Error("wgedge-baseline needs --baseline DIR");
+    main = spawnGroup([
       DENO,
       "run",
       "-A",
       "--config",
-      `${ROOT}deno.json`,
-      `${ROOT}main.ts`,
+      `${root}deno.json`,
+      `${root}main.ts`,
       "relay",
       "-r",
       `${tcpIn};${tcpTarget};127.0.0.1;TCP`,
@@ -325,38 +474,74 @@ async function startEngine(name: EngineName, tcpTarget: number, udpTarget: numbe
     ], {
       ENABLE_LOGGING: "n",
       WGEDGE_LOG_LEVEL: "warn",
-      PATH: Deno.env.get("PATH") ?? "",
       WGEDGE_UDP: name === "wgedge-deno-udp" ? "deno" : "auto",
     });
-    procs.push(p);
-    pid = p.pid;
+    procs.push(main);
+  } else if (name === "haproxy-1" || name === "haproxy") {
+    const cfg = `${dir}/haproxy.cfg`;
+    await Deno.writeTextFile(
+      cfg,
+      haproxyConfig(name === "haproxy-1" ? 1 : undefined, [[tcpIn, tcpTarget], [iperfIn, iperfPort]]),
+    );
+    main = spawnGroup(["haproxy", "-db", "-f", cfg]);
+    procs.push(main);
+  } else if (name === "rinetd") {
+    const cfg = `${dir}/rinetd.conf`;
+    await Deno.writeTextFile(
+      cfg,
+      [
+        `127.0.0.1 ${tcpIn} 127.0.0.1 ${tcpTarget}`,
+        `127.0.0.1 ${iperfIn} 127.0.0.1 ${iperfPort}`,
+        `127.0.0.1 ${udpIn}/udp 127.0.0.1 ${udpTarget}/udp`,
+        "",
+      ].join("\n"),
+    );
+    main = spawnGroup(["rinetd", "-f", "-c", cfg]);
+    procs.push(main);
+  } else if (name === "deno-floor") {
+    const src = `${dir}/floor.js`;
+    await Deno.writeTextFile(src, FLOOR_SRC);
+    main = spawnGroup([DENO, "run", "-A", src, String(tcpIn), String(tcpTarget)]);
+    // iperf3 through the floor too: a second floor process (its CPU and memory are not measured).
+    procs.push(main, spawnGroup([DENO, "run", "-A", src, String(iperfIn), String(iperfPort)]));
   } else {
-    const tcp = spawnWithFds([
+    main = spawnGroup([
       "socat",
       `TCP-LISTEN:${tcpIn},bind=127.0.0.1,fork,reuseaddr,backlog=4096`,
       `TCP:127.0.0.1:${tcpTarget}`,
     ]);
-    const udp = spawnWithFds([
+    const udp = spawnGroup([
       "socat",
       `UDP-LISTEN:${udpIn},bind=127.0.0.1,fork,reuseaddr`,
       `UDP:127.0.0.1:${udpTarget}`,
     ]);
-    const ip = spawnWithFds([
+    const ip = spawnGroup([
       "socat",
       `TCP-LISTEN:${iperfIn},bind=127.0.0.1,fork,reuseaddr`,
       `TCP:127.0.0.1:${iperfPort}`,
     ]);
-    procs.push(tcp, udp, ip);
-    pid = tcp.pid;
+    procs.push(main, udp, ip);
   }
-  await waitTcp(tcpIn);
-  await waitTcp(iperfIn);
-  await waitTcp(iperfPort);
-  return { name, tcpIn, udpIn, iperfIn, pid, procs };
+  const e: Engine = { name, tcpIn, udpIn, iperfIn, pid: main.pid, procs, dir };
+  try {
+    await waitTcp(tcpIn);
+    await waitTcp(iperfIn);
+    await waitTcp(iperfPort);
+  } catch (err) {
+    await stopEngine(e);
+    throw new Error(`${name} did not start: ${(err as Error).message}`);
+  }
+  return e;
+}
+
+/** socat's UDP relay is a second process; its CPU is what a UDP round trip costs socat. */
+function udpPid(e: Engine): number {
+  return e.name === "socat" ? e.procs[2].pid : e.pid;
 }
 
 async function stopEngine(e: Engine): Promise<void> {
-  for (const p of [...e.procs].reverse()) await stop(p);
+  for (const p of [...e.procs].reverse()) await stopGroup(p);
+  await Deno.remove(e.dir, { recursive: true }).catch(() => {});
 }
 
 function median(xs: number[]): number {
@@ -364,143 +549,186 @@ function median(xs: number[]): number {
   return v.length === 0 ? NaN : v[Math.floor(v.length / 2)];
 }
 
+interface Samples {
+  tp: number[];
+  cps: number[];
+  p50: number[];
+  p99: number[];
+  cpuPerConnUs: number[];
+  connErrors: number[];
+  udp: number[];
+  udpCpuUs: number[];
+  udpResent: number[];
+}
+
 /**
- * Both engines run side by side and every metric is measured in alternating order (wgedge, socat, then
- * socat, wgedge, ...) ROUNDS times; the table shows medians. On a shared, busy machine this keeps a burst
- * of someone else's load from landing on one engine only.
+ * Every engine runs side by side and every metric is measured in alternating order (a, b, c, then c, b, a,
+ * ...) ROUNDS times; the table shows medians. On a shared, busy machine this keeps a burst of someone else's
+ * load from landing on one engine only.
  */
-async function measure(engines: Engine[]): Promise<Map<string, EngineResult>> {
-  const samples = new Map<
-    string,
-    { tp: number[]; cps: number[]; p50: number[]; p99: number[]; udp: number[]; udpCpu: number[] }
-  >();
+async function measure(engines: Engine[]): Promise<Map<EngineName, Samples>> {
+  const samples = new Map<EngineName, Samples>();
   for (const e of engines) {
-    samples.set(e.name, { tp: [], cps: [], p50: [], p99: [], udp: [], udpCpu: [] });
+    samples.set(e.name, {
+      tp: [],
+      cps: [],
+      p50: [],
+      p99: [],
+      cpuPerConnUs: [],
+      connErrors: [],
+      udp: [],
+      udpCpuUs: [],
+      udpResent: [],
+    });
   }
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? engines : [...engines].reverse();
-    if (!UDP_ONLY) { for (const e of order) samples.get(e.name)!.tp.push(await iperfThroughput(e.iperfIn)); }
     if (!UDP_ONLY) {
+      for (const e of order) samples.get(e.name)!.tp.push(await iperfThroughput(e.iperfIn));
       for (const e of order) {
-        const c = await connectRate(e.tcpIn);
         const s = samples.get(e.name)!;
+        const cpu0 = treeCpuSeconds(e.pid);
+        const c = await connectRate(e.tcpIn);
+        s.cpuPerConnUs.push(((treeCpuSeconds(e.pid) - cpu0) * 1e6) / CONNS);
         s.cps.push(c.rate);
         s.p50.push(c.p50);
         s.p99.push(c.p99);
+        s.connErrors.push(c.errors);
       }
     }
     for (const e of order) {
+      if (!hasUdp(e.name)) continue;
       const s = samples.get(e.name)!;
-      const cpu0 = cpuSeconds(e.pid), t0 = performance.now();
-      const rate = await udpRate(e.udpIn);
-      s.udp.push(rate);
-      // socat's per-peer forks are not counted, so only wgedge's CPU is reported.
-      if (e.name !== "socat") {
-        s.udpCpu.push(((cpuSeconds(e.pid) - cpu0) * 1e6) / (rate * (performance.now() - t0) / 1000));
-      }
+      const pid = udpPid(e);
+      const cpu0 = treeCpuSeconds(pid);
+      const u = await udpRate(e.udpIn);
+      s.udp.push(u.rate);
+      s.udpResent.push(u.resent);
+      s.udpCpuUs.push(((treeCpuSeconds(pid) - cpu0) * 1e6) / Math.max(1, u.rate * SECONDS));
     }
-    console.error(`round ${round + 1}/${ROUNDS} done`);
+    console.error(`round ${round + 1}/${ROUNDS} done (load average ${loadAverage()})`);
   }
-  const out = new Map<string, EngineResult>();
-  for (const e of engines) {
-    const s = samples.get(e.name)!;
-    out.set(e.name, {
-      throughputGbps: median(s.tp),
-      connsPerSec: median(s.cps),
-      p50ms: median(s.p50),
-      p99ms: median(s.p99),
-      udpPps: median(s.udp),
-      udpCpuUs: median(s.udpCpu),
-      idleRssMiB: NaN,
-      idleHeld: 0,
-      idleBaseMiB: NaN,
-    });
-  }
-  return out;
+  return samples;
+}
+
+function loadAverage(): string {
+  return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 }
 
 const tcpTarget = freePort(), udpTarget = freePort();
-const targetsFile = await Deno.makeTempFile({ prefix: "wgedge-bench-targets-", suffix: ".ts" });
-await Deno.writeTextFile(targetsFile, TARGETS_SRC);
-const targets = spawnWithFds([
+const targetsDir = await Deno.makeTempDir({ prefix: "wgedge-bench-targets-" });
+await Deno.writeTextFile(`${targetsDir}/targets.ts`, TARGETS_SRC);
+const targets = spawnGroup([
   DENO,
   "run",
   "-A",
   "--unstable-net",
-  targetsFile,
+  `${targetsDir}/targets.ts`,
   String(tcpTarget),
   String(udpTarget),
 ]);
+const loadBefore = loadAverage();
+const started: Engine[] = [];
+const onSignal = () => {
+  console.error("interrupted: stopping every engine");
+  Promise.all(started.map(stopEngine)).finally(() => stopGroup(targets)).finally(() => Deno.exit(130));
+};
+Deno.addSignalListener("SIGINT", onSignal);
+Deno.addSignalListener("SIGTERM", onSignal);
 try {
   await waitTcp(tcpTarget);
-  const engines = [
-    await startEngine("wgedge", tcpTarget, udpTarget),
-    ...(flags["deno-udp"] ? [await startEngine("wgedge-deno-udp", tcpTarget, udpTarget)] : []),
-    await startEngine("socat", tcpTarget, udpTarget),
-  ];
-  let results: Map<string, EngineResult>;
+  for (const name of ENGINES) started.push(await startEngine(name, tcpTarget, udpTarget));
+  let samples: Map<EngineName, Samples>;
   try {
-    results = await measure(engines);
+    samples = await measure(started);
   } finally {
-    for (const e of engines) await stopEngine(e);
+    for (const e of started.splice(0)) await stopEngine(e);
   }
   // Memory: a fresh process of each engine, so the number is what idle connections cost, not what the
   // stress rounds above left in the heap.
-  for (const name of UDP_ONLY ? [] : ["wgedge", "socat"] as const) {
+  const idle = new Map<EngineName, { mib: number; held: number; baseMiB: number }>();
+  for (const name of UDP_ONLY ? [] : ENGINES.filter((n) => n !== "wgedge-deno-udp")) {
     const e = await startEngine(name, tcpTarget, udpTarget);
+    started.push(e);
     try {
       await sleep(1000);
-      const idle = await idleRss(e.tcpIn, e.pid, name === "socat", name === "socat" ? SOCAT_IDLE : IDLE);
-      Object.assign(results.get(name)!, {
-        idleRssMiB: idle.mib,
-        idleHeld: idle.held,
-        idleBaseMiB: idle.baseMiB,
-      });
+      idle.set(name, await idleMemory(e.tcpIn, e.pid, name === "socat" ? SOCAT_IDLE : IDLE));
     } finally {
-      await stopEngine(e);
+      await stopEngine(started.pop()!);
     }
   }
-  const w = results.get("wgedge")!, s = results.get("socat")!, d = results.get("wgedge-deno-udp");
-  const load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
   const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
+  const head = new TextDecoder().decode(
+    (await new Deno.Command("git", { args: ["-C", ROOT, "rev-parse", "--short", "HEAD"], stdout: "piped" })
+      .output()).stdout,
+  ).trim();
   console.log(
-    `machine: ${navigator.hardwareConcurrency} CPUs (${cpu}), ${Deno.osRelease()}, deno ${Deno.version.deno}`,
+    `machine: ${navigator.hardwareConcurrency} CPUs (${cpu}), ${Deno.osRelease()}, deno ${Deno.version.deno}; ` +
+      `commit ${head}; ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
   );
   console.log(
-    `settings: medians of ${ROUNDS} alternating rounds; ${SECONDS}s iperf3, ${CONNS} connections (32 parallel), ` +
-      `${UDP_PACKETS} UDP round trips max in ${SECONDS}s (16 clients in parallel, ${UDP_WINDOW} in flight each), ${IDLE} idle connections; ` +
-      `load average at the end ${load}\n`,
+    `settings: medians of ${ROUNDS} alternating rounds; ${SECONDS} s iperf3, ${CONNS} connections (32 parallel), ` +
+      `UDP ${SECONDS} s (16 clients, ${UDP_WINDOW} in flight each), ${IDLE} idle connections (socat ${SOCAT_IDLE}); ` +
+      `load average before ${loadBefore}, at the end ${loadAverage()}\n`,
   );
-  const perConn = (r: EngineResult) => ((r.idleRssMiB - r.idleBaseMiB) * 1024) / Math.max(1, r.idleHeld);
-  type Row = [string, number, number, string, boolean];
-  const rows: Row[] = [
-    ["TCP throughput (Gbit/s, iperf3)", w.throughputGbps, s.throughputGbps, "%.2f", true],
-    ["TCP connections/s (connect+echo+close)", w.connsPerSec, s.connsPerSec, "%.0f", true],
-    ["connect-through latency p50 (ms)", w.p50ms, s.p50ms, "%.2f", false],
-    ["connect-through latency p99 (ms)", w.p99ms, s.p99ms, "%.2f", false],
-    ["UDP round trips/s (16 clients)", w.udpPps, s.udpPps, "%.0f", true],
-    ...(d ? [["UDP round trips/s, wgedge WGEDGE_UDP=deno", d.udpPps, s.udpPps, "%.0f", true] as Row] : []),
-    [`PSS per idle TCP connection (KiB)`, perConn(w), perConn(s), "%.1f", false],
+  const fmt = (v: number | undefined, digits: number) =>
+    v === undefined || Number.isNaN(v) ? "-" : v.toFixed(digits);
+  const perConn = (n: EngineName) => {
+    const m = idle.get(n);
+    return m ? ((m.mib - m.baseMiB) * 1024) / Math.max(1, m.held) : NaN;
+  };
+  const rows: [string, (n: EngineName) => number, number][] = [
+    ["TCP throughput (Gbit/s, iperf3, 1 stream)", (n) => median(samples.get(n)!.tp), 2],
+    ["TCP connections/s (connect + 1-byte echo + close, 32 parallel)", (n) => median(samples.get(n)!.cps), 0],
+    ["relay CPU per connection (us)", (n) => median(samples.get(n)!.cpuPerConnUs), 0],
+    ["connect-through latency p50 (ms)", (n) => median(samples.get(n)!.p50), 2],
+    ["connect-through latency p99 (ms)", (n) => median(samples.get(n)!.p99), 2],
+    ["UDP round trips/s (16 clients ping-pong)", (n) => median(samples.get(n)!.udp), 0],
+    ["relay CPU per UDP round trip (us)", (n) => median(samples.get(n)!.udpCpuUs), 1],
+    ["UDP datagrams resent after 100 ms silence (median)", (n) => median(samples.get(n)!.udpResent), 0],
+    ["PSS per idle TCP connection (KiB)", perConn, 1],
+    ["idle connections held", (n) => idle.get(n)?.held ?? NaN, 0],
+    ["PSS before the idle connections (MiB)", (n) => idle.get(n)?.baseMiB ?? NaN, 1],
   ];
-  const fmt = (v: number, f: string) => v.toFixed(f === "%.0f" ? 0 : f === "%.1f" ? 1 : 2);
-  console.log(`| metric | wgedge | socat | wgedge/socat |`);
-  console.log(`|---|---:|---:|---:|`);
-  for (const [name, a, b, f] of rows) {
-    if (UDP_ONLY && Number.isNaN(a)) continue; // not measured
-    console.log(`| ${name} | ${fmt(a, f)} | ${fmt(b, f)} | ${(a / b).toFixed(2)} |`);
+  console.log(`| metric | ${ENGINES.join(" | ")} |`);
+  console.log(`|---|${ENGINES.map(() => "---:").join("|")}|`);
+  for (const [label, get, digits] of rows) {
+    const vals = ENGINES.map(get);
+    if (vals.every((v) => Number.isNaN(v))) continue;
+    console.log(`| ${label} | ${vals.map((v) => fmt(v, digits)).join(" | ")} |`);
   }
-  console.log(
-    `\nwgedge relay CPU per UDP round trip: ${w.udpCpuUs.toFixed(1)} us` +
-      (d ? `; with WGEDGE_UDP=deno ${d.udpCpuUs.toFixed(1)} us (same rounds)` : ""),
-  );
-  if (!UDP_ONLY) {
+  const w = "wgedge";
+  if (ENGINES.includes(w)) {
+    const ratio = (label: string, get: (n: EngineName) => number, other: EngineName) =>
+      ENGINES.includes(other) && !Number.isNaN(get(w) / get(other))
+        ? `${label} ${(get(w) / get(other)).toFixed(2)}x ${other}`
+        : "";
     console.log(
-      `\nidle TCP connections: wgedge held ${w.idleHeld}, total PSS ${w.idleRssMiB.toFixed(1)} MiB ` +
-        `(${w.idleBaseMiB.toFixed(1)} MiB before); socat held ${s.idleHeld} in one process per connection, ` +
-        `total PSS of all its forks ${s.idleRssMiB.toFixed(1)} MiB (${s.idleBaseMiB.toFixed(1)} MiB before)`,
+      "\nwgedge ratios: " + [
+        ratio("conn/s", (n) => median(samples.get(n)!.cps), "haproxy-1"),
+        ratio("conn/s", (n) => median(samples.get(n)!.cps), "haproxy"),
+        ratio("conn/s", (n) => median(samples.get(n)!.cps), "rinetd"),
+        ratio("conn/s", (n) => median(samples.get(n)!.cps), "socat"),
+        ratio("throughput", (n) => median(samples.get(n)!.tp), "haproxy-1"),
+        ratio("UDP", (n) => median(samples.get(n)!.udp), "socat"),
+        ratio("UDP", (n) => median(samples.get(n)!.udp), "rinetd"),
+        ratio("conn/s", (n) => median(samples.get(n)!.cps), "wgedge-baseline"),
+        ratio("UDP", (n) => median(samples.get(n)!.udp), "wgedge-baseline"),
+      ].filter(Boolean).join("; "),
     );
   }
+  const errs = ENGINES.map((n) => `${n} ${samples.get(n)!.connErrors.reduce((a, b) => a + b, 0)}`);
+  console.log(`failed connections (all rounds): ${errs.join(", ")}`);
 } finally {
-  await stop(targets);
-  await Deno.remove(targetsFile).catch(() => {});
+  for (const e of started.splice(0)) await stopEngine(e);
+  await stopGroup(targets);
+  await Deno.remove(targetsDir, { recursive: true }).catch(() => {});
+  Deno.removeSignalListener("SIGINT", onSignal);
+  Deno.removeSignalListener("SIGTERM", onSignal);
+  const left = [...groups].flatMap((g) => groupMembers(g));
+  console.log(
+    left.length === 0
+      ? `cleanup: no process of the ${groups.size} process groups started is left`
+      : `cleanup: ${left.length} processes left: ${left.join(" ")}`,
+  );
 }
