@@ -323,42 +323,56 @@ async function connectRate(
 
 /**
  * 16 client sockets each ping-pong 64-byte datagrams (UDP_WINDOW in flight) for exactly SECONDS; the rate is
- * the replies received in that time divided by it. A client that heard nothing for UDP_RESEND_MS sends
- * another datagram (the relay or the kernel dropped one), so every client stays active to the end instead of
- * one lost datagram silencing it. Returns the rate and how many datagrams were resent.
+ * the replies received in that time divided by it. Each datagram carries a sequence number: a client that
+ * heard nothing for UDP_RESEND_MS sends its outstanding ones again (one was lost), so every client stays
+ * active to the end instead of one lost datagram silencing it, and a late reply to a datagram already
+ * answered is ignored, so a resend never widens the window. Returns the rate and how many were resent.
  */
 async function udpRate(port: number): Promise<{ rate: number; resent: number }> {
   const to = { transport: "udp" as const, hostname: "127.0.0.1", port };
-  const payload = new Uint8Array(64);
   const socks = Array.from(
     { length: 16 },
     () => Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" }),
   );
+  const outstanding = socks.map(() => new Set<number>());
   const lastHeard = socks.map(() => performance.now());
+  const payload = (seq: number) => {
+    const p = new Uint8Array(64);
+    new DataView(p.buffer).setUint32(0, seq);
+    return p;
+  };
   let received = 0, resent = 0;
   const start = performance.now();
   const end = start + SECONDS * 1000;
   const watchdog = setInterval(() => {
     const now = performance.now();
     socks.forEach((s, i) => {
-      if (now - lastHeard[i] >= UDP_RESEND_MS) {
-        lastHeard[i] = now;
+      if (now - lastHeard[i] < UDP_RESEND_MS) return;
+      lastHeard[i] = now;
+      for (const seq of outstanding[i]) {
         resent++;
-        s.send(payload, to).catch(() => {});
+        s.send(payload(seq), to).catch(() => {});
       }
     });
   }, UDP_RESEND_MS / 2);
   const stopAt = setTimeout(() => socks.forEach((s) => s.close()), SECONDS * 1000);
   await Promise.all(socks.map(async (sock, i) => {
+    const mine = outstanding[i];
+    let next = 0;
     try {
-      for (let w = 0; w < UDP_WINDOW; w++) await sock.send(payload, to);
+      for (let w = 0; w < UDP_WINDOW; w++) {
+        mine.add(next);
+        await sock.send(payload(next++), to);
+      }
       for (;;) {
-        await sock.receive();
+        const [d] = await sock.receive();
         const now = performance.now();
         if (now >= end) break;
+        if (d.length < 4 || !mine.delete(new DataView(d.buffer, d.byteOffset).getUint32(0))) continue;
         received++;
         lastHeard[i] = now;
-        await sock.send(payload, to);
+        mine.add(next);
+        await sock.send(payload(next++), to);
       }
     } catch { /* closed at the end */ }
   }));
@@ -685,7 +699,11 @@ try {
     ["connect-through latency p99 (ms)", (n) => median(samples.get(n)!.p99), 2],
     ["UDP round trips/s (16 clients ping-pong)", (n) => median(samples.get(n)!.udp), 0],
     ["relay CPU per UDP round trip (us)", (n) => median(samples.get(n)!.udpCpuUs), 1],
-    ["UDP datagrams resent after 100 ms silence (median)", (n) => median(samples.get(n)!.udpResent), 0],
+    [
+      "UDP datagrams resent after 100 ms silence (median of rounds)",
+      (n) => median(samples.get(n)!.udpResent),
+      0,
+    ],
     ["PSS per idle TCP connection (KiB)", perConn, 1],
     ["idle connections held", (n) => idle.get(n)?.held ?? NaN, 0],
     ["PSS before the idle connections (MiB)", (n) => idle.get(n)?.baseMiB ?? NaN, 1],
