@@ -50,6 +50,8 @@ export const RECEIVE_QUEUE_DATAGRAMS = 4096;
  * 256 MiB.
  */
 export const RECEIVE_QUEUE_BYTES = 4 << 20;
+/** With nothing found behind the first datagram, a drain is tried again after this many wake-ups. */
+const DRAIN_PROBE_EVERY = 8;
 
 /** A host UDP socket: a DatagramConn whose receive may also copy into the caller's buffer (as Deno's). */
 export interface HostUdpConn extends DatagramConn {
@@ -158,9 +160,18 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
   readonly #sources = new Map<string, NetAddr>();
   readonly #lastSource = new LastSource<NetAddr>();
   readonly #destinations = new Map<string, Destination | null>();
+  /**
+   * Datagrams the last recvmmsg drain found behind Deno's first one, and wake-ups since a drain was tried.
+   * Ping-pong traffic (one datagram per wake-up) leaves nothing behind, so the drain after every receive was
+   * a system call that only said EAGAIN; it is tried again after DRAIN_PROBE_EVERY wake-ups or as soon as a
+   * drain found something, so a burst still leaves in batches.
+   */
+  #drained = 1;
+  #wakesWithoutDrain = 0;
   readonly #batchReceiver: BatchReceiver<NetAddr> = {
     source: (vec, i) => this.#source(vec, i),
     deliver: (data, from) => {
+      this.#drained++;
       this.#enqueue(data, from);
       return !this.#closed;
     },
@@ -327,7 +338,12 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
       }
       this.rxDatagrams++;
       this.#enqueue(data, this.#sourceFromDeno(addr as Deno.NetAddr));
-      if (!this.#closed) this.#io.drain(this.#batchReceiver);
+      if (this.#closed) continue;
+      if (this.#drained > 0 || ++this.#wakesWithoutDrain >= DRAIN_PROBE_EVERY) {
+        this.#drained = 0;
+        this.#wakesWithoutDrain = 0;
+        this.#io.drain(this.#batchReceiver);
+      }
     }
   }
 

@@ -5,7 +5,8 @@
  * - full duplex, one copy loop per direction with its own buffer;
  * - half-close is carried: EOF read from one side becomes closeWrite() (FIN) on the other, and the opposite
  *   direction keeps flowing (SMTP/HTTP/1.0 clients that shut down their write side still get the reply);
- * - when both directions have ended, or either side errors (reset, write to a closed peer), both are closed;
+ * - when both directions have ended, or either side errors (reset, write to a closed peer), both are closed
+ *   (once: a caller need not close them again, which would only build a BadResource error);
  * - byte counters are updated live (so a status page sees long-lived connections move) and returned.
  */
 import type { Conn } from "./types.ts";
@@ -92,7 +93,10 @@ export function pipe(a: Conn, b: Conn, opts: PipeOptions = {}): Promise<PipeResu
   let aborted = false;
   let error: unknown;
   let errorSide: "a" | "b" | undefined;
-  let lastActivity = Date.now();
+  const idleMs = opts.idleTimeoutMs && opts.idleTimeoutMs > 0 ? opts.idleTimeoutMs : 0;
+  let lastActivity = idleMs ? Date.now() : 0;
+  /** Directions that have read EOF. */
+  let ended = 0;
 
   const closeBoth = () => {
     if (closed) return;
@@ -111,8 +115,7 @@ export function pipe(a: Conn, b: Conn, opts: PipeOptions = {}): Promise<PipeResu
   }
 
   let idleTimer: ReturnType<typeof setTimeout> | undefined;
-  if (opts.idleTimeoutMs && opts.idleTimeoutMs > 0) {
-    const idleMs = opts.idleTimeoutMs;
+  if (idleMs) {
     const check = () => {
       const quietFor = Date.now() - lastActivity;
       if (quietFor >= idleMs) {
@@ -135,18 +138,19 @@ export function pipe(a: Conn, b: Conn, opts: PipeOptions = {}): Promise<PipeResu
         const n = await src.read(buf);
         if (n === null) break;
         if (n === 0) continue;
-        const data = buf.subarray(0, n);
         side = srcName === "a" ? "b" : "a";
-        await writeAll(dst, data);
+        await writeAll(dst, n === buf.length ? buf : buf.subarray(0, n));
         counters[key] += n;
-        lastActivity = Date.now();
+        if (idleMs) lastActivity = Date.now();
         // Grow while reads fill the buffer; fall back to the small one when traffic thins out.
         if (n === buf.length && buf.length < bufferSize) buf = new Uint8Array(bufferSize);
         else if (n < smallSize && buf !== small) buf = small;
       }
-      // EOF: carry the half-close. The other direction keeps running until it ends too.
+      // EOF: carry the half-close. The other direction keeps running until it ends too. When it has already
+      // ended, closing both sends the same FIN (nothing is left unread) and saves a shutdown() per connection.
       side = srcName === "a" ? "b" : "a";
-      if (!closed) await dst.closeWrite();
+      if (++ended === 2) closeBoth();
+      else if (!closed) await dst.closeWrite();
     } catch (e) {
       if (!closed && error === undefined) {
         error = e;

@@ -4,7 +4,7 @@
  * the client at once (it sees EOF rather than hanging) and is counted.
  */
 import type { Conn, Listener, Net } from "../../net/types.ts";
-import { pipe } from "../../net/pipe.ts";
+import { pipe, type PipeCounters } from "../../net/pipe.ts";
 import type { RelayOptions, RelaySpec } from "../../config/relay.ts";
 import type { Logger } from "../../util/log.ts";
 import { newRelayStats, type RelayStats } from "./stats.ts";
@@ -28,9 +28,19 @@ export class TcpRelay {
   readonly #conns = new Set<Conn>();
   readonly #abort = new AbortController();
   #acceptLoop?: Promise<void>;
-  readonly #handlers = new Set<Promise<void>>();
+  /** Connections being handled, and what stop() waits on until the last one is done. */
+  #handling = 0;
+  #allHandled?: () => void;
+  /** Bytes of every connection, live: pipe() adds to them; stats.bytesToTarget/bytesToClient read them. */
+  readonly #bytes = { aToB: 0, bToA: 0 };
 
-  constructor(readonly spec: RelaySpec, readonly options: RelayOptions, private deps: RelayDeps) {}
+  constructor(readonly spec: RelaySpec, readonly options: RelayOptions, private deps: RelayDeps) {
+    const bytes = this.#bytes;
+    Object.defineProperties(this.stats, {
+      bytesToTarget: { get: () => bytes.aToB, enumerable: true },
+      bytesToClient: { get: () => bytes.bToA, enumerable: true },
+    });
+  }
 
   get listenAddr(): string {
     const a = this.#listener?.addr;
@@ -66,23 +76,26 @@ export class TcpRelay {
         backoff = Math.min(backoff * 2, ACCEPT_BACKOFF_MAX_MS);
         continue;
       }
-      const h = this.#handle(client);
-      this.#handlers.add(h);
-      h.finally(() => this.#handlers.delete(h));
+      this.#handling++;
+      this.#handle(client);
     }
   }
 
+  /**
+   * One connection: dial, pipe, done. Kept cheap because it runs per connection (issue 14): no per-connection
+   * log fields or strings unless logging is on, no abort listener (stop() closes the connections itself), one
+   * close per socket (pipe() closes both once it has them; closing again only builds a BadResource error).
+   */
   async #handle(client: Conn): Promise<void> {
     const { spec, options, deps } = this;
-    const started = Date.now();
-    const clientAddr = client.remoteAddr;
-    const peer = clientAddr.hostname.includes(":")
-      ? `[${clientAddr.hostname}]:${clientAddr.port}`
-      : `${clientAddr.hostname}:${clientAddr.port}`;
-    this.stats.total++;
-    this.stats.active++;
+    const logging = options.logging;
+    const started = logging ? Date.now() : 0;
+    const stats = this.stats;
+    stats.total++;
+    stats.active++;
     this.#conns.add(client);
     let upstream: Conn | undefined;
+    let piped = false;
     try {
       try {
         upstream = await deps.egress.dialTcp(spec.outHost, spec.outPort, {
@@ -90,10 +103,14 @@ export class TcpRelay {
           signal: this.#abort.signal,
         });
       } catch (e) {
-        this.stats.failed++;
-        this.stats.lastError = (e as Error).message;
-        if (options.logging) {
-          deps.log.warn("connect failed", { relay: spec.id, client: peer, error: (e as Error).message });
+        stats.failed++;
+        stats.lastError = (e as Error).message;
+        if (logging) {
+          deps.log.warn("connect failed", {
+            relay: spec.id,
+            client: peerOf(client),
+            error: (e as Error).message,
+          });
         }
         return;
       }
@@ -101,38 +118,27 @@ export class TcpRelay {
       if (this.#abort.signal.aborted) return;
       if (spec.proxyProtocol) {
         const header = spec.proxyProtocol === "v1"
-          ? proxyV1Header(clientAddr, client.localAddr)
-          : proxyV2Header(clientAddr, client.localAddr);
+          ? proxyV1Header(client.remoteAddr, client.localAddr)
+          : proxyV2Header(client.remoteAddr, client.localAddr);
         let off = 0;
         while (off < header.length) off += await upstream.write(header.subarray(off));
       }
-      if (options.logging) {
-        deps.log.info("open", { relay: spec.id, client: peer, target: `${spec.outHost}:${spec.outPort}` });
+      if (logging) {
+        deps.log.info("open", {
+          relay: spec.id,
+          client: peerOf(client),
+          target: `${spec.outHost}:${spec.outPort}`,
+        });
       }
-      const counters = { aToB: 0, bToA: 0 };
-      // Live totals: add the deltas to the relay's counters as they happen via a getter-backed object.
-      const stats = this.stats;
-      const live = {
-        get aToB() {
-          return counters.aToB;
-        },
-        set aToB(v: number) {
-          stats.bytesToTarget += v - counters.aToB;
-          counters.aToB = v;
-        },
-        get bToA() {
-          return counters.bToA;
-        },
-        set bToA(v: number) {
-          stats.bytesToClient += v - counters.bToA;
-          counters.bToA = v;
-        },
-      };
-      const res = await pipe(client, upstream, { counters: live, signal: this.#abort.signal });
-      if (options.logging) {
+      piped = true;
+      // pipe() adds to the relay-wide counters directly; only the close log needs this connection's own.
+      const res = await pipe(client, upstream, {
+        counters: logging ? connectionCounters(this.#bytes) : this.#bytes,
+      });
+      if (logging) {
         deps.log.info("close", {
           relay: spec.id,
-          client: peer,
+          client: peerOf(client),
           bytes_to_target: res.aToB,
           bytes_to_client: res.bToA,
           duration_ms: Date.now() - started,
@@ -140,22 +146,19 @@ export class TcpRelay {
         });
       }
     } catch (e) {
-      this.stats.lastError = (e as Error).message;
-      if (options.logging) {
-        deps.log.warn("connection error", { relay: spec.id, client: peer, error: String(e) });
+      stats.lastError = (e as Error).message;
+      if (logging) {
+        deps.log.warn("connection error", { relay: spec.id, client: peerOf(client), error: String(e) });
       }
     } finally {
-      this.stats.active--;
+      stats.active--;
       this.#conns.delete(client);
-      try {
-        client.close();
-      } catch { /* closed */ }
-      if (upstream) {
-        this.#conns.delete(upstream);
-        try {
-          upstream.close();
-        } catch { /* closed */ }
+      if (upstream) this.#conns.delete(upstream);
+      if (!piped) {
+        closeQuietly(client);
+        if (upstream) closeQuietly(upstream);
       }
+      if (--this.#handling === 0) this.#allHandled?.();
     }
   }
 
@@ -169,7 +172,40 @@ export class TcpRelay {
       } catch { /* closed */ }
     }
     await this.#acceptLoop;
-    await Promise.allSettled([...this.#handlers]);
+    if (this.#handling > 0) await new Promise<void>((r) => this.#allHandled = r);
     this.stats.state = "stopped";
   }
+}
+
+function closeQuietly(c: Conn): void {
+  try {
+    c.close();
+  } catch { /* closed */ }
+}
+
+/** The client's address as logs show it. */
+function peerOf(c: Conn): string {
+  const a = c.remoteAddr;
+  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+}
+
+/** Counters of one connection that also add every byte to the relay's totals as it moves. */
+function connectionCounters(totals: PipeCounters): PipeCounters {
+  let aToB = 0, bToA = 0;
+  return {
+    get aToB() {
+      return aToB;
+    },
+    set aToB(v: number) {
+      totals.aToB += v - aToB;
+      aToB = v;
+    },
+    get bToA() {
+      return bToA;
+    },
+    set bToA(v: number) {
+      totals.bToA += v - bToA;
+      bToA = v;
+    },
+  };
 }
