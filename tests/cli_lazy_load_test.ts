@@ -77,6 +77,7 @@ Deno.test("cli: version, --help, help, genkey and a command's --help load no ser
         ],
         ["up", "--help"],
         ["mwgp", "--help"],
+        ["help", "serve"],
       ]
     ) {
       const r = await wgedge(mapFile, args);
