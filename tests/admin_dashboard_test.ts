@@ -90,21 +90,22 @@ function rowOf(html: string, needle: string): string {
   return html.slice(start, end);
 }
 
-Deno.test("dashboard: each tunnel is a table with one readable row per peer", async () => {
+Deno.test("dashboard: one tunnels table with one readable row per peer, headed in words", async () => {
   const registry = new ServiceRegistry(WALL_NOW - 60_000);
   registry.registerStatus("tunnels", twoTunnels);
   const html = await dashboard(registry);
   assertStringIncludes(html, 'http-equiv="refresh"');
   for (
-    const h of ["public key", "endpoint", "allowed ips", "latest handshake", "received", "sent", "keying"]
+    const h of ["tunnel", "peer", "endpoint", "allowed ips", "latest handshake", "received", "sent"]
   ) {
     assertStringIncludes(html, `<th>${h}</th>`);
   }
   assertStringIncludes(html, "persistent keepalive");
-  assertEquals(html.match(/<table class="peers">/g)?.length, 2, "one peer table per tunnel");
-  assertStringIncludes(html, "<h3>main <small>2 peers</small></h3>");
-  assertStringIncludes(html, "<h3>office <small>1 peer</small></h3>");
-  assertStringIncludes(html, "listening on UDP port 51820");
+  assertEquals(html.match(/<table id="tunnels-table"/g)?.length, 1, "one table for every tunnel");
+  assertStringIncludes(html, "<b>main</b> <small>2 peers</small>");
+  assertStringIncludes(html, "<b>office</b> <small>1 peer</small>");
+  assertStringIncludes(html, "UDP port 51820");
+  assertStringIncludes(html, "<h2>WireGuard tunnels</h2>");
 
   const a = rowOf(html, PEER_A);
   for (const want of ["192.0.2.7:51820", "10.0.0.2/32<br>fd00::2/128", "42 s ago", "1.50 KiB", "5.29 MiB"]) {
@@ -124,10 +125,12 @@ Deno.test("dashboard: each tunnel is a table with one readable row per peer", as
   assertStringIncludes(b, 'class="stale"');
 
   const c = rowOf(html, PEER_C);
-  for (const want of ["[2001:db8::1]:51820", "0.0.0.0/0<br>::/0", "600 s ago", "3.00 GiB", "1023 B"]) {
+  for (const want of ["[2001:db8::1]:51820", "0.0.0.0/0<br>::/0", "10 min ago", "3.00 GiB", "1023 B"]) {
     assertStringIncludes(c, want);
   }
-  assertStringIncludes(c, 'class="stale"');
+  assertStringIncludes(c, 'class="tunnel-start warn"', "a peer we dial without a session is marked");
+  assert(html.indexOf("<b>office</b>") < html.indexOf("<b>main</b>"), "the tunnel without a session first");
+  assertStringIncludes(html, "1 tunnel without a working session: <b>office</b>");
   assert(!html.includes('"rxBytes"') && !html.includes("allowedIps"), "no JSON blob for the peers");
 });
 
@@ -155,7 +158,7 @@ Deno.test("dashboard: tunnel and peer values are HTML-escaped", async () => {
   assert(!html.includes("<script>"), "no raw <script> anywhere on the page");
   assert(!html.includes('"<'), "no attribute broken out of");
   assertStringIncludes(html, "&lt;script&gt;alert(1)&lt;/script&gt;");
-  assertStringIncludes(html, "<th>note</th>");
+  assertStringIncludes(html, "note: &lt;script&gt;", "an unknown peer field is shown, escaped");
 });
 
 Deno.test("dashboard: a real tunnel's page shows its keying but no private or preshared key", async () => {

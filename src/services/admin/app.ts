@@ -12,6 +12,7 @@ import { renderDashboard } from "./dashboard.ts";
 import { redactDeep, redactString } from "./redact.ts";
 import type { Clock } from "../../util/clock.ts";
 import { systemClock } from "../../util/clock.ts";
+import type { ThroughputHistory } from "./throughput.ts";
 
 export interface AdminDeps {
   registry: ServiceRegistry;
@@ -24,6 +25,8 @@ export interface AdminDeps {
   clock?: Clock;
   /** Dashboard refresh period in seconds (default 5). */
   refreshSeconds?: number;
+  /** The throughput history the dashboard draws sparklines from (startAdminServer runs one). */
+  throughput?: ThroughputHistory;
 }
 
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -87,7 +90,10 @@ export function createAdminApp(deps: AdminDeps): Hono {
     return c.body(redactString(deps.registry.metrics.render()));
   });
   app.get("/api/v1/status", (c) => c.json(status()));
-  app.get("/", (c) => c.html(renderDashboard(status(), deps.refreshSeconds ?? 5, clock.wallMs())));
+  app.get(
+    "/",
+    (c) => c.html(renderDashboard(status(), deps.refreshSeconds ?? 5, clock.wallMs(), deps.throughput)),
+  );
 
   app.all("*", async (c, next) => {
     const res = await servicesApp().fetch(c.req.raw);

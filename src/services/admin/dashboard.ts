@@ -1,107 +1,281 @@
 /**
- * The dashboard page (seed 002's `./monitor`, in a browser): the status JSON rendered as tables on the server,
- * refreshed by the page itself every few seconds (meta refresh: works without JavaScript, and with Basic auth
- * the browser resends the credentials). Every value is HTML-escaped. The "tunnels" section has its own view
- * (tunnels_view.ts): a table of peers per tunnel.
+ * The dashboard page (seed 002's `./monitor`, in a browser), rendered on the server from the same redacted
+ * status object /api/v1/status returns (the page is a view over that contract, it adds nothing to it) plus
+ * the in-memory throughput history (throughput.ts) for the sparklines. Layout for a 1366-px screen:
+ *
+ * - a "problems" box first: a failed reload, relays not working or erroring, rpc routes not registered,
+ *   tunnels without a session, NTRIP stations in ERROR, a status section whose provider failed;
+ * - one section per service in a fixed order (relays, tunnels, rps mappings, rpc routes, mwgp, NTRIP stations,
+ *   NTRIP caster, configuration), each with headings in words, bytes in binary units, ages and durations in
+ *   words, a sparkline per item; rows with problems first and marked, errors on their own wrapping line;
+ * - sections the page does not know are still shown, as tables with the field names in words.
+ *
+ * Refreshed by the page itself (meta refresh: works without JavaScript, and with Basic auth the browser
+ * resends the credentials). Every value is HTML-escaped; nothing is loaded from outside the page.
  */
-import { cell, escapeHtml } from "./html.ts";
-import { renderTunnels } from "./tunnels_view.ts";
-import { renderStations } from "./ntrip_view.ts";
+import { formatAgeOf, formatDuration, words } from "./format.ts";
+import { bytesCell, cell, errorText, escapeHtml, isObject, type Json, num, type Problem } from "./html.ts";
+import { renderTunnels, tunnelProblems } from "./tunnels_view.ts";
+import { renderCaster, renderStations, stationProblems } from "./ntrip_view.ts";
+import { relayProblems, renderRelays } from "./relays_view.ts";
+import { renderMappings, renderRoutes, routeProblems } from "./rp_view.ts";
+import { mwgpProblems, renderMwgp } from "./mwgp_view.ts";
+import type { ViewContext } from "./sparkline.ts";
+import type { ThroughputHistory } from "./throughput.ts";
 
 export { escapeHtml };
 
-function table(rows: Record<string, unknown>[]): string {
+/** A value for a generic table: bytes in units (by field name), lists joined, objects as `key: value`. */
+function valueHtml(key: string, v: unknown): string {
+  if (typeof v === "number" && /bytes/i.test(key)) return bytesCell(v);
+  if (Array.isArray(v)) return v.map((x) => valueHtml(key, x)).join("<br>");
+  if (isObject(v)) {
+    return Object.entries(v).map(([k, x]) => `<small>${escapeHtml(words(k))}:</small> ${valueHtml(k, x)}`)
+      .join(
+        "<br>",
+      );
+  }
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  return `<span class="wrap">${cell(v)}</span>`;
+}
+
+/** A section the page has no view for: objects as one table, a list of objects as a table. */
+function genericSection(v: unknown): string {
+  const rows: Json[] = Array.isArray(v)
+    ? v.map((x) => isObject(x) ? x : { value: x })
+    : isObject(v)
+    ? [v]
+    : [];
+  if (rows.length === 0) return Array.isArray(v) ? '<p class="empty">none</p>' : `<p>${cell(v)}</p>`;
   const cols: string[] = [];
   for (const r of rows) for (const k of Object.keys(r)) if (!cols.includes(k)) cols.push(k);
-  const head = cols.map((c) => `<th>${escapeHtml(c)}</th>`).join("");
+  const head = cols.map((c) => `<th>${escapeHtml(words(c))}</th>`).join("");
   const body = rows.map((r) => {
     const cls = r.health === "down" || r.state === "error" ? ' class="bad"' : "";
-    return `<tr${cls}>${cols.map((c) => `<td>${cell(r[c])}</td>`).join("")}</tr>`;
+    return `<tr${cls}>${
+      cols.map((c) => `<td>${r[c] === undefined ? "" : valueHtml(c, r[c])}</td>`).join("")
+    }</tr>`;
   }).join("\n");
   return `<table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
+}
+
+function reloadBad(v: unknown): boolean {
+  return isObject(v) && (v.lastResult === "partial" || v.lastResult === "rejected");
 }
 
 /**
  * The outcome of the last reload, in words: a reload that was rejected or applied only in part means the
  * running configuration is not the file's, so it is shown first and in red, with every error.
  */
-function reloadSection(v: Record<string, unknown>): string {
+function reloadBody(v: Json, nowMs: number): string {
   const result = String(v.lastResult ?? "none yet");
   const errors = Array.isArray(v.errors) ? v.errors : [];
-  const when = v.lastAt ? ` at ${cell(v.lastAt)}` : "";
-  const words: Record<string, string> = {
+  const when = v.lastAt ? ` (${escapeHtml(formatAgeOf(v.lastAt, nowMs))})` : "";
+  const wordsFor: Record<string, string> = {
     "none yet": "no reload since start",
     success: `last reload${when}: applied`,
     partial: `last reload${when}: applied in part; what failed is still as before or stopped`,
     rejected: `last reload${when}: REJECTED; the running configuration is the previous one`,
   };
-  const bad = result === "partial" || result === "rejected";
-  const list = errors.length ? `\n<ul>${errors.map((e) => `<li>${cell(e)}</li>`).join("")}</ul>` : "";
-  return `<section id="reload"${bad ? ' class="bad"' : ""}><h2>configuration</h2>
-<p>${escapeHtml(words[result] ?? result)} &middot; last fully applied ${
-    cell(v.lastSuccessAt)
-  } &middot; reloads ${cell(v.reloads)}</p>${list}
+  const list = errors.length ? `\n<ul>${errors.map((e) => `<li>${errorText(e)}</li>`).join("")}</ul>` : "";
+  return `<p>${wordsFor[result] ?? escapeHtml(result)} &middot; configuration last fully applied ${
+    escapeHtml(formatAgeOf(v.lastSuccessAt, nowMs))
+  } &middot; ${cell(v.reloads)} reload${v.reloads === 1 ? "" : "s"} since start</p>${list}`;
+}
+
+interface Section {
+  id: string;
+  title: string;
+  html: string;
+  bad?: boolean;
+}
+
+/** The titles of the sections the page knows, in page order. */
+const ORDER = [
+  "relays",
+  "tunnels",
+  "port_mappings",
+  "rp_routes",
+  "mwgp",
+  "ntrip_stations",
+  "ntrip_caster",
+  "reload",
+];
+
+function sectionsOf(status: Json, ctx: ViewContext): { sections: Section[]; problems: Problem[] } {
+  const sections: Section[] = [];
+  const problems: Problem[] = [];
+  const done = new Set<string>();
+  const take = (name: string) => {
+    done.add(name);
+    return status[name];
+  };
+  for (const [name, v] of Object.entries(status)) {
+    // A provider that threw is reported by the registry as `{ error }`: that is a problem of its own.
+    if (isObject(v) && Object.keys(v).length === 1 && typeof v.error === "string") {
+      problems.push({
+        section: name,
+        html: `${escapeHtml(words(name))}: status failed &mdash; ${errorText(v.error)}`,
+      });
+    }
+  }
+  if ("reload" in status) {
+    const v = take("reload");
+    if (reloadBad(v)) {
+      problems.unshift({
+        section: "reload",
+        html: `the last configuration reload ${
+          (v as Json).lastResult === "rejected" ? "was rejected" : "was applied only in part"
+        }: the running configuration is not the file's`,
+      });
+    }
+    if (isObject(v)) {
+      sections.push({
+        id: "reload",
+        title: "Configuration",
+        html: reloadBody(v, ctx.nowMs),
+        bad: reloadBad(v),
+      });
+    }
+  }
+  if ("relays" in status) {
+    const v = take("relays");
+    problems.push(...relayProblems(v));
+    sections.push({ id: "relays", title: "Relays", html: renderRelays(v, ctx) });
+  }
+  if ("tunnels" in status) {
+    const v = take("tunnels");
+    problems.push(...tunnelProblems(v, ctx.nowMs));
+    sections.push({
+      id: "tunnels",
+      title: "WireGuard tunnels",
+      html: Array.isArray(v) ? renderTunnels(v, ctx) : genericSection(v),
+    });
+  }
+  if ("port_mappings" in status || "rp_server" in status) {
+    const v = take("port_mappings"), server = take("rp_server");
+    sections.push({
+      id: "port_mappings",
+      title: "Port mappings (rps)",
+      html: renderMappings(v, server, ctx),
+    });
+  }
+  if ("rp_routes" in status || "rp_client" in status) {
+    const v = take("rp_routes"), client = take("rp_client");
+    problems.push(...routeProblems(v, client));
+    sections.push({ id: "rp_routes", title: "Routes (rpc)", html: renderRoutes(v, client, ctx) });
+  }
+  for (const name of Object.keys(status).filter((n) => n.startsWith("mwgp")).sort()) {
+    const v = take(name);
+    problems.push(...mwgpProblems(name, v));
+    const mode = isObject(v) && typeof v.mode === "string" ? v.mode : "";
+    sections.push({ id: name, title: `mwgp ${mode}`.trim() + ` (${name})`, html: renderMwgp(name, v, ctx) });
+  }
+  if ("ntrip_stations" in status) {
+    const v = take("ntrip_stations");
+    problems.push(...stationProblems(v));
+    sections.push({
+      id: "ntrip_stations",
+      title: "NTRIP stations",
+      html: Array.isArray(v) ? renderStations(v, ctx.nowMs) : genericSection(v),
+    });
+  }
+  if ("ntrip_caster" in status) {
+    sections.push({
+      id: "ntrip_caster",
+      title: "NTRIP caster",
+      html: renderCaster(take("ntrip_caster"), ctx),
+    });
+  }
+  for (const [name, v] of Object.entries(status)) {
+    if (!done.has(name)) sections.push({ id: name, title: words(name), html: genericSection(v) });
+  }
+  // Known sections in page order, others after; a failed reload goes first of all.
+  const rank = (s: Section) => {
+    if (s.id === "reload" && s.bad) return -1;
+    const i = ORDER.indexOf(s.id.startsWith("mwgp") ? "mwgp" : s.id);
+    return i < 0 ? ORDER.length - 1 : i;
+  };
+  sections.sort((a, b) => rank(a) - rank(b));
+  return { sections, problems };
+}
+
+function problemsBox(problems: Problem[]): string {
+  if (problems.length === 0) return '<p id="problems" class="allok">No problem found.</p>';
+  return `<section id="problems" class="bad"><h2>&#9888; ${problems.length} problem${
+    problems.length === 1 ? "" : "s"
+  }</h2>
+<ul>${
+    problems.map((p) => `<li>${p.html} <a href="#${escapeHtml(p.section)}">&darr;</a></li>`).join("\n")
+  }</ul>
 </section>`;
 }
 
-function section(name: string, v: unknown, nowMs: number): string {
-  let inner: string;
-  if (name === "reload" && v && typeof v === "object" && !Array.isArray(v)) {
-    return reloadSection(v as Record<string, unknown>);
-  }
-  if (name === "tunnels" && Array.isArray(v)) {
-    inner = renderTunnels(v, nowMs);
-  } else if (name === "ntrip_stations" && Array.isArray(v)) {
-    inner = renderStations(v, nowMs);
-  } else if (Array.isArray(v)) {
-    inner = v.length === 0
-      ? '<p class="empty">none</p>'
-      : v.every((x) => x && typeof x === "object" && !Array.isArray(x))
-      ? table(v as Record<string, unknown>[])
-      : `<pre>${escapeHtml(JSON.stringify(v, null, 2))}</pre>`;
-  } else if (v && typeof v === "object") {
-    inner = table(Object.entries(v).map(([k, x]) => ({ key: k, value: x })));
-  } else {
-    inner = `<p>${cell(v)}</p>`;
-  }
-  return `<section><h2>${escapeHtml(name)}</h2>\n${inner}\n</section>`;
-}
+const STYLE = `
+*{box-sizing:border-box}
+body{font:14px/1.35 system-ui,sans-serif;margin:0 auto;padding:.75rem 1.25rem;color:#1d232a;max-width:1600px}
+header{display:flex;flex-wrap:wrap;align-items:baseline;gap:.25rem 1rem;border-bottom:2px solid #2463b3;margin-bottom:.5rem}
+header h1{font-size:1.3rem;margin:.2rem 0} header p{margin:0;color:#555}
+h2{font-size:1.05rem;margin:1rem 0 .3rem;padding-bottom:.1rem;border-bottom:1px solid #ddd}
+h2 small{font-weight:normal;color:#666}
+section.bad{background:#fdecec;border:1px solid #e0a0a0;border-left:5px solid #c62828;padding:.1rem .8rem;margin:.5rem 0}
+section.bad h2{color:#b71c1c;border:0} section.bad ul{margin:.2rem 0 .5rem;padding-left:1.2rem}
+p.allok{color:#1b5e20;background:#e8f5e9;padding:.3rem .8rem;border-left:5px solid #2e7d32;margin:.5rem 0}
+table{border-collapse:collapse;width:100%;font-size:.85rem;margin-bottom:.5rem}
+th,td{border-bottom:1px solid #e2e2e2;padding:.2rem .45rem;text-align:left;vertical-align:top}
+th{background:#f1f3f5;font-weight:600;white-space:nowrap}
+tr.bad>td{background:#fdecec} tr.warn>td{background:#fff6e0} tr.detail>td{padding-top:0;border-top:0}
+tr.stale>td{color:#777} tr.off>td{color:#999} tr.tunnel-start>td{border-top:1px solid #bbb}
+td .n{white-space:nowrap} small{color:#666} .empty{color:#888}
+.err{color:#b71c1c;overflow-wrap:anywhere;white-space:normal} .addr,.wrap{overflow-wrap:anywhere}
+code{font-size:.8rem} code.key{display:inline-block;max-width:9.5em;overflow:hidden;text-overflow:ellipsis;vertical-align:bottom;white-space:nowrap}
+td.tunnel{max-width:16rem}
+.bad,span.bad{color:#b71c1c} span.warn,small.warn{color:#a15c00} span.ok{color:#1b5e20}
+p.facts{margin:.2rem 0 .4rem;color:#333} p.facts b{font-weight:600}
+div.traffic{display:flex;align-items:center;gap:.4rem;white-space:nowrap;line-height:1.1}
+svg.spark{width:100px;height:22px;flex:none;background:#f7f9fc;border-bottom:1px solid #d5dbe3}
+svg.spark path{fill:none;stroke:#2463b3;stroke-width:1.2;vector-effect:non-scaling-stroke}
+svg.spark path.area{fill:#cfe0f5;stroke:none} svg.spark path.none{stroke:#bbb;stroke-dasharray:2 2}
+table.compact{font-size:.78rem} table.compact th,table.compact td{padding:.1rem .3rem;white-space:nowrap}
+table.compact td.where{max-width:13rem;overflow:hidden;text-overflow:ellipsis}
+`;
 
-/** The page for a (redacted) status object; `nowMs` (wall clock) turns handshake times into ages. */
+/**
+ * The page for a (redacted) status object; `nowMs` (wall clock) turns times into ages, `history` (the
+ * admin server's sampler) draws the sparklines.
+ */
 export function renderDashboard(
   status: Record<string, unknown>,
   refreshSeconds = 5,
   nowMs: number = Date.now(),
+  history?: ThroughputHistory,
 ): string {
-  const { service: _service, version, uptimeSeconds, reload, ...sections } = status;
-  // The reload outcome comes first: when it failed, nothing below is running the file's configuration.
-  const ordered = reload === undefined
-    ? Object.entries(sections)
-    : [["reload", reload], ...Object.entries(sections)];
-  const body = ordered.map(([k, v]) => section(k as string, v, nowMs)).join("\n");
+  const { service: _service, version, uptimeSeconds, ...rest } = status;
+  const ctx: ViewContext = { nowMs, history };
+  const { sections, problems } = sectionsOf(rest, ctx);
+  const body = sections.map((s) =>
+    `<section id="${escapeHtml(s.id)}"${s.bad ? ' class="bad"' : ""}><h2>${
+      escapeHtml(s.title)
+    }</h2>\n${s.html}\n</section>`
+  ).join("\n");
+  const up = num(uptimeSeconds) !== undefined
+    ? formatDuration(uptimeSeconds as number)
+    : String(uptimeSeconds);
+  const at = new Date(nowMs).toISOString().slice(11, 19);
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta http-equiv="refresh" content="${refreshSeconds}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>wgedge</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
-table{border-collapse:collapse;margin-bottom:1rem;font-size:.9rem}
-th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
-th{background:#f3f3f3} tr.bad td{background:#fde2e2} .empty{color:#888}
-section.bad{background:#fde2e2;border:1px solid #e0a0a0;padding:.25rem .75rem}
-tr.stale td{color:#777} code{font-size:.85rem} h3{margin:.75rem 0 .25rem} h3 small{font-weight:normal;color:#666}
-table.compact{font-size:.78rem} table.compact th,table.compact td{padding:.1rem .3rem;white-space:nowrap}
-table.compact td.where{max-width:13rem;overflow:hidden;text-overflow:ellipsis} table.compact small{color:#666}
-tr.warn td{background:#fff4d6} tr.off td{color:#999} span.bad{color:#b00} span.warn{color:#a60} span.ok{color:#070}
-</style>
+<title>${problems.length ? `(${problems.length}) ` : ""}wgedge</title>
+<style>${STYLE}</style>
 </head>
 <body>
-<h1>wgedge ${cell(version)}</h1>
-<p>up ${cell(uptimeSeconds)} s &middot; refreshes every ${refreshSeconds} s &middot;
-<a href="api/v1/status">status JSON</a> &middot; <a href="metrics">metrics</a></p>
+<header><h1>wgedge ${cell(version)}</h1>
+<p>up ${escapeHtml(up)} &middot; page of ${at} UTC, refreshes every ${refreshSeconds} s &middot;
+<a href="api/v1/status">status JSON</a> &middot; <a href="metrics">metrics</a></p></header>
+${problemsBox(problems)}
 ${body}
 </body>
 </html>

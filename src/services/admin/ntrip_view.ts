@@ -7,10 +7,21 @@
  * exact value in the cell's title. The status JSON has been through redactDeep and only named fields are
  * read here.
  */
-import { cell, escapeHtml } from "./html.ts";
-import { formatBytes } from "./tunnels_view.ts";
-
-type Json = Record<string, unknown>;
+import { formatDuration, words } from "./format.ts";
+import {
+  ageCell,
+  bytesCell,
+  cell,
+  escapeHtml,
+  isObject,
+  type Json,
+  num,
+  objects,
+  type Problem,
+  table,
+} from "./html.ts";
+import { trafficCell, trafficHeading, type ViewContext } from "./sparkline.ts";
+import { seriesKey } from "./throughput.ts";
 
 /** Problems first. */
 const STATE_ORDER = [
@@ -30,22 +41,6 @@ const STATE_CLASS: Record<string, string> = {
   RUNNING: "ok",
   DISABLED: "off",
 };
-
-function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function num(v: unknown): number | undefined {
-  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
-}
-
-/** `42 s`, `5 min`, `3.2 h`, `2.1 d`. */
-export function formatDuration(seconds: number): string {
-  if (seconds < 120) return `${Math.round(seconds)} s`;
-  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
-  if (seconds < 172_800) return `${(seconds / 3600).toFixed(1)} h`;
-  return `${(seconds / 86_400).toFixed(1)} d`;
-}
 
 function stateRank(state: unknown): number {
   const i = STATE_ORDER.indexOf(String(state));
@@ -73,12 +68,7 @@ function sideText(side: unknown): { text: string; title: string } {
   return { text: `${escapeHtml(where)}${path ? ` <small>${escapeHtml(path)}</small>` : ""}`, title };
 }
 
-function bytesCell(v: unknown): string {
-  const n = num(v);
-  return n === undefined ? cell(v) : `<span title="${n} bytes">${escapeHtml(formatBytes(n))}</span>`;
-}
-
-function ageCell(v: unknown): string {
+function frameAgeCell(v: unknown): string {
   const n = num(v);
   if (n === undefined) return '<span class="empty">never</span>';
   return `<span title="${n} s">${escapeHtml(formatDuration(n))}</span>`;
@@ -141,7 +131,7 @@ function row(s: Json, nowMs: number): string {
     [bytesCell(s.bytesIn), num(s.bytesIn) ?? 0],
     [bytesCell(s.bytesOut), num(s.bytesOut) ?? 0],
     [cell(s.frames), num(s.frames) ?? 0],
-    [ageCell(s.lastFrameAgeSeconds), num(s.lastFrameAgeSeconds) ?? 1e12],
+    [frameAgeCell(s.lastFrameAgeSeconds), num(s.lastFrameAgeSeconds) ?? 1e12],
     [cell(s.crcErrors), num(s.crcErrors) ?? 0],
     [
       `${reconnects(s.source)}/${reconnects(s.destination)}`,
@@ -187,4 +177,70 @@ export function renderStations(stations: unknown[], nowMs: number): string {
 <table id="ntrip-stations" class="compact"><thead><tr>${head}</tr></thead><tbody>
 ${body}
 </tbody></table>${SORT_SCRIPT}`;
+}
+
+export function stationProblems(stations: unknown): Problem[] {
+  const bad = objects(stations).filter((s) => s.state === "ERROR");
+  if (bad.length === 0) return [];
+  const shown = bad.slice(0, 5).map((s) => {
+    const e = isObject(s.lastError) ? s.lastError : {};
+    return `<b>${cell(s.id)}</b>${e.kind ? ` (${cell(e.side)}: ${cell(e.kind)})` : ""}`;
+  });
+  return [{
+    section: "ntrip_stations",
+    html: `${bad.length} NTRIP station${bad.length === 1 ? "" : "s"} in ERROR: ${shown.join(", ")}${
+      bad.length > shown.length ? ", &hellip;" : ""
+    }`,
+  }];
+}
+
+/** The "ntrip_caster" section: one row per mount (source, clients, bytes, frames), refusals by reason. */
+export function renderCaster(v: unknown, ctx: ViewContext): string {
+  if (!isObject(v)) return `<p>${cell(v)}</p>`;
+  const mounts = objects(v.mounts);
+  const rejected = isObject(v.rejected)
+    ? Object.entries(v.rejected).filter(([, n]) => num(n)).map(([k, n]) =>
+      `${escapeHtml(words(k))} ${cell(n)}`
+    )
+    : [];
+  const rows = mounts.map((m) => {
+    const src = isObject(m.source) ? m.source : undefined;
+    return {
+      cls: src ? undefined : "off",
+      cells: [
+        `<b>${cell(m.mount)}</b>${m.open ? " <small>open</small>" : ""}`,
+        src
+          ? `<span class="addr">${cell(src.address)}</span><br><small>since ${
+            ageCell(src.connectedAt, ctx.nowMs)
+          }</small>`
+          : '<span class="empty">no source</span>',
+        cell(objects(m.clients).length),
+        bytesCell(m.bytesIn),
+        bytesCell(m.bytesOut),
+        `${cell(m.frames)}${
+          num(m.crcErrors) ? ` <small class="warn">${m.crcErrors} CRC errors</small>` : ""
+        }`,
+        num(m.lastFrameAgeMs) !== undefined
+          ? escapeHtml(`${formatDuration((m.lastFrameAgeMs as number) / 1000)} ago`)
+          : '<span class="empty">never</span>',
+        trafficCell(ctx, seriesKey.mount(m.mount)),
+      ],
+    };
+  });
+  return `<p class="facts">listens on <b>${cell(v.listen)}</b> &middot; refused: ${
+    rejected.length ? rejected.join(" &middot; ") : "none"
+  }</p>${
+    rows.length
+      ? table("caster-table", [
+        "mount",
+        "source",
+        "clients",
+        "in",
+        "out",
+        "frames",
+        "last frame",
+        trafficHeading(ctx),
+      ], rows)
+      : '<p class="empty">no mount</p>'
+  }`;
 }

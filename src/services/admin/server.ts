@@ -5,6 +5,8 @@
 import { type AdminDeps, createAdminApp } from "./app.ts";
 import { isLoopbackHost } from "./auth.ts";
 import { logger } from "../../util/log.ts";
+import { systemClock } from "../../util/clock.ts";
+import { statusCounters, ThroughputSampler } from "./throughput.ts";
 
 export const DEFAULT_ADMIN_LISTEN = "127.0.0.1:8081";
 
@@ -40,7 +42,12 @@ export function startAdminServer(listen: string, deps: AdminDeps): AdminServer {
       `WGEDGE_ADMIN_LISTEN=${listen} is not a loopback address: set WGEDGE_ADMIN_TOKEN (a bearer token) to expose the admin API`,
     );
   }
-  const app = createAdminApp(deps);
+  // The sparklines' history: sampled from the status sections while the server runs (throughput.ts).
+  const sampler = deps.throughput ? undefined : new ThroughputSampler(
+    () => statusCounters(deps.registry.status()),
+    deps.clock ?? systemClock,
+  );
+  const app = createAdminApp(sampler ? { ...deps, throughput: sampler } : deps);
   const log = logger("admin");
   const server = Deno.serve({
     hostname: addr.hostname,
@@ -49,12 +56,16 @@ export function startAdminServer(listen: string, deps: AdminDeps): AdminServer {
     onError: () => new Response("internal error", { status: 500 }),
   }, app.fetch);
   const actual = server.addr as Deno.NetAddr;
+  sampler?.start();
   log.info("admin API listening", {
     listen: `${actual.hostname}:${actual.port}`,
     auth: token ? "bearer" : "none",
   });
   return {
     addr: { hostname: actual.hostname, port: actual.port },
-    shutdown: () => server.shutdown(),
+    shutdown: () => {
+      sampler?.stop();
+      return server.shutdown();
+    },
   };
 }

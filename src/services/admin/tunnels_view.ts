@@ -1,35 +1,22 @@
 /**
- * The dashboard's "tunnels" section: one table per tunnel, one row per peer, in the words of `wg show`
- * (latest handshake as an age, transfer in binary units). The status JSON has already been through
- * redactDeep, and the view only reads named fields: a preshared key is shown as the keying mode, never as a
- * value. Status is untyped JSON here, so every field is checked before it is formatted; anything unexpected
- * is shown escaped as it is rather than dropped.
+ * The dashboard's "tunnels" section: one compact table for every tunnel, one row per peer in the words of
+ * `wg show` (latest handshake as an age, transfer in binary units), the tunnel's facts and its traffic of the
+ * last 15 minutes beside its peers. Tunnels with a peer we dial (it has an endpoint) but no working session
+ * come first and are marked. The status JSON has been through redactDeep and only named fields are read: a
+ * preshared key shows as the keying mode, never as a value. Fields a newer status adds are shown escaped
+ * under the peer rather than dropped.
  */
 import { REJECT_AFTER_TIME_MS } from "../../wireguard/constants.ts";
-import { cell, escapeHtml } from "./html.ts";
+import { formatAgeOf, formatBytes } from "./format.ts";
+import { bytesCell, cell, escapeHtml, isObject, type Json, objects, type Problem } from "./html.ts";
+import { trafficCell, trafficHeading, type ViewContext } from "./sparkline.ts";
+import { seriesKey } from "./throughput.ts";
 
-const BYTE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+export { formatBytes };
 
-/** `0 B`, `512 B`, `1.50 KiB`, `12.3 MiB`, `118 GiB`: three significant digits, like `wg show`'s transfer. */
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n) || n < 0) return String(n);
-  let unit = 0;
-  let v = n;
-  while (v >= 1024 && unit < BYTE_UNITS.length - 1) {
-    v /= 1024;
-    unit++;
-  }
-  if (unit === 0) return `${n} B`;
-  const digits = v >= 100 ? 0 : v >= 10 ? 1 : 2;
-  return `${v.toFixed(digits)} ${BYTE_UNITS[unit]}`;
-}
-
-/** `never`, or how long ago an ISO time was in whole seconds (`42 s ago`); a clock step back shows `0 s ago`. */
+/** `never`, or how long ago an ISO time was (`42 s ago`, `10 min ago`); a clock step back shows `0 s ago`. */
 export function formatHandshakeAge(iso: unknown, nowMs: number): string {
-  if (iso === null || iso === undefined || iso === "") return "never";
-  const at = typeof iso === "string" ? Date.parse(iso) : NaN;
-  if (Number.isNaN(at)) return String(iso);
-  return `${Math.max(0, Math.floor((nowMs - at) / 1000))} s ago`;
+  return formatAgeOf(iso, nowMs);
 }
 
 /** `off` for 0/absent (WireGuard's own word), else `every N s`. */
@@ -38,48 +25,17 @@ export function formatKeepalive(seconds: unknown): string {
   return typeof seconds === "number" ? `every ${seconds} s` : String(seconds);
 }
 
-type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** The peer fields this view knows, in column order, each with its heading and formatted cell HTML. */
-const PEER_COLUMNS: { field: string; heading: string; html(v: unknown, nowMs: number): string }[] = [
-  { field: "publicKey", heading: "public key", html: (v) => `<code>${cell(v)}</code>` },
-  { field: "endpoint", heading: "endpoint", html: (v) => (v ? cell(v) : '<span class="empty">none</span>') },
-  {
-    field: "allowedIps",
-    heading: "allowed ips",
-    html: (v) =>
-      Array.isArray(v)
-        ? (v.length ? v.map((x) => cell(x)).join("<br>") : '<span class="empty">(none)</span>')
-        : cell(v),
-  },
-  {
-    field: "lastHandshake",
-    heading: "latest handshake",
-    html: (v, now) => {
-      const text = escapeHtml(formatHandshakeAge(v, now));
-      return typeof v === "string" ? `<span title="${escapeHtml(v)}">${text}</span>` : text;
-    },
-  },
-  { field: "rxBytes", heading: "received", html: bytesCell },
-  { field: "txBytes", heading: "sent", html: bytesCell },
-  { field: "keying", heading: "keying", html: (v) => cell(v) },
-  {
-    field: "persistentKeepalive",
-    heading: "persistent keepalive",
-    html: (v) => escapeHtml(formatKeepalive(v)),
-  },
-  { field: "handshakes", heading: "handshakes", html: (v) => cell(v) },
-];
-const KNOWN_PEER_FIELDS = new Set(PEER_COLUMNS.map((c) => c.field));
-
-function bytesCell(v: unknown): string {
-  if (typeof v !== "number") return cell(v);
-  return `<span title="${v} bytes">${escapeHtml(formatBytes(v))}</span>`;
-}
+const KNOWN_PEER_FIELDS = new Set([
+  "publicKey",
+  "endpoint",
+  "allowedIps",
+  "lastHandshake",
+  "rxBytes",
+  "txBytes",
+  "keying",
+  "persistentKeepalive",
+  "handshakes",
+]);
 
 /** A handshake older than REJECT_AFTER_TIME (or none) means no usable session: the row is dimmed. */
 function isStale(peer: Json, nowMs: number): boolean {
@@ -89,61 +45,129 @@ function isStale(peer: Json, nowMs: number): boolean {
   return !Number.isNaN(at) && nowMs - at > REJECT_AFTER_TIME_MS;
 }
 
-function peerTable(peers: unknown[], nowMs: number): string {
-  const objects = peers.filter(isObject);
-  // Fields a newer (or careless) status adds are still shown, after the known ones.
-  const extra: string[] = [];
-  for (const p of objects) {
-    for (const k of Object.keys(p)) if (!KNOWN_PEER_FIELDS.has(k) && !extra.includes(k)) extra.push(k);
-  }
-  const present = PEER_COLUMNS.filter((c) => objects.some((p) => c.field in p));
-  const head = [...present.map((c) => c.heading), ...extra].map((h) => `<th>${escapeHtml(h)}</th>`).join("");
-  const rows = objects.map((p) => {
-    const cls = isStale(p, nowMs) ? ' class="stale"' : "";
-    const cells = [
-      ...present.map((c) => c.html(p[c.field], nowMs)),
-      ...extra.map((k) => cell(p[k])),
-    ];
-    return `<tr${cls}>${cells.map((c) => `<td>${c}</td>`).join("")}</tr>`;
-  });
-  for (const p of peers) {
-    if (!isObject(p)) rows.push(`<tr><td colspan="${present.length || 1}">${cell(p)}</td></tr>`);
-  }
-  return `<table class="peers"><thead><tr>${head}</tr></thead><tbody>\n${rows.join("\n")}\n</tbody></table>`;
+/** A peer we dial (it has an endpoint) without a working session: the tunnel does not carry traffic. */
+function isDown(peer: Json, nowMs: number): boolean {
+  return Boolean(peer.endpoint) && isStale(peer, nowMs);
 }
 
-function tunnelBlock(t: unknown, nowMs: number): string {
-  if (!isObject(t)) return `<p>${cell(t)}</p>`;
-  const { name, names, refs, users, addresses, publicKey, listenPort, peers, ...rest } = t;
+function tunnelDown(t: Json, nowMs: number): boolean {
+  return objects(t.peers).some((p) => isDown(p, nowMs));
+}
+
+function tunnelCell(t: Json, peers: number): string {
   const facts: string[] = [];
-  if (Array.isArray(addresses) && addresses.length) {
-    facts.push(`address ${addresses.map((a) => cell(a)).join(", ")}`);
+  if (Array.isArray(t.addresses) && t.addresses.length) {
+    facts.push(t.addresses.map((a) => cell(a)).join(", "));
   }
-  if (publicKey !== undefined) facts.push(`public key <code>${cell(publicKey)}</code>`);
-  if (listenPort !== undefined) facts.push(`listening on UDP port ${cell(listenPort)}`);
-  if (Array.isArray(names) && names.length > 1) {
-    facts.push(`also named ${names.slice(1).map((n) => cell(n)).join(", ")}`);
+  if (t.listenPort !== undefined) facts.push(`UDP port ${cell(t.listenPort)}`);
+  if (Array.isArray(t.names) && t.names.length > 1) {
+    facts.push(`also named ${t.names.slice(1).map((n) => cell(n)).join(", ")}`);
   }
-  if (typeof refs === "number") {
-    const who = Array.isArray(users) && users.length ? ` (${users.map((u) => cell(u)).join(", ")})` : "";
-    facts.push(`held ${refs} time${refs === 1 ? "" : "s"}${who}`);
+  if (typeof t.refs === "number") {
+    const who = Array.isArray(t.users) && t.users.length ? `: ${t.users.map((u) => cell(u)).join(", ")}` : "";
+    facts.push(`used by ${t.refs}${who}`);
   }
+  if (t.publicKey !== undefined) {
+    facts.push(`key <code class="key" title="${cell(t.publicKey)}">${cell(t.publicKey)}</code>`);
+  }
+  const {
+    name: _n,
+    names: _ns,
+    refs: _r,
+    users: _u,
+    addresses: _a,
+    publicKey: _k,
+    listenPort: _l,
+    peers: _p,
+    ...rest
+  } = t;
   for (const [k, v] of Object.entries(rest)) facts.push(`${escapeHtml(k)}: ${cell(v)}`);
-  const count = Array.isArray(peers) ? peers.length : 0;
-  const heading = `<h3>${name !== undefined ? cell(name) : "(unnamed)"} <small>${count} peer${
-    count === 1 ? "" : "s"
-  }</small></h3>`;
-  const list = facts.length ? `\n<p>${facts.join(" &middot; ")}</p>` : "";
-  const table = !Array.isArray(peers)
-    ? (peers === undefined ? "" : `\n<p>peers: ${cell(peers)}</p>`)
-    : peers.length === 0
-    ? '\n<p class="empty">no peers</p>'
-    : `\n${peerTable(peers, nowMs)}`;
-  return `<div class="tunnel">${heading}${list}${table}</div>`;
+  return `<b>${t.name !== undefined ? cell(t.name) : "(unnamed)"}</b> <small>${peers} peer${
+    peers === 1 ? "" : "s"
+  }</small><br><small class="wrap">${facts.join("<br>")}</small>`;
+}
+
+function peerCells(p: Json, nowMs: number): string[] {
+  const extra = Object.keys(p).filter((k) => !KNOWN_PEER_FIELDS.has(k))
+    .map((k) => `<br><small>${escapeHtml(k)}: ${cell(p[k])}</small>`).join("");
+  const hs = typeof p.lastHandshake === "string"
+    ? `<span title="${escapeHtml(p.lastHandshake)}">${
+      escapeHtml(formatHandshakeAge(p.lastHandshake, nowMs))
+    }</span>`
+    : escapeHtml(formatHandshakeAge(p.lastHandshake, nowMs));
+  return [
+    `<code class="key" title="${cell(p.publicKey)}">${cell(p.publicKey)}</code>${
+      p.keying ? `<br><small>${cell(p.keying)}</small>` : ""
+    }${extra}`,
+    p.endpoint ? `<span class="addr">${cell(p.endpoint)}</span>` : '<span class="empty">none</span>',
+    Array.isArray(p.allowedIps)
+      ? (p.allowedIps.length
+        ? p.allowedIps.map((x) => cell(x)).join("<br>")
+        : '<span class="empty">(none)</span>')
+      : cell(p.allowedIps),
+    `${hs}${typeof p.handshakes === "number" ? `<br><small>${p.handshakes} in all</small>` : ""}`,
+    bytesCell(p.rxBytes),
+    bytesCell(p.txBytes),
+    escapeHtml(formatKeepalive(p.persistentKeepalive)),
+  ];
+}
+
+function tunnelRows(t: unknown, ctx: ViewContext): string {
+  if (!isObject(t)) return `<tr><td colspan="9">${cell(t)}</td></tr>`;
+  const peers = Array.isArray(t.peers) ? t.peers : [];
+  const span = Math.max(1, peers.length);
+  const rs = span > 1 ? ` rowspan="${span}"` : "";
+  const first = `<td${rs} class="tunnel">${tunnelCell(t, peers.length)}</td>`;
+  const traffic = `<td${rs}>${trafficCell(ctx, seriesKey.tunnel(t.name))}</td>`;
+  if (peers.length === 0) {
+    return `<tr class="tunnel-start">${first}<td colspan="7" class="empty">no peers</td>${traffic}</tr>`;
+  }
+  return peers.map((p, i) => {
+    const cells = isObject(p)
+      ? peerCells(p, ctx.nowMs).map((c) => `<td>${c}</td>`).join("")
+      : `<td colspan="7">${cell(p)}</td>`;
+    const cls = [
+      i === 0 ? "tunnel-start" : "",
+      isObject(p) && isDown(p, ctx.nowMs) ? "warn" : isObject(p) && isStale(p, ctx.nowMs) ? "stale" : "",
+    ].filter(Boolean).join(" ");
+    return `<tr${cls ? ` class="${cls}"` : ""}>${i === 0 ? first : ""}${cells}${i === 0 ? traffic : ""}</tr>`;
+  }).join("\n");
+}
+
+export function tunnelProblems(tunnels: unknown, nowMs: number): Problem[] {
+  const down = objects(tunnels).filter((t) => tunnelDown(t, nowMs));
+  if (down.length === 0) return [];
+  const shown = down.slice(0, 5).map((t) => {
+    const p = objects(t.peers).find((p) => isDown(p, nowMs))!;
+    return `<b>${cell(t.name)}</b> (peer ${cell(p.endpoint)}: handshake ${
+      escapeHtml(formatHandshakeAge(p.lastHandshake, nowMs))
+    })`;
+  });
+  return [{
+    section: "tunnels",
+    html: `${down.length} tunnel${down.length === 1 ? "" : "s"} without a working session: ${
+      shown.join(", ")
+    }${down.length > shown.length ? ", &hellip;" : ""}`,
+  }];
 }
 
 /** The inner HTML of the "tunnels" section. */
-export function renderTunnels(tunnels: unknown[], nowMs: number): string {
+export function renderTunnels(tunnels: unknown[], ctx: ViewContext): string {
   if (tunnels.length === 0) return '<p class="empty">none</p>';
-  return tunnels.map((t) => tunnelBlock(t, nowMs)).join("\n");
+  const rank = (t: unknown) => isObject(t) && tunnelDown(t, ctx.nowMs) ? 0 : 1;
+  const sorted = [...tunnels].sort((a, b) => rank(a) - rank(b));
+  const head = [
+    "tunnel",
+    "peer",
+    "endpoint",
+    "allowed ips",
+    "latest handshake",
+    "received",
+    "sent",
+    "persistent keepalive",
+    trafficHeading(ctx),
+  ].map((h) => `<th>${escapeHtml(h)}</th>`).join("");
+  return `<table id="tunnels-table" class="peers"><thead><tr>${head}</tr></thead><tbody>
+${sorted.map((t) => tunnelRows(t, ctx)).join("\n")}
+</tbody></table>`;
 }
