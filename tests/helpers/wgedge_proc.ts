@@ -1,5 +1,5 @@
 /** Runs wgedge commands inside a namespace and waits on their output (bounded). */
-import { collect, type Netns, waitFor } from "./interop.ts";
+import { collect, DENO_JSON, MAIN_TS, type Netns, waitFor } from "./interop.ts";
 
 export interface WgedgeProc {
   child: Deno.ChildProcess;
@@ -11,7 +11,22 @@ export interface WgedgeProc {
 }
 
 export function startWgedge(ns: Netns, args: string[], env: Record<string, string> = {}): WgedgeProc {
-  const child = ns.spawnWgedge(args, { stdout: "piped", stderr: "piped", env: { NO_COLOR: "1", ...env } });
+  return watch(ns.spawnWgedge(args, { stdout: "piped", stderr: "piped", env: { NO_COLOR: "1", ...env } }));
+}
+
+/** wgedge in this network namespace (for tests that need no root: loopback only, ports from freePort()). */
+export function startWgedgeHere(args: string[], env: Record<string, string> = {}): WgedgeProc {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", DENO_JSON, MAIN_TS, ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  return watch(child);
+}
+
+function watch(child: Deno.ChildProcess): WgedgeProc {
   const out = collect(child.stdout), err = collect(child.stderr);
   const status = child.status;
   return {

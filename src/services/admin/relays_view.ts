@@ -43,7 +43,9 @@ function statusText(r: Json): string {
 
 function connections(r: Json): string {
   const udp = r.protocol === "udp";
-  const main = `${cell(r.active)} open<br><small>${cell(r.total)} ${udp ? "flows" : "in all"}</small>`;
+  const main = `${cell(r.active)} open<br><small>${cell(r.total)} ${
+    udp ? (r.total === 1 ? "flow in all" : "flows in all") : "in all"
+  }</small>`;
   if (!udp) return main;
   const extra = [
     num(r.packetsDropped) ? `${r.packetsDropped} dropped` : "",
@@ -77,7 +79,7 @@ export function renderRelays(relays: unknown, ctx: ViewContext): string {
       `<b>${cell(r.id)}</b><br><small>${cell(String(r.protocol ?? "").toUpperCase())}</small>`,
       `<span class="addr">${cell(r.listen)}</span>`,
       `<span class="addr">${cell(r.target)}</span>${
-        r.via && r.via !== "direct" ? `<br><small>via ${cell(r.via)}</small>` : ""
+        r.via && r.via !== "direct" && r.via !== "host" ? `<br><small>via ${cell(r.via)}</small>` : ""
       }`,
       statusText(r),
       connections(r),

@@ -1,0 +1,241 @@
+/**
+ * The dashboard in a real browser: `wgedge serve` with four relays (one whose target refuses, so it has an
+ * error) and traffic through them, loaded by headless Chromium at 1366x900. Assertions are on what Chromium
+ * rendered (innerText, layout widths, the SVG elements), not on the HTML string; screenshots are kept in
+ * test-artifacts/dashboard/ (gitignored; the path is printed) for a person to look at.
+ */
+import { CHROMIUM, chromiumTestOptions, startChromium } from "./helpers/chromium.ts";
+import { waitFor } from "./helpers/interop.ts";
+import { startWgedgeHere, type WgedgeProc } from "./helpers/wgedge_proc.ts";
+import { freePort } from "./helpers/ports.ts";
+import { echoWithRetry } from "./helpers/udp.ts";
+import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+
+const ARTIFACTS = new URL("../test-artifacts/dashboard/", import.meta.url).pathname;
+const WIDTH = 1366, HEIGHT = 900;
+
+/** A TCP echo server on loopback. */
+function tcpEcho() {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const loop = (async () => {
+    for await (const c of l) {
+      conns.add(c);
+      c.readable.pipeTo(c.writable).catch(() => {}).finally(() => conns.delete(c));
+    }
+  })().catch(() => {});
+  return {
+    port: (l.addr as Deno.NetAddr).port,
+    async close() {
+      l.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      await loop;
+    },
+  };
+}
+
+/** A UDP echo server on loopback. */
+function udpEcho() {
+  const sock = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const loop = (async () => {
+    for (;;) {
+      const [data, from] = await sock.receive();
+      await sock.send(data, from);
+    }
+  })().catch(() => {});
+  return {
+    port: (sock.addr as Deno.NetAddr).port,
+    async close() {
+      sock.close();
+      await loop;
+    },
+  };
+}
+
+/** Sends `bytes` through a TCP relay and reads them all back (bounded). */
+async function pushThrough(port: number, bytes: number): Promise<void> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const chunk = new Uint8Array(64 * 1024).fill(0x61);
+    const reading = (async () => {
+      let got = 0;
+      const buf = new Uint8Array(64 * 1024);
+      while (got < bytes) {
+        const n = await conn.read(buf);
+        if (n === null) throw new Error(`relay closed after ${got} of ${bytes} bytes`);
+        got += n;
+      }
+    })();
+    for (let sent = 0; sent < bytes; sent += chunk.length) {
+      await conn.write(chunk.subarray(0, Math.min(chunk.length, bytes - sent)));
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      reading,
+      new Promise((_, reject) => timer = setTimeout(() => reject(new Error("echo timed out")), 30_000)),
+    ]).finally(() => clearTimeout(timer));
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test({
+  name:
+    "dashboard in Chromium at 1366x900: four relays readable, error visible, no sideways scroll, sparklines",
+  ...chromiumTestOptions(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    if (!CHROMIUM) throw new Error("Chromium not installed (apt-get install chromium), and CI requires it");
+    const dir = await Deno.makeTempDir({ prefix: "wgedge-dash-" });
+    const e1 = tcpEcho(), e2 = tcpEcho(), u = udpEcho();
+    const refused = freePort(); // reserved for this test and never listened on: dials to it are refused
+    const [in1, in2, in3, in4, admin] = [freePort(), freePort(), freePort(), freePort(), freePort()];
+    const env = `${dir}/wgedge.env`;
+    await Deno.writeTextFile(
+      env,
+      [
+        `WGEDGE_ADMIN_LISTEN=127.0.0.1:${admin}`,
+        `RELAY_1="${in1};${e1.port};127.0.0.1;TCP"`,
+        `RELAY_2="${in2};${e2.port};127.0.0.1;TCP"`,
+        `RELAY_3="${in3};${u.port};127.0.0.1;UDP"`,
+        `RELAY_4="${in4};${refused};127.0.0.1;TCP"`,
+        "",
+      ].join("\n"),
+    );
+    let proc: WgedgeProc | undefined;
+    let browser: Awaited<ReturnType<typeof startChromium>> | undefined;
+    const page = () => fetch(`http://127.0.0.1:${admin}/`).then((r) => r.text());
+    /** The fewest samples any relay's sparkline has. */
+    const samples = async () => {
+      const counts = [...(await page()).matchAll(/data-points="(\d+)"/g)].map((m) => Number(m[1]));
+      return counts.length >= 4 ? Math.min(...counts) : -1;
+    };
+    try {
+      proc = startWgedgeHere(["serve", "--env-file", env]);
+      await waitFor(
+        async () => {
+          try {
+            return (await samples()) >= 0;
+          } catch {
+            return false;
+          }
+        },
+        `serve up with four relays\n${proc.stderr()}`,
+        400,
+        50,
+      );
+
+      // Traffic in two sampling intervals (the sampler reads every 10 s), and one refused dial.
+      await pushThrough(in1, 3 * 1024 * 1024);
+      await pushThrough(in2, 300 * 1024);
+      const udp = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+      try {
+        for (let i = 0; i < 20; i++) {
+          await echoWithRetry(udp, { transport: "udp", hostname: "127.0.0.1", port: in3 }, `datagram ${i}`);
+        }
+      } finally {
+        udp.close();
+      }
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: in4 });
+      await c.read(new Uint8Array(16)).catch(() => null); // the relay closes it when the dial fails
+      c.close();
+      await waitFor(async () => (await samples()) >= 1, "a first throughput sample", 200, 250);
+      await pushThrough(in1, 1024 * 1024);
+      await waitFor(async () => (await samples()) >= 2, "a second throughput sample", 200, 250);
+
+      browser = await startChromium(WIDTH, HEIGHT);
+      await browser.send("Page.navigate", { url: `http://127.0.0.1:${admin}/` });
+      await waitFor(
+        async () =>
+          await browser!.evaluate<boolean>(
+            `document.readyState === "complete" && !!document.getElementById("relays-table")`,
+          ).catch(() => false),
+        "the dashboard loaded in Chromium",
+        200,
+        100,
+      );
+      // One evaluation reads everything, so the page's own refresh cannot fall between two reads.
+      const seen = await browser.evaluate<{
+        text: string;
+        scrollWidth: number;
+        innerWidth: number;
+        rows: { id: string; sparks: number; points: number; right: number }[];
+        errors: { text: string; left: number; right: number; height: number }[];
+        problemsTop: number;
+        relaysTop: number;
+      }>(`(() => {
+        const rows = [...document.querySelectorAll("#relays-table tbody tr:not(.detail)")].map((tr) => {
+          const svg = tr.querySelector("svg.spark");
+          return {
+            id: tr.querySelector("b")?.textContent ?? "",
+            sparks: tr.querySelectorAll("svg.spark").length,
+            points: svg ? Number(svg.dataset.points) : -1,
+            right: tr.getBoundingClientRect().right,
+          };
+        });
+        const errors = [...document.querySelectorAll("#relays-table .err")].map((e) => {
+          const r = e.getBoundingClientRect();
+          return { text: e.innerText, left: r.left, right: r.right, height: r.height };
+        });
+        return {
+          text: document.body.innerText,
+          scrollWidth: document.documentElement.scrollWidth,
+          innerWidth: window.innerWidth,
+          rows,
+          errors,
+          problemsTop: document.getElementById("problems").getBoundingClientRect().top,
+          relaysTop: document.getElementById("relays").getBoundingClientRect().top,
+        };
+      })()`);
+
+      await Deno.mkdir(ARTIFACTS, { recursive: true });
+      await browser.screenshot(`${ARTIFACTS}viewport-1366x900.png`);
+      await browser.screenshot(`${ARTIFACTS}full-page-1366.png`, true);
+      console.log(`dashboard screenshots: ${ARTIFACTS}viewport-1366x900.png, ${ARTIFACTS}full-page-1366.png`);
+
+      assertEquals(seen.innerWidth, WIDTH);
+      assert(
+        seen.scrollWidth <= seen.innerWidth,
+        `no sideways scroll: ${seen.scrollWidth} > ${seen.innerWidth}`,
+      );
+      for (
+        const want of ["Relays", "listens on", "sends to", "to target", "to client", "traffic, last 15 min"]
+      ) {
+        assertStringIncludes(seen.text, want);
+      }
+      assertStringIncludes(seen.text, "MiB", "RELAY_1 moved 4 MiB each way");
+      assertStringIncludes(seen.text, "KiB", "RELAY_2 moved 300 KiB each way");
+      assertStringIncludes(seen.text, "/s");
+      assert(!/bytesToTarget|bytesToClient|lastError/.test(seen.text), "no field names on the page");
+      assert(seen.problemsTop < seen.relaysTop, "the problems box comes before the sections");
+
+      assertEquals(seen.rows.map((r) => r.id).sort(), ["RELAY_1", "RELAY_2", "RELAY_3", "RELAY_4"]);
+      assertEquals(seen.rows[0].id, "RELAY_4", "the relay with an error comes first");
+      for (const r of seen.rows) {
+        assertEquals(r.sparks, 1, `one sparkline in ${r.id}'s row`);
+        assert(r.points >= 2, `${r.id}'s sparkline has ${r.points} samples`);
+        assert(r.right <= WIDTH, `${r.id}'s row ends inside the window (${r.right})`);
+      }
+      assertEquals(seen.errors.length, 1, "one relay has an error");
+      assertStringIncludes(seen.errors[0].text.toLowerCase(), "refused");
+      assert(
+        seen.errors[0].height > 0 && seen.errors[0].right <= WIDTH,
+        "the error is visible inside the window",
+      );
+      assertStringIncludes(seen.text.toLowerCase(), "connection refused");
+    } finally {
+      await browser?.close();
+      const st = await proc?.stop();
+      await e1.close();
+      await e2.close();
+      await u.close();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      if (st) assertEquals(st.code, 0, `serve exit code; stderr:\n${proc?.stderr()}`);
+    }
+  },
+});
