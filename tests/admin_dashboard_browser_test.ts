@@ -4,8 +4,9 @@
  * rendered (innerText, layout widths, the SVG elements), not on the HTML string; screenshots are kept in
  * test-artifacts/dashboard/ (gitignored; the path is printed) for a person to look at.
  */
-import { CHROMIUM, chromiumTestOptions, startChromium } from "./helpers/chromium.ts";
-import { waitFor } from "./helpers/interop.ts";
+import { chromiumUnavailable, startChromium } from "./helpers/chromium.ts";
+import { capabilityTest } from "./helpers/interop.ts";
+import { waitFor, within } from "./helpers/wait.ts";
 import { startWgedgeHere, type WgedgeProc } from "./helpers/wgedge_proc.ts";
 import { freePort } from "./helpers/ports.ts";
 import { echoWithRetry } from "./helpers/udp.ts";
@@ -73,24 +74,18 @@ async function pushThrough(port: number, bytes: number): Promise<void> {
     for (let sent = 0; sent < bytes; sent += chunk.length) {
       await conn.write(chunk.subarray(0, Math.min(chunk.length, bytes - sent)));
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      reading,
-      new Promise((_, reject) => timer = setTimeout(() => reject(new Error("echo timed out")), 30_000)),
-    ]).finally(() => clearTimeout(timer));
+    await within(reading, `${bytes} bytes echoed through port ${port}`);
   } finally {
     conn.close();
   }
 }
 
-Deno.test({
+capabilityTest({
   name:
     "dashboard in Chromium at 1366x900: four relays readable, error visible, no sideways scroll, sparklines",
-  ...chromiumTestOptions(),
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    if (!CHROMIUM) throw new Error("Chromium not installed (apt-get install chromium), and CI requires it");
     const dir = await Deno.makeTempDir({ prefix: "wgedge-dash-" });
     const e1 = tcpEcho(), e2 = tcpEcho(), u = udpEcho();
     const refused = freePort(); // reserved for this test and never listened on: dials to it are refused
@@ -238,4 +233,4 @@ Deno.test({
       if (st) assertEquals(st.code, 0, `serve exit code; stderr:\n${proc?.stderr()}`);
     }
   },
-});
+}, chromiumUnavailable());

@@ -4,9 +4,10 @@
  * is read from the DevToolsActivePort file it writes), one page target, every command bounded by a timeout,
  * and close() kills the process and removes the profile.
  *
- * Declare such tests with `chromiumTestOptions()`: ignored with the reason when Chromium is missing, and a
- * failure in CI (`CI` or WGEDGE_REQUIRE_INTEROP=1) so a runner without it can never pass by skipping.
+ * Declare such tests with capabilityTest(def, chromiumUnavailable()) (tests/helpers/interop.ts): ignored with
+ * the reason when Chromium is missing, a failure in CI (WGEDGE_REQUIRE_INTEROP=1).
  */
+import { within } from "./wait.ts";
 
 const CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
 const COMMAND_TIMEOUT_MS = 30_000;
@@ -23,22 +24,9 @@ export const CHROMIUM: string | undefined =
       }
     });
 
-const REQUIRED = Deno.env.get("WGEDGE_REQUIRE_INTEROP") === "1" || Boolean(Deno.env.get("CI"));
-
-/** `ignore:` when Chromium is missing here and nobody requires it; in CI the test runs and fails instead. */
-export function chromiumTestOptions(): { ignore: boolean } {
-  if (!CHROMIUM && !REQUIRED) {
-    console.warn("ignored: Chromium not installed (apt-get install chromium); CI requires it");
-  }
-  return { ignore: !CHROMIUM && !REQUIRED };
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+/** null when Chromium is here, else why not. */
+export function chromiumUnavailable(): string | null {
+  return CHROMIUM ? null : "chromium not installed (apt-get install chromium)";
 }
 
 export interface Browser {
@@ -95,22 +83,22 @@ export async function startChromium(width: number, height: number): Promise<Brow
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    const targets = await withTimeout(
+    const targets = await within(
       fetch(`http://127.0.0.1:${port}/json/list`).then((r) => r.json()),
-      COMMAND_TIMEOUT_MS,
       "DevTools target list",
+      COMMAND_TIMEOUT_MS,
     ) as { type: string; webSocketDebuggerUrl: string }[];
     const page = targets.find((t) => t.type === "page");
     if (!page) throw new Error("Chromium has no page target");
     const socket = new WebSocket(page.webSocketDebuggerUrl);
     ws = socket;
-    await withTimeout(
+    await within(
       new Promise<void>((resolve, reject) => {
         socket.onopen = () => resolve();
         socket.onerror = () => reject(new Error("DevTools WebSocket failed"));
       }),
-      COMMAND_TIMEOUT_MS,
       "DevTools WebSocket open",
+      COMMAND_TIMEOUT_MS,
     );
     let nextId = 0;
     const pending = new Map<number, { resolve(v: Record<string, unknown>): void; reject(e: Error): void }>();
@@ -132,7 +120,7 @@ export async function startChromium(width: number, height: number): Promise<Brow
         pending.set(id, { resolve, reject })
       );
       socket.send(JSON.stringify({ id, method, params }));
-      return withTimeout(reply, COMMAND_TIMEOUT_MS, method);
+      return within(reply, method, COMMAND_TIMEOUT_MS);
     };
     await send("Emulation.setDeviceMetricsOverride", { width, height, deviceScaleFactor: 1, mobile: false });
     const browser: Browser = {
