@@ -323,6 +323,8 @@ try {
   );
   log(`started: serve pid ${serve.pid}; out ${out}; ${MINUTES} min, warm-up ${WARMUP_MIN} min`);
 
+  // The commit measured: taken now, since the checkout may move while the run goes on.
+  const { head, dirty } = await checkout(REPO);
   const samples: Sample[] = [];
   const churnTotals = {
     ok: new Map<string, number>(),
@@ -467,7 +469,6 @@ try {
   const rssSlopeMiBh = slope(hours, after.map((s) => s.rssKiB / 1024));
   const fdsSlope = slope(hours, after.map((s) => s.fds));
   const last = samples[samples.length - 1];
-  const { head, dirty } = await checkout(REPO);
   const serveLog = logText(serve);
   rpcLogs.push(logText(rpc));
   await Deno.writeTextFile(`${out}/serve.log`, serveLog);
