@@ -164,8 +164,8 @@ Deno.test("rp api: validation — range, bad JSON, protocol, ports, unknown rout
       remote_port: 1,
       client_port: 5,
     });
-    assertEquals(outside.status, 400);
-    assertStringIncludes(outside.json.message, "allowed range");
+    assertEquals(outside.status, 403);
+    assertStringIncludes(outside.json.message, "outside the allowed ports");
     assertEquals((await call("10.0.0.2", "POST", "/api/v1/port-mappings", "{nope")).status, 400);
     assertEquals((await call("10.0.0.2", "POST", "/api/v1/port-mappings", "[1,2]")).status, 400);
     assertEquals((await call("10.0.0.2", "POST", "/api/v1/port-mappings", "")).status, 400);

@@ -99,7 +99,7 @@ interopTest(
       const spoof = await curl(...json, '{"remote_port":18081,"client_port":9000,"client_ip":"10.88.0.3"}');
       assertEquals(spoof.status, 403);
       const outside = await curl(...json, '{"remote_port":8080,"client_port":9000}');
-      assertEquals(outside.status, 400);
+      assertEquals(outside.status, 403);
       assertEquals((await curl(...json, "{not json")).status, 400);
       assertEquals((await curl("http://10.88.0.1/api/v1/nope")).status, 404);
       // The same port held by this client's other identity (IPv6) counts as another client: 409 / 403.

@@ -132,10 +132,11 @@ export const checkConfigCommand: Command = defineCommand({
   ],
   async run(parsed) {
     // Loaded when the command runs, so `wgedge --help` and the other commands do not load the config loaders.
-    const [{ ConfigErrors, loadConfig }, { redactConfig }, x25519] = await Promise.all([
+    const [{ ConfigErrors, loadConfig }, { redactConfig }, x25519, { describeRpsPorts }] = await Promise.all([
       import("../config/mod.ts"),
       import("../config/redact.ts"),
       import("../crypto/x25519.ts"),
+      import("../config/rp.ts"),
     ]);
     const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
     const flags: Flags = {};
@@ -164,7 +165,12 @@ export const checkConfigCommand: Command = defineCommand({
       return 1;
     }
     for (const w of loaded.warnings) console.error(`warning: ${w}`);
-    const redacted = redactConfig(withPublicKeys(loaded.config, x25519));
+    const config = loaded.config;
+    // The rps port policy in words (the default RPS_ALLOW_PORTS and what it leaves out), not range objects.
+    const shown = config.rps
+      ? { ...config, rps: { ...config.rps, ...describeRpsPorts(config.rps), ownPorts: undefined } }
+      : config;
+    const redacted = redactConfig(withPublicKeys(shown, x25519));
     if (values.json) console.log(JSON.stringify(redacted, null, 2));
     else console.log(renderText(redacted).join("\n"));
     return 0;

@@ -24,9 +24,15 @@ export const rpsCommand: Command = defineCommand({
     "allow-ports": {
       type: "string",
       arg: "RANGES",
-      default: "every port",
+      default: "1024-65535 without wgedge's own ports",
       env: "RPS_ALLOW_PORTS",
       help: 'public ports clients may map, e.g. "10000-20000,8080"',
+    },
+    "client-ports": {
+      type: "string",
+      arg: "LIST",
+      env: "RPS_CLIENT_PORTS",
+      help: 'ports per tunnel client, e.g. "10.0.0.2=10000-10099,10.0.0.3=8080" (within --allow-ports)',
     },
     "max-mappings": {
       type: "string",
@@ -75,6 +81,7 @@ export const rpsCommand: Command = defineCommand({
       "rps-config": v.config,
       "rps-buffer": v.buffer,
       "allow-ports": v["allow-ports"],
+      "client-ports": v["client-ports"],
       "max-mappings": v["max-mappings"],
       bind: v.bind,
       "api-port": v["api-port"],

@@ -30,7 +30,7 @@ import { loadTunnelSection, loadTunnelsSection } from "./tunnel.ts";
 import { type AdminConfig, loadAdminSection } from "./admin.ts";
 import { loadLogSection, type LogConfig } from "./logging.ts";
 import { loadRelaySection, type RelayConfig } from "./relay.ts";
-import { loadRpSection, type RpcConfig, type RpsConfig } from "./rp.ts";
+import { applyRpsPortDefaults, loadRpSection, type RpcConfig, type RpsConfig } from "./rp.ts";
 import { loadMwgpConfigSection, type MwgpSection } from "./mwgp.ts";
 import { loadNtripStationsSection, type NtripStationsConfig } from "./ntrip_stations.ts";
 import { loadNtripCasterSection, type NtripCasterConfig } from "./ntrip_caster.ts";
@@ -141,6 +141,7 @@ async function loadWithWarnings(opts: LoadOptions, warnings: string[]): Promise<
   }
   checkTunnelReferences(config, ctx);
   warnings.push(...privilegedPortWarnings(config));
+  applyRpsPortDefaults(config); // needs every section: the default RPS_ALLOW_PORTS leaves wgedge's own ports out
   ctx.warnUnusedEnvFileEntries();
   ctx.problems.throwIfAny();
   return { config: config as Config, warnings };

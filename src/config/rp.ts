@@ -3,7 +3,9 @@
  * has its variable, so `wgedge serve` starts either side from the environment alone.
  *
  *   RPS_CONFIG          wg-quick config of the server tunnel (path or inline)        rps -c
- *   RPS_ALLOW_PORTS     public ports clients may map: "10000-20000,8080" (default all) --allow-ports
+ *   RPS_ALLOW_PORTS     public ports clients may map: "10000-20000,8080"             --allow-ports
+ *                       (default 1024-65535 minus the ports wgedge itself listens on: ownListenPorts())
+ *   RPS_CLIENT_PORTS    per tunnel client: "10.0.0.2=10000-10099,10.0.0.3=8080" (on top of ALLOW_PORTS)
  *   RPS_MAX_MAPPINGS    mappings per client (default 64)                              --max-mappings
  *   RPS_BIND            address public listeners bind (default 0.0.0.0)              --bind
  *   RPS_BUFFER_KB       copy buffer per direction, KiB (default 32)                   -b
@@ -25,13 +27,26 @@
  *   RPC_UDP_TIMEOUT     UDP flow idle timeout, seconds (60)                           --udp-timeout
  */
 import type { LoadContext, Setting } from "./context.ts";
+import type { Config } from "./mod.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import { formatIp, parseIp, parseIpv4, parseIpv6 } from "./ip.ts";
 import { parseRoutes, type PortRange, ROUTE_EXPECTED, RouteError, type RpRoute } from "./rp_route.ts";
 
+/** A port wgedge itself listens on (kept out of the default RPS_ALLOW_PORTS), and what listens there. */
+export interface OwnPort {
+  port: number;
+  what: string;
+}
+
 export interface RpsConfig {
   tunnel: WgConfig;
   allowPorts: PortRange[];
+  /** RPS_ALLOW_PORTS was not set: allowPorts is 1024-65535 minus `ownPorts` (filled in by mod.ts). */
+  allowPortsDefault: boolean;
+  /** The ports wgedge itself listens on, from the whole Config (what a refusal names). */
+  ownPorts: OwnPort[];
+  /** RPS_CLIENT_PORTS: tunnel client address (canonical) -> the public ports it may map. */
+  clientPorts: Map<string, PortRange[]>;
   maxMappingsPerClient: number;
   publicBind: string;
   bufferKb: number;
@@ -75,6 +90,126 @@ export function parsePortRanges(text: string): PortRange[] | string {
     out.push({ from, to });
   }
   return out.length > 0 ? out : expected;
+}
+
+/** "1024-8080,8082-65535"; no ranges means every port. */
+export function formatPortRanges(ranges: PortRange[] | undefined): string {
+  if (!ranges || ranges.length === 0) return "1-65535";
+  return ranges.map((r) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`)).join(",");
+}
+
+/**
+ * The rps port policy as check-config prints it: the allowed ports (saying when they are the default and
+ * which of wgedge's own ports it leaves out) and RPS_CLIENT_PORTS per client.
+ */
+export function describeRpsPorts(
+  rps: RpsConfig,
+): { allowPorts: string; clientPorts: Record<string, string> } {
+  const own = rps.ownPorts.map((o) => `${o.port} ${o.what}`).join(", ");
+  const allowPorts = rps.allowPortsDefault
+    ? `${formatPortRanges(rps.allowPorts)} (default: ${DEFAULT_ALLOW_FROM}-65535 without wgedge's own ports${
+      own ? `: ${own}` : ""
+    }; set RPS_ALLOW_PORTS to change)`
+    : formatPortRanges(rps.allowPorts);
+  const clientPorts = Object.fromEntries([...rps.clientPorts].map(([ip, r]) => [ip, formatPortRanges(r)]));
+  return { allowPorts, clientPorts };
+}
+
+/** The lowest port of the default RPS_ALLOW_PORTS: below it are the system's services (and need root). */
+export const DEFAULT_ALLOW_FROM = 1024;
+
+/** `ranges` without `ports`. */
+export function subtractPorts(ranges: PortRange[], ports: number[]): PortRange[] {
+  const cut = [...new Set(ports)].sort((a, b) => a - b);
+  const out: PortRange[] = [];
+  for (const r of ranges) {
+    let from = r.from;
+    for (const p of cut) {
+      if (p < from || p > r.to) continue;
+      if (p > from) out.push({ from, to: p - 1 });
+      from = p + 1;
+    }
+    if (from <= r.to) out.push({ from, to: r.to });
+  }
+  return out;
+}
+
+/**
+ * Every port this configuration makes wgedge listen on (TCP or UDP, any address): the admin API, relays,
+ * WireGuard listen ports of every tunnel, mwgp, the NTRIP caster. The default RPS_ALLOW_PORTS leaves them out
+ * so a tunnel client cannot take (or, after a restart, squat) one of them.
+ */
+export function ownListenPorts(config: Partial<Config>): OwnPort[] {
+  const out: OwnPort[] = [];
+  const add = (port: number | undefined, what: string) => {
+    if (port !== undefined && port > 0 && !out.some((o) => o.port === port)) out.push({ port, what });
+  };
+  if (config.admin) add(config.admin.port, "admin API");
+  for (const r of config.relay?.relays ?? []) {
+    for (let i = 0; i < (r.portCount ?? 1); i++) add(r.inPort + i, `relay ${r.id}`);
+  }
+  add(config.tunnel?.iface.listenPort, "WireGuard tunnel main");
+  for (const [name, t] of config.tunnels ?? []) add(t.iface.listenPort, `WireGuard tunnel ${name}`);
+  add(config.rps?.tunnel.iface.listenPort, "WireGuard tunnel of rps");
+  add(config.rpc?.tunnel.iface.listenPort, "WireGuard tunnel of rpc");
+  add(config.mwgp?.server?.listen.port, "mwgp server");
+  add(config.mwgp?.client?.listen.port, "mwgp client");
+  add(config.ntripCaster?.port, "NTRIP caster");
+  return out.sort((a, b) => a.port - b.port);
+}
+
+/** Fills in the default RPS_ALLOW_PORTS once every section is loaded (called by mod.ts). */
+export function applyRpsPortDefaults(config: Partial<Config>): void {
+  const rps = config.rps;
+  if (!rps) return;
+  rps.ownPorts = ownListenPorts(config);
+  if (rps.allowPortsDefault) {
+    rps.allowPorts = subtractPorts(
+      [{ from: DEFAULT_ALLOW_FROM, to: 65535 }],
+      rps.ownPorts.map((o) => o.port),
+    );
+  }
+}
+
+const CLIENT_PORTS_EXPECTED =
+  `tunnel client addresses with their ports, like "10.0.0.2=10000-10099,10.0.0.3=8080"` +
+  ` (an entry without "=" adds ports to the client before it: "10.0.0.2=8080,9000-9009")`;
+
+/** Parses RPS_CLIENT_PORTS; each bad entry is reported with the variable and the entry. */
+function parseClientPorts(ctx: LoadContext, s: Setting): Map<string, PortRange[]> {
+  const out = new Map<string, PortRange[]>();
+  let current: string | undefined;
+  for (const entry of s.value.split(/[\s,;]+/).filter(Boolean)) {
+    const eq = entry.indexOf("=");
+    let portsText = entry;
+    if (eq >= 0) {
+      const ipText = entry.slice(0, eq).replace(/^\[|\]$/g, "");
+      const ip = parseIp(ipText);
+      if (!ip) {
+        ctx.error(s, `${CLIENT_PORTS_EXPECTED}; "${ipText}" is not an IP address`, entry);
+        current = undefined;
+        continue;
+      }
+      const text = formatIp(ip);
+      if (text.startsWith("::ffff:") && text.includes(".")) {
+        ctx.error(s, `${CLIENT_PORTS_EXPECTED}; write the IPv4 form of an IPv4-mapped address`, entry);
+        current = undefined;
+        continue;
+      }
+      current = text;
+      portsText = entry.slice(eq + 1);
+    } else if (current === undefined) {
+      ctx.error(s, `${CLIENT_PORTS_EXPECTED}; ports without a client address before them`, entry);
+      continue;
+    }
+    const ranges = parsePortRanges(portsText);
+    if (typeof ranges === "string") {
+      ctx.error(s, `${CLIENT_PORTS_EXPECTED}; ${ranges}`, entry);
+      continue;
+    }
+    out.set(current, [...(out.get(current) ?? []), ...ranges]);
+  }
+  return out;
 }
 
 /**
@@ -145,7 +280,14 @@ function intSetting(
 
 async function loadRps(ctx: LoadContext): Promise<RpsConfig | undefined> {
   const cfgSetting = asDashC(ctx.setting("RPS_CONFIG", "rps-config"));
-  const names = ["RPS_ALLOW_PORTS", "RPS_MAX_MAPPINGS", "RPS_BIND", "RPS_BUFFER_KB", "RPS_API_PORT"];
+  const names = [
+    "RPS_ALLOW_PORTS",
+    "RPS_CLIENT_PORTS",
+    "RPS_MAX_MAPPINGS",
+    "RPS_BIND",
+    "RPS_BUFFER_KB",
+    "RPS_API_PORT",
+  ];
   if (!cfgSetting) {
     for (const n of names) {
       const s = ctx.envSetting(n);
@@ -161,6 +303,8 @@ async function loadRps(ctx: LoadContext): Promise<RpsConfig | undefined> {
     if (typeof r === "string") ctx.error(ap, r, ap.value);
     else allowPorts = r;
   }
+  const cp = ctx.setting("RPS_CLIENT_PORTS", "client-ports");
+  const clientPorts = cp ? parseClientPorts(ctx, cp) : new Map<string, PortRange[]>();
   const bindSetting = ctx.setting("RPS_BIND", "bind");
   let publicBind = "0.0.0.0";
   if (bindSetting) {
@@ -176,6 +320,9 @@ async function loadRps(ctx: LoadContext): Promise<RpsConfig | undefined> {
   const maxMappings = intSetting(ctx, "RPS_MAX_MAPPINGS", "max-mappings", 64, 1, 65535);
   const cfg: Omit<RpsConfig, "tunnel"> = {
     allowPorts,
+    allowPortsDefault: !ap,
+    ownPorts: [],
+    clientPorts,
     maxMappingsPerClient: maxMappings,
     publicBind,
     bufferKb: intSetting(ctx, "RPS_BUFFER_KB", "rps-buffer", 32, 1, 16384),

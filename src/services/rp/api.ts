@@ -10,7 +10,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ConnInfo } from "../../net/http1.ts";
 import type { RpProtocol, RpResult, RpServer } from "./server.ts";
-import { canonicalIp } from "./ip.ts";
+import { canonicalIp, isIpv4Mapped } from "./ip.ts";
 
 export type RpApiBindings = ConnInfo;
 export type RpApiEnv = { Bindings: RpApiBindings };
@@ -98,7 +98,15 @@ export function createRpApi(deps: RpApiDeps): Hono<RpApiEnv> {
 
   // Requests without a caller identity (a misconfigured embedding) are refused rather than guessed.
   app.use("/api/*", async (c, next) => {
-    if (callerOf(c.env) === null) return fail(403, "caller identity unavailable");
+    const caller = callerOf(c.env);
+    if (caller === null) return fail(403, "caller identity unavailable");
+    // A mapped source is not the IPv4 client it names (ip.ts): refused, so no peer can act as another.
+    if (isIpv4Mapped(caller)) {
+      return fail(
+        403,
+        `IPv4-mapped source address ${caller} refused: an IPv4 client calls the API over IPv4`,
+      );
+    }
     await next();
   });
 

@@ -17,6 +17,9 @@ import { logger } from "../../util/log.ts";
 import { type ForwardStats, newForwardStats, TcpForwarder, UdpForwarder } from "./forward.ts";
 import { canonicalIp } from "./ip.ts";
 import type { PortRange, RpProtocol } from "../../config/rp_route.ts";
+import { formatPortRanges, type OwnPort } from "../../config/rp.ts";
+
+export { formatPortRanges } from "../../config/rp.ts";
 
 // Kept for api.ts and service.ts, which import these from here.
 export type { PortRange, RpProtocol } from "../../config/rp_route.ts";
@@ -40,6 +43,16 @@ export interface RpServerOptions {
   hostNet: Net;
   /** Allowed public ports; empty/undefined = 1..65535. */
   allowPorts?: PortRange[];
+  /**
+   * Ports wgedge itself listens on, with what listens there (excluded from the default allowed ports): a
+   * refusal names the listener.
+   */
+  ownPorts?: OwnPort[];
+  /**
+   * RPS_CLIENT_PORTS: the public ports a listed tunnel client may map (within allowPorts). A port listed for
+   * some client may be mapped only by the clients it is listed for; unlisted clients keep allowPorts.
+   */
+  clientPorts?: Map<string, PortRange[]>;
   maxMappingsPerClient?: number;
   /** Address public listeners bind on the host (default 0.0.0.0; "::" for dual stack). */
   publicBind?: string;
@@ -157,9 +170,45 @@ export function portAllowed(ranges: PortRange[] | undefined, port: number): bool
   return ranges.some((r) => port >= r.from && port <= r.to);
 }
 
-export function formatPortRanges(ranges: PortRange[] | undefined): string {
-  if (!ranges || ranges.length === 0) return "1-65535";
-  return ranges.map((r) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`)).join(",");
+function inRanges(ranges: PortRange[], port: number): boolean {
+  return ranges.some((r) => port >= r.from && port <= r.to);
+}
+
+/**
+ * Why `owner` may not map `port`, or null when it may: RPS_ALLOW_PORTS (naming the wgedge listener on the
+ * port, if any), then RPS_CLIENT_PORTS (the client's own list; a port reserved to other clients).
+ */
+export function portRefusal(
+  policy: Pick<RpServerOptions, "allowPorts" | "ownPorts" | "clientPorts">,
+  owner: string,
+  port: number,
+): string | null {
+  if (!portAllowed(policy.allowPorts, port)) {
+    const own = policy.ownPorts?.find((o) => o.port === port);
+    return `remote_port ${port} is outside the allowed ports (RPS_ALLOW_PORTS ${
+      formatPortRanges(policy.allowPorts)
+    })${
+      own
+        ? `: wgedge's ${own.what} listens on it`
+        : port < 1024
+        ? ": ports below 1024 are not allowed by default"
+        : ""
+    }`;
+  }
+  const clients = policy.clientPorts;
+  if (!clients || clients.size === 0) return null;
+  const mine = clients.get(owner);
+  if (mine) {
+    return inRanges(mine, port)
+      ? null
+      : `remote_port ${port} is not among the ports RPS_CLIENT_PORTS gives ${owner} (${
+        formatPortRanges(mine)
+      })`;
+  }
+  for (const [other, ranges] of clients) {
+    if (inRanges(ranges, port)) return `remote_port ${port} is reserved to ${other} by RPS_CLIENT_PORTS`;
+  }
+  return null;
 }
 
 /** Totals over all mappings ever removed plus the live ones, for Prometheus counters that never go down. */
@@ -198,14 +247,25 @@ export class RpServer {
   }
 
   /**
-   * Applies reloaded limits in place: the allowed ports, mappings per client and client expiry. A mapping on
-   * a port no longer allowed is removed (its public listener closes); resolves how many were.
+   * Applies reloaded limits in place: the allowed ports (RPS_ALLOW_PORTS, RPS_CLIENT_PORTS), mappings per
+   * client and client expiry. A mapping on a port no longer allowed to its owner is removed (its public
+   * listener closes); resolves how many were.
    */
-  async setPolicy(p: { allowPorts?: PortRange[]; maxMappingsPerClient?: number; clientExpiryMs?: number }) {
+  async setPolicy(p: {
+    allowPorts?: PortRange[];
+    ownPorts?: OwnPort[];
+    clientPorts?: Map<string, PortRange[]>;
+    maxMappingsPerClient?: number;
+    clientExpiryMs?: number;
+  }) {
     this.#opts.allowPorts = p.allowPorts;
+    this.#opts.ownPorts = p.ownPorts;
+    this.#opts.clientPorts = p.clientPorts;
     this.#opts.maxMappingsPerClient = p.maxMappingsPerClient;
     this.#opts.clientExpiryMs = p.clientExpiryMs;
-    const disallowed = [...this.#mappings.values()].filter((m) => !portAllowed(p.allowPorts, m.remotePort));
+    const disallowed = [...this.#mappings.values()].filter((m) =>
+      portRefusal(this.#opts, m.owner, m.remotePort) !== null
+    );
     await Promise.all(disallowed.map((m) => this.#remove(m, "port no longer allowed")));
     return disallowed.length;
   }
@@ -276,16 +336,10 @@ export class RpServer {
     const owner = canonicalIp(caller) ?? caller;
     this.touch(owner);
     if (this.#closed) return { status: 503, body: { success: false, message: "server is shutting down" } };
-    if (!portAllowed(this.#opts.allowPorts, req.remotePort)) {
-      return {
-        status: 400,
-        body: {
-          success: false,
-          message: `remote_port ${req.remotePort} is outside the allowed range ${
-            formatPortRanges(this.#opts.allowPorts)
-          }`,
-        },
-      };
+    const refusal = portRefusal(this.#opts, owner, req.remotePort);
+    if (refusal) {
+      log.info("mapping refused", { client: owner, remotePort: req.remotePort, why: refusal });
+      return { status: 403, body: { success: false, message: refusal } };
     }
     const key = mappingKey(req.protocol, req.remotePort);
     const existing = this.#mappings.get(key);
@@ -454,6 +508,9 @@ export class RpServer {
     return {
       startup_time: this.startupTime,
       allow_ports: formatPortRanges(this.#opts.allowPorts),
+      client_ports: Object.fromEntries(
+        [...(this.#opts.clientPorts ?? new Map())].map(([ip, r]) => [ip, formatPortRanges(r)]),
+      ),
       client_expiry_ms: this.clientExpiryMs,
       api: this.#apiServers.map((s) => `${s.addr.hostname}:${s.addr.port}`),
       clients: [...this.#clients.values()].map((c) => ({

@@ -8,6 +8,7 @@ import type { ServiceRegistry } from "../registry.ts";
 import { hostNet } from "../../net/host.ts";
 import { logger } from "../../util/log.ts";
 import type { Clock } from "../../util/clock.ts";
+import type { OwnPort } from "../../config/rp.ts";
 import { type PortRange, type RpApiLimits, type RpProtocol, RpServer } from "./server.ts";
 import { RpClient, type RpRoute } from "./client.ts";
 
@@ -26,6 +27,8 @@ export interface RpsServiceOptions {
   tunnel: RpTunnel;
   hostNet?: Net;
   allowPorts?: PortRange[];
+  ownPorts?: OwnPort[];
+  clientPorts?: Map<string, PortRange[]>;
   maxMappingsPerClient?: number;
   publicBind?: string;
   bufferKb?: number;
@@ -48,6 +51,8 @@ export class RpsService {
       tunnelNet: opts.tunnel.net,
       hostNet: opts.hostNet ?? hostNet,
       allowPorts: opts.allowPorts,
+      ownPorts: opts.ownPorts,
+      clientPorts: opts.clientPorts,
       maxMappingsPerClient: opts.maxMappingsPerClient,
       publicBind: opts.publicBind,
       bufferSize: (opts.bufferKb ?? 32) * 1024,

@@ -4,7 +4,7 @@
  * shared with any other service given the same tunnel configuration.
  *
  * Reload applies what changed and keeps the rest:
- *   rps: RPS_ALLOW_PORTS, RPS_MAX_MAPPINGS and RPS_CLIENT_EXPIRY apply in place (a mapping on a port no
+ *   rps: RPS_ALLOW_PORTS, RPS_CLIENT_PORTS, RPS_MAX_MAPPINGS and RPS_CLIENT_EXPIRY apply in place (a mapping on a port no
  *        longer allowed is removed); a changed tunnel, bind address, API port, buffer, sweep interval, UDP
  *        timeout or RPS_API_* bound restarts the server (clients see a new server_startup_time and register again).
  *   rpc: routes are diffed (removed ones deleted on the server, new ones registered, unchanged ones keep
@@ -63,6 +63,8 @@ async function startRps(ctx: ServiceContext, cfg: RpsConfig): Promise<RpsService
       tunnel,
       hostNet: ctx.host,
       allowPorts: cfg.allowPorts,
+      ownPorts: cfg.ownPorts,
+      clientPorts: cfg.clientPorts,
       maxMappingsPerClient: cfg.maxMappingsPerClient,
       publicBind: cfg.publicBind,
       bufferKb: cfg.bufferKb,
@@ -149,6 +151,8 @@ export const rpsStarter: ServiceStarter = restartable({
   async applyInPlace(svc, cfg) {
     const removed = await svc.server.setPolicy({
       allowPorts: cfg.allowPorts,
+      ownPorts: cfg.ownPorts,
+      clientPorts: cfg.clientPorts,
       maxMappingsPerClient: cfg.maxMappingsPerClient,
       clientExpiryMs: cfg.clientExpirySec * 1000,
     });
