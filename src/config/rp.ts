@@ -28,6 +28,7 @@
  */
 import type { LoadContext, Setting } from "./context.ts";
 import type { Config } from "./mod.ts";
+import { relayPorts } from "./relay.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import { formatIp, parseIp, parseIpv4, parseIpv6 } from "./ip.ts";
 import { parseRoutes, type PortRange, ROUTE_EXPECTED, RouteError, type RpRoute } from "./rp_route.ts";
@@ -146,7 +147,7 @@ export function ownListenPorts(config: Partial<Config>): OwnPort[] {
   };
   if (config.admin) add(config.admin.port, "admin API");
   for (const r of config.relay?.relays ?? []) {
-    for (let i = 0; i < (r.portCount ?? 1); i++) add(r.inPort + i, `relay ${r.id}`);
+    for (const p of relayPorts(r)) add(p, `relay ${r.id}`);
   }
   add(config.tunnel?.iface.listenPort, "WireGuard tunnel main");
   for (const [name, t] of config.tunnels ?? []) add(t.iface.listenPort, `WireGuard tunnel ${name}`);
