@@ -6,6 +6,8 @@
 import { RelayService } from "../src/services/relay/service.ts";
 import { parseRelayConfig } from "../src/config/relay.ts";
 import { ConfigErrors } from "../src/config/errors.ts";
+import { ServiceRegistry } from "../src/services/registry.ts";
+import { createAdminApp } from "../src/services/admin/app.ts";
 import { configureLogging } from "../src/util/log.ts";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { freePort, freePortRange } from "./helpers/ports.ts";
@@ -218,4 +220,33 @@ Deno.test("relay range config: parses, and refuses unequal, reversed, out-of-ran
   assertStringIncludes(overlap2.join("\n"), `got "50000-50099 (50050 is taken)"`);
   // Same ports on the other protocol are fine.
   parseRelayConfig({ RELAY_1: "50000-50099;60000-60099;h;TCP", RELAY_2: "50000-50099;60000-60099;h;UDP" });
+});
+
+Deno.test("relay range: one entry in /metrics and on the dashboard, labelled with the ranges", async () => {
+  const registry = new ServiceRegistry();
+  const svc = new RelayService({ registry });
+  const inFirst = freePortRange(N);
+  const listen = `127.0.0.1:${inFirst}-${inFirst + N - 1}`;
+  try {
+    await svc.apply(
+      parseRelayConfig({
+        RELAY_1: `${inFirst}-${inFirst + N - 1};20000-${20000 + N - 1};127.0.0.1;UDP;bind=127.0.0.1`,
+        ENABLE_LOGGING: "n",
+      }),
+      true,
+    );
+    const app = createAdminApp({ registry, version: "test" });
+    const metrics = await (await app.request("/metrics")).text();
+    const up = metrics.split("\n").filter((l) => l.startsWith("wgedge_relay_up{"));
+    assertEquals(up, [
+      `wgedge_relay_up{relay="RELAY_1",protocol="udp",listen="${listen}",target="127.0.0.1:20000-${
+        20000 + N - 1
+      }"} 1`,
+    ]);
+    const page = await (await app.request("/")).text();
+    assertStringIncludes(page, "1 relay");
+    assertEquals(page.split(listen).length - 1, 1, "the range appears once, in the relay's row");
+  } finally {
+    await svc.stop();
+  }
 });
