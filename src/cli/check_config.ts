@@ -11,6 +11,7 @@ import {
   RELAY_FLAG,
   RELAY_OPTION_FLAGS,
   TUNNEL_OVERRIDE_FLAGS,
+  UAPI_DIR_FLAG,
   WG_CONFIG_FLAG,
 } from "./config_flags.ts";
 import type { WgConfig } from "../wireguard/config.ts";
@@ -108,6 +109,7 @@ export const LOADER_FLAGS = {
   ...LOG_FLAGS,
   relay: RELAY_FLAG,
   ...RELAY_OPTION_FLAGS,
+  "uapi-dir": UAPI_DIR_FLAG,
   "ntrip-stations": {
     type: "string",
     arg: "FILE",

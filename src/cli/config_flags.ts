@@ -41,6 +41,15 @@ export const WG_CONFIG_FLAG = {
   help: "the tunnel: a wg-quick file, or its content inline (INI or PrivateKey|PublicKey|Endpoint|ClientIP)",
 } as const satisfies FlagSpec;
 
+/** Where tunnels serve `wg`'s UAPI socket (src/config/uapi.ts). */
+export const UAPI_DIR_FLAG = {
+  type: "string",
+  arg: "DIR|off",
+  default: "/var/run/wireguard",
+  env: "WG_UAPI_DIR",
+  help: "directory of the WireGuard UAPI sockets (<name>.sock, for wg show / wg set); off = none",
+} as const satisfies FlagSpec;
+
 /** The single overrides applied on top of the WG_CONFIG tunnel. */
 export const TUNNEL_OVERRIDE_FLAGS = {
   address: {

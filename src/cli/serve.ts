@@ -9,6 +9,7 @@ import {
   ENV_FILE_FLAG,
   RELAY_FLAG,
   RELAY_OPTION_FLAGS,
+  UAPI_DIR_FLAG,
   WG_CONFIG_FLAG,
 } from "./config_flags.ts";
 import type { ServeOptions } from "./server.ts";
@@ -28,6 +29,7 @@ export const serveCommand: Command = defineCommand({
     config: WG_CONFIG_FLAG,
     relay: RELAY_FLAG,
     "admin-listen": ADMIN_LISTEN_FLAG,
+    "uapi-dir": UAPI_DIR_FLAG,
     ...RELAY_OPTION_FLAGS,
   },
   notes: [

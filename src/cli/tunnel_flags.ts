@@ -1,4 +1,5 @@
 /** Flags shared by commands that bring one tunnel up (`up`, `ping`): the config and its single overrides. */
+import type { Config } from "../config/mod.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import { type FlagTable, UsageError } from "./command.ts";
 import { configureLogging, logger } from "../util/log.ts";
@@ -19,8 +20,15 @@ export const TUNNEL_NOTE =
 
 /** Loads the one tunnel from flags/env; configuration problems become a clear error, never a stack trace. */
 export async function loadTunnelFromFlags(values: Record<string, unknown>): Promise<WgConfig> {
+  return (await loadTunnelConfig(values)).tunnel;
+}
+
+/** The tunnel and the whole loaded config (for the settings beside it, like the UAPI directory). */
+export async function loadTunnelConfig(
+  values: Record<string, unknown>,
+): Promise<{ tunnel: WgConfig; config: Config }> {
   const flags: Record<string, string | undefined> = {};
-  for (const k of ["config", "address", "listen-port", "mtu", "endpoint"]) {
+  for (const k of ["config", "address", "listen-port", "mtu", "endpoint", "uapi-dir"]) {
     flags[k] = values[k] as string | undefined;
   }
   // The loaders are imported here, when a command runs, not with the command table (for --help).
@@ -36,5 +44,5 @@ export async function loadTunnelFromFlags(values: Record<string, unknown>): Prom
   const log = logger("config");
   for (const w of loaded.warnings) log.warn(w);
   if (!loaded.config.tunnel) throw new UsageError("no tunnel configured: pass -c wg.conf or set WG_CONFIG");
-  return loaded.config.tunnel;
+  return { tunnel: loaded.config.tunnel, config: loaded.config };
 }

@@ -1,10 +1,13 @@
 /**
  * `wgedge up -c wg.conf`: brings a tunnel up in the foreground. The userspace stack answers ICMP echo on the
- * tunnel addresses; `--forward` exposes services inside the tunnel on local host ports. SIGINT/SIGTERM close
- * everything cleanly.
+ * tunnel addresses; `--forward` exposes services inside the tunnel on local host ports; the tunnel serves the
+ * WireGuard UAPI socket `<WG_UAPI_DIR>/<name>.sock` (`wg show wg0` for wg0.conf; `--name` to choose).
+ * SIGINT/SIGTERM close everything cleanly.
  */
-import { type Command, defineCommand, waitForShutdownSignal } from "./command.ts";
-import { loadTunnelFromFlags, TUNNEL_FLAGS, TUNNEL_NOTE, TUNNEL_USAGE } from "./tunnel_flags.ts";
+import { type Command, defineCommand, UsageError, waitForShutdownSignal } from "./command.ts";
+import { loadTunnelConfig, TUNNEL_FLAGS, TUNNEL_NOTE, TUNNEL_USAGE } from "./tunnel_flags.ts";
+import { UAPI_DIR_FLAG } from "./config_flags.ts";
+import type { UapiServer } from "../net/uapi_server.ts";
 import { logger } from "../util/log.ts";
 import type { TcpRelay } from "../services/relay/tcp.ts";
 import type { UdpRelay } from "../services/relay/udp.ts";
@@ -12,9 +15,16 @@ import type { UdpRelay } from "../services/relay/udp.ts";
 export const upCommand: Command = defineCommand({
   name: "up",
   summary: "Bring a WireGuard tunnel up in the foreground (answers ping on its addresses).",
-  usage: `up ${TUNNEL_USAGE} [--forward tcp://127.0.0.1:8080=10.0.0.1:80]...`,
+  usage: `up ${TUNNEL_USAGE} [--name NAME] [--forward tcp://127.0.0.1:8080=10.0.0.1:80]...`,
   flags: {
     ...TUNNEL_FLAGS,
+    name: {
+      type: "string",
+      arg: "NAME",
+      help: "the tunnel's name for wg (wg show NAME): at most 15 characters; default the config file's " +
+        "base name without .conf (wg0.conf -> wg0), or main for an inline WG_CONFIG",
+    },
+    "uapi-dir": UAPI_DIR_FLAG,
     forward: {
       type: "string",
       multiple: true,
@@ -37,6 +47,7 @@ export const upCommand: Command = defineCommand({
       { hostNet },
       { osResolver },
       { systemClock },
+      { serveUapi, uapiNameProblem, UapiUnavailable },
     ] = await Promise.all([
       import("../net/tunnels.ts"),
       import("../config/ip.ts"),
@@ -48,13 +59,33 @@ export const upCommand: Command = defineCommand({
       import("../net/host.ts"),
       import("../net/resolve.ts"),
       import("../util/clock.ts"),
+      import("../net/uapi_server.ts"),
     ]);
     const forwards = (parsed.values.forward ?? []).map(parseForward);
-    const cfg = await loadTunnelFromFlags(parsed.values);
+    const { tunnel: cfg, config } = await loadTunnelConfig(parsed.values);
     const log = logger("up");
-    const tunnel = await openTunnel(cfg);
+    const name = parsed.values.name ?? tunnelNameOf(cfg.source);
+    const problem = uapiNameProblem(name);
+    if (problem && config.uapi.dir !== undefined) {
+      throw new UsageError(
+        `tunnel name ${problem}: pass --name NAME${
+          parsed.values.name ? "" : ` (the name comes from ${cfg.source})`
+        }` +
+          ", or WG_UAPI_DIR=off for no wg socket",
+      );
+    }
+    const tunnel = await openTunnel(cfg, { name });
     const relays: (TcpRelay | UdpRelay)[] = [];
+    let uapi: UapiServer | undefined;
     try {
+      if (config.uapi.dir !== undefined) {
+        try {
+          uapi = await serveUapi(tunnel.device, { name, dir: config.uapi.dir });
+        } catch (e) {
+          if (!(e instanceof UapiUnavailable)) throw e;
+          log.warn("no UAPI socket (wg show/set will not see this tunnel)", { reason: e.message });
+        }
+      }
       for (const spec of forwards) {
         const relay = spec.protocol === "tcp"
           ? new TcpRelay(spec, RELAY_DEFAULTS, {
@@ -85,10 +116,12 @@ export const upCommand: Command = defineCommand({
       }
     } catch (e) {
       for (const r of relays) await r.stop();
+      uapi?.close();
       tunnel.close();
       throw e;
     }
     log.info("tunnel up", {
+      name,
       addresses: cfg.iface.addresses.map(formatPrefix).join(","),
       listenPort: tunnel.device.listenPort,
       publicKey: tunnel.device.publicKey,
@@ -96,7 +129,15 @@ export const upCommand: Command = defineCommand({
     const sig = await waitForShutdownSignal();
     log.info("shutting down", { signal: sig });
     for (const r of relays) await r.stop();
+    uapi?.close();
     tunnel.close();
     return 0;
   },
 });
+
+/** wg-quick's rule: /etc/wireguard/wg0.conf is wg0. Inline content (named by its variable) is `main`. */
+export function tunnelNameOf(source: string): string {
+  if (source === "WG_CONFIG" || source === "--config") return "main";
+  const base = source.slice(source.lastIndexOf("/") + 1);
+  return base.endsWith(".conf") ? base.slice(0, -".conf".length) : base;
+}

@@ -35,6 +35,7 @@ import { loadMwgpConfigSection, type MwgpSection } from "./mwgp.ts";
 import { loadNtripStationsSection, type NtripStationsConfig } from "./ntrip_stations.ts";
 import { loadNtripCasterSection, type NtripCasterConfig } from "./ntrip_caster.ts";
 import { privilegedPortWarnings } from "./privileged_ports.ts";
+import { loadUapiSection, type UapiConfig } from "./uapi.ts";
 
 export { ConfigError, ConfigErrors } from "./errors.ts";
 export { type Flags, LoadContext, type Setting } from "./context.ts";
@@ -60,6 +61,8 @@ export interface Config {
   ntripStations?: NtripStationsConfig;
   /** The NTRIP caster from NTRIP_CASTER_MOUNTS (+ NTRIP_CASTER_LISTEN), absent when not configured. */
   ntripCaster?: NtripCasterConfig;
+  /** Where tunnels serve their WireGuard UAPI socket (WG_UAPI_DIR / --uapi-dir). */
+  uapi: UapiConfig;
 }
 
 export interface Section {
@@ -79,6 +82,7 @@ export const SECTIONS: Section[] = [
   { name: "mwgp", load: loadMwgpConfigSection },
   { name: "ntrip_stations", load: loadNtripStationsSection },
   { name: "ntrip_caster", load: loadNtripCasterSection },
+  { name: "uapi", load: loadUapiSection },
 ];
 
 export interface LoadOptions {

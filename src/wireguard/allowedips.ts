@@ -55,6 +55,16 @@ export class AllowedIps<T> {
     return best;
   }
 
+  /** Removes addr/prefix if value owns exactly that prefix (UAPI `allowed_ip=-...`); returns whether it did. */
+  remove(addr: Uint8Array, prefix: number, value: T): boolean {
+    let node: TrieNode<T> | undefined = this.#root(addr);
+    if (prefix < 0 || prefix > addr.length * 8) throw new Error(`prefix ${prefix} out of range`);
+    for (let i = 0; node && i < prefix; i++) node = node.children[bitAt(addr, i)];
+    if (!node || node.value !== value) return false;
+    node.value = undefined;
+    return true;
+  }
+
   /** Removes every prefix owned by value. */
   removeValue(value: T): void {
     const walk = (n: TrieNode<T> | undefined): void => {

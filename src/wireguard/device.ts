@@ -123,8 +123,9 @@ export class Device implements PeerHost {
   readonly random: RandomFill;
   readonly log: Logger;
   readonly mtu: number;
-  readonly identity: StaticIdentity;
-  readonly publicKey: string;
+  /** Changes only through setPrivateKey() (UAPI), which re-derives everything that depends on it. */
+  #identity: StaticIdentity;
+  #publicKey: string;
   readonly peers: Peer[] = [];
   readonly stats: DeviceStats = {
     rxDatagrams: 0,
@@ -149,10 +150,15 @@ export class Device implements PeerHost {
     cookieRepliesSent: 0,
   };
   listenPort = 0;
-  readonly #bind: Bind;
+  #bind: Bind;
+  /** A bind given in the options is reopened on a listen-port change; the default one is replaced. */
+  readonly #injectedBind: boolean;
+  #started = false;
+  /** The port asked for (options, then UAPI `listen_port=`); 0 or undefined = any. */
+  #wantedPort: number | undefined;
   readonly #transform: PacketTransform | undefined;
   readonly #resolve: Resolver;
-  readonly #cookieChecker: CookieChecker;
+  #cookieChecker: CookieChecker;
   readonly #indices = new Map<number, IndexEntry>();
   readonly #routes = new AllowedIps<Peer>();
   readonly #peerByKey = new Map<string, Peer>();
@@ -173,23 +179,34 @@ export class Device implements PeerHost {
     this.random = opts.random ?? cryptoRandom;
     this.log = logger(opts.name ? `wg.${opts.name}` : "wg");
     this.mtu = opts.mtu ?? DEFAULT_MTU;
-    this.identity = staticIdentity(opts.privateKey);
-    this.publicKey = encodeKey(this.identity.publicKey);
+    this.#identity = staticIdentity(opts.privateKey);
+    this.#publicKey = encodeKey(this.#identity.publicKey);
     this.#bind = opts.bind ?? defaultBind();
+    this.#injectedBind = opts.bind !== undefined;
+    this.#wantedPort = opts.listenPort;
     this.#transform = opts.transform;
     this.#resolve = opts.resolve ?? defaultResolver;
-    this.#cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
+    this.#cookieChecker = new CookieChecker(this.#identity.publicKey, this.random);
     this.#underLoadThreshold = opts.underLoadThreshold ?? UNDER_LOAD_HANDSHAKES_PER_SECOND;
     this.#reresolveMs = opts.reresolveIntervalMs ?? 300_000;
     for (const p of opts.peers ?? []) this.addPeer(p);
   }
 
+  get identity(): StaticIdentity {
+    return this.#identity;
+  }
+
+  get publicKey(): string {
+    return this.#publicKey;
+  }
+
   /** Opens the socket and resolves peer endpoints; peers with persistent keepalive start a handshake. */
   async start(): Promise<void> {
     this.listenPort = await this.#bind.open(
-      this.opts.listenPort,
+      this.#wantedPort,
       (data, from) => this.receiveDatagram(data, from),
     );
+    this.#started = true;
     await this.#resolveEndpoints(true);
     if (this.#reresolveMs > 0) this.#scheduleReresolve();
     for (const p of this.peers) {
@@ -205,10 +222,10 @@ export class Device implements PeerHost {
   addPeer(cfg: WgPeerConfig): Peer {
     const key = encodeKey(cfg.publicKey);
     if (this.#peerByKey.has(key)) throw new Error(`duplicate peer ${key}`);
-    if (equalBytes(cfg.publicKey, this.identity.publicKey)) {
+    if (equalBytes(cfg.publicKey, this.#identity.publicKey)) {
       throw new Error("a peer cannot have the device's own public key");
     }
-    const peer = new Peer(this, this.identity, cfg.publicKey, cfg.presharedKey, cfg.persistentKeepalive);
+    const peer = new Peer(this, this.#identity, cfg.publicKey, cfg.presharedKey, cfg.persistentKeepalive);
     peer.reserved = cfg.reserved;
     peer.configuredEndpoint = cfg.endpoint;
     const literal = cfg.endpoint && literalIp(cfg.endpoint.host);
@@ -221,6 +238,104 @@ export class Device implements PeerHost {
     this.peers.push(peer);
     this.#peerByKey.set(key, peer);
     return peer;
+  }
+
+  // ---- runtime changes (UAPI `set=1`, src/wireguard/uapi.ts), each as wireguard-go applies it ----
+
+  /** The peer with this public key, if any. */
+  lookupPeer(publicKey: Uint8Array): Peer | undefined {
+    return this.#peerByKey.get(encodeKey(publicKey));
+  }
+
+  /** Whether start() ran (wireguard-go isUp: a new or changed peer starts sending at once). */
+  get started(): boolean {
+    return this.#started && !this.#closed;
+  }
+
+  /** Removes a peer: its sessions, indices, timers and every AllowedIP it owned (wireguard-go RemovePeer). */
+  removePeer(peer: Peer): void {
+    const key = encodeKey(peer.publicKey);
+    if (this.#peerByKey.get(key) !== peer) return;
+    this.#peerByKey.delete(key);
+    this.peers.splice(this.peers.indexOf(peer), 1);
+    this.#routes.removeValue(peer);
+    peer.stop();
+    this.log.info("peer removed", { peer: peer.name });
+  }
+
+  removeAllPeers(): void {
+    for (const p of [...this.peers]) this.removePeer(p);
+  }
+
+  /**
+   * A new static private key (wireguard-go SetPrivateKey): a peer with the new public key is removed, every
+   * peer's static-static DH and the cookie keys are recomputed, and every session is dropped, so the next
+   * packet starts a handshake under the new identity.
+   */
+  setPrivateKey(privateKey: Uint8Array): void {
+    if (equalBytes(privateKey, this.#identity.privateKey)) return;
+    const identity = staticIdentity(privateKey);
+    const self = this.lookupPeer(identity.publicKey);
+    if (self) this.removePeer(self);
+    this.#identity = identity;
+    this.#publicKey = encodeKey(identity.publicKey);
+    this.#cookieChecker = new CookieChecker(identity.publicKey, this.random);
+    for (const p of this.peers) {
+      p.handshake.setLocal(identity);
+      p.zeroKeyMaterial();
+    }
+    this.log.info("private key changed; sessions dropped", { publicKey: this.#publicKey });
+  }
+
+  /**
+   * Moves the UDP socket to `port` (0 = any). The new socket is opened before the old one closes, so a port
+   * in use leaves the device as it was and rejects (wireguard-go answers EADDRINUSE).
+   */
+  async setListenPort(port: number): Promise<void> {
+    if (!this.started) {
+      this.#wantedPort = port;
+      return;
+    }
+    if (port !== 0 && port === this.listenPort) return;
+    const receive = (data: Uint8Array, from: BindEndpoint) => this.receiveDatagram(data, from);
+    if (this.#injectedBind) {
+      this.#bind.close();
+      this.listenPort = await this.#bind.open(port, receive);
+    } else {
+      const next = defaultBind();
+      const bound = await next.open(port, receive);
+      this.#bind.close();
+      this.#bind = next;
+      this.listenPort = bound;
+    }
+    this.#wantedPort = port;
+    this.log.info("listen port changed", { listenPort: this.listenPort });
+  }
+
+  /** A literal endpoint for a peer (UAPI gives no host names); roaming may move it again later. */
+  setEndpoint(peer: Peer, endpoint: BindEndpoint): void {
+    peer.endpoint = endpoint;
+    peer.configuredEndpoint = { host: endpoint.address, port: endpoint.port };
+  }
+
+  /** Maps addr/prefix to peer (taking it from a previous owner, as wg does). addr is 4 or 16 bytes. */
+  addAllowedIp(peer: Peer, addr: Uint8Array, prefix: number): void {
+    this.#routes.insert(addr, prefix, peer);
+  }
+
+  removeAllowedIp(peer: Peer, addr: Uint8Array, prefix: number): void {
+    this.#routes.remove(addr, prefix, peer);
+  }
+
+  clearAllowedIps(peer: Peer): void {
+    this.#routes.removeValue(peer);
+  }
+
+  /** A peer's AllowedIPs as `addr/prefix` text, host bits clear. */
+  allowedIpsOf(peer: Peer): string[] {
+    return this.#routes.entriesFor(peer).map((e) =>
+      `${e.addr.length === 4 ? formatIpv4(e.addr) : formatIpv6(e.addr)}/${e.prefix}`
+    );
   }
 
   async #resolveEndpoints(initial: boolean): Promise<void> {
@@ -416,7 +531,7 @@ export class Device implements PeerHost {
 
   #receiveInitiation(msg: InitiationMessage, from: BindEndpoint): void {
     const result = consumeInitiation(
-      this.identity,
+      this.#identity,
       msg,
       (key) => this.#peerByKey.get(encodeKey(key))?.handshake,
       this.clock.now(),
@@ -520,15 +635,13 @@ export class Device implements PeerHost {
   /** A status snapshot with no secrets (public keys only). */
   status(): { publicKey: string; listenPort: number; peers: PeerStatus[]; stats: DeviceStats } {
     return {
-      publicKey: this.publicKey,
+      publicKey: this.#publicKey,
       listenPort: this.listenPort,
       stats: structuredClone(this.stats),
       peers: this.peers.map((p) => ({
         publicKey: encodeKey(p.publicKey),
         endpoint: p.endpoint ? endpointKey(p.endpoint) : null,
-        allowedIps: this.#routes.entriesFor(p).map((e) =>
-          `${e.addr.length === 4 ? formatIpv4(e.addr) : formatIpv6(e.addr)}/${e.prefix}`
-        ),
+        allowedIps: this.allowedIpsOf(p),
         persistentKeepalive: p.persistentKeepaliveMs / 1000,
         keying: equalBytes(p.handshake.presharedKey, new Uint8Array(32)) ? "public-key-only" : "preshared",
         lastHandshake: p.stats.lastHandshakeWallMs

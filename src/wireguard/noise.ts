@@ -54,15 +54,21 @@ export class Handshake {
   lastTimestamp: Uint8Array = new Uint8Array(12);
   /** Monotonic ms of the last consumed initiation (flood guard). */
   lastInitiationConsumed = -Infinity;
-  /** DH(S_local, S_remote), fixed for the pair of static keys. */
-  readonly precomputedStaticStatic: Uint8Array;
+  /** DH(S_local, S_remote), fixed for the pair of static keys (recomputed when the local key changes). */
+  precomputedStaticStatic: Uint8Array;
 
   constructor(
-    readonly local: StaticIdentity,
+    public local: StaticIdentity,
     readonly remoteStatic: Uint8Array,
     public presharedKey: Uint8Array = ZERO_KEY,
   ) {
     this.precomputedStaticStatic = dh(local.privateKey, remoteStatic);
+  }
+
+  /** The device's private key changed (UAPI `private_key=`): wireguard-go SetPrivateKey's recomputation. */
+  setLocal(local: StaticIdentity): void {
+    this.local = local;
+    this.precomputedStaticStatic = dh(local.privateKey, this.remoteStatic);
   }
 
   clear(): void {
