@@ -185,10 +185,11 @@ function fullStatus(): Record<string, () => unknown> {
     tunnels:
       () => [{ name: "main", peers: [{ publicKey: "k", rxBytes: 1, txBytes: 2, lastHandshake: iso(5) }] }],
     rp_server: () => ({
+      startup_time: WALL / 1000 - 7200,
       allow_ports: "1024-65535",
       client_expiry_ms: 60_000,
       api: ["10.0.0.1:80"],
-      clients: [],
+      clients: [{ client_ip: "10.0.0.2", last_seen_ms_ago: 4200, mappings: 1 }],
     }),
     port_mappings: () => [{
       remote_port: 8080,
@@ -278,6 +279,9 @@ Deno.test("dashboard page: problems first, one section per service, words and un
   );
   assertStringIncludes(mappings, "3.00 GiB");
   assertStringIncludes(mappings, "3 h 12 min ago");
+  assertStringIncludes(mappings, "started 2 h ago");
+  assertStringIncludes(mappings, "<b>10.0.0.2</b> seen 4 s ago, 1 mapping");
+  assertStringIncludes(mappings, "a client expires after <b>1 min</b>");
   assertEquals(mappings.match(/<svg class="spark"/g)?.length, 1, "a sparkline per mapping");
   assertStringIncludes(html, "<th>bytes seen</th>");
   assertStringIncludes(html, "4.00 KiB", "an unknown section's byte field is in units too");

@@ -35,7 +35,9 @@ function serverFacts(server: unknown, ctx: ViewContext): string {
     `ports allowed <b>${cell(server.allow_ports)}</b>`,
     `a client expires after <b>${ms(server.client_expiry_ms, formatDuration)}</b> without a heartbeat`,
   ];
-  if (server.startup_time !== undefined) facts.push(`started ${ageCell(server.startup_time, ctx.nowMs)}`);
+  // startup_time is Unix seconds (the wg-rp API's field; rpc compares it to notice a restart).
+  const started = num(server.startup_time);
+  if (started !== undefined) facts.push(`started ${escapeHtml(formatAgo(ctx.nowMs / 1000 - started))}`);
   const who = clients.length
     ? `<p class="facts">${clients.length} client${clients.length === 1 ? "" : "s"}: ${
       clients.map((c) =>
