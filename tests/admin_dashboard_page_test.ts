@@ -141,7 +141,16 @@ Deno.test("sparkline: inline SVG, newest at the right, scaled to its peak, flat 
   const svg = sparkline({ rates: [0, 512, 1024], last: [1000, 24] }, 90, 10_000);
   assertStringIncludes(svg, '<svg class="spark" viewBox="0 0 90 20"');
   assertStringIncludes(svg, 'data-points="3"');
-  assertStringIncludes(svg, '<path d="M87 19H88V10H89V1H90"/>', "one unit per interval, the peak at the top");
+  assertStringIncludes(
+    svg,
+    '<path class="area" d="M87 20H88V10H89V1H90V20Z"/>',
+    "one unit per interval, the peak at the top",
+  );
+  assertStringIncludes(
+    sparkline({ rates: [5, 5, 5, 0.001, 0], last: [0, 0] }, 90, 10_000),
+    'd="M85 20V1H88V19H89V20H90V20Z"',
+    "equal steps merged; a trickle still shows",
+  );
   assertStringIncludes(svg, "<title>last 15 min: peak 1.00 KiB/s, now 1.00 KiB/s</title>");
   assertStringIncludes(svg, "1.00 KiB/s");
   assert(!/https?:|<script|xlink/.test(svg), "nothing from outside the page");

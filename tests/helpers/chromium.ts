@@ -11,6 +11,8 @@ import { within } from "./wait.ts";
 
 const CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
 const COMMAND_TIMEOUT_MS = 30_000;
+/** A screenshot renders and encodes the whole page: on a loaded CI machine (2 cores) that can take a while. */
+const SCREENSHOT_TIMEOUT_MS = 90_000;
 const START_TIMEOUT_MS = 30_000;
 
 /** The browser binary: WGEDGE_CHROMIUM when set (and present), else the first of the usual paths. */
@@ -114,13 +116,13 @@ export async function startChromium(width: number, height: number): Promise<Brow
       for (const p of pending.values()) p.reject(new Error("DevTools WebSocket closed"));
       pending.clear();
     };
-    const send = (method: string, params: Record<string, unknown> = {}) => {
+    const send = (method: string, params: Record<string, unknown> = {}, timeoutMs = COMMAND_TIMEOUT_MS) => {
       const id = ++nextId;
       const reply = new Promise<Record<string, unknown>>((resolve, reject) =>
         pending.set(id, { resolve, reject })
       );
       socket.send(JSON.stringify({ id, method, params }));
-      return within(reply, method, COMMAND_TIMEOUT_MS);
+      return within(reply, method, timeoutMs);
     };
     await send("Emulation.setDeviceMetricsOverride", { width, height, deviceScaleFactor: 1, mobile: false });
     const browser: Browser = {
@@ -139,7 +141,7 @@ export async function startChromium(width: number, height: number): Promise<Brow
           params.captureBeyondViewport = true;
           params.clip = { x: 0, y: 0, width, height: Math.ceil(size.height), scale: 1 };
         }
-        const shot = await send("Page.captureScreenshot", params);
+        const shot = await send("Page.captureScreenshot", params, SCREENSHOT_TIMEOUT_MS);
         const bin = atob(shot.data as string);
         await Deno.writeFile(path, Uint8Array.from(bin, (c) => c.charCodeAt(0)));
       },

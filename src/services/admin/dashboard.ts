@@ -231,11 +231,11 @@ td .n{white-space:nowrap} small{color:#666} .empty{color:#888}
 code{font-size:.8rem} code.key{display:inline-block;max-width:9.5em;overflow:hidden;text-overflow:ellipsis;vertical-align:bottom;white-space:nowrap}
 td.tunnel{max-width:16rem}
 .bad,span.bad{color:#b71c1c} span.warn,small.warn{color:#a15c00} span.ok{color:#1b5e20}
-p.facts{margin:.2rem 0 .4rem;color:#333} p.facts b{font-weight:600}
+.facts{margin:.2rem 0 .4rem;color:#333} .facts b{font-weight:600}
 div.traffic{display:inline-flex;vertical-align:middle;align-items:center;gap:.4rem;white-space:nowrap;line-height:1.1}
 svg.spark{width:100px;height:22px;flex:none;background:#f7f9fc;border-bottom:1px solid #d5dbe3}
 svg.spark path{fill:none;stroke:#2463b3;stroke-width:1.2;vector-effect:non-scaling-stroke}
-svg.spark path.area{fill:#cfe0f5;stroke:none} svg.spark path.none{stroke:#bbb;stroke-dasharray:2 2}
+svg.spark path.area{fill:#9dbde6} svg.spark path.none{stroke:#bbb;stroke-dasharray:2 2}
 table.compact{font-size:.78rem} table.compact th,table.compact td{padding:.1rem .3rem;white-space:nowrap}
 table.compact td.where{max-width:13rem;overflow:hidden;text-overflow:ellipsis}
 `;

@@ -63,9 +63,9 @@ export function renderMwgp(name: string, v: unknown, ctx: ViewContext): string {
     : "";
   return `<p class="facts">${head}</p>
 <p class="facts">${counters}</p>
-<p class="facts">drops: ${drops.length ? drops.join(" &middot; ") : "none"} &middot; ${
+<div class="facts">drops: ${drops.length ? drops.join(" &middot; ") : "none"} &middot; ${
     escapeHtml(trafficHeading(ctx))
-  }: ${trafficCell(ctx, seriesKey.mwgp(name))}</p>${
+  }: ${trafficCell(ctx, seriesKey.mwgp(name))}</div>${
     rows.length
       ? table(`${name}-table`, ["client", "server", "handshake", "obfuscated", "idle for"], rows) + more
       : ""

@@ -9,38 +9,43 @@ import { escapeHtml } from "./html.ts";
 
 const HEIGHT = 20;
 
-/** The cell HTML: `<svg class="spark">` plus `now 1.2 MiB/s` (and the peak when it differs). */
+/** The cell HTML: `<svg class="spark">` plus the current rate (and the peak when it differs). */
 export function sparkline(s: SeriesView | undefined, points: number, intervalMs: number): string {
   const span = formatDuration((points * intervalMs) / 1000);
   const open = `<svg class="spark" viewBox="0 0 ${points} ${HEIGHT}" preserveAspectRatio="none" role="img"`;
   if (!s || s.rates.length === 0) {
-    return `<div class="traffic">${open} data-points="0"><title>no sample yet (one every ${
-      formatDuration(intervalMs / 1000)
-    })</title><path class="none" d="M0 ${
-      HEIGHT - 0.5
-    }H${points}"/></svg> <small class="empty">collecting</small>`;
+    const every = formatDuration(intervalMs / 1000);
+    return `<div class="traffic">${open} data-points="0"><title>no sample yet (one every ${every})</title>` +
+      `<path class="none" d="M0 ${
+        HEIGHT - 0.5
+      }H${points}"/></svg><small class="empty">collecting</small></div>`;
   }
   const peak = Math.max(...s.rates);
   const x0 = points - s.rates.length;
-  const y = (v: number) =>
-    peak > 0 ? Math.round((HEIGHT - 1 - (v / peak) * (HEIGHT - 2)) * 10) / 10 : HEIGHT - 1;
-  let line: string;
+  let shape: string;
   if (peak === 0) {
-    line = `M${x0} ${HEIGHT - 1}H${points}`;
+    shape = `<path d="M${x0} ${HEIGHT - 1}H${points}"/>`;
   } else {
-    // Each interval is one unit wide: a step from x to x+1 at its rate.
-    line = `M${x0} ${y(s.rates[0])}` +
-      s.rates.map((_v, i) => `H${x0 + i + 1}${i + 1 < s.rates.length ? `V${y(s.rates[i + 1])}` : ""}`).join(
-        "",
-      );
+    // The area under one step per interval, in whole units (1 px of the drawing): short paths, since a
+    // step at the same height as the one before adds nothing; any traffic at all is at least one unit.
+    const y = (v: number) => HEIGHT - Math.max(v > 0 ? 1 : 0, Math.round((v / peak) * (HEIGHT - 1)));
+    let d = `M${x0} ${HEIGHT}`, level = HEIGHT, x = x0;
+    s.rates.forEach((v, i) => {
+      const top = y(v);
+      if (top === level) return;
+      if (x0 + i > x) d += `H${x0 + i}`;
+      d += `V${top}`;
+      level = top;
+      x = x0 + i;
+    });
+    shape = `<path class="area" d="${d}H${points}V${HEIGHT}Z"/>`;
   }
   const now = s.last[0] + s.last[1];
   const title = `last ${span}: peak ${formatRate(peak)}, now ${formatRate(now)}`;
-  const area = peak > 0 ? `<path class="area" d="${line}V${HEIGHT}H${x0}Z"/>` : "";
   const peakText = peak > now ? `<br><small>peak ${escapeHtml(formatRate(peak))}</small>` : "";
   return `<div class="traffic">${open} data-points="${s.rates.length}"><title>${
     escapeHtml(title)
-  }</title>${area}<path d="${line}"/></svg><span>${escapeHtml(formatRate(now))}${peakText}</span></div>`;
+  }</title>${shape}</svg><span>${escapeHtml(formatRate(now))}${peakText}</span></div>`;
 }
 
 /** What every view gets: the wall time of the page and the sampler's history (absent in unit tests). */
