@@ -145,6 +145,7 @@ Deno.test("udp: bind rules, errors, close rejects receive", async () => {
     assertThrows(() => b.listenUdp("10.77.0.1", 1000), "already in use");
     assertThrows(() => b.listenUdp(undefined, 1000), "already in use");
     const s2 = b.listenUdp("fd77::1", 1000); // another address, same port: fine
+    assertThrows(() => b.listenUdp("fd77::1", 1000), "udp bind: [fd77::1]:1000 already in use");
     assertThrows(() => b.listenUdp("10.9.9.9", 1), "not an address of this tunnel");
     assertThrows(() => b.listenUdp("nope", 1), "not a literal IP");
     assertThrows(() => b.listenUdp(undefined, 70000), "0..65535");

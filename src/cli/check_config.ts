@@ -16,6 +16,7 @@ import {
 } from "./config_flags.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import type * as X25519 from "../crypto/x25519.ts";
+import { joinHostPort } from "../util/host_port.ts";
 
 function isPrefixShape(v: Record<string, unknown>): boolean {
   const keys = Object.keys(v);
@@ -34,7 +35,7 @@ function leaf(v: unknown): string | undefined {
   const o = v as Record<string, unknown>;
   if (isPrefixShape(o)) return `${o.address}/${o.prefix}`;
   if (isEndpointShape(o)) {
-    return String(o.host).includes(":") ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
+    return joinHostPort(String(o.host), String(o.port));
   }
   return undefined;
 }

@@ -12,6 +12,7 @@
 import type { Endpoint, IpPrefix } from "../wireguard/config.ts";
 import { parseIpv4 as wireParseIpv4 } from "../wire/ipv4.ts";
 import { parseIpv6 as wireParseIpv6 } from "../wire/ipv6.ts";
+import { joinHostPort } from "../util/host_port.ts";
 
 export const IPV4_LEN = 4;
 export const IPV6_LEN = 16;
@@ -201,5 +202,5 @@ export function parseHostPort(text: string, opts: ParseHostPortOptions = {}): Pa
 
 /** `host:port` with brackets around IPv6 literals. */
 export function formatHostPort(e: Endpoint): string {
-  return e.host.includes(":") ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+  return joinHostPort(e.host, e.port);
 }

@@ -11,6 +11,7 @@ import { readConfigFile } from "./source.ts";
 import { decodeKey, publicKey } from "../crypto/x25519.ts";
 import { describeBadKey } from "./keys.ts";
 import { json5PathLines } from "./json_lines.ts";
+import { joinHostPort } from "../util/host_port.ts";
 
 /** Source validation level for transport packets (csvl/ssvl). */
 export enum SourceValidation {
@@ -111,7 +112,7 @@ export function parseHostPort(text: string, allowPortZero = false): HostPort | n
 }
 
 export function formatHostPort(hp: HostPort): string {
-  return hp.host.includes(":") ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+  return joinHostPort(hp.host, hp.port);
 }
 
 class Reader {

@@ -8,8 +8,9 @@
  * which case each returned address is tried in order within the same deadline.
  */
 import type { Conn, DatagramConn, DialOptions, Listener, ListenOptions, Net, NetAddr } from "./types.ts";
-import { isIpv6Literal, type Resolver, unbracket } from "./resolve.ts";
+import { type Resolver, unbracket } from "./resolve.ts";
 import { listenHostUdp } from "./host_udp.ts";
+import { joinHostPort } from "../util/host_port.ts";
 
 export interface HostNetOptions {
   /** Resolve names with this instead of the OS (tests, fixed tables). */
@@ -36,7 +37,7 @@ export class DialError extends Error {
 }
 
 function formatTarget(host: string, port: number): string {
-  return `${isIpv6Literal(host) ? `[${host}]` : host}:${port}`;
+  return joinHostPort(host, port);
 }
 
 function toNetAddr(a: Deno.Addr, transport: "tcp" | "udp"): NetAddr {

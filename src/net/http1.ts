@@ -19,6 +19,7 @@ import { type Clock, systemClock, type TimerHandle } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
 import { writeAll } from "./pipe.ts";
 import type { SourceRateLimiter } from "./rate_limit.ts";
+import { joinHostPort } from "../util/host_port.ts";
 
 const log = logger("http1");
 
@@ -505,9 +506,7 @@ export async function serveConn(
  * the local address) or absolute-form. Throws HttpError 400 for anything else.
  */
 export function requestUrl(target: string, host: string | undefined, local: NetAddr): string {
-  const fallbackHost = local.hostname.includes(":")
-    ? `[${local.hostname}]:${local.port}`
-    : `${local.hostname}:${local.port}`;
+  const fallbackHost = joinHostPort(local.hostname, local.port);
   if (target.startsWith("/")) {
     const authority = host && /^[A-Za-z0-9.\-\[\]:_]+$/.test(host) ? host : fallbackHost;
     try {
@@ -574,7 +573,7 @@ export function serveConnections(
       const held = perClient.get(client) ?? 0;
       if (live.size >= maxTotal || held >= maxPerClient) {
         log.debug("connection limit reached; closing", {
-          from: `${client}:${conn.remoteAddr.port}`,
+          from: joinHostPort(client, conn.remoteAddr.port),
           fromClient: held,
           total: live.size,
         });
@@ -736,7 +735,9 @@ export async function http1Fetch(
   } catch (e) {
     if (timedOut) {
       throw new Error(
-        `HTTP ${opts.method ?? "GET"} ${path} to ${hostname}:${port} timed out after ${timeoutMs} ms`,
+        `HTTP ${opts.method ?? "GET"} ${path} to ${
+          joinHostPort(hostname, port)
+        } timed out after ${timeoutMs} ms`,
       );
     }
     throw e;

@@ -9,6 +9,7 @@ import type { Conn, DatagramConn, DialOptions, Listener, Net } from "./types.ts"
 import { isIpv4Literal, isIpv6Literal, unbracket } from "./resolve.ts";
 import { hostNet } from "./host.ts";
 import { readExactly, writeAll } from "./pipe.ts";
+import { joinHostPort } from "../util/host_port.ts";
 
 // RFC 1928 section 3/4/6 and RFC 1929 section 2.
 export const SOCKS_VERSION = 0x05;
@@ -74,7 +75,7 @@ export function parseSocks5Url(url: string): Socks5Config {
 
 /** The proxy's display name: never the credentials. */
 export function socks5Name(cfg: Socks5Config): string {
-  return `socks5://${isIpv6Literal(cfg.host) ? `[${cfg.host}]` : cfg.host}:${cfg.port}`;
+  return `socks5://${joinHostPort(cfg.host, cfg.port)}`;
 }
 
 async function readExact(c: Conn, n: number): Promise<Uint8Array> {

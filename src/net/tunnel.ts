@@ -7,6 +7,7 @@ import type { Conn, DatagramConn, DialOptions, Listener, ListenOptions, Net } fr
 import type { Stack } from "../netstack/stack.ts";
 import { parseIp } from "../netstack/addr.ts";
 import { osResolver, type Resolver, unbracket } from "./resolve.ts";
+import { joinHostPort } from "../util/host_port.ts";
 
 export class TunnelDialError extends Error {
   constructor(message: string) {
@@ -28,12 +29,15 @@ export class TunnelNet implements Net {
     const addr = parseIp(host);
     if (!addr) return await this.#dialName(host, port, opts);
     const signal = opts.signal;
-    if (signal?.aborted) throw new TunnelDialError(`${this.name}: dial ${hostname}:${port} aborted`);
+    if (signal?.aborted) {
+      throw new TunnelDialError(`${this.name}: dial ${joinHostPort(hostname, port)} aborted`);
+    }
     const dial = this.stack.dialTcp(addr, port, { timeoutMs: opts.timeoutMs });
     if (!signal) return await this.#named(dial, hostname, port);
     let onAbort: (() => void) | undefined;
     const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(new TunnelDialError(`${this.name}: dial ${hostname}:${port} aborted`));
+      onAbort = () =>
+        reject(new TunnelDialError(`${this.name}: dial ${joinHostPort(hostname, port)} aborted`));
       signal.addEventListener("abort", onAbort, { once: true });
     });
     try {
@@ -73,7 +77,7 @@ export class TunnelNet implements Net {
       return await dial;
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
-      throw new TunnelDialError(`${this.name}: connect ${hostname}:${port}: ${msg}`);
+      throw new TunnelDialError(`${this.name}: connect ${joinHostPort(hostname, port)}: ${msg}`);
     }
   }
 

@@ -8,6 +8,7 @@ import type { IpLayer } from "./ip.ts";
 import { UDP_HEADER_LEN, writeUdpDatagram } from "../wire/udp.ts";
 import { formatIp, isUnspecified, parseIp, sameAddr } from "./addr.ts";
 import { cryptoRandom, type RandomFill } from "../util/random.ts";
+import { joinHostPort } from "../util/host_port.ts";
 
 /** IANA dynamic port range (RFC 6335), the range ephemeral ports come from. */
 export const EPHEMERAL_PORT_MIN = 49152;
@@ -91,7 +92,7 @@ export class UdpLayer implements TransportHandler {
     }
     if (port === 0) port = this.#ephemeral(addr);
     else if (this.#conflicts(addr, port)) {
-      throw new UdpError(`udp bind: ${hostname ?? "*"}:${port} already in use`, "EADDRINUSE");
+      throw new UdpError(`udp bind: ${joinHostPort(hostname ?? "*", port)} already in use`, "EADDRINUSE");
     }
     const sock = new UdpSocket(
       this,

@@ -5,6 +5,7 @@
  * (recvmmsg/sendmmsg batches through libc) on Linux, this UdpBind elsewhere or with WGEDGE_UDP=deno.
  */
 import { logger } from "../util/log.ts";
+import { joinHostPort } from "../util/host_port.ts";
 
 export interface BindEndpoint {
   /** Literal IP (IPv6 without brackets). */
@@ -25,7 +26,7 @@ export interface Bind {
 }
 
 export function endpointKey(e: BindEndpoint): string {
-  return e.address.includes(":") ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+  return joinHostPort(e.address, e.port);
 }
 
 const V4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;

@@ -40,6 +40,7 @@ import {
 } from "../sys/udp_batch.ts";
 import { type HeapTrimmer, processHeapTrimmer } from "../sys/malloc.ts";
 import { type Bind, type BindEndpoint, type DatagramReceiver, endpointKey, UdpBind } from "./bind.ts";
+import { joinHostPort } from "../util/host_port.ts";
 
 export { RECV_BATCH, SEND_BATCH, SockaddrView } from "../sys/udp_batch.ts";
 
@@ -320,7 +321,7 @@ function listen(hostname: string, port: number): Deno.DatagramConn {
   try {
     return Deno.listenDatagram({ transport: "udp", hostname, port });
   } catch (e) {
-    const where = hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+    const where = joinHostPort(hostname, port);
     const msg = `udp bind ${where}: ${(e as Error).message}`;
     if (e instanceof Deno.errors.AddrInUse) throw new Deno.errors.AddrInUse(msg);
     if (e instanceof Deno.errors.AddrNotAvailable) throw new Deno.errors.AddrNotAvailable(msg);

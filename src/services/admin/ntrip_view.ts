@@ -22,6 +22,7 @@ import {
 } from "./html.ts";
 import { trafficCell, trafficHeading, type ViewContext } from "./sparkline.ts";
 import { seriesKey } from "./throughput.ts";
+import { joinHostPort } from "../../util/host_port.ts";
 
 /** Problems first. */
 const STATE_ORDER = [
@@ -57,7 +58,7 @@ export function sortStations(stations: Json[]): Json[] {
 function sideText(side: unknown): { text: string; title: string } {
   if (!isObject(side)) return { text: cell(side), title: "" };
   const path = side.path === "tunnel" ? "wg" : side.path === "socks5" ? "socks5" : side.path ? "direct" : "";
-  const where = `${side.mount}@${side.host}:${side.port}`;
+  const where = `${side.mount}@${joinHostPort(String(side.host), String(side.port))}`;
   const title = [
     `v${side.version}`,
     side.phase,

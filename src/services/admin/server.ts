@@ -7,6 +7,7 @@ import { isLoopbackHost } from "./auth.ts";
 import { logger } from "../../util/log.ts";
 import { systemClock } from "../../util/clock.ts";
 import { statusCounters, ThroughputSampler } from "./throughput.ts";
+import { joinHostPort } from "../../util/host_port.ts";
 
 export const DEFAULT_ADMIN_LISTEN = "127.0.0.1:8081";
 
@@ -58,7 +59,7 @@ export function startAdminServer(listen: string, deps: AdminDeps): AdminServer {
   const actual = server.addr as Deno.NetAddr;
   sampler?.start();
   log.info("admin API listening", {
-    listen: `${actual.hostname}:${actual.port}`,
+    listen: joinHostPort(actual.hostname, actual.port),
     auth: token ? "bearer" : "none",
   });
   return {

@@ -9,6 +9,7 @@ import { aead, NONCE_LEN, TAG_LEN } from "../../crypto/aead.ts";
 import { isIpLiteral, osResolver, type Resolver } from "../../net/resolve.ts";
 import type { HostPort } from "../../config/mwgp.ts";
 import type { UdpAddr } from "./table.ts";
+import { joinHostPort } from "../../util/host_port.ts";
 
 export const TARGET_CACHE_MS = 30_000;
 
@@ -34,7 +35,9 @@ export function dnsServerResolver(dns: HostPort, system: Resolver = osResolver):
           out.push(...await Deno.resolveDns(hostname, type, { nameServer }));
         } catch { /* try the other family */ }
       }
-      if (out.length === 0) throw new Error(`cannot resolve "${hostname}" via ${dns.host}:${dns.port}`);
+      if (out.length === 0) {
+        throw new Error(`cannot resolve "${hostname}" via ${joinHostPort(dns.host, dns.port)}`);
+      }
       return out;
     },
   };

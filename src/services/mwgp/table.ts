@@ -7,6 +7,7 @@
  */
 import { cryptoRandom, type RandomFill } from "../../util/random.ts";
 import type { SourceValidation } from "../../config/mwgp.ts";
+import { joinHostPort } from "../../util/host_port.ts";
 
 export interface UdpAddr {
   hostname: string;
@@ -14,7 +15,7 @@ export interface UdpAddr {
 }
 
 export function addrKey(a: UdpAddr): string {
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+  return joinHostPort(a.hostname, a.port);
 }
 
 export function sameAddr(a: UdpAddr, b: UdpAddr): boolean {

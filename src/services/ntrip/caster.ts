@@ -53,6 +53,7 @@ export type {
   CasterSourceStatus,
   CasterStatus,
 } from "./caster_report.ts";
+import { joinHostPort } from "../../util/host_port.ts";
 
 const log = logger("ntrip-caster");
 const encoder = new TextEncoder();
@@ -129,7 +130,7 @@ class Mount {
 
 function address(conn: Conn): string {
   const a = conn.remoteAddr;
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+  return joinHostPort(a.hostname, a.port);
 }
 
 function closeQuietly(conn: Conn): void {
@@ -196,7 +197,7 @@ export class NtripCaster {
 
   #describeListen(): string {
     const a = this.#listener.addr;
-    return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+    return joinHostPort(a.hostname, a.port);
   }
 
   /**

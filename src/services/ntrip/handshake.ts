@@ -18,6 +18,7 @@ import {
   REPLY_HEAD_TIMEOUT_MS,
   TLS_HANDSHAKE_TIMEOUT_MS,
 } from "./timing.ts";
+import { joinHostPort } from "../../util/host_port.ts";
 
 /** Why a session ended (or never started). */
 export type SessionEndKind =
@@ -91,7 +92,7 @@ function deadline<T>(p: Promise<T>, ms: number, clock: Clock, onTimeout: () => E
 }
 
 function targetOf(o: HandshakeOptions): string {
-  return `${o.host.includes(":") ? `[${o.host}]` : o.host}:${o.port}`;
+  return joinHostPort(o.host, o.port);
 }
 
 async function dial(o: HandshakeOptions): Promise<Conn> {

@@ -22,6 +22,7 @@ import { HealthChecker } from "./health.ts";
 import { memberSpec, RangeRelay } from "./range.ts";
 import { createEgress, type Egress, type EgressProvider, viaDisplay } from "./egress.ts";
 import type { RelayStats } from "./stats.ts";
+import { joinHostPort } from "../../util/host_port.ts";
 
 export interface RelayServiceDeps {
   listenNet?: Net;
@@ -77,8 +78,7 @@ function definitionKey(spec: RelaySpec, options: RelayOptions, egress: EgressPro
 
 /** `host:port`, `[v6]:port`, or with a range `host:60000-60099`. */
 function targetText(spec: RelaySpec): string {
-  const host = spec.outHost.includes(":") ? `[${spec.outHost}]` : spec.outHost;
-  return `${host}:${relayTargetPortsText(spec)}`;
+  return joinHostPort(spec.outHost, relayTargetPortsText(spec));
 }
 
 const METRIC_LABELS = ["relay", "protocol", "listen", "target"] as const;
@@ -243,7 +243,7 @@ export class RelayService {
       out.push({
         id,
         protocol: f.spec.protocol,
-        listen: `${f.spec.bind ?? "0.0.0.0"}:${relayPortsText(f.spec)}`,
+        listen: joinHostPort(f.spec.bind ?? "0.0.0.0", relayPortsText(f.spec)),
         target: targetText(f.spec),
         via: viaDisplay(f.spec.via),
         state: "error",

@@ -9,6 +9,7 @@ import type { RelayOptions, RelaySpec } from "../../config/relay.ts";
 import type { Logger } from "../../util/log.ts";
 import { newRelayStats, type RelayStats } from "./stats.ts";
 import { proxyV1Header, proxyV2Header } from "./proxy_protocol.ts";
+import { joinHostPort } from "../../util/host_port.ts";
 
 export interface RelayDeps {
   /** Where the relay listens (host network). */
@@ -44,8 +45,8 @@ export class TcpRelay {
 
   get listenAddr(): string {
     const a = this.#listener?.addr;
-    if (!a) return `${this.spec.bind ?? "0.0.0.0"}:${this.spec.inPort}`;
-    return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+    if (!a) return joinHostPort(this.spec.bind ?? "0.0.0.0", this.spec.inPort);
+    return joinHostPort(a.hostname, a.port);
   }
 
   /** Binds the port (throws if it cannot) and starts accepting. */
@@ -127,7 +128,7 @@ export class TcpRelay {
         deps.log.info("open", {
           relay: spec.id,
           client: peerOf(client),
-          target: `${spec.outHost}:${spec.outPort}`,
+          target: joinHostPort(spec.outHost, spec.outPort),
         });
       }
       piped = true;
@@ -186,7 +187,7 @@ function closeQuietly(c: Conn): void {
 /** The client's address as logs show it. */
 function peerOf(c: Conn): string {
   const a = c.remoteAddr;
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+  return joinHostPort(a.hostname, a.port);
 }
 
 /** Counters of one connection that also add every byte to the relay's totals as it moves. */

@@ -11,6 +11,7 @@ import type { Logger } from "../../util/log.ts";
 import type { Clock, TimerHandle } from "../../util/clock.ts";
 import { isIpv6Literal, type Resolver } from "../../net/resolve.ts";
 import { newRelayStats, type RelayStats } from "./stats.ts";
+import { joinHostPort } from "../../util/host_port.ts";
 
 export interface UdpRelayDeps {
   listenNet: Net;
@@ -69,8 +70,8 @@ export class UdpRelay {
 
   get listenAddr(): string {
     const a = this.#socket?.addr;
-    if (!a) return `${this.spec.bind ?? "0.0.0.0"}:${this.spec.inPort}`;
-    return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+    if (!a) return joinHostPort(this.spec.bind ?? "0.0.0.0", this.spec.inPort);
+    return joinHostPort(a.hostname, a.port);
   }
 
   get flowCount(): number {
@@ -221,7 +222,7 @@ export class UdpRelay {
       deps.log.info("udp flow open", {
         relay: spec.id,
         client: this.#peer(flow.client),
-        target: `${spec.outHost}:${spec.outPort}`,
+        target: joinHostPort(spec.outHost, spec.outPort),
       });
     }
     const queued = flow.pending ?? [];
@@ -263,7 +264,7 @@ export class UdpRelay {
   }
 
   #peer(a: NetAddr): string {
-    return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+    return joinHostPort(a.hostname, a.port);
   }
 
   #closeFlow(flow: Flow, why: string): void {

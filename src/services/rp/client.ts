@@ -21,6 +21,7 @@ import { logger } from "../../util/log.ts";
 import { fmtAddr, type ForwardStats, newForwardStats, TcpForwarder, UdpForwarder } from "./forward.ts";
 import { DEFAULT_BUFFER_KB, HEARTBEAT_INTERVAL_MS, RP_API_PORT } from "./server.ts";
 import type { RpRoute } from "../../config/rp_route.ts";
+import { joinHostPort } from "../../util/host_port.ts";
 
 // Kept for service.ts and demo.ts, which import these from here.
 export { parseRoute, type RpRoute } from "../../config/rp_route.ts";
@@ -284,9 +285,7 @@ export class RpClient {
   async #register(rt: RouteRuntime): Promise<void> {
     const { route } = rt;
     const body: Record<string, unknown> = {
-      local_addr: `${
-        route.localHost.includes(":") ? `[${route.localHost}]` : route.localHost
-      }:${route.localPort}`,
+      local_addr: joinHostPort(route.localHost, route.localPort),
       remote_port: route.remotePort,
       client_port: rt.forwarder.addr.port,
       protocol: route.protocol,

@@ -10,6 +10,7 @@ import { ServiceRegistry } from "../registry.ts";
 import { type AdminServer, startAdminServer } from "../admin/server.ts";
 import { RpcService, RpsService, type RpTunnel } from "./service.ts";
 import { parseRoute } from "./client.ts";
+import { joinHostPort } from "../../util/host_port.ts";
 
 export interface ReverseProxyDemoOptions {
   /** Public port to ask for (default 8080; a free port is used when it is taken). */
@@ -141,7 +142,7 @@ export async function startReverseProxyDemo(opts: ReverseProxyDemoOptions = {}):
       started.push(() => admin!.shutdown());
     }
     const publicUrl = `http://127.0.0.1:${publicPort}/`;
-    const dashboardUrl = admin ? `http://${admin.addr.hostname}:${admin.addr.port}/` : undefined;
+    const dashboardUrl = admin ? `http://${joinHostPort(admin.addr.hostname, admin.addr.port)}/` : undefined;
     const lines = [
       `rps  (server)  public key ${
         encodeKey(publicKey(serverKey))

@@ -9,6 +9,7 @@ import type { Conn, DatagramConn, Listener, NetAddr } from "../../net/types.ts";
 import { pipe } from "../../net/pipe.ts";
 import { type Clock, systemClock, type TimerHandle } from "../../util/clock.ts";
 import type { Logger } from "../../util/log.ts";
+import { joinHostPort } from "../../util/host_port.ts";
 
 /** Live counters of one mapping/route; read by status, metrics and the operator API. */
 export interface ForwardStats {
@@ -323,5 +324,5 @@ export class UdpForwarder {
 }
 
 export function fmtAddr(a: NetAddr | { hostname: string; port: number }): string {
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+  return joinHostPort(a.hostname, a.port);
 }

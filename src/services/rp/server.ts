@@ -18,6 +18,7 @@ import { type ForwardStats, newForwardStats, TcpForwarder, UdpForwarder } from "
 import { canonicalIp } from "./ip.ts";
 import type { PortRange, RpProtocol } from "../../config/rp_route.ts";
 import { formatPortRanges, type OwnPort } from "../../config/rp.ts";
+import { joinHostPort } from "../../util/host_port.ts";
 
 export { formatPortRanges } from "../../config/rp.ts";
 
@@ -512,7 +513,7 @@ export class RpServer {
         [...(this.#opts.clientPorts ?? new Map())].map(([ip, r]) => [ip, formatPortRanges(r)]),
       ),
       client_expiry_ms: this.clientExpiryMs,
-      api: this.#apiServers.map((s) => `${s.addr.hostname}:${s.addr.port}`),
+      api: this.#apiServers.map((s) => joinHostPort(s.addr.hostname, s.addr.port)),
       clients: [...this.#clients.values()].map((c) => ({
         client_ip: c.ip,
         last_seen_ms_ago: Math.round(now - c.lastSeen),
@@ -539,9 +540,9 @@ export class RpServer {
       try {
         const listener = this.#opts.tunnelNet.listenTcp({ hostname, port });
         this.#apiServers.push(serveHttp(listener, handler, serveOptions));
-        log.info("API listening", { addr: `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}` });
+        log.info("API listening", { addr: joinHostPort(hostname, port) });
       } catch (e) {
-        errors.push(`${hostname}:${port}: ${(e as Error).message}`);
+        errors.push(`${joinHostPort(hostname, port)}: ${(e as Error).message}`);
       }
     }
     if (this.#apiServers.length === 0) throw new Error(`rps API could not listen: ${errors.join("; ")}`);
