@@ -2,7 +2,9 @@
  * UAPI without root: the line reader, get/set against in-memory devices (every errno wireguard-go answers),
  * and the unix socket in a temporary directory (mode, collisions, stale files, removal).
  */
-import { assert, assertEquals, assertRejects, assertThrows } from "./helpers/assert.ts";
+import { assert, assertEquals, assertRejects, assertStringIncludes, assertThrows } from "./helpers/assert.ts";
+import { tunnelNameOf } from "../src/cli/up.ts";
+import { loadConfig } from "../src/config/mod.ts";
 import {
   formatUapiReply,
   keyFromHex,
@@ -308,4 +310,21 @@ Deno.test("uapi socket: 0600, get and set over it, collisions refused, stale fil
     p.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("uapi names and directory: up's name from the file, WG_UAPI_DIR from the loader", async () => {
+  assertEquals(tunnelNameOf("/etc/wireguard/wg0.conf"), "wg0");
+  assertEquals(tunnelNameOf("office.conf"), "office");
+  assertEquals(tunnelNameOf("/etc/wgedge/tunnel"), "tunnel");
+  assertEquals(tunnelNameOf("WG_CONFIG"), "main", "inline content");
+  assertEquals(tunnelNameOf("--config"), "main");
+  const load = (env: Record<string, string>, flags: Record<string, string> = {}) =>
+    loadConfig({ env, flags });
+  assertEquals((await load({})).config.uapi, { dir: "/var/run/wireguard" });
+  assertEquals((await load({ WG_UAPI_DIR: "off" })).config.uapi, {});
+  assertEquals((await load({ WG_UAPI_DIR: "/run/x" }, { "uapi-dir": "/tmp/y" })).config.uapi, {
+    dir: "/tmp/y",
+  });
+  const bad = await assertRejects(() => load({ WG_UAPI_DIR: "relative/dir" }), "WG_UAPI_DIR");
+  assertStringIncludes(bad.message, "an absolute directory path");
 });
