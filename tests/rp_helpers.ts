@@ -103,7 +103,9 @@ export async function adminJson(
   path: string,
   method = "GET",
 ): Promise<Record<string, unknown>> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method });
+  // State-changing admin requests carry X-Wgedge (the admin API's cross-site guard).
+  const headers = method === "GET" || method === "HEAD" ? undefined : { "x-wgedge": "1" };
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers });
   const text = await res.text();
   try {
     return { status: res.status, ...JSON.parse(text) };

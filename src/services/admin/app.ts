@@ -3,11 +3,14 @@
  * `GET /` (dashboard), plus operator routes services add through the ServiceRegistry.
  *
  * With a token every route except /healthz needs `Authorization: Bearer <token>` (or Basic with the token as
- * password, for browsers). Everything that leaves here goes through redactDeep/redactString first.
+ * password, for browsers). Without a token only loopback Host values are answered, and state-changing
+ * requests need a JSON content type or `X-Wgedge: 1` (origin_guard.ts). Everything that leaves here goes
+ * through redactDeep/redactString first.
  */
 import { Hono } from "hono";
 import type { ServiceRegistry } from "../registry.ts";
 import { isAuthorized } from "./auth.ts";
+import { ADMIN_REQUEST_HEADER, hostRefusal, stateChangeRefusal } from "./origin_guard.ts";
 import { renderDashboard } from "./dashboard.ts";
 import { redactDeep, redactString } from "./redact.ts";
 import type { Clock } from "../../util/clock.ts";
@@ -27,6 +30,8 @@ export interface AdminDeps {
   refreshSeconds?: number;
   /** The throughput history the dashboard draws sparklines from (startAdminServer runs one). */
   throughput?: ThroughputHistory;
+  /** The listen hostname (WGEDGE_ADMIN_LISTEN's host): a Host value accepted besides the loopback names. */
+  listenHost?: string;
 }
 
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -63,10 +68,26 @@ export function createAdminApp(deps: AdminDeps): Hono {
   });
   app.notFound((c) => c.json({ error: "not found" }, 404));
 
-  app.get("/healthz", (c) => c.text("ok\n"));
-
   // The token is read per request, so a reload that rotates WGEDGE_ADMIN_TOKEN takes effect at once.
   const currentToken = typeof deps.token === "function" ? deps.token : () => deps.token as string | undefined;
+
+  app.get("/healthz", (c) => c.text("ok\n"));
+
+  // Browser-borne requests (origin_guard.ts): DNS rebinding when there is no token, cross-site state changes.
+  app.use("*", async (c, next) => {
+    if (currentToken() === undefined) {
+      const refused = hostRefusal(c.req.header("host") ?? new URL(c.req.url).host, deps.listenHost);
+      if (refused) return c.json({ error: refused }, 421);
+    }
+    const csrf = stateChangeRefusal(
+      c.req.method,
+      c.req.header("content-type"),
+      c.req.header(ADMIN_REQUEST_HEADER),
+    );
+    if (csrf) return c.json({ error: csrf }, 403);
+    await next();
+  });
+
   app.use("*", async (c, next) => {
     const token = currentToken();
     if (token === undefined || c.req.path === "/healthz") return await next();

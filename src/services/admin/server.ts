@@ -48,7 +48,11 @@ export function startAdminServer(listen: string, deps: AdminDeps): AdminServer {
     () => statusCounters(deps.registry.status()),
     deps.clock ?? systemClock,
   );
-  const app = createAdminApp(sampler ? { ...deps, throughput: sampler } : deps);
+  const app = createAdminApp({
+    ...deps,
+    ...(sampler ? { throughput: sampler } : {}),
+    listenHost: addr.hostname,
+  });
   const log = logger("admin");
   const server = Deno.serve({
     hostname: addr.hostname,
