@@ -19,6 +19,7 @@ import { serveUapi, UapiNameInUse, uapiNameProblem } from "../src/net/uapi_serve
 import { generatePrivateKey, publicKey } from "../src/crypto/x25519.ts";
 import { seededRandom } from "../src/util/random.ts";
 import { advance, flush, ipv4Packet, makePair } from "./helpers/wgpair.ts";
+import { uapiTalk as talk } from "./helpers/uapi.ts";
 
 const enc = new TextEncoder();
 
@@ -254,24 +255,6 @@ Deno.test("uapi set: every refusal answers wireguard-go's errno and keeps what c
   }
 });
 
-async function talk(path: string, text: string): Promise<string> {
-  const conn = await Deno.connect({ transport: "unix", path });
-  try {
-    await conn.write(enc.encode(text));
-    let out = "";
-    const buf = new Uint8Array(65536);
-    const dec = new TextDecoder();
-    while (!out.endsWith("\n\n")) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      out += dec.decode(buf.subarray(0, n));
-    }
-    return out;
-  } finally {
-    conn.close();
-  }
-}
-
 Deno.test("uapi socket: 0600, get and set over it, collisions refused, stale files replaced, removed at close", async () => {
   const dir = await Deno.makeTempDir({ prefix: "wgedge-uapi-" });
   const p = await makePair();
@@ -288,7 +271,7 @@ Deno.test("uapi socket: 0600, get and set over it, collisions refused, stale fil
     assertEquals(await talk(s.path, "set=1\nlisten_port=x\n\n"), "errno=-22\n\n");
     assertEquals(await talk(s.path, "get=1\nx"), "errno=-22\n\n");
     // Two requests on one connection, as wg setconf then get would.
-    const two = await talk(s.path, "set=1\nfwmark=0\n\nget=1\n\n");
+    const two = await talk(s.path, "set=1\nfwmark=0\n\nget=1\n\n", 2);
     assert(two.startsWith("errno=0\n\nprivate_key="), two);
     // Another tunnel with the same name is refused while this one answers.
     const inUse = await assertRejects(() => serveUapi(p.b, { name: "wgt0", dir: `${dir}/sub` }), "is in use");
