@@ -31,7 +31,9 @@ Deno.test("uapi under serve: pooled names share a device, a reload moves the soc
   const write = (text: string) =>
     Deno.writeTextFile(envFile, `WG_UAPI_DIR=${sockets}\n${text}`, { mode: 0o600 });
   const one = await tunnelFile(dir, "one.conf"), two = await tunnelFile(dir, "two.conf");
-  await write(`WG_TUNNEL_A=${one.path}\nWG_TUNNEL_B=${one.path}\nWG_TUNNEL_A_NAME_MUCH_TOO_LONG=${two.path}\n`);
+  await write(
+    `WG_TUNNEL_A=${one.path}\nWG_TUNNEL_B=${one.path}\nWG_TUNNEL_A_NAME_MUCH_TOO_LONG=${two.path}\n`,
+  );
   const sup = createSupervisor({ flags: {}, env: {}, envFile, admin: false });
   try {
     await sup.start();
