@@ -1,6 +1,7 @@
 /**
- * The dashboard in a real browser: `wgedge serve` with four relays (one whose target refuses, so it has an
- * error) and traffic through them, loaded by headless Chromium at 1366x900. Assertions are on what Chromium
+ * The dashboard in a real browser. First `wgedge serve` with four relays (one whose target refuses, so it has
+ * an error) and traffic through them, loaded by headless Chromium at 1366x900; then a page with every section
+ * (a long error, 300 NTRIP stations) served by the admin app itself, for the layout of all of them. Assertions are on what Chromium
  * rendered (innerText, layout widths, the SVG elements), not on the HTML string; screenshots are kept in
  * test-artifacts/dashboard/ (gitignored; the path is printed) for a person to look at.
  */
@@ -11,6 +12,11 @@ import { startWgedgeHere, type WgedgeProc } from "./helpers/wgedge_proc.ts";
 import { freePort } from "./helpers/ports.ts";
 import { echoWithRetry } from "./helpers/udp.ts";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { fullStatus, WALL } from "./helpers/dashboard_fixture.ts";
+import { createAdminApp } from "../src/services/admin/app.ts";
+import { ServiceRegistry } from "../src/services/registry.ts";
+import { statusCounters, ThroughputSampler } from "../src/services/admin/throughput.ts";
+import { ManualClock } from "../src/util/clock.ts";
 
 const ARTIFACTS = new URL("../test-artifacts/dashboard/", import.meta.url).pathname;
 const WIDTH = 1366, HEIGHT = 900;
@@ -231,6 +237,138 @@ capabilityTest({
       await u.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
       if (st) assertEquals(st.code, 0, `serve exit code; stderr:\n${proc?.stderr()}`);
+    }
+  },
+}, chromiumUnavailable());
+
+const LONG_ERROR =
+  "connect to pool.some-really-long-hostname.example.internal.corp:3333 through socks5://127.0.0.1:1080: " +
+  "the proxy answered 'connection refused' (general SOCKS server failure) after 3 attempts; the target did not " +
+  "answer within 10 s and was marked down after HEALTH_CHECK_RETRIES=3 failed checks";
+
+capabilityTest({
+  name:
+    "dashboard in Chromium at 1366 px: every section fits the width, long errors wrap, sparklines per item",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const sections = fullStatus();
+    let k = 1;
+    const relays = sections.relays;
+    sections.relays = () =>
+      (relays() as Record<string, unknown>[]).map((r) => ({
+        ...r,
+        bytesToTarget: (r.bytesToTarget as number) * k * k,
+        ...(r.id === "RELAY_2"
+          ? { target: "pool.some-really-long-hostname.example.internal.corp:3333", lastError: LONG_ERROR }
+          : {}),
+      }));
+    const states = ["RUNNING", "ERROR", "BACKOFF", "DISABLED", "WAITING_DATA"];
+    sections.ntrip_stations = () =>
+      Array.from({ length: 300 }, (_, i) => ({
+        id: `ST${String(i).padStart(3, "0")}`,
+        state: states[i % states.length],
+        stateSeconds: i * 37,
+        source: { host: "caster.example.com", port: 2101, mount: `MOUNT${i}`, path: "tunnel", version: 2 },
+        destination: { host: "127.0.0.1", port: 2102, mount: `DST${i}`, path: "direct", version: 1 },
+        bytesIn: i * 1_000_000,
+        bytesOut: i * 999_000,
+        frames: i * 10,
+        lastFrameAgeSeconds: i % 7,
+        crcErrors: 0,
+        ggaSent: 3,
+        lastError: i % 5 === 1 ? { side: "source", kind: "unauthorized", message: "bad credentials" } : null,
+        nextRetryAt: i % 5 === 1 ? new Date(WALL + 1_800_000).toISOString() : null,
+      }));
+    const registry = new ServiceRegistry(WALL - 11_520_000);
+    for (const [name, fn] of Object.entries(sections)) registry.registerStatus(name, fn);
+    const clock = new ManualClock(0, WALL);
+    const sampler = new ThroughputSampler(() => statusCounters(registry.status()), clock);
+    sampler.start();
+    for (k = 2; k < 40; k++) clock.advance(10_000);
+    const app = createAdminApp({ registry, version: "test", clock, throughput: sampler });
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
+    let browser: Awaited<ReturnType<typeof startChromium>> | undefined;
+    try {
+      browser = await startChromium(WIDTH, HEIGHT);
+      await browser.send("Page.navigate", { url: `http://127.0.0.1:${server.addr.port}/` });
+      await waitFor(
+        async () =>
+          await browser!.evaluate<boolean>(
+            `document.readyState === "complete" && !!document.getElementById("ntrip_caster")`,
+          ).catch(() => false),
+        "the page loaded in Chromium",
+        200,
+        100,
+      );
+      const seen = await browser.evaluate<{
+        text: string;
+        scrollWidth: number;
+        innerWidth: number;
+        widest: number;
+        sparks: Record<string, number>;
+        error: { lines: number; right: number };
+      }>(`(() => {
+        const sparks = {};
+        for (const id of ["relays-table", "tunnels-table", "mappings-table", "routes-table", "caster-table"]) {
+          sparks[id] = document.querySelectorAll("#" + id + " svg.spark").length;
+        }
+        const err = [...document.querySelectorAll("#relays-table .err")].find((e) => e.innerText.includes("SOCKS"));
+        const r = err.getBoundingClientRect();
+        const line = parseFloat(getComputedStyle(err).lineHeight) || 18;
+        return {
+          text: document.body.innerText,
+          scrollWidth: document.documentElement.scrollWidth,
+          innerWidth: window.innerWidth,
+          widest: Math.max(...[...document.querySelectorAll("table, section, p, li")].map((e) => e.getBoundingClientRect().right)),
+          sparks,
+          error: { lines: Math.round(r.height / line), right: r.right },
+        };
+      })()`);
+      await Deno.mkdir(ARTIFACTS, { recursive: true });
+      await browser.screenshot(`${ARTIFACTS}all-sections-1366x900.png`);
+      await browser.screenshot(`${ARTIFACTS}all-sections-full-page-1366.png`, true);
+      console.log(
+        `dashboard screenshots: ${ARTIFACTS}all-sections-1366x900.png, ${ARTIFACTS}all-sections-full-page-1366.png`,
+      );
+
+      assert(
+        seen.scrollWidth <= seen.innerWidth,
+        `no sideways scroll: ${seen.scrollWidth} > ${seen.innerWidth}`,
+      );
+      assert(seen.widest <= WIDTH, `every table and paragraph ends inside the window (${seen.widest})`);
+      for (
+        const title of [
+          "problems",
+          "Configuration",
+          "Relays",
+          "WireGuard tunnels",
+          "Port mappings (rps)",
+          "Routes (rpc)",
+          "mwgp server (mwgp_server)",
+          "NTRIP stations",
+          "NTRIP caster",
+          "something new",
+        ]
+      ) {
+        assertStringIncludes(seen.text, title);
+      }
+      assertStringIncludes(seen.text, "up 3 h 18 min", "uptime in words (3 h 12 min + 38 samples)");
+      assertStringIncludes(seen.text, "GiB");
+      assertStringIncludes(seen.text, "300 stations");
+      assertEquals(seen.sparks, {
+        "relays-table": 4,
+        "tunnels-table": 1,
+        "mappings-table": 1,
+        "routes-table": 1,
+        "caster-table": 0,
+      });
+      assert(seen.error.lines >= 2, `the long error wraps (${seen.error.lines} lines)`);
+      assert(seen.error.right <= WIDTH, "the long error ends inside the window");
+    } finally {
+      await browser?.close();
+      sampler.stop();
+      await server.shutdown();
     }
   },
 }, chromiumUnavailable());

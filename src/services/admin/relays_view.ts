@@ -61,7 +61,9 @@ function bytesWithPackets(bytes: unknown, packets: unknown): string {
 }
 
 export function relayProblems(relays: unknown): Problem[] {
-  return objects(relays).filter((r) => isBad(r) || r.lastError).map((r) => ({
+  return objects(relays).filter((r) => isBad(r) || r.lastError).sort((a, b) => rank(a) - rank(b)).map((
+    r,
+  ) => ({
     section: "relays",
     html: `relay <b>${cell(r.id)}</b> (${cell(r.listen)} &rarr; ${cell(r.target)}): ${
       r.state === "error" ? "not running" : r.health === "down" ? "target down" : "last error"
