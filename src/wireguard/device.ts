@@ -28,6 +28,7 @@ import {
 } from "../wire/wireguard.ts";
 import { AllowedIps } from "./allowedips.ts";
 import { type Bind, type BindEndpoint, endpointKey } from "./bind.ts";
+import { joinHostPort } from "../util/host_port.ts";
 import { defaultBind } from "./bind_linux.ts";
 import type { Endpoint, WgPeerConfig } from "./config.ts";
 import {
@@ -57,6 +58,9 @@ export type { PacketTransform };
 
 export type Resolver = (host: string) => Promise<string[]>;
 
+/** First retry after a peer's endpoint name failed to resolve; doubles per failure up to the re-resolve interval. */
+export const RESOLVE_RETRY_FIRST_MS = 5_000;
+
 export interface DeviceOptions {
   privateKey: Uint8Array;
   listenPort?: number;
@@ -71,7 +75,10 @@ export interface DeviceOptions {
   name?: string;
   /** Handshake messages per second above which cookies are demanded (default as wireguard-go). */
   underLoadThreshold?: number;
-  /** How often hostname endpoints are resolved again (ms, default 5 min; 0 = never). */
+  /**
+   * How often hostname endpoints are resolved again (ms, default 5 min; 0 = never). A name that failed is
+   * retried sooner: RESOLVE_RETRY_FIRST_MS after the first failure, doubling up to this interval.
+   */
   reresolveIntervalMs?: number;
 }
 
@@ -108,6 +115,14 @@ interface IndexEntry {
 export interface PeerStatus {
   publicKey: string;
   endpoint: string | null;
+  /** For a hostname endpoint: the name, whether it resolves, and when it is resolved again. */
+  resolution?: {
+    name: string;
+    error: string | null;
+    failures: number;
+    lastResolved: string | null;
+    nextAttempt: string | null;
+  };
   allowedIps: string[];
   persistentKeepalive: number;
   /** Whether a preshared key is mixed into the handshake (named so status redaction keeps it visible). */
@@ -207,8 +222,8 @@ export class Device implements PeerHost {
       (data, from) => this.receiveDatagram(data, from),
     );
     this.#started = true;
-    await this.#resolveEndpoints(true);
-    if (this.#reresolveMs > 0) this.#scheduleReresolve();
+    const next = await this.#resolveEndpoints(true);
+    if (this.#reresolveMs > 0) this.#scheduleReresolve(next);
     for (const p of this.peers) {
       if (p.persistentKeepaliveMs > 0 && p.endpoint) p.sendKeepalive();
     }
@@ -316,6 +331,7 @@ export class Device implements PeerHost {
   setEndpoint(peer: Peer, endpoint: BindEndpoint): void {
     peer.endpoint = endpoint;
     peer.configuredEndpoint = { host: endpoint.address, port: endpoint.port };
+    peer.resolution = undefined; // a literal: nothing left to resolve
   }
 
   /** Maps addr/prefix to peer (taking it from a previous owner, as wg does). addr is 4 or 16 bytes. */
@@ -338,33 +354,67 @@ export class Device implements PeerHost {
     );
   }
 
-  async #resolveEndpoints(initial: boolean): Promise<void> {
+  /**
+   * Resolves every hostname endpoint; returns the delay until the next run: the re-resolve interval, or
+   * sooner while a name fails (RESOLVE_RETRY_FIRST_MS, doubling per failure up to the interval). A failure is
+   * one WARN naming the next attempt, and the peer's status says it (`resolution`).
+   */
+  async #resolveEndpoints(initial: boolean): Promise<number> {
+    const failed: Peer[] = [];
     for (const p of this.peers) {
       const e = p.configuredEndpoint;
-      if (!e || literalIp(e.host)) continue;
+      if (!e || literalIp(e.host)) {
+        p.resolution = undefined;
+        continue;
+      }
       // Don't override a peer that roamed to an endpoint it authenticated from recently.
       if (
         !initial && p.keypairs.current && this.clock.now() - p.keypairs.current.created < REJECT_AFTER_TIME_MS
       ) continue;
+      const r = p.resolution ??= { failures: 0, warnedNoEndpoint: false };
+      r.lastAttemptWallMs = this.clock.wallMs();
+      r.warnedNoEndpoint = false;
       try {
         const addrs = await this.#resolve(e.host);
         if (addrs.length === 0) throw new Error("no addresses");
         p.endpoint = { address: addrs[0], port: e.port };
+        r.failures = 0;
+        r.error = undefined;
+        r.lastResolvedWallMs = this.clock.wallMs();
       } catch (err) {
-        this.log.warn("cannot resolve peer endpoint", {
-          peer: p.name,
-          host: e.host,
-          error: (err as Error).message,
-        });
+        r.failures++;
+        r.error = (err as Error).message ?? String(err);
+        failed.push(p);
       }
     }
+    const every = this.#reresolveMs;
+    const delay = failed.reduce(
+      (d, p) => Math.min(d, RESOLVE_RETRY_FIRST_MS * 2 ** Math.min(16, p.resolution!.failures - 1)),
+      every,
+    );
+    const nextWall = every > 0 ? this.clock.wallMs() + delay : undefined;
+    for (const p of this.peers) if (p.resolution) p.resolution.nextAttemptWallMs = nextWall;
+    for (const p of failed) {
+      const e = p.configuredEndpoint!;
+      this.log.warn("cannot resolve peer endpoint", {
+        peer: p.name,
+        endpoint: joinHostPort(e.host, e.port),
+        error: p.resolution!.error,
+        retryAt: nextWall !== undefined ? new Date(nextWall).toISOString() : "never",
+        ...(p.endpoint ? { using: endpointKey(p.endpoint) } : {}),
+      });
+    }
+    return delay;
   }
 
-  #scheduleReresolve(): void {
+  #scheduleReresolve(delayMs: number): void {
     this.#reresolveTimer = this.clock.setTimer(() => {
       if (this.#closed) return;
-      this.#resolveEndpoints(false).finally(() => !this.#closed && this.#scheduleReresolve());
-    }, this.#reresolveMs);
+      this.#resolveEndpoints(false).then(
+        (next) => !this.#closed && this.#scheduleReresolve(next),
+        () => !this.#closed && this.#scheduleReresolve(this.#reresolveMs),
+      );
+    }, delayMs);
   }
 
   /** True when some peer's AllowedIPs cover addr (4 or 16 bytes): cryptokey routing can send there. */
@@ -641,6 +691,17 @@ export class Device implements PeerHost {
       peers: this.peers.map((p) => ({
         publicKey: encodeKey(p.publicKey),
         endpoint: p.endpoint ? endpointKey(p.endpoint) : null,
+        ...(p.resolution && p.configuredEndpoint
+          ? {
+            resolution: {
+              name: joinHostPort(p.configuredEndpoint.host, p.configuredEndpoint.port),
+              error: p.resolution.error ?? null,
+              failures: p.resolution.failures,
+              lastResolved: isoOrNull(p.resolution.lastResolvedWallMs),
+              nextAttempt: isoOrNull(p.resolution.nextAttemptWallMs),
+            },
+          }
+          : {}),
         allowedIps: this.allowedIpsOf(p),
         persistentKeepalive: p.persistentKeepaliveMs / 1000,
         keying: equalBytes(p.handshake.presharedKey, new Uint8Array(32)) ? "public-key-only" : "preshared",
@@ -662,6 +723,10 @@ export class Device implements PeerHost {
     this.#indices.clear();
     this.#bind.close();
   }
+}
+
+function isoOrNull(wallMs: number | undefined): string | null {
+  return wallMs === undefined ? null : new Date(wallMs).toISOString();
 }
 
 function literalIp(host: string): Uint8Array | null {

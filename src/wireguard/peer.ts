@@ -30,6 +30,7 @@ import {
 } from "./noise.ts";
 import { jitterFrom, PeerTimers } from "./timers.ts";
 import type { Endpoint } from "./config.ts";
+import { joinHostPort } from "../util/host_port.ts";
 
 /** What a peer needs from its device. */
 export interface PeerHost {
@@ -57,6 +58,20 @@ export interface PeerStats {
   droppedStaged: number;
 }
 
+/** How a hostname endpoint's last resolution went (the Device resolves; status and logs read it). */
+export interface EndpointResolution {
+  /** Consecutive failed resolutions; 0 once the name resolved. */
+  failures: number;
+  /** Why the last attempt failed; undefined after a success. */
+  error?: string;
+  lastAttemptWallMs?: number;
+  lastResolvedWallMs?: number;
+  /** When the Device tries again (wall clock); undefined when it never will (re-resolution off). */
+  nextAttemptWallMs?: number;
+  /** Set once "no endpoint" has been said at WARN since the last attempt: once per retry, not per packet. */
+  warnedNoEndpoint: boolean;
+}
+
 export class Peer {
   readonly handshake: Handshake;
   readonly cookieGenerator: CookieGenerator;
@@ -66,6 +81,8 @@ export class Peer {
   endpoint: BindEndpoint | undefined;
   /** As configured (may be a hostname) — kept for re-resolution. */
   configuredEndpoint: Endpoint | undefined;
+  /** For a hostname endpoint: how resolving it went. */
+  resolution: EndpointResolution | undefined;
   persistentKeepaliveMs: number;
   /** Bytes 1..3 written into every message sent to this peer (WARP client id); undefined = zeros. */
   reserved: Uint8Array | undefined;
@@ -132,7 +149,22 @@ export class Peer {
     const now = this.host.clock.now();
     if (!isRetry && now - this.#lastSentHandshake < REKEY_TIMEOUT_MS) return;
     if (!this.endpoint) {
-      this.host.log.debug("no endpoint for peer, cannot initiate", { peer: this.name });
+      const r = this.resolution;
+      if (r?.error !== undefined && !r.warnedNoEndpoint && this.configuredEndpoint) {
+        // Traffic is waiting for a peer whose name does not resolve: say so once per retry, not per packet.
+        r.warnedNoEndpoint = true;
+        this.host.log.warn(
+          "no endpoint for peer: its name does not resolve; packets wait (the oldest dropped when the queue is full)",
+          {
+            peer: this.name,
+            endpoint: joinHostPort(this.configuredEndpoint.host, this.configuredEndpoint.port),
+            error: r.error,
+            retryAt: r.nextAttemptWallMs !== undefined
+              ? new Date(r.nextAttemptWallMs).toISOString()
+              : "never",
+          },
+        );
+      } else this.host.log.debug("no endpoint for peer, cannot initiate", { peer: this.name });
       return;
     }
     this.#lastSentHandshake = now;
