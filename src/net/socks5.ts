@@ -3,35 +3,29 @@
  *
  * `socks5://[user:pass@]host:port` lets the proxy resolve names (like curl's socks5h, what egress through a
  * proxy normally wants: the proxy's view of DNS); `socks5h://` is accepted as a synonym. Only CONNECT is
- * implemented: BIND and UDP ASSOCIATE are not, so listen* throw. Credentials never appear in `name`.
+ * implemented: BIND and UDP ASSOCIATE are not, so listen* throw. Credentials never appear in `name`. The byte
+ * layouts are src/wire/socks5.ts's, shared with wgedge's own SOCKS5 server (src/services/proxy/).
  */
 import type { Conn, DatagramConn, DialOptions, Listener, Net } from "./types.ts";
-import { isIpv4Literal, isIpv6Literal, unbracket } from "./resolve.ts";
+import { isIpv6Literal, unbracket } from "./resolve.ts";
 import { hostNet } from "./host.ts";
 import { readExactly, writeAll } from "./pipe.ts";
 import { joinHostPort } from "../util/host_port.ts";
 
-// RFC 1928 section 3/4/6 and RFC 1929 section 2.
-export const SOCKS_VERSION = 0x05;
-export const SOCKS_METHOD_NO_AUTH = 0x00;
-export const SOCKS_METHOD_USERPASS = 0x02;
-export const SOCKS_METHOD_NO_ACCEPTABLE = 0xff;
-export const SOCKS_CMD_CONNECT = 0x01;
-export const SOCKS_ATYP_IPV4 = 0x01;
-export const SOCKS_ATYP_DOMAIN = 0x03;
-export const SOCKS_ATYP_IPV6 = 0x04;
-export const SOCKS_USERPASS_VERSION = 0x01;
-
-const REPLY_TEXT: Record<number, string> = {
-  0x01: "general SOCKS server failure",
-  0x02: "connection not allowed by ruleset",
-  0x03: "network unreachable",
-  0x04: "host unreachable",
-  0x05: "connection refused",
-  0x06: "TTL expired",
-  0x07: "command not supported",
-  0x08: "address type not supported",
-};
+import {
+  encodeGreeting,
+  encodeRequest,
+  encodeUserPass,
+  parseRequest,
+  requestNeeded,
+  SOCKS_CMD_CONNECT,
+  SOCKS_METHOD_NO_ACCEPTABLE,
+  SOCKS_METHOD_NO_AUTH,
+  SOCKS_METHOD_USERPASS,
+  SOCKS_REP_SUCCEEDED,
+  SOCKS_REPLY_TEXT,
+  SOCKS_VERSION,
+} from "../wire/socks5.ts";
 
 export interface Socks5Config {
   host: string;
@@ -84,64 +78,27 @@ async function readExact(c: Conn, n: number): Promise<Uint8Array> {
   return out;
 }
 
-function encodeAddress(host: string): Uint8Array {
-  if (isIpv4Literal(host)) return new Uint8Array([SOCKS_ATYP_IPV4, ...host.split(".").map(Number)]);
-  if (isIpv6Literal(host)) {
-    // Expand via URL normalisation-free parsing: split on "::" and fill zero groups.
-    const [head, tail] = host.includes("::") ? host.split("::") : [host, undefined];
-    const parseGroups = (s: string) => (s === "" ? [] : s.split(":"));
-    let groups = parseGroups(head);
-    let tailGroups = tail === undefined ? [] : parseGroups(tail);
-    const v4 = (g: string[]) => {
-      const last = g[g.length - 1];
-      if (last && last.includes(".")) {
-        const o = last.split(".").map(Number);
-        g.splice(g.length - 1, 1, ((o[0] << 8) | o[1]).toString(16), ((o[2] << 8) | o[3]).toString(16));
-      }
-      return g;
-    };
-    if (tail === undefined) groups = v4(groups);
-    else tailGroups = v4(tailGroups);
-    const fill = tail === undefined ? [] : new Array(8 - groups.length - tailGroups.length).fill("0");
-    const all = [...groups, ...fill, ...tailGroups];
-    const out = new Uint8Array(17);
-    out[0] = SOCKS_ATYP_IPV6;
-    all.forEach((g, i) => {
-      const v = parseInt(g, 16);
-      out[1 + 2 * i] = v >> 8;
-      out[2 + 2 * i] = v & 0xff;
-    });
-    return out;
+/** Reads one reply (VER REP RSV ATYP BND.ADDR BND.PORT), its length taken from the bytes seen so far. */
+async function readReply(c: Conn): Promise<Uint8Array> {
+  let buf = await readExact(c, requestNeeded(new Uint8Array(0)));
+  for (let need = requestNeeded(buf); need > buf.length; need = requestNeeded(buf)) {
+    const more = new Uint8Array(need);
+    more.set(buf);
+    more.set(await readExact(c, need - buf.length), buf.length);
+    buf = more;
   }
-  const name = new TextEncoder().encode(host);
-  if (name.length === 0 || name.length > 255) {
-    throw new Socks5Error(`host name must be 1..255 bytes for SOCKS5`);
-  }
-  const out = new Uint8Array(2 + name.length);
-  out[0] = SOCKS_ATYP_DOMAIN;
-  out[1] = name.length;
-  out.set(name, 2);
-  return out;
+  return buf;
 }
 
 /** Runs the RFC 1928/1929 handshake on an open connection to the proxy; resolves once CONNECT succeeded. */
 export async function socks5Handshake(c: Conn, cfg: Socks5Config, host: string, port: number): Promise<void> {
   const wantAuth = cfg.username !== undefined;
   const methods = wantAuth ? [SOCKS_METHOD_NO_AUTH, SOCKS_METHOD_USERPASS] : [SOCKS_METHOD_NO_AUTH];
-  await writeAll(c, new Uint8Array([SOCKS_VERSION, methods.length, ...methods]));
+  await writeAll(c, encodeGreeting(methods));
   const sel = await readExact(c, 2);
   if (sel[0] !== SOCKS_VERSION) throw new Socks5Error(`proxy answered with version ${sel[0]}, expected 5`);
   if (sel[1] === SOCKS_METHOD_USERPASS && wantAuth) {
-    const enc = new TextEncoder();
-    const u = enc.encode(cfg.username!);
-    const p = enc.encode(cfg.password ?? "");
-    const msg = new Uint8Array(3 + u.length + p.length);
-    msg[0] = SOCKS_USERPASS_VERSION;
-    msg[1] = u.length;
-    msg.set(u, 2);
-    msg[2 + u.length] = p.length;
-    msg.set(p, 3 + u.length);
-    await writeAll(c, msg);
+    await writeAll(c, encodeUserPass(cfg.username!, cfg.password ?? ""));
     const st = await readExact(c, 2);
     if (st[1] !== 0x00) throw new Socks5Error("proxy rejected the username/password");
   } else if (sel[1] === SOCKS_METHOD_NO_ACCEPTABLE) {
@@ -152,26 +109,21 @@ export async function socks5Handshake(c: Conn, cfg: Socks5Config, host: string, 
     throw new Socks5Error(`proxy selected unsupported auth method ${sel[1]}`);
   }
 
-  const addr = encodeAddress(unbracket(host));
-  const req = new Uint8Array(3 + addr.length + 2);
-  req.set([SOCKS_VERSION, SOCKS_CMD_CONNECT, 0x00]);
-  req.set(addr, 3);
-  req[3 + addr.length] = port >> 8;
-  req[4 + addr.length] = port & 0xff;
+  let req: Uint8Array;
+  try {
+    req = encodeRequest(SOCKS_CMD_CONNECT, unbracket(host), port);
+  } catch (e) {
+    throw new Socks5Error((e as Error).message);
+  }
   await writeAll(c, req);
 
-  const head = await readExact(c, 4);
-  if (head[0] !== SOCKS_VERSION) throw new Socks5Error(`proxy reply has version ${head[0]}, expected 5`);
-  if (head[1] !== 0x00) {
-    throw new Socks5Error(`proxy: ${REPLY_TEXT[head[1]] ?? `reply code ${head[1]}`}`, head[1]);
+  const raw = await readReply(c);
+  if (raw[0] !== SOCKS_VERSION) throw new Socks5Error(`proxy reply has version ${raw[0]}, expected 5`);
+  if (raw[1] !== SOCKS_REP_SUCCEEDED) {
+    throw new Socks5Error(`proxy: ${SOCKS_REPLY_TEXT[raw[1]] ?? `reply code ${raw[1]}`}`, raw[1]);
   }
-  // Skip BND.ADDR and BND.PORT.
-  let rest: number;
-  if (head[3] === SOCKS_ATYP_IPV4) rest = 4 + 2;
-  else if (head[3] === SOCKS_ATYP_IPV6) rest = 16 + 2;
-  else if (head[3] === SOCKS_ATYP_DOMAIN) rest = (await readExact(c, 1))[0] + 2;
-  else throw new Socks5Error(`proxy reply has unknown address type ${head[3]}`);
-  await readExact(c, rest);
+  // BND.ADDR/BND.PORT are not needed for CONNECT, but a reply we cannot parse is a broken proxy.
+  if (!parseRequest(raw)) throw new Socks5Error(`proxy reply has unknown address type ${raw[3]}`);
 }
 
 export interface Socks5NetOptions {
