@@ -28,7 +28,19 @@ export async function loadTunnelConfig(
   values: Record<string, unknown>,
 ): Promise<{ tunnel: WgConfig; config: Config }> {
   const flags: Record<string, string | undefined> = {};
-  for (const k of ["config", "address", "listen-port", "mtu", "endpoint", "uapi-dir"]) {
+  // socks5, http-proxy and proxy-user: `up`'s proxies (src/config/proxy.ts).
+  const names = [
+    "config",
+    "address",
+    "listen-port",
+    "mtu",
+    "endpoint",
+    "uapi-dir",
+    "socks5",
+    "http-proxy",
+    "proxy-user",
+  ];
+  for (const k of names) {
     flags[k] = values[k] as string | undefined;
   }
   // The loaders are imported here, when a command runs, not with the command table (for --help).

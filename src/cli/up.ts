@@ -15,7 +15,8 @@ import type { UdpRelay } from "../services/relay/udp.ts";
 export const upCommand: Command = defineCommand({
   name: "up",
   summary: "Bring a WireGuard tunnel up in the foreground (answers ping on its addresses).",
-  usage: `up ${TUNNEL_USAGE} [--name NAME] [--forward tcp://127.0.0.1:8080=10.0.0.1:80]...`,
+  usage: `up ${TUNNEL_USAGE} [--name NAME] [--forward tcp://127.0.0.1:8080=10.0.0.1:80]... ` +
+    "[--socks5 [ADDR:]PORT] [--http-proxy [ADDR:]PORT] [--proxy-user NAME]",
   flags: {
     ...TUNNEL_FLAGS,
     name: {
@@ -32,8 +33,29 @@ export const upCommand: Command = defineCommand({
       help: "expose a service inside the tunnel on a local port: tcp:// or udp://, IPv6 in brackets " +
         "(tcp://127.0.0.1:8080=10.0.0.1:80)",
     },
+    socks5: {
+      type: "string",
+      arg: "[ADDR:]PORT",
+      help: "a SOCKS5 proxy (CONNECT, UDP ASSOCIATE) into the tunnel; a bare port listens on 127.0.0.1",
+    },
+    "http-proxy": {
+      type: "string",
+      arg: "[ADDR:]PORT",
+      help:
+        "an HTTP proxy (CONNECT and http:// forwarding) into the tunnel; a bare port listens on 127.0.0.1",
+    },
+    "proxy-user": {
+      type: "string",
+      arg: "NAME",
+      help:
+        "the user both proxies require; its password comes from WGEDGE_PROXY_PASSWORD (required off loopback)",
+    },
   },
-  notes: [TUNNEL_NOTE, "Runs until SIGINT/SIGTERM, then closes every forward and the tunnel."],
+  notes: [
+    TUNNEL_NOTE,
+    "Proxies dial through the tunnel and resolve names with its DNS = servers inside it.",
+    "Runs until SIGINT/SIGTERM, then closes every forward, proxy and the tunnel.",
+  ],
   async run(parsed) {
     // Loaded when the command runs (the command table stays light for --help and the other commands).
     const [
@@ -48,6 +70,7 @@ export const upCommand: Command = defineCommand({
       { osResolver },
       { systemClock },
       { serveUapi, uapiNameProblem, UapiUnavailable },
+      { startProxies },
     ] = await Promise.all([
       import("../net/tunnels.ts"),
       import("../config/ip.ts"),
@@ -60,6 +83,7 @@ export const upCommand: Command = defineCommand({
       import("../net/resolve.ts"),
       import("../util/clock.ts"),
       import("../net/uapi_server.ts"),
+      import("../services/proxy/server.ts"),
     ]);
     const forwards = (parsed.values.forward ?? []).map(parseForward);
     const { tunnel: cfg, config } = await loadTunnelConfig(parsed.values);
@@ -77,6 +101,7 @@ export const upCommand: Command = defineCommand({
     const tunnel = await openTunnel(cfg, { name });
     const relays: (TcpRelay | UdpRelay)[] = [];
     let uapi: UapiServer | undefined;
+    const proxies: { stop(): Promise<void> }[] = [];
     try {
       if (config.uapi.dir !== undefined) {
         try {
@@ -86,6 +111,9 @@ export const upCommand: Command = defineCommand({
           log.warn("no UAPI socket (wg show/set will not see this tunnel)", { reason: e.message });
         }
       }
+      proxies.push(
+        ...startProxies(config.proxies ?? [], { host: hostNet, egress: tunnel.net, clock: systemClock }),
+      );
       for (const spec of forwards) {
         const relay = spec.protocol === "tcp"
           ? new TcpRelay(spec, RELAY_DEFAULTS, {
@@ -116,6 +144,7 @@ export const upCommand: Command = defineCommand({
       }
     } catch (e) {
       for (const r of relays) await r.stop();
+      for (const p of proxies) await p.stop();
       uapi?.close();
       tunnel.close();
       throw e;
@@ -129,6 +158,7 @@ export const upCommand: Command = defineCommand({
     const sig = await waitForShutdownSignal();
     log.info("shutting down", { signal: sig });
     for (const r of relays) await r.stop();
+    for (const p of proxies) await p.stop();
     uapi?.close();
     tunnel.close();
     return 0;

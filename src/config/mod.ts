@@ -36,6 +36,7 @@ import { loadNtripStationsSection, type NtripStationsConfig } from "./ntrip_stat
 import { loadNtripCasterSection, type NtripCasterConfig } from "./ntrip_caster.ts";
 import { privilegedPortWarnings } from "./privileged_ports.ts";
 import { loadUapiSection, type UapiConfig } from "./uapi.ts";
+import { loadProxySection, type ProxySpec } from "./proxy.ts";
 
 export { ConfigError, ConfigErrors } from "./errors.ts";
 export { type Flags, LoadContext, type Setting } from "./context.ts";
@@ -63,6 +64,8 @@ export interface Config {
   ntripCaster?: NtripCasterConfig;
   /** Where tunnels serve their WireGuard UAPI socket (WG_UAPI_DIR / --uapi-dir). */
   uapi: UapiConfig;
+  /** SOCKS5/HTTP proxies into tunnels from PROXY_<N> and --socks5/--http-proxy (absent when none). */
+  proxies?: ProxySpec[];
 }
 
 export interface Section {
@@ -83,6 +86,7 @@ export const SECTIONS: Section[] = [
   { name: "ntrip_stations", load: loadNtripStationsSection },
   { name: "ntrip_caster", load: loadNtripCasterSection },
   { name: "uapi", load: loadUapiSection },
+  { name: "proxy", load: loadProxySection },
 ];
 
 export interface LoadOptions {
@@ -156,7 +160,8 @@ async function loadWithWarnings(opts: LoadOptions, warnings: string[]): Promise<
  * the WG_CONFIG tunnel), so check-config catches what serve would otherwise only find when starting.
  */
 function checkTunnelReferences(config: Partial<Config>, ctx: LoadContext): void {
-  for (const r of config.relay?.relays ?? []) {
+  const users = [...config.relay?.relays ?? [], ...config.proxies ?? []];
+  for (const r of users) {
     const m = /^wg:(.+)$/i.exec(r.via ?? "");
     if (!m) continue;
     const name = m[1].toLowerCase();

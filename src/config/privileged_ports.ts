@@ -49,6 +49,7 @@ export function privilegedPortWarnings(config: Partial<Config>): string[] {
     found.push(["MWGP_CLIENT_CONFIG listen", config.mwgp!.client!.listen.port]);
   }
   if (low(config.ntripCaster?.port)) found.push(["NTRIP_CASTER_LISTEN", config.ntripCaster!.port]);
+  for (const p of config.proxies ?? []) if (low(p.port)) found.push([p.id, p.port]);
   return found.map(([what, port]) =>
     `${what}: listens on port ${port} (< ${FIRST_UNPRIVILEGED_PORT}), which ${HOW}`
   );

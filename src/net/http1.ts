@@ -186,11 +186,15 @@ function concatChunks(parts: Uint8Array[], total: number): Uint8Array<ArrayBuffe
   return out;
 }
 
-/** Parsed header lines (names lower-cased, order kept, duplicates kept). */
+/** Parsed header lines (names lower-cased, order kept, duplicates kept); the HTTP proxy reads heads with these too. */
 export type HeaderList = [string, string][];
 
 /** Reads header lines up to the empty line; `used` is what the start line already consumed of the budget. */
-async function readHeaders(reader: ConnReader, limits: Http1Limits, used: number): Promise<HeaderList> {
+export async function readHeaders(
+  reader: ConnReader,
+  limits: Http1Limits,
+  used: number,
+): Promise<HeaderList> {
   const headers: HeaderList = [];
   let budget = limits.maxHeadBytes - used;
   for (;;) {
@@ -210,14 +214,14 @@ async function readHeaders(reader: ConnReader, limits: Http1Limits, used: number
   }
 }
 
-function headerValues(headers: HeaderList, name: string): string[] {
+export function headerValues(headers: HeaderList, name: string): string[] {
   return headers.filter(([n]) => n === name).map(([, v]) => v);
 }
 
-type BodyFraming = { kind: "none" } | { kind: "length"; length: number } | { kind: "chunked" };
+export type BodyFraming = { kind: "none" } | { kind: "length"; length: number } | { kind: "chunked" };
 
 /** Decides how the body is delimited (RFC 9112 §6.3), refusing every ambiguous combination. */
-function bodyFraming(headers: HeaderList): BodyFraming {
+export function bodyFraming(headers: HeaderList): BodyFraming {
   const te = headerValues(headers, "transfer-encoding");
   const cl = headerValues(headers, "content-length");
   if (te.length > 0) {

@@ -9,6 +9,7 @@ import { mwgpStarter } from "./mwgp/starter.ts";
 import { rpcStarter, rpsStarter } from "./rp/starter.ts";
 import { ntripCasterStarter } from "./ntrip/caster_starter.ts";
 import { ntripStarter } from "./ntrip/starter.ts";
+import { proxyStarter } from "./proxy/starter.ts";
 
 export const SERVICE_STARTERS: readonly ServiceStarter[] = [
   tunnelStarter,
@@ -18,4 +19,5 @@ export const SERVICE_STARTERS: readonly ServiceStarter[] = [
   rpcStarter,
   ntripCasterStarter, // before the NTRIP relay workers, which may push to it
   ntripStarter,
+  proxyStarter,
 ];
