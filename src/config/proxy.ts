@@ -132,7 +132,8 @@ function parseLine(ctx: LoadContext, s: Setting): Draft | undefined {
     else if (key === "handshake_timeout") d.handshakeTimeoutSec = intIn(ctx, s, key, v, 1, 3600);
     else if (key === "udp") d.udp = onOff(ctx, s, key, v);
     else {
-      ctx.error(s, `one of the options ${KEYS.join(", ")} (key=value)`, f);
+      // Only the key is quoted back: a mistyped option may hold a secret.
+      ctx.error(s, `one of the options ${KEYS.join(", ")} (key=value)`, key);
       ok = false;
     }
   }

@@ -95,7 +95,10 @@ export const proxyStarter: ServiceStarter = {
       if (stopped.length || started.length) {
         log.info("proxies applied", { started: started.join(",") || "-", stopped: stopped.join(",") || "-" });
       }
-      return [...running.values()].filter((r) => r.error).map((r) => `proxy ${r.spec.id}: ${r.error}`);
+      // The server's own errors start with the proxy's id already ("PROXY_2: listen ..."): say it once.
+      return [...running.values()].filter((r) => r.error).map((r) =>
+        r.error!.startsWith(`${r.spec.id}:`) ? `proxy ${r.error}` : `proxy ${r.spec.id}: ${r.error}`
+      );
     };
 
     await apply(ctx);
