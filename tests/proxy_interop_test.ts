@@ -19,6 +19,8 @@ import { runWgedge, startWgedge, waitForOutput, writeConf } from "./helpers/wged
 const UP_PASSWORD = "up-proxy-pw-7f3a91";
 const SERVE_PASSWORD = "serve-proxy-pw-c0ffee";
 const PAGE = "hello through the tunnel\n";
+/** UAPI socket names are machine-wide (wg0, office): this test does not need them. */
+const NO_UAPI = { WG_UAPI_DIR: "off" };
 
 interopTest(
   "proxy: curl (SOCKS5, HTTP) and python3-socks (UDP) reach services behind wireguard-go by name",
@@ -77,7 +79,7 @@ interopTest(
       const up = startWgedge(
         ns,
         ["up", "-c", upConf, "--socks5", "1080", "--http-proxy", "127.0.0.1:3128", "--proxy-user", "alice"],
-        { WGEDGE_PROXY_PASSWORD: UP_PASSWORD },
+        { WGEDGE_PROXY_PASSWORD: UP_PASSWORD, ...NO_UAPI },
       );
       await waitForOutput(up, "tunnel up");
       const curl = (args: string[]) =>
@@ -214,7 +216,7 @@ print("echoed", got, frm[0], frm[1])
         "check-config",
       );
 
-      const serve = startWgedge(ns, ["serve", "--env-file", envFile]);
+      const serve = startWgedge(ns, ["serve", "--env-file", envFile], NO_UAPI);
       await waitFor(
         async () => (await curl(["http://127.0.0.1:8081/healthz"])).stdout === "ok\n",
         "wgedge serve up",
