@@ -63,7 +63,15 @@ export async function startChromium(width: number, height: number): Promise<Brow
     stderr: "null",
   }).spawn();
   let ws: WebSocket | undefined;
+  // A test that ends without reaching close() (an uncaught error, Deno exiting) must not leave a browser.
+  const onUnload = () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  };
+  globalThis.addEventListener("unload", onUnload);
   const kill = async () => {
+    globalThis.removeEventListener("unload", onUnload);
     try {
       ws?.close();
     } catch { /* closed */ }
