@@ -198,6 +198,30 @@ Deno.test("mwgp engine: two clients with the same sender index, servers with the
   assertEquals([downB.to, u32(downB.data, 4)], [pb.clientAddr, 42]);
 });
 
+Deno.test("mwgp engine: forward() rewrites a transport in place and reuses one result object (the hot path)", async () => {
+  const a = id(), b = id();
+  const s = setup({}, [a, b]);
+  const pa = new Pair(a, s.s1, { hostname: "192.0.2.10", port: 40000 }, S1_ADDR);
+  const pb = new Pair(b, s.s2, { hostname: "192.0.2.11", port: 40000 }, S2_ADDR);
+  await handshake(s, pa, 42, 7);
+  const rb = await handshake(s, pb, 42, 7); // translated both ways
+  const up = transport(rb.sp);
+  const payload = up.slice(8);
+  const out1 = s.fwd.forward("client", up, pb.clientAddr) as Outbound;
+  assert(out1.data === up, "the datagram itself, rewritten in place");
+  assertEquals([out1.leg, out1.to, u32(up, 4)], ["server", S2_ADDR, 7]);
+  assertEquals(up.slice(8), payload, "only the receiver index changed");
+  const down = transport(rb.cp);
+  const out2 = s.fwd.forward("server", down, S2_ADDR) as Outbound;
+  assert(out2 === out1, "one result object, rewritten per datagram");
+  assertEquals([out2.leg, out2.to, u32(down, 4)], ["client", pb.clientAddr, 42]);
+  assertEquals(s.fwd.forward("server", transport(999_999), S2_ADDR), null, "unknown index dropped");
+  assertEquals(s.fwd.stats.drops.unknown_index, 1);
+  // fromClient/fromServer keep handing out results of their own.
+  const own = s.fwd.fromServer(transport(rb.cp), S2_ADDR)!;
+  assert(own !== out1);
+});
+
 Deno.test("mwgp engine: cookie reply to a rewritten initiation reaches the client; next initiation carries a valid mac2", async () => {
   const a = id(), b = id();
   const s = setup({}, [a, b]);

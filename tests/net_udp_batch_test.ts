@@ -10,6 +10,7 @@
  */
 import { assert, assertEquals, assertRejects, assertThrows } from "./helpers/assert.ts";
 import { capabilityTest, waitFor } from "./helpers/interop.ts";
+import { within } from "./helpers/wait.ts";
 import {
   BatchedDatagramConn,
   HostDatagramConn,
@@ -36,19 +37,6 @@ function deno(hostname: string): Deno.DatagramConn {
 
 function portOf(c: { addr: Deno.Addr | NetAddr }): number {
   return (c.addr as Deno.NetAddr).port;
-}
-
-/** Rejects after 60 s so a lost datagram fails the test instead of hanging it. */
-async function within<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 60_000);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** A datagram carrying (sender, seq) and `size` bytes in all. */
@@ -423,3 +411,44 @@ batchTest({
     }
   },
 });
+
+for (const kind of ["batched", "deno"] as const) {
+  const register = kind === "batched" ? batchTest : Deno.test;
+  register({
+    name:
+      `net_udp_batch: push mode (${kind}): listen() hands each datagram and its source to a handler that ` +
+      "rewrites it in place and answers with sendNow(); close() ends listen()",
+    async fn() {
+      const conn = kind === "batched" ? batched("127.0.0.1") : new HostDatagramConn(deno("127.0.0.1"));
+      const peer = deno("127.0.0.1");
+      const sources = new Set<NetAddr>();
+      const listening = conn.listen((data, from) => {
+        sources.add(from);
+        data[8] ^= 0xff;
+        assert(conn.sendNow(data, from), "staged");
+      });
+      try {
+        const N = 50;
+        const to = { transport: "udp" as const, hostname: "127.0.0.1", port: portOf(conn) };
+        for (let i = 0; i < N; i++) await peer.send(numbered(1, i), to);
+        for (let i = 0; i < N; i++) {
+          const [back] = await within(peer.receive(), `echo ${i}`);
+          const want = numbered(1, i);
+          want[8] ^= 0xff;
+          assertEquals(back, want);
+        }
+        for (const s of sources) assertEquals(s.port, portOf(peer));
+        if (kind === "batched") {
+          assertEquals(sources.size, 1, "one address object per source");
+          assertEquals(conn.sendNow(new Uint8Array(4), { hostname: "::1", port: 9 }), false, "wrong family");
+          assertEquals(conn.sendErrors, 1);
+        }
+      } finally {
+        conn.close();
+        peer.close();
+      }
+      await within(listening, "listen() to end after close()");
+      assertEquals(conn.sendNow(new Uint8Array(4), { hostname: "127.0.0.1", port: 9 }), false, "closed");
+    },
+  });
+}

@@ -11,6 +11,11 @@
  * memory. A `send()` is staged for the next sendmmsg and resolves at once: what the kernel refuses later
  * (a full send buffer, an unreachable network) is counted in `sendErrors`, as a router counts its drops.
  * What is known to fail before (wrong address family, too long, closed socket) rejects as Deno's send does.
+ *
+ * A forwarder (mwgp) uses the push form instead: `listen(handler)` calls the handler synchronously for each
+ * datagram with a view that is valid only during the call (no copy, no promise per datagram), and
+ * `sendNow()` stages a datagram without a promise; its destination's sockaddr is cached by the address
+ * object, so a forwarder that keeps one address object per peer encodes it once.
  */
 import { logger } from "../util/log.ts";
 import { formatIpv4, parseIpv4 } from "../wire/ipv4.ts";
@@ -53,10 +58,38 @@ export const RECEIVE_QUEUE_BYTES = 4 << 20;
 /** With nothing found behind the first datagram, a drain is tried again after this many wake-ups. */
 const DRAIN_PROBE_EVERY = 8;
 
+/** A destination for sendNow(): an address literal and a port. Treated as immutable (its sockaddr is cached). */
+export interface UdpDestination {
+  readonly hostname: string;
+  readonly port: number;
+}
+
+/**
+ * The push-mode receiver: `data` is a view into a receive buffer, valid only until the handler returns (the
+ * handler may rewrite it in place and pass it to sendNow(), which copies). `from` is the same object for
+ * the same source while the socket's source cache holds it.
+ */
+export type DatagramHandler = (data: Uint8Array, from: NetAddr) => void;
+
+/** Sends in flight on Deno's socket before listen() stops reading for one to finish (back-pressure). */
+export const MAX_INFLIGHT_SENDS = 32;
+
 /** A host UDP socket: a DatagramConn whose receive may also copy into the caller's buffer (as Deno's). */
 export interface HostUdpConn extends DatagramConn {
   /** With `buf`, the datagram is copied into it (cut to its length) and a subarray of it is returned. */
   receive(buf?: Uint8Array): Promise<[Uint8Array, NetAddr]>;
+  /**
+   * Push mode instead of receive(): `handler` runs for every datagram until close(); resolves then. A handler
+   * that throws costs that datagram only (counted in receiveHandlerErrors).
+   */
+  listen(handler: DatagramHandler): Promise<void>;
+  /**
+   * Sends without a promise: staged for the next batched send (or handed to Deno's socket). False when it
+   * cannot leave (closed socket, wrong family, too long), counted in sendErrors.
+   */
+  sendNow(data: Uint8Array, to: UdpDestination): boolean;
+  /** Datagrams whose listen() handler threw. */
+  readonly receiveHandlerErrors: number;
   /** True when datagrams move in recvmmsg/sendmmsg batches. */
   readonly batched: boolean;
 }
@@ -81,11 +114,56 @@ export class HostDatagramConn implements HostUdpConn {
   readonly batched = false;
   readonly #buf = new Uint8Array(MAX_DATAGRAM_V6);
   #receiving = false;
+  #closed = false;
+  sendErrors = 0;
+  receiveHandlerErrors = 0;
+  #inflight = 0;
+  #sendSettled: (() => void) | undefined;
   constructor(private inner: Deno.DatagramConn) {
     this.addr = toNetAddr(inner.addr);
   }
   send(data: Uint8Array, to: NetAddr): Promise<number> {
     return this.inner.send(data, { transport: "udp", hostname: to.hostname, port: to.port });
+  }
+  /** Deno's send keeps a reference to the bytes until it completes: they are copied (the caller reuses them). */
+  sendNow(data: Uint8Array, to: UdpDestination): boolean {
+    if (this.#closed) {
+      this.sendErrors++;
+      return false;
+    }
+    this.#inflight++;
+    this.inner.send(data.slice(), { transport: "udp", hostname: to.hostname, port: to.port }).catch(() => {
+      this.sendErrors++;
+    }).finally(() => {
+      this.#inflight--;
+      this.#sendSettled?.();
+    });
+    return true;
+  }
+  /** One Deno op per datagram (this is the fallback); reading pauses while MAX_INFLIGHT_SENDS are in flight. */
+  async listen(handler: DatagramHandler): Promise<void> {
+    while (!this.#closed) {
+      while (this.#inflight >= MAX_INFLIGHT_SENDS && !this.#closed) {
+        await new Promise<void>((r) => this.#sendSettled = r);
+        this.#sendSettled = undefined;
+      }
+      let data: Uint8Array, from: Deno.Addr;
+      try {
+        [data, from] = await this.inner.receive(this.#buf);
+      } catch (e) {
+        if (this.#closed || e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted) {
+          return;
+        }
+        log.debug("udp receive failed", { error: e }); // a queued ICMP error: reported once by the kernel
+        continue;
+      }
+      try {
+        handler(data, toNetAddr(from));
+      } catch (e) {
+        this.receiveHandlerErrors++;
+        log.warn("datagram handler failed", { error: e });
+      }
+    }
   }
   async receive(buf?: Uint8Array): Promise<[Uint8Array, NetAddr]> {
     if (buf) {
@@ -108,6 +186,8 @@ export class HostDatagramConn implements HostUdpConn {
     }
   }
   close(): void {
+    this.#closed = true;
+    this.#sendSettled?.();
     try {
       this.inner.close();
     } catch {
@@ -139,6 +219,12 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
   readonly batched = true;
   /** Datagrams dropped because the receive queue was full (the consumer fell behind). */
   receiveQueueDrops = 0;
+  receiveHandlerErrors = 0;
+  /** Push mode (listen()): every datagram goes to it instead of the queue. */
+  #handler: DatagramHandler | undefined;
+  #listening: Promise<void> | undefined;
+  /** sendNow()'s sockaddr cache by address object (a forwarder keeps one object per peer). */
+  #destinationOf = new WeakMap<UdpDestination, Destination | null>();
 
   /** See DatagramConn.dropped: the receive queue's drops plus sends the kernel refused after queuing. */
   get dropped(): number {
@@ -173,6 +259,14 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
     deliver: (data, from) => {
       this.#drained++;
       this.#enqueue(data, from);
+      return !this.#closed;
+    },
+  };
+  /** The batch receiver of push mode: the handler sees the arena's view, nothing is copied or queued. */
+  readonly #pushReceiver: BatchReceiver<NetAddr> = {
+    source: (vec, i) => this.#source(vec, i),
+    deliver: (data, from) => {
+      this.#push(data, from);
       return !this.#closed;
     },
   };
@@ -215,6 +309,51 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
     return Promise.resolve(data.length);
   }
 
+  sendNow(data: Uint8Array, to: UdpDestination): boolean {
+    if (this.#closed) {
+      this.sendErrors++;
+      return false;
+    }
+    let dest = this.#destinationOf.get(to);
+    if (dest === undefined) {
+      dest = this.#destination(to.hostname, to.port);
+      if (dest === undefined) {
+        // A name: Deno resolves it (never on a forwarder's path, whose peers are address literals).
+        this.send(data.slice(), { transport: "udp", hostname: to.hostname, port: to.port }).catch(() =>
+          this.sendErrors++
+        );
+        return true;
+      }
+      this.#destinationOf.set(to, dest);
+    }
+    if (dest === null || data.length > dest.maxPayload) {
+      this.sendErrors++;
+      return false;
+    }
+    this.#io.stage(data, dest.sockaddr);
+    return true;
+  }
+
+  listen(handler: DatagramHandler): Promise<void> {
+    if (this.#listening) throw new Error("udp: listen() called twice");
+    if (this.#pumping) throw new Error("udp: listen() after receive()");
+    this.#handler = handler;
+    this.#pumping = true;
+    this.#listening = this.#pump().catch((e) =>
+      log.error("udp receive loop failed", { error: (e as Error).stack ?? String(e) })
+    );
+    return this.#listening;
+  }
+
+  #push(data: Uint8Array, from: NetAddr): void {
+    try {
+      this.#handler!(data, from);
+    } catch (e) {
+      this.receiveHandlerErrors++;
+      log.warn("datagram handler failed", { error: e });
+    }
+  }
+
   /** The sockaddr for an address literal (cached); undefined for a name, null for the wrong family. */
   #destination(hostname: string, port: number): Destination | null | undefined {
     const key = `${hostname}|${port}`;
@@ -241,6 +380,7 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
       return Promise.resolve([copyOut(data, buf), this.#lastTakenFrom]);
     }
     if (this.#closed) return Promise.reject(new Deno.errors.BadResource("Socket has been closed"));
+    if (this.#handler) return Promise.reject(new Error("udp: receive() on a socket in listen() mode"));
     if (!this.#pumping) {
       this.#pumping = true;
       this.#pump().catch((e) =>
@@ -325,6 +465,11 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
           this.close();
           return;
         }
+        if (this.#handler) {
+          // Push mode has no reader to report to: a queued ICMP error is counted (the kernel reports each once).
+          this.receiveErrors++;
+          continue;
+        }
         // A queued ICMP error, reported to the reader in order as Deno's socket did; the pump goes on once
         // it was taken (so a persistent error runs at the reader's pace, not in a tight loop).
         const w = this.#waiters.shift();
@@ -337,6 +482,11 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
         continue;
       }
       this.rxDatagrams++;
+      if (this.#handler) {
+        this.#push(data, this.#sourceFromDeno(addr as Deno.NetAddr));
+        if (!this.#closed) this.#io.drain(this.#pushReceiver);
+        continue;
+      }
       this.#enqueue(data, this.#sourceFromDeno(addr as Deno.NetAddr));
       if (this.#closed) continue;
       if (this.#drained > 0 || ++this.#wakesWithoutDrain >= DRAIN_PROBE_EVERY) {

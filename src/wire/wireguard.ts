@@ -217,3 +217,15 @@ export function receiverIndex(buf: Uint8Array): number {
   const off = buf[0] === MESSAGE_RESPONSE ? 8 : 4;
   return (buf[off] | (buf[off + 1] << 8) | (buf[off + 2] << 16) | (buf[off + 3] << 24)) >>> 0;
 }
+
+/**
+ * Writes the receiver index (little-endian) of a message messageType() accepted, without a view: a forwarder
+ * rewrites it per transport datagram, where a view object per datagram would be the only allocation.
+ */
+export function setReceiverIndex(buf: Uint8Array, v: number): void {
+  const off = buf[0] === MESSAGE_RESPONSE ? 8 : 4;
+  buf[off] = v & 0xff;
+  buf[off + 1] = (v >>> 8) & 0xff;
+  buf[off + 2] = (v >>> 16) & 0xff;
+  buf[off + 3] = (v >>> 24) & 0xff;
+}

@@ -22,8 +22,9 @@ import {
   MESSAGE_RESPONSE,
   MESSAGE_TRANSPORT,
   messageType,
+  receiverIndex,
   ResponseMessage,
-  TransportMessage,
+  setReceiverIndex,
 } from "../../wire/wireguard.ts";
 import { addrKey, ForwardingEntry, ForwardingTable, sameAddr, type UdpAddr } from "./table.ts";
 import { logger } from "../../util/log.ts";
@@ -37,6 +38,8 @@ export interface Outbound {
   to: UdpAddr;
   data: Uint8Array;
 }
+
+const NO_ADDR: UdpAddr = Object.freeze({ hostname: "", port: 0 });
 
 /** Where an initiation goes, decided by the router (server: decrypt the static key; client: fixed). */
 export interface Route {
@@ -174,6 +177,8 @@ export class Forwarder {
   /** The configured levels, as configured (Default included; the legs interpret it when checking). */
   readonly csvl: SourceValidation;
   readonly ssvl: SourceValidation;
+  /** forward()'s one result object, rewritten per datagram (the hot path allocates nothing). */
+  readonly #out: Outbound = { leg: "server", to: NO_ADDR, data: new Uint8Array(0) };
 
   constructor(readonly opts: ForwarderOptions) {
     this.#random = opts.random ?? cryptoRandom;
@@ -193,7 +198,11 @@ export class Forwarder {
     this.stats.packetsToServer++;
     this.stats.bytesToServer += data.length;
     if (e) e.lastActive = this.opts.clock.now();
-    return { leg: "server", to, data };
+    const out = this.#out;
+    out.leg = "server";
+    out.to = to;
+    out.data = data;
+    return out;
   }
 
   #toClient(e: ForwardingEntry, msg: Uint8Array): Outbound {
@@ -203,11 +212,35 @@ export class Forwarder {
     this.stats.packetsToClient++;
     this.stats.bytesToClient += data.length;
     e.lastActive = this.opts.clock.now();
-    return { leg: "client", to: e.client, data };
+    const out = this.#out;
+    out.leg = "client";
+    out.to = e.client;
+    out.data = data;
+    return out;
   }
 
-  /** A datagram from the client leg. May return a promise (initiations may need a route lookup). */
+  /**
+   * A datagram from `leg`, for a forwarding loop: a synchronous result is the forwarder's one reused Outbound
+   * (valid until the next call: send it at once) and its data may be `datagram` itself, rewritten in place. An
+   * initiation resolves later to an Outbound of its own (it was copied, so the caller may reuse `datagram`).
+   */
+  forward(leg: Leg, datagram: Uint8Array, from: UdpAddr): Outbound | null | Promise<Outbound | null> {
+    return leg === "client" ? this.#fromClient(datagram, from) : this.#fromServer(datagram, from);
+  }
+
+  /** A datagram from the client leg (a result of its own). May return a promise (a route lookup). */
   fromClient(datagram: Uint8Array, from: UdpAddr): Outbound | null | Promise<Outbound | null> {
+    const r = this.#fromClient(datagram, from);
+    return r === null || r instanceof Promise ? r : { ...r };
+  }
+
+  /** A datagram from the server leg (a result of its own). */
+  fromServer(datagram: Uint8Array, from: UdpAddr): Outbound | null {
+    const r = this.#fromServer(datagram, from);
+    return r && { ...r };
+  }
+
+  #fromClient(datagram: Uint8Array, from: UdpAddr): Outbound | null | Promise<Outbound | null> {
     if (datagram.length > this.opts.maxPacketSize) return this.#drop("oversize");
     let msg = datagram, obfuscated = false;
     if (this.opts.clientLegObfs) {
@@ -221,7 +254,7 @@ export class Forwarder {
         // Copied: routing may await (DNS), and the caller reuses its receive buffer meanwhile.
         return this.#initiation(new InitiationMessage(msg.slice()), from, obfuscated);
       case MESSAGE_TRANSPORT:
-        return this.#transportFromClient(new TransportMessage(msg), from, obfuscated);
+        return this.#transportFromClient(msg, from, obfuscated);
       case MESSAGE_COOKIE_REPLY:
         return this.#cookieFromClient(new CookieReplyMessage(msg), from);
       case MESSAGE_RESPONSE:
@@ -232,8 +265,7 @@ export class Forwarder {
     }
   }
 
-  /** A datagram from the server leg. */
-  fromServer(datagram: Uint8Array, from: UdpAddr): Outbound | null {
+  #fromServer(datagram: Uint8Array, from: UdpAddr): Outbound | null {
     if (datagram.length > this.opts.maxPacketSize) return this.#drop("oversize");
     let msg = datagram;
     if (this.opts.serverLegObfs) {
@@ -245,7 +277,7 @@ export class Forwarder {
       case MESSAGE_RESPONSE:
         return this.#response(new ResponseMessage(msg), from);
       case MESSAGE_TRANSPORT:
-        return this.#transportFromServer(new TransportMessage(msg), from);
+        return this.#transportFromServer(msg, from);
       case MESSAGE_COOKIE_REPLY:
         return this.#cookieFromServer(new CookieReplyMessage(msg), from);
       case MESSAGE_INITIATION:
@@ -305,7 +337,7 @@ export class Forwarder {
     }
     e.initMac1ToServer = init.mac1.slice();
     this.stats.handshakesForwarded++;
-    return this.#toServer(e, e.server, init.bytes);
+    return { ...this.#toServer(e, e.server, init.bytes) }; // resolved later: not the shared #out
   }
 
   #response(resp: ResponseMessage, from: UdpAddr): Outbound | null {
@@ -384,8 +416,9 @@ export class Forwarder {
     return this.#toServer(e, e.server, reply.bytes);
   }
 
-  #transportFromClient(t: TransportMessage, from: UdpAddr, obfuscated: boolean): Outbound | null {
-    const e = this.table.byServerProxy.get(t.receiver);
+  /** The hot path: a table lookup, the receiver index rewritten in place, no allocation. */
+  #transportFromClient(msg: Uint8Array, from: UdpAddr, obfuscated: boolean): Outbound | null {
+    const e = this.table.byServerProxy.get(receiverIndex(msg));
     if (!e) return this.#drop("unknown_index");
     if (!sameAddr(e.client, from)) {
       if (!sourceOk(clientLegLevel(e.csvl), e.client, from)) return this.#drop("source_mismatch");
@@ -395,16 +428,16 @@ export class Forwarder {
       this.stats.roamed++;
       this.opts.onTableChanged?.();
     }
-    t.receiver = e.serverOrigin;
-    return this.#toServer(e, e.server, t.bytes);
+    setReceiverIndex(msg, e.serverOrigin);
+    return this.#toServer(e, e.server, msg);
   }
 
-  #transportFromServer(t: TransportMessage, from: UdpAddr): Outbound | null {
-    const e = this.table.byClientProxy.get(t.receiver);
+  #transportFromServer(msg: Uint8Array, from: UdpAddr): Outbound | null {
+    const e = this.table.byClientProxy.get(receiverIndex(msg));
     if (!e) return this.#drop("unknown_index");
     if (!sourceOk(serverLegLevel(e.ssvl), e.server, from)) return this.#drop("source_mismatch");
-    t.receiver = e.clientOrigin;
-    return this.#toClient(e, t.bytes);
+    setReceiverIndex(msg, e.clientOrigin);
+    return this.#toClient(e, msg);
   }
 
   /** Expires idle entries; returns true when completed entries went away (the cache should be rewritten). */

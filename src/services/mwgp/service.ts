@@ -11,9 +11,10 @@ import { mac1Key, verifyMac1 } from "../../wireguard/cookie.ts";
 import { obfsKey } from "../../wireguard/obfs.ts";
 import { formatHostPort, type MwgpClientConfig, type MwgpServerConfig } from "../../config/mwgp.ts";
 import type { Resolver } from "../../net/resolve.ts";
+import type { NetAddr } from "../../net/types.ts";
 import { type HostUdpConn, listenHostUdp } from "../../net/host_udp.ts";
 import type { ServiceRegistry } from "../registry.ts";
-import { Forwarder, type Outbound, type Route, type Router } from "./forwarder.ts";
+import { Forwarder, type Leg, type Outbound, type Route, type Router } from "./forwarder.ts";
 import { serverRouter } from "./router.ts";
 import { CachingTargetResolver, dnsServerResolver, hn2etxtResolver } from "./resolver.ts";
 import { loadRecords, readCacheFile, resolveCachePath, serializeTable, writeCacheFile } from "./cache.ts";
@@ -25,8 +26,6 @@ export const CLIENT_RERESOLVE_MS = 5 * 60_000;
 export const CLIENT_RERESOLVE_AFTER_FAILURE_MS = 10_000;
 /** Cache writes after a change are coalesced over this delay. */
 export const CACHE_WRITE_DELAY_MS = 200;
-/** Sends in flight per socket before the receive loop waits for one (also its receive-buffer ring size). */
-export const MAX_INFLIGHT_SENDS = 32;
 
 export interface MwgpServiceOptions {
   /** --cache-file / MWGP_CACHE_FILE (the config's cache_file_path wins over it). */
@@ -215,11 +214,11 @@ export class MwgpService {
     return this.#upstream4;
   }
 
-  async #send(out: Outbound | null): Promise<void> {
-    if (!out) return;
+  /** Sends at once (staged for the socket's next batched send); a failure is counted, never thrown. */
+  #send(out: Outbound): void {
     try {
       const conn = out.leg === "client" ? this.#listener : this.#upstreamFor(out.to);
-      await conn.send(out.data, { transport: "udp", hostname: out.to.hostname, port: out.to.port });
+      if (!conn.sendNow(out.data, out.to) && !this.#closed) this.sendErrors++;
     } catch (e) {
       if (this.#closed) return;
       this.sendErrors++;
@@ -227,51 +226,40 @@ export class MwgpService {
     }
   }
 
-  async #receiveLoop(conn: HostUdpConn, leg: "client" | "server"): Promise<void> {
-    // Deno allocates a fresh 64 KiB buffer per datagram unless given one, so each loop receives into a ring
-    // of reused buffers. A slot is reused only after the send that may still reference it has finished.
-    const ring: { buf: Uint8Array; sending: Promise<void> | null }[] = [];
-    // One byte more than max_packet_size, so a longer datagram is seen (and dropped as oversize) rather than
-    // cut to the buffer and forwarded broken.
-    for (let i = 0; i < MAX_INFLIGHT_SENDS + 1; i++) {
-      ring.push({ buf: new Uint8Array(this.config.maxPacketSize + 1), sending: null });
-    }
-    let next = 0;
-    while (!this.#closed) {
-      const slot = ring[next];
-      next = (next + 1) % ring.length;
-      if (slot.sending) await slot.sending;
-      let data: Uint8Array, from: Deno.Addr;
+  /**
+   * The forwarding loop of one socket, in push mode: each datagram (a view into the receive batch) is looked
+   * up and rewritten in place by the forwarder, and its result staged for the next sendmmsg of the other leg,
+   * synchronously; no promise and no allocation per transport datagram. Only an initiation waits (its route
+   * may need a lookup); the forwarder copied it first.
+   */
+  #receiveLoop(conn: HostUdpConn, leg: Leg): Promise<void> {
+    return conn.listen((data, from) => {
+      if (this.#closed) return;
       try {
-        [data, from] = await conn.receive(slot.buf);
-      } catch (e) {
-        if (this.#closed) return;
-        log.warn("receive failed", { leg, error: e });
-        await new Promise((r) => setTimeout(r, 10));
-        continue;
-      }
-      try {
-        const out = leg === "client"
-          ? this.forwarder.fromClient(data, toUdp(from))
-          : this.forwarder.fromServer(data, toUdp(from));
+        const out = this.forwarder.forward(leg, data, this.#udpAddr(from));
+        if (out === null) return;
         if (out instanceof Promise) {
-          // Initiations are copied by the forwarder before it awaits, so the slot is free again.
-          out.then((o) => this.#send(o), (e) => log.warn("handshake routing failed", { error: e }));
-        } else if (out) {
-          // Pipelined: the next receive starts while this send completes; the ring bounds how many are
-          // in flight, so a slow socket applies back-pressure instead of queueing without limit.
-          const sending = this.#send(out);
-          slot.sending = sending;
-          sending.finally(() => {
-            if (slot.sending === sending) slot.sending = null;
-          });
+          out.then((o) => o && this.#send(o), (e) => log.warn("handshake routing failed", { error: e }));
+        } else {
+          this.#send(out);
         }
       } catch (e) {
         // A bug on a strange packet must not stop the relay; it is counted as malformed.
         this.forwarder.stats.drops.malformed++;
         log.warn("packet handling failed", { leg, error: e });
       }
-    }
+    });
+  }
+
+  /**
+   * A source as the table keeps it (toUdp), made once per source object: the batched socket hands out one
+   * NetAddr per source, so a datagram from a known peer costs a WeakMap lookup, no regex and no object.
+   */
+  readonly #sourceAddrs = new WeakMap<NetAddr, UdpAddr>();
+  #udpAddr(from: NetAddr): UdpAddr {
+    let a = this.#sourceAddrs.get(from);
+    if (!a) this.#sourceAddrs.set(from, a = toUdp(from));
+    return a;
   }
 
   // ---- expiry and cache
