@@ -4,7 +4,14 @@
  * ratio, added latency p50/p99 and mwgp CPU. With --obfs a third path runs wireguard-go -> wgedge mwgp client
  * -> wgedge mwgp server (both obfuscating) -> wireguard-go; its CPU column is client + server.
  *
- *   deno run -A scripts/bench/mwgp.ts [--seconds 10] [--pings 300] [--obfs] [--deno-udp]
+ *   deno run -A scripts/bench/mwgp.ts [--seconds 10] [--pings 300] [--rounds 1] [--obfs] [--deno-udp]
+ *     [--cpu-prof DIR]
+ *
+ * --rounds N measures every path N times, the paths alternating within each round, and prints medians (and the
+ * load average at the start and the end), so a neighbour's load falls on all paths alike.
+ *
+ * --cpu-prof DIR runs the mwgp server with `deno run --cpu-prof --cpu-prof-dir DIR` (a V8 profile written when
+ * it stops); summarize it with `scripts/bench/tunnel.ts --summarize-profile FILE`.
  *
  * --deno-udp adds a path through a second `wgedge mwgp server` started with WGEDGE_UDP=deno (Deno's
  * one-op-per-datagram UDP socket instead of recvmmsg/sendmmsg batches), measured in the same run.
@@ -21,12 +28,17 @@ const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "10" },
     pings: { type: "string", default: "300" },
+    rounds: { type: "string", default: "1" },
     obfs: { type: "boolean", default: false },
     "deno-udp": { type: "boolean", default: false },
+    "cpu-prof": { type: "string" },
   },
 });
 const SECONDS = Number(values.seconds);
 const PINGS = Number(values.pings);
+const ROUNDS = Math.max(1, Number(values.rounds));
+const loadavg = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const PASSWORD = "benchmark obfuscation password";
 
 function cpuSeconds(pid: number): number {
@@ -85,10 +97,12 @@ try {
     `{ listen: ":1000", ${values.obfs ? `obfs: "${PASSWORD}",` : ""}
        servers: [{ privkey: "${s.privateKey}", address: "127.0.0.1", peers: [{ forward_to: ":51001" }] }] }`,
   );
+  const profDir = values["cpu-prof"];
+  if (profDir) await Deno.mkdir(profDir, { recursive: true });
   const server = await startMwgp(hub, ["server", cfg, "--no-cache"], {
     WGEDGE_LOG_LEVEL: "info",
     WGEDGE_UDP: "auto",
-  });
+  }, profDir ? ["--cpu-prof", "--cpu-prof-dir", profDir] : []);
   let denoServer: MwgpProcess | undefined;
   if (values["deno-udp"]) {
     const denoCfg = await topo.writeFile(
@@ -137,26 +151,40 @@ try {
   hub.spawn(["iperf3", "-s", "-B", "10.1.0.1"]);
   await new Promise((r) => setTimeout(r, 1000));
 
-  const rows: { name: string; up: number; down: number; p50: number; p99: number; cpu: number }[] = [];
-  for (const { name, ns, procs } of paths) {
-    for (let i = 0; i < 30; i++) {
-      if ((await ns.exec(["ping", "-c", "1", "-W", "1", "10.1.0.1"], { check: false })).code === 0) break;
+  type Row = { name: string; up: number; down: number; p50: number; p99: number; cpu: number };
+  const samples: Row[][] = paths.map(() => []);
+  const loadStart = loadavg();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [pi, { name, ns, procs }] of paths.entries()) {
+      for (let i = 0; i < 30; i++) {
+        if ((await ns.exec(["ping", "-c", "1", "-W", "1", "10.1.0.1"], { check: false })).code === 0) break;
+      }
+      const cpu = () => procs.reduce((sum, p) => sum + cpuSeconds(p.child.pid), 0);
+      const cpu0 = cpu();
+      const t0 = performance.now();
+      const up = await iperf(ns, SECONDS, false);
+      const down = await iperf(ns, SECONDS, true);
+      const used = (cpu() - cpu0) / ((performance.now() - t0) / 1000);
+      const { p50, p99 } = await pingStats(ns, PINGS);
+      samples[pi].push({ name, up, down, p50, p99, cpu: used });
     }
-    const cpu = () => procs.reduce((sum, p) => sum + cpuSeconds(p.child.pid), 0);
-    const cpu0 = cpu();
-    const t0 = performance.now();
-    const up = await iperf(ns, SECONDS, false);
-    const down = await iperf(ns, SECONDS, true);
-    const used = (cpu() - cpu0) / ((performance.now() - t0) / 1000);
-    const { p50, p99 } = await pingStats(ns, PINGS);
-    rows.push({ name, up, down, p50, p99, cpu: used });
   }
+  const rows: Row[] = samples.map((ss) => ({
+    name: ss[0].name,
+    up: median(ss.map((s) => s.up)),
+    down: median(ss.map((s) => s.down)),
+    p50: median(ss.map((s) => s.p50)),
+    p99: median(ss.map((s) => s.p99)),
+    cpu: median(ss.map((s) => s.cpu)),
+  }));
   for (const p of paths.flatMap((p) => p.procs)) await p.stop().catch(() => {});
 
   const d = rows[0];
   const mbit = (b: number) => (b / 1e6).toFixed(0);
   console.log(
-    `\nmwgp benchmark (${SECONDS}s iperf3 each way, ${PINGS} pings at 10 ms; ${Deno.build.target})`,
+    `\nmwgp benchmark (${SECONDS}s iperf3 each way, ${PINGS} pings at 10 ms, ${
+      ROUNDS > 1 ? `medians of ${ROUNDS} alternating rounds` : "one round"
+    }; ${Deno.build.target}; load average ${loadStart} at the start, ${loadavg()} at the end)`,
   );
   console.log(
     "| path | client->server Mbit/s | server->client Mbit/s | ratio vs direct | RTT p50 ms | RTT p99 ms | added p50/p99 ms | mwgp CPU |",

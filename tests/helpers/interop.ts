@@ -171,7 +171,7 @@ export class Netns {
     return child;
   }
 
-  /** Runs wgedge (deno run main.ts ...) inside the namespace. */
+  /** Runs wgedge (deno run [denoFlags] main.ts ...) inside the namespace. */
   spawnWgedge(
     args: string[],
     opts: {
@@ -179,9 +179,14 @@ export class Netns {
       stdout?: "piped" | "null" | "inherit";
       stderr?: "piped" | "null" | "inherit";
       stdin?: "piped" | "null";
+      /** Extra `deno run` flags (benchmarks: --cpu-prof). */
+      denoFlags?: string[];
     } = {},
   ): Deno.ChildProcess {
-    return this.spawn([DENO, "run", "-A", "--config", DENO_JSON, MAIN_TS, ...args], opts);
+    return this.spawn(
+      [DENO, "run", "-A", ...(opts.denoFlags ?? []), "--config", DENO_JSON, MAIN_TS, ...args],
+      opts,
+    );
   }
 
   async destroy(): Promise<void> {

@@ -56,10 +56,12 @@ export async function startMwgp(
   ns: Netns,
   args: string[],
   env: Record<string, string> = {},
+  denoFlags: string[] = [],
 ): Promise<MwgpProcess> {
   const child = ns.spawnWgedge(["mwgp", ...args], {
     stderr: "piped",
     env: { WGEDGE_LOG_LEVEL: "debug", ...env },
+    denoFlags,
   });
   const err = collect(child.stderr);
   let exited = false;
