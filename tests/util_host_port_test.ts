@@ -8,6 +8,7 @@ import { RelayService } from "../src/services/relay/service.ts";
 import { parseRelayConfig } from "../src/config/relay.ts";
 import { createHostNet } from "../src/net/host.ts";
 import { configureLogging, type LogLevel } from "../src/util/log.ts";
+import { renderMappings } from "../src/services/admin/rp_view.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { freePort } from "./helpers/ports.ts";
 
@@ -51,4 +52,19 @@ Deno.test("relay tcp over IPv6 loopback: the listen address and the target are l
     target.close();
     configureLogging({ level: "error", sink: { write: (line: string) => console.error(line) } });
   }
+});
+
+Deno.test("dashboard: an rp mapping from an IPv6 tunnel client shows [fd00::2]:18080", () => {
+  const html = renderMappings(
+    [{
+      remote_port: 8080,
+      protocol: "tcp",
+      client_ip: "fd00::2",
+      client_port: 18080,
+      local_addr: "[::1]:80",
+    }],
+    {},
+    { nowMs: 0 },
+  );
+  assert(html.includes("[fd00::2]:18080"), html);
 });

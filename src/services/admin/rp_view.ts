@@ -20,6 +20,7 @@ import {
 } from "./html.ts";
 import { trafficCell, trafficHeading, type ViewContext } from "./sparkline.ts";
 import { seriesKey } from "./throughput.ts";
+import { joinHostPort } from "../../util/host_port.ts";
 
 function ms(v: unknown, f: (s: number) => string): string {
   const n = num(v);
@@ -57,7 +58,9 @@ export function renderMappings(mappings: unknown, server: unknown, ctx: ViewCont
     cls: num(m.dial_failures) ? "warn" : undefined,
     cells: [
       `<b>${cell(m.remote_port)}</b><br><small>${cell(String(m.protocol ?? "").toUpperCase())}</small>`,
-      `<span class="addr">${cell(m.client_ip)}:${cell(m.client_port)}</span>`,
+      `<span class="addr">${
+        cell(joinHostPort(String(m.client_ip ?? ""), String(m.client_port ?? "")))
+      }</span>`,
       `<span class="addr">${cell(m.local_addr)}</span>`,
       ageCell(m.created_at, ctx.nowMs),
       `${cell(m.connections_active)} open<br><small>${cell(m.connections_total)} in all</small>`,

@@ -206,7 +206,7 @@ export class RpClient {
     for (let attempt = 1;; attempt++) {
       try {
         // The start timeout governs: no attempt may outlast it (a 10 s request made --start-timeout 5 take 10 s).
-        const left = Math.max(1, deadline - this.#clock.now());
+        const left = Math.max(1, Math.round(deadline - this.#clock.now()));
         this.#serverStartup = await this.checkServer(Math.min(this.#requestTimeoutMs(), left));
         break;
       } catch (e) {
