@@ -422,7 +422,7 @@ Deno.test("redact: secrets hidden, public keys in base64, URL credentials cut, M
   assertEquals(r.tunnel.peers[0].publicKey, PEER);
   assertEquals(r.tunnels.x.iface.privateKey, REDACTED);
   assertEquals(r.admin.token, REDACTED);
-  assertEquals(r.extra, { via: "socks5://user:[redacted]@proxy:1080", password: REDACTED });
+  assertEquals(r.extra, { via: "socks5://[redacted]@proxy:1080", password: REDACTED });
   const json = JSON.stringify(r);
   for (const s of [PRIV, PRIV2, PSK, "hunter2", "tok-tok-tok", "pa55"]) assert(!json.includes(s), s);
 });

@@ -9,7 +9,7 @@ import { waitFor } from "./helpers/interop.ts";
 import { hostNet } from "../src/net/host.ts";
 import { ManualClock } from "../src/util/clock.ts";
 import { ServiceRegistry } from "../src/services/registry.ts";
-import { redactDeep } from "../src/services/admin/redact.ts";
+import { redactDeep } from "../src/util/secret.ts";
 import { type CasterMountStatus, NtripCaster } from "../src/services/ntrip/caster.ts";
 import type { NtripCasterMount } from "../src/config/ntrip_caster.ts";
 import { CHUNKED_END, encodeChunk } from "../src/wire/chunked.ts";

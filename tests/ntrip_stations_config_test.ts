@@ -8,7 +8,7 @@ import { type Config, ConfigErrors, loadConfig } from "../src/config/mod.ts";
 import { parseStationProxy, stationShard } from "../src/config/ntrip_stations.ts";
 import { arrayElementLines, syntaxErrorLine } from "../src/config/json_lines.ts";
 import { redactConfig } from "../src/config/redact.ts";
-import { redactDeep } from "../src/services/admin/redact.ts";
+import { redactDeep } from "../src/util/secret.ts";
 import { encodeKey, generatePrivateKey, publicKey } from "../src/crypto/x25519.ts";
 import { DENO_JSON, MAIN_TS } from "./helpers/interop.ts";
 import { makeCert } from "./helpers/tls.ts";

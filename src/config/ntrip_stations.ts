@@ -40,6 +40,7 @@ import { parseSocks5Url } from "../net/socks5.ts";
 import type { LoadContext, Setting } from "./context.ts";
 import { ConfigError, type ConfigErrorInit } from "./errors.ts";
 import { parseHost } from "./relay.ts";
+import { isSecretField } from "../util/secret.ts";
 import {
   isWorldAccessible,
   MAX_CONFIG_FILE_BYTES,
@@ -174,8 +175,12 @@ const KNOWN_FIELDS = new Set([
   "gga_talker",
   "format",
 ]);
-/** Fields whose values are never shown in a message. */
-const SECRET_FIELDS = new Set(["src_pass", "dst_pass", "wg_config", "src_proxy", "dst_proxy"]);
+/**
+ * Fields whose values are never shown in a message: the secret-named ones (the one rule, src/util/secret.ts:
+ * src_pass, dst_pass) and those whose content may hold a secret (a proxy's credentials, an inline wg config).
+ */
+const HOLDS_SECRETS = new Set(["wg_config", "src_proxy", "dst_proxy"]);
+const hiddenField = (field: string) => isSecretField(field) || HOLDS_SECRETS.has(field);
 const STATION_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 /** Printable ASCII without space; a leading slash is taken off. */
 const MOUNT = /^[!-~]{1,128}$/;
@@ -230,7 +235,7 @@ class StationReader {
   error(field: string, expected: string, value?: unknown): void {
     const init: ConfigErrorInit = { ...this.at(field), expected };
     if (value !== undefined) {
-      if (SECRET_FIELDS.has(field)) init.gotDescription = describeHidden(value);
+      if (hiddenField(field)) init.gotDescription = describeHidden(value);
       else init.got = typeof value === "string" ? value : JSON.stringify(value);
     }
     this.ctx.errorAt(init);

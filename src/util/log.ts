@@ -1,13 +1,15 @@
 /**
  * One line per event. `WGEDGE_LOG_LEVEL` (debug|info|warn|error, default info) and `WGEDGE_LOG_FORMAT=json`.
- * Callers pass structured fields; a field whose name looks secret is replaced by "[redacted]" so a slip in a
- * call site cannot leak a key into the log.
+ * Callers pass structured fields; a field whose name looks secret (src/util/secret.ts, at any depth of a
+ * nested value) is replaced by "[redacted]" and URL credentials in strings are cut, so a slip in a call site
+ * cannot leak a key into the log.
  */
+import { redactDeep } from "./secret.ts";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, unknown>;
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
-const SECRET_FIELD = /(private|secret|password|passwd|pass$|token|psk|presharedkey)/i;
 
 export interface LogSink {
   write(line: string, level: LogLevel): void;
@@ -47,10 +49,9 @@ export function configureLogging(opts: Partial<LoggerState>): void {
   Object.assign(state, opts);
 }
 
+/** The one secret rule (secret.ts): a secret-named field at any depth, URL credentials in any string. */
 function redactValue(key: string, value: unknown): unknown {
-  if (SECRET_FIELD.test(key)) return "[redacted]";
-  if (value instanceof Error) return value.message;
-  return value;
+  return (redactDeep({ [key]: value }) as Record<string, unknown>)[key];
 }
 
 function formatText(v: unknown): string {

@@ -12,7 +12,7 @@ import type { ServiceRegistry } from "../registry.ts";
 import { isAuthorized } from "./auth.ts";
 import { ADMIN_REQUEST_HEADER, hostRefusal, stateChangeRefusal } from "./origin_guard.ts";
 import { renderDashboard } from "./dashboard.ts";
-import { redactDeep, redactString } from "./redact.ts";
+import { redactDeep, redactUrlCredentials as redactString } from "../../util/secret.ts";
 import type { Clock } from "../../util/clock.ts";
 import { systemClock } from "../../util/clock.ts";
 import type { ThroughputHistory } from "./throughput.ts";

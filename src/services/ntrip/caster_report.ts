@@ -6,7 +6,7 @@
 import type { NtripVersion } from "../../wire/ntrip_caster.ts";
 import type { Ecef } from "../../wire/rtcm3.ts";
 import type { ServiceRegistry } from "../registry.ts";
-import { redactDeep } from "../admin/redact.ts";
+import { redactDeep } from "../../util/secret.ts";
 
 export interface CasterSourceStatus {
   address: string;
@@ -56,7 +56,7 @@ export interface CasterStatus {
   rejected: Record<RejectReason, number>;
 }
 
-/** Named without "password"/"auth", which the admin redaction would hide as if they were secrets. */
+/** Named without "password"/"token", which the secret rule (src/util/secret.ts) would hide as secrets. */
 export type RejectReason =
   | "bad_request"
   | "bad_source_login"

@@ -5,7 +5,7 @@
  */
 import type { Clock } from "../../util/clock.ts";
 import type { ServiceRegistry } from "../registry.ts";
-import { redactDeep } from "../admin/redact.ts";
+import { redactDeep } from "../../util/secret.ts";
 import type { NtripRelayService } from "./service.ts";
 import type { SideCounters, StationWorker } from "./worker.ts";
 import { STATION_STATES } from "./worker.ts";
