@@ -1,6 +1,6 @@
 /**
  * THE rule for what is secret, applied to every output: log fields (nested too, src/util/log.ts), status JSON
- * and metrics (src/services/admin/redact.ts), `check-config` (src/config/redact.ts) and error text.
+ * and metrics (src/services/admin/app.ts), `check-config` (src/config/redact.ts) and error text.
  *
  * A value is hidden when its field name matches SECRET_FIELD (anywhere in a nested object, Map or array), and
  * the user-info of a URL inside any string (`socks5://user:pass@host`) is cut. It lives in src/util/ because
