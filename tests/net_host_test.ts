@@ -4,6 +4,7 @@ import { isIpLiteral, MapResolver, osResolver } from "../src/net/resolve.ts";
 import { receiveWithin } from "./helpers/udp.ts";
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { freePort } from "./helpers/ports.ts";
+import { getIntOption, type Libc, loadLibc } from "../src/sys/libc.ts";
 
 /** A listener whose accept queue is full: further SYNs are dropped, so a connect hangs until its timeout. */
 async function saturatedListener() {
@@ -112,4 +113,54 @@ Deno.test("host net: listeners and UDP sockets report their bound addresses", as
   assertEquals(from.port, u.addr.port);
   u.close();
   v.close();
+});
+
+/** This process's TCP sockets whose local port is `port`, with whether each is listening, by descriptor. */
+function tcpSocketsOnPort(libc: Libc, port: number): { fd: number; listening: boolean }[] {
+  const out: { fd: number; listening: boolean }[] = [];
+  const name = new Uint8Array(28), len = new Uint32Array(1);
+  for (const e of Deno.readDirSync("/proc/self/fd")) {
+    const fd = Number(e.name);
+    if (getIntOption(libc, fd, 1, 3 /* SO_TYPE */) !== 1 /* SOCK_STREAM */) continue;
+    len[0] = 28;
+    if (libc.lib.getsockname(fd, name, len) !== 0 || len[0] < 4) continue;
+    const family = name[0] | (name[1] << 8); // AF_INET or AF_INET6; a Unix socket is SOCK_STREAM too
+    if ((family !== 2 && family !== 10) || ((name[2] << 8) | name[3]) !== port) continue;
+    out.push({ fd, listening: getIntOption(libc, fd, 1, 30 /* SO_ACCEPTCONN */) === 1 });
+  }
+  return out;
+}
+
+Deno.test({
+  name:
+    "host net: accepted and dialled sockets have TCP_NODELAY and SO_KEEPALIVE on (accepted: from the listener)",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const libc = loadLibc();
+    if ("reason" in libc) throw new Error(`libc: ${libc.reason}`);
+    const net = createHostNet();
+    const listener = net.listenTcp({ hostname: "127.0.0.1", port: 0 });
+    const port = listener.addr.port;
+    const dialled = await net.dialTcp("127.0.0.1", port, { timeoutMs: 30_000 });
+    const accepted = await listener.accept();
+    try {
+      const listening = tcpSocketsOnPort(libc, port).filter((s) => s.listening);
+      assertEquals(listening.length, 1);
+      // Set once on the listening socket; Linux copies both to every socket it accepts.
+      assertEquals(getIntOption(libc, listening[0].fd, 6, 1 /* TCP_NODELAY */), 1);
+      assertEquals(getIntOption(libc, listening[0].fd, 1, 9 /* SO_KEEPALIVE */), 1);
+      const acceptedFds = tcpSocketsOnPort(libc, port).filter((s) => !s.listening);
+      assertEquals(acceptedFds.length, 1, "the accepted socket");
+      const dialledFds = tcpSocketsOnPort(libc, (dialled.localAddr as Deno.NetAddr).port);
+      assertEquals(dialledFds.length, 1, "the dialled socket");
+      for (const { fd } of [...acceptedFds, ...dialledFds]) {
+        assertEquals(getIntOption(libc, fd, 6, 1 /* TCP_NODELAY */), 1, `TCP_NODELAY on fd ${fd}`);
+        assertEquals(getIntOption(libc, fd, 1, 9 /* SO_KEEPALIVE */), 1, `SO_KEEPALIVE on fd ${fd}`);
+      }
+    } finally {
+      accepted.close();
+      dialled.close();
+      listener.close();
+    }
+  },
 });

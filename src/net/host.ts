@@ -10,6 +10,7 @@
 import type { Conn, DatagramConn, DialOptions, Listener, ListenOptions, Net, NetAddr } from "./types.ts";
 import { type Resolver, unbracket } from "./resolve.ts";
 import { listenHostUdp } from "./host_udp.ts";
+import { setListenerNoDelayKeepAlive } from "../sys/tcp_listener.ts";
 import { joinHostPort } from "../util/host_port.ts";
 
 export interface HostNetOptions {
@@ -77,12 +78,20 @@ function classify(e: unknown): "timeout" | "refused" | "other" {
 
 class HostListener implements Listener {
   readonly addr: NetAddr;
+  /**
+   * True when the listening socket itself has TCP_NODELAY and SO_KEEPALIVE (set through libc), which Linux
+   * copies to every accepted socket: accept() then skips two setsockopt ops per connection.
+   */
+  readonly #inherits: boolean;
   constructor(private inner: Deno.TcpListener, private opts: HostNetOptions) {
     this.addr = toNetAddr(inner.addr, "tcp");
+    this.#inherits = opts.noDelay !== false && opts.keepAlive !== false &&
+      setListenerNoDelayKeepAlive(this.addr.port);
   }
   async accept(): Promise<Conn> {
     const c = await this.inner.accept();
-    tune(c, this.opts);
+    if (this.#inherits) keepaliveTunedCount++; // a new keepalive socket, for the timings sweep
+    else tune(c, this.opts);
     return c;
   }
   close(): void {
