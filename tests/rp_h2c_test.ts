@@ -286,3 +286,40 @@ Deno.test("rp h2c: streams past the per-connection bound are refused, the others
     client.close();
   }
 });
+
+Deno.test({
+  name: "rp h2c: the per-client request rate holds on HTTP/2 too (429 on the same session)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const loop = new LoopbackTunnel();
+    const apiPort = freePort();
+    const clock = new ManualClock(); // no time passes: the bucket does not refill
+    const server = new RpServer({
+      tunnelNet: loop.node("127.0.0.1"),
+      hostNet: host,
+      publicBind: "127.0.0.1",
+      clock,
+      apiLimits: { requestsPerSecond: 1, requestBurst: 3 },
+    });
+    server.serveApi(["127.0.0.1"], apiPort);
+    const session = http2.connect(`http://127.0.0.1:${apiPort}`);
+    session.on("error", () => {});
+    try {
+      const statuses: number[] = [];
+      let refusal = "";
+      for (let i = 0; i < 5; i++) {
+        const r = await h2Request(session, "POST", "/api/v1/heartbeat", "{}");
+        statuses.push(r.status);
+        if (r.status === 429) refusal = String(r.json.message);
+      }
+      assertEquals(statuses, [200, 200, 200, 429, 429]);
+      assertStringIncludes(refusal, "too many requests from 127.0.0.1");
+      clock.advance(1000);
+      assertEquals((await h2Request(session, "POST", "/api/v1/heartbeat", "{}")).status, 200);
+    } finally {
+      session.destroy();
+      await server.close();
+    }
+  },
+});
