@@ -7,7 +7,7 @@
  * layouts are src/wire/socks5.ts's, shared with wgedge's own SOCKS5 server (src/services/proxy/).
  */
 import type { Conn, DatagramConn, DialOptions, Listener, Net } from "./types.ts";
-import { isIpv6Literal, unbracket } from "./resolve.ts";
+import { unbracket } from "./resolve.ts";
 import { hostNet } from "./host.ts";
 import { readExactly, writeAll } from "./pipe.ts";
 import { joinHostPort } from "../util/host_port.ts";
