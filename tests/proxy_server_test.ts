@@ -233,7 +233,7 @@ Deno.test("socks5 server: CONNECT by name through the egress; bytes sent early a
   await bounded(done, "end of session");
   assertEquals(w.tcp.dials, [{ host: "web.test", port: 80 }]);
   const st = w.server.stats;
-  assertEquals([st.total, st.open, st.bytesToTarget, st.bytesToClient], [1, 0, 2, 7]);
+  assertEquals([st.total, st.open, st.bytes.aToB, st.bytes.bToA], [1, 0, 2, 7]);
 });
 
 Deno.test("socks5 server: wrong password gets STATUS 1 and is counted; no acceptable method gets 0xFF", async () => {

@@ -49,6 +49,30 @@ export interface PipeResult extends PipeCounters {
   aborted: boolean;
 }
 
+/**
+ * Counters for one connection's pipe() that also add every byte to `totals` as it moves (a service's byte
+ * counts stay live while its long connections run).
+ */
+export function countersAddingTo(totals: PipeCounters): PipeCounters {
+  let aToB = 0, bToA = 0;
+  return {
+    get aToB() {
+      return aToB;
+    },
+    set aToB(v: number) {
+      totals.aToB += v - aToB;
+      aToB = v;
+    },
+    get bToA() {
+      return bToA;
+    },
+    set bToA(v: number) {
+      totals.bToA += v - bToA;
+      bToA = v;
+    },
+  };
+}
+
 export const DEFAULT_PIPE_BUFFER = 32 * 1024;
 export const DEFAULT_PIPE_INITIAL_BUFFER = 1024;
 

@@ -20,7 +20,7 @@ import {
   HttpError,
   readHeaders,
 } from "../../net/http1.ts";
-import { pipe, type PipeCounters, writeAll } from "../../net/pipe.ts";
+import { type PipeCounters, writeAll } from "../../net/pipe.ts";
 import { unbracket } from "../../net/resolve.ts";
 import type { Conn } from "../../net/types.ts";
 import type { Credentials } from "./auth.ts";
@@ -165,14 +165,7 @@ async function tunnelConnect(conn: Conn, reader: ConnReader, target: string, s: 
   if (!upstream) return;
   try {
     await writeAll(conn, encoder.encode("HTTP/1.1 200 Connection established\r\n\r\n"));
-    s.handshakeDone();
-    const counters = s.byteCounters();
-    if (reader.buffered > 0) {
-      const early = await reader.readExact(reader.buffered);
-      await writeAll(upstream, early);
-      counters.aToB += early.length;
-    }
-    await pipe(conn, upstream, { counters, signal: s.signal });
+    await s.splice(conn, reader, upstream);
   } finally {
     upstream.close();
   }

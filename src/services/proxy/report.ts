@@ -4,6 +4,7 @@
  * says whether auth is required and which user, nothing more.
  */
 import type { ProxySpec } from "../../config/proxy.ts";
+import type { PipeCounters } from "../../net/pipe.ts";
 import type { ServiceRegistry } from "../registry.ts";
 
 /** Why a UDP datagram was not relayed (RFC 1928 §7 and the association's own rules). */
@@ -39,9 +40,8 @@ export interface ProxyStats {
   handshakeTimeouts: number;
   /** Dials through the tunnel that failed (resolve, refused, unreachable, timeout). */
   dialFailures: number;
-  /** Payload bytes client -> target and target -> client (TCP; UDP payloads are in the udp counters). */
-  bytesToTarget: number;
-  bytesToClient: number;
+  /** TCP bytes client -> target (aToB) and target -> client (bToA); UDP payloads are in the udp counters. */
+  bytes: PipeCounters;
   udpAssociations: number;
   udpDatagramsToTarget: number;
   udpDatagramsToClient: number;
@@ -61,8 +61,7 @@ export function newProxyStats(): ProxyStats {
     badRequests: 0,
     handshakeTimeouts: 0,
     dialFailures: 0,
-    bytesToTarget: 0,
-    bytesToClient: 0,
+    bytes: { aToB: 0, bToA: 0 },
     udpAssociations: 0,
     udpDatagramsToTarget: 0,
     udpDatagramsToClient: 0,
@@ -72,7 +71,7 @@ export function newProxyStats(): ProxyStats {
   };
 }
 
-export interface ProxyStatusRow extends ProxyStats {
+export interface ProxyStatusRow extends Omit<ProxyStats, "bytes"> {
   id: string;
   protocol: string;
   listen: string;
@@ -80,9 +79,12 @@ export interface ProxyStatusRow extends ProxyStats {
   userRequired: boolean;
   user?: string;
   maxConnections: number;
+  bytesToTarget: number;
+  bytesToClient: number;
 }
 
 export function statusRow(spec: ProxySpec, stats: ProxyStats): ProxyStatusRow {
+  const { bytes, ...rest } = stats;
   return {
     id: spec.id,
     protocol: spec.protocol,
@@ -91,7 +93,9 @@ export function statusRow(spec: ProxySpec, stats: ProxyStats): ProxyStatusRow {
     userRequired: spec.user !== undefined,
     user: spec.user,
     maxConnections: spec.maxConnections,
-    ...stats,
+    ...rest,
+    bytesToTarget: bytes.aToB,
+    bytesToClient: bytes.bToA,
     udpDropped: { ...stats.udpDropped },
   };
 }

@@ -5,7 +5,8 @@
  */
 import type { ProxySpec } from "../../config/proxy.ts";
 import type { Conn, Listener, Net } from "../../net/types.ts";
-import type { PipeCounters } from "../../net/pipe.ts";
+import { countersAddingTo, pipe, type PipeCounters, writeAll } from "../../net/pipe.ts";
+import type { ConnReader } from "../../net/http1.ts";
 import type { Clock, TimerHandle } from "../../util/clock.ts";
 import { type Logger, logger } from "../../util/log.ts";
 import { Credentials } from "./auth.ts";
@@ -37,6 +38,11 @@ export interface ProxySession {
   handshakeDone(): void;
   /** Counters for pipe() that add to the proxy's byte counts live (a = client, b = target). */
   byteCounters(): PipeCounters;
+  /**
+   * The request is through and `target` dialled (its reply already written): ends the handshake bound, sends
+   * what the client wrote after its request (already in `reader`), then carries bytes both ways to the end.
+   */
+  splice(client: Conn, reader: ConnReader, target: Conn): Promise<void>;
 }
 
 export class ProxyServer {
@@ -119,7 +125,17 @@ export class ProxyServer {
         clock.clearTimer(timer);
         timer = undefined;
       },
-      byteCounters: () => liveCounters(stats),
+      byteCounters: () => countersAddingTo(stats.bytes),
+      async splice(client, reader, target) {
+        this.handshakeDone();
+        const counters = this.byteCounters();
+        if (reader.buffered > 0) {
+          const early = await reader.readExact(reader.buffered);
+          await writeAll(target, early);
+          counters.aToB += early.length;
+        }
+        await pipe(client, target, { counters, signal: this.signal });
+      },
     };
     try {
       if (spec.protocol === "socks5") await serveSocks5(conn, session);
@@ -146,27 +162,6 @@ export class ProxyServer {
     await Promise.allSettled([...this.#live]);
     this.stats.state = "stopped";
   }
-}
-
-/** pipe() counters whose every increment also lands in the proxy's totals. */
-function liveCounters(stats: ProxyStats): PipeCounters {
-  let up = 0, down = 0;
-  return {
-    get aToB() {
-      return up;
-    },
-    set aToB(v: number) {
-      stats.bytesToTarget += v - up;
-      up = v;
-    },
-    get bToA() {
-      return down;
-    },
-    set bToA(v: number) {
-      stats.bytesToClient += v - down;
-      down = v;
-    },
-  };
 }
 
 /**

@@ -5,7 +5,7 @@
  * with the protocol's error (METHOD 0xFF, auth STATUS 1, REP 0x01/0x07/0x08) and counted; BIND is not offered.
  */
 import { ConnReader } from "../../net/http1.ts";
-import { pipe, writeAll } from "../../net/pipe.ts";
+import { writeAll } from "../../net/pipe.ts";
 import type { Conn } from "../../net/types.ts";
 import {
   encodeMethodSelection,
@@ -137,15 +137,7 @@ export async function serveSocks5(conn: Conn, s: ProxySession): Promise<void> {
   try {
     // §6: BND.ADDR/BND.PORT is the address wgedge's side of the tunnel connection has.
     await writeAll(conn, encodeReply(SOCKS_REP_SUCCEEDED, target.localAddr.hostname, target.localAddr.port));
-    s.handshakeDone();
-    const counters = s.byteCounters();
-    // Bytes the client sent right after its request are the start of its stream.
-    if (reader.buffered > 0) {
-      const early = await reader.readExact(reader.buffered);
-      await writeAll(target, early);
-      counters.aToB += early.length;
-    }
-    await pipe(conn, target, { counters, signal: s.signal });
+    await s.splice(conn, reader, target);
   } finally {
     target.close();
   }

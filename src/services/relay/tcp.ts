@@ -4,7 +4,7 @@
  * the client at once (it sees EOF rather than hanging) and is counted.
  */
 import type { Conn, Listener, Net } from "../../net/types.ts";
-import { pipe, type PipeCounters } from "../../net/pipe.ts";
+import { countersAddingTo, pipe } from "../../net/pipe.ts";
 import type { RelayOptions, RelaySpec } from "../../config/relay.ts";
 import type { Logger } from "../../util/log.ts";
 import { newRelayStats, type RelayStats } from "./stats.ts";
@@ -134,7 +134,7 @@ export class TcpRelay {
       piped = true;
       // pipe() adds to the relay-wide counters directly; only the close log needs this connection's own.
       const res = await pipe(client, upstream, {
-        counters: logging ? connectionCounters(this.#bytes) : this.#bytes,
+        counters: logging ? countersAddingTo(this.#bytes) : this.#bytes,
       });
       if (logging) {
         deps.log.info("close", {
@@ -188,25 +188,4 @@ function closeQuietly(c: Conn): void {
 function peerOf(c: Conn): string {
   const a = c.remoteAddr;
   return joinHostPort(a.hostname, a.port);
-}
-
-/** Counters of one connection that also add every byte to the relay's totals as it moves. */
-function connectionCounters(totals: PipeCounters): PipeCounters {
-  let aToB = 0, bToA = 0;
-  return {
-    get aToB() {
-      return aToB;
-    },
-    set aToB(v: number) {
-      totals.aToB += v - aToB;
-      aToB = v;
-    },
-    get bToA() {
-      return bToA;
-    },
-    set bToA(v: number) {
-      totals.bToA += v - bToA;
-      bToA = v;
-    },
-  };
 }
