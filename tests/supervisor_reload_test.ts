@@ -23,7 +23,8 @@ interface Serve {
 async function withServe(envText: string, fn: (s: Serve) => Promise<void>, admin = false): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "wgedge-reload-" });
   const envFile = `${dir}/wgedge.env`;
-  const write = (text: string) => Deno.writeTextFile(envFile, text, { mode: 0o600 });
+  // No UAPI sockets: their names (x, y) are machine-wide and another run of this file may hold them.
+  const write = (text: string) => Deno.writeTextFile(envFile, `WG_UAPI_DIR=off\n${text}`, { mode: 0o600 });
   await write(envText);
   const sup = createSupervisor({ flags: {}, env: {}, envFile, admin });
   try {

@@ -183,9 +183,11 @@ export class Netns {
       denoFlags?: string[];
     } = {},
   ): Deno.ChildProcess {
+    // No UAPI socket unless the test asks for one (WG_UAPI_DIR in opts.env): socket names are machine-wide, so
+    // two test runs whose tunnels share a name (wgedge.conf -> "wgedge", serve's "main") would refuse each other.
     return this.spawn(
       [DENO, "run", "-A", ...(opts.denoFlags ?? []), "--config", DENO_JSON, MAIN_TS, ...args],
-      opts,
+      { ...opts, env: { WG_UAPI_DIR: "off", ...opts.env } },
     );
   }
 
