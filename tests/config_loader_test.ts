@@ -297,6 +297,25 @@ Deno.test("loader: errors inside env-file values (WG_TUNNEL_<NAME>, via=, MWGP_*
   });
 });
 
+Deno.test("loader: warnings about configs inline in the env file carry the file's line too", async () => {
+  await withDir(async (dir) => {
+    const envPath = `${dir}/wgedge.env`;
+    await writePrivate(
+      envPath,
+      [
+        `WG_TUNNEL_A="${INI.replace("MTU = 1400", "PostUp = true").replaceAll("\n", "\\n")}"`, // 1
+        'MWGP_SERVER_CONFIG={listen: ":7000", colour: 1, servers: []}', // 2
+      ].join("\n"),
+    );
+    const e = await assertRejects(() => load({ envFile: envPath }));
+    assert(e instanceof ConfigErrors, String(e));
+    assertEquals(e.warnings, [
+      `${envPath}:1: WG_TUNNEL_A line 5, PostUp is a wg-quick host setting; wgedge runs in userspace and ignores it`,
+      `${envPath}:2: MWGP_SERVER_CONFIG, colour: unknown key, ignored`,
+    ]);
+  });
+});
+
 Deno.test("envfile: quoting, export, multi-line values, comments", () => {
   const warnings: string[] = [];
   const m = parseEnvFile(

@@ -163,9 +163,10 @@ export class LoadContext {
 
   /** A WireGuard config (INI or pipe form) given inline or as a path by this setting. */
   async wgConfig(s: Setting): Promise<WgConfig | undefined> {
+    const found: string[] = [];
     try {
       const { text, source, path } = await readValue(s.value, s);
-      const cfg = parseWgText(text, source, this.warnings);
+      const cfg = parseWgText(text, source, found);
       if (path !== undefined && await isWorldAccessible(path)) {
         this.warnings.push(worldAccessibleWarning(path));
       }
@@ -173,6 +174,26 @@ export class LoadContext {
     } catch (e) {
       this.problems.errors.push(...this.inEnvFile(s, e));
       return undefined;
+    } finally {
+      this.addWarningsOf(s, found);
+    }
+  }
+
+  /**
+   * Adds warnings about a config inside `s` to this load's; for an env-file value given inline they are
+   * re-pointed at the env file's line like inEnvFile does for errors (`wgedge.env:4: WG_TUNNEL_A line 3, ...`).
+   */
+  addWarningsOf(s: Setting, warnings: string[]): void {
+    if (s.from !== "envfile") {
+      this.warnings.push(...warnings);
+      return;
+    }
+    const multiLine = /[\r\n]/.test(s.value);
+    const prefix = new RegExp(`^${s.name}(?::(\\d+))?: `);
+    for (const w of warnings) {
+      const m = prefix.exec(w);
+      const inner = m?.[1] !== undefined && multiLine ? ` line ${m[1]}` : "";
+      this.warnings.push(m ? `${s.source}:${s.line}: ${s.name}${inner}, ${w.slice(m[0].length)}` : w);
     }
   }
 

@@ -567,13 +567,16 @@ export async function loadMwgpConfigSection(ctx: LoadContext): Promise<{ mwgp?: 
   ) => (s.line !== undefined ? `${s.source}:${s.line}` : s.source);
   for (const [setting, mode] of [[server, "server"], [client, "client"]] as const) {
     if (!setting) continue;
+    const found: string[] = [];
     try {
-      // Named by the variable: an inline value's errors are then pointed at its env-file line by inEnvFile.
+      // Named by the variable: an inline value's errors and warnings are then pointed at its env-file line.
       if (mode === "server") {
-        out.server = await loadMwgpServerConfig(setting.value, setting.name, ctx.warnings);
-      } else out.client = await loadMwgpClientConfig(setting.value, setting.name, ctx.warnings);
+        out.server = await loadMwgpServerConfig(setting.value, setting.name, found);
+      } else out.client = await loadMwgpClientConfig(setting.value, setting.name, found);
     } catch (e) {
       problems.push(...ctx.inEnvFile(setting, e));
+    } finally {
+      ctx.addWarningsOf(setting, found);
     }
   }
   if (problems.length > 0) throw new ConfigErrors(problems);
