@@ -531,3 +531,28 @@ Deno.test("http proxy: malformed requests get 400, origin-form 400, an unreachab
   );
   assertEquals([w.server.stats.badRequests, w.server.stats.dialFailures], [5, 1]);
 });
+
+Deno.test("socks5 and http CONNECT: IPv6 literal targets (ATYP 4, [v6]:port)", async () => {
+  const w = world(spec());
+  w.tcp.on("fd00::1", 443, echoOnce);
+  const s = w.connect();
+  assertEquals(await socksHello(s.client), 0);
+  await s.client.write(encodeRequest(SOCKS_CMD_CONNECT, "fd00::1", 443));
+  assertEquals((await socksReply(s.client)).code, 0);
+  await s.client.write(enc.encode("v6"));
+  assertEquals(await readToEnd(s.client), "echo:v6");
+  s.client.close();
+  await bounded(s.done, "end of session");
+
+  const h = world(spec({ protocol: "http" }));
+  h.tcp.on("fd00::1", 443, echoOnce);
+  const c = h.connect();
+  await c.client.write(enc.encode("CONNECT [fd00::1]:443 HTTP/1.1\r\nHost: [fd00::1]:443\r\n\r\nx"));
+  assertEquals(await readToEnd(c.client), "HTTP/1.1 200 Connection established\r\n\r\necho:x");
+  c.client.close();
+  await bounded(c.done, "end of session");
+  assertEquals([w.tcp.dials, h.tcp.dials], [[{ host: "fd00::1", port: 443 }], [{
+    host: "fd00::1",
+    port: 443,
+  }]]);
+});

@@ -9,6 +9,7 @@ import { countersAddingTo, pipe, type PipeCounters, writeAll } from "../../net/p
 import type { ConnReader } from "../../net/http1.ts";
 import type { Clock, TimerHandle } from "../../util/clock.ts";
 import { type Logger, logger } from "../../util/log.ts";
+import { joinHostPort } from "../../util/host_port.ts";
 import { Credentials } from "./auth.ts";
 import { newProxyStats, type ProxyStats } from "./report.ts";
 import { serveSocks5 } from "./socks5.ts";
@@ -184,7 +185,7 @@ export function startProxies(specs: readonly ProxySpec[], deps: ProxyDeps): Prox
       log.info("proxy listening", {
         proxy: spec.id,
         protocol: spec.protocol,
-        listen: `${server.addr?.hostname}:${server.addr?.port}`,
+        listen: server.addr ? joinHostPort(server.addr.hostname, server.addr.port) : spec.listen,
         userRequired: spec.user !== undefined,
       });
     }
