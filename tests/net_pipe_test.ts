@@ -1,5 +1,6 @@
 import { pipe } from "../src/net/pipe.ts";
 import type { Conn } from "../src/net/types.ts";
+import { within } from "./helpers/wait.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 
 /** A loopback TCP pair: [client side, server side]. */
@@ -106,7 +107,7 @@ Deno.test("pipe: an error on one side closes both and is reported", async () => 
   assertEquals(res.errorSide, "b");
   assert(bad.closedCount >= 1, "failing side closed");
   // The other side was closed too: the client sees EOF.
-  assertEquals(await client.read(new Uint8Array(10)), null);
+  assertEquals(await within(client.read(new Uint8Array(10)), "EOF at the client"), null);
   client.close();
   l1.close();
 });
@@ -119,13 +120,13 @@ Deno.test("pipe: abort signal closes both sides", async () => {
   await writeAllRaw(client, new Uint8Array([1, 2, 3]));
   const got = new Uint8Array(3);
   let n = 0;
-  while (n < 3) n += (await server.read(got.subarray(n))) ?? 3;
+  while (n < 3) n += (await within(server.read(got.subarray(n)), "the piped bytes")) ?? 3;
   ac.abort();
   const res = await piped;
   assertEquals(res.aborted, true);
   assertEquals(res.aToB, 3);
-  assertEquals(await client.read(new Uint8Array(10)), null);
-  assertEquals(await server.read(new Uint8Array(10)), null);
+  assertEquals(await within(client.read(new Uint8Array(10)), "EOF at the client"), null);
+  assertEquals(await within(server.read(new Uint8Array(10)), "EOF at the server"), null);
   client.close();
   server.close();
   l1.close();

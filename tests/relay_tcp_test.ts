@@ -7,7 +7,7 @@ import { parseRelayConfig } from "../src/config/relay.ts";
 import { createHostNet } from "../src/net/host.ts";
 import { MapResolver } from "../src/net/resolve.ts";
 import { configureLogging } from "../src/util/log.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor, within } from "./helpers/wait.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { freePort } from "./helpers/ports.ts";
 
@@ -158,7 +158,7 @@ Deno.test("relay tcp: half-close is carried (target replies after client EOF)", 
     const buf = new Uint8Array(100);
     let reply = "";
     for (;;) {
-      const n = await client.read(buf);
+      const n = await within(client.read(buf), "the target's reply through the relay");
       if (n === null) break;
       reply += new TextDecoder().decode(buf.subarray(0, n));
     }
@@ -180,7 +180,7 @@ Deno.test("relay tcp: target down closes the client and counts the failure", asy
       const client = await Deno.connect({ hostname: "127.0.0.1", port: inPort });
       let ended = false;
       try {
-        ended = (await client.read(new Uint8Array(10))) === null;
+        ended = (await within(client.read(new Uint8Array(10)), "the relay to close the client")) === null;
       } catch (e) {
         ended = e instanceof Deno.errors.ConnectionReset;
       }
