@@ -28,16 +28,12 @@
  */
 import type { LoadContext, Setting } from "./context.ts";
 import type { Config } from "./mod.ts";
-import { relayPorts } from "./relay.ts";
+import { ownListenPorts, type OwnPort } from "./listen_ports.ts";
 import type { WgConfig } from "../wireguard/config.ts";
 import { formatIp, parseIp, parseIpv4, parseIpv6 } from "./ip.ts";
 import { parseRoutes, type PortRange, ROUTE_EXPECTED, RouteError, type RpRoute } from "./rp_route.ts";
 
-/** A port wgedge itself listens on (kept out of the default RPS_ALLOW_PORTS), and what listens there. */
-export interface OwnPort {
-  port: number;
-  what: string;
-}
+export type { OwnPort } from "./listen_ports.ts";
 
 export interface RpsConfig {
   tunnel: WgConfig;
@@ -135,35 +131,13 @@ export function subtractPorts(ranges: PortRange[], ports: number[]): PortRange[]
   return out;
 }
 
-/**
- * Every port this configuration makes wgedge listen on (TCP or UDP, any address): the admin API, relays,
- * WireGuard listen ports of every tunnel, mwgp, the NTRIP caster. The default RPS_ALLOW_PORTS leaves them out
- * so a tunnel client cannot take (or, after a restart, squat) one of them.
- */
-export function ownListenPorts(config: Partial<Config>): OwnPort[] {
-  const out: OwnPort[] = [];
-  const add = (port: number | undefined, what: string) => {
-    if (port !== undefined && port > 0 && !out.some((o) => o.port === port)) out.push({ port, what });
-  };
-  if (config.admin) add(config.admin.port, "admin API");
-  for (const r of config.relay?.relays ?? []) {
-    for (const p of relayPorts(r)) add(p, `relay ${r.id}`);
-  }
-  add(config.tunnel?.iface.listenPort, "WireGuard tunnel main");
-  for (const [name, t] of config.tunnels ?? []) add(t.iface.listenPort, `WireGuard tunnel ${name}`);
-  add(config.rps?.tunnel.iface.listenPort, "WireGuard tunnel of rps");
-  add(config.rpc?.tunnel.iface.listenPort, "WireGuard tunnel of rpc");
-  add(config.mwgp?.server?.listen.port, "mwgp server");
-  add(config.mwgp?.client?.listen.port, "mwgp client");
-  add(config.ntripCaster?.port, "NTRIP caster");
-  return out.sort((a, b) => a.port - b.port);
-}
-
 /** Fills in the default RPS_ALLOW_PORTS once every section is loaded (called by mod.ts). */
 export function applyRpsPortDefaults(config: Partial<Config>): void {
   const rps = config.rps;
   if (!rps) return;
-  rps.ownPorts = ownListenPorts(config);
+  // One entry per port (the first setting that asks for it), sorted: what a refusal names.
+  rps.ownPorts = ownListenPorts(config).filter((o, i, all) => all.findIndex((x) => x.port === o.port) === i)
+    .sort((a, b) => a.port - b.port);
   if (rps.allowPortsDefault) {
     rps.allowPorts = subtractPorts(
       [{ from: DEFAULT_ALLOW_FROM, to: 65535 }],
