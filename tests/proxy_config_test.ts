@@ -55,6 +55,8 @@ Deno.test("proxy config: PROXY_<N> with defaults, options and a password in its 
     false,
   ]);
   assertEquals([p3.listen, p3.udp], ["[::1]:1081", false]);
+  const low = await load({ env: { WG_CONFIG: PIPE, PROXY_1: "http;1000" } });
+  assertStringIncludes(low.warnings.join("\n"), "PROXY_1: listens on port 1000 (< 1024)");
   const shown = JSON.stringify(redactConfig(config));
   assert(!shown.includes("pw-2"), "check-config output hides the password");
   assertStringIncludes(shown, '"password":"[redacted]"');

@@ -14,7 +14,7 @@ export interface OwnPort {
   setting: string;
 }
 
-/** In the order of the settings (admin, relays, tunnels, rps/rpc tunnels, mwgp, NTRIP caster). */
+/** In the order of the settings (admin, relays, tunnels, rps/rpc tunnels, mwgp, NTRIP caster, proxies). */
 export function ownListenPorts(config: Partial<Config>): OwnPort[] {
   const out: OwnPort[] = [];
   const add = (port: number | undefined, what: string, setting: string) => {
@@ -33,5 +33,6 @@ export function ownListenPorts(config: Partial<Config>): OwnPort[] {
   add(config.mwgp?.server?.listen.port, "mwgp server", "MWGP_SERVER_CONFIG listen");
   add(config.mwgp?.client?.listen.port, "mwgp client", "MWGP_CLIENT_CONFIG listen");
   add(config.ntripCaster?.port, "NTRIP caster", "NTRIP_CASTER_LISTEN");
+  for (const p of config.proxies ?? []) add(p.port, `${p.protocol} proxy ${p.id}`, p.id);
   return out;
 }
