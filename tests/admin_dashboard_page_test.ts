@@ -174,6 +174,7 @@ Deno.test("dashboard page: problems first, one section per service, words and un
     'id="problems"',
     "<h2>Configuration</h2>",
     "<h2>Relays</h2>",
+    "<h2>Proxies (SOCKS5, HTTP)</h2>",
     "<h2>WireGuard tunnels</h2>",
     "<h2>Port mappings (rps)</h2>",
     "<h2>Routes (rpc)</h2>",
@@ -194,8 +195,34 @@ Deno.test("dashboard page: problems first, one section per service, words and un
     assertStringIncludes(problems, want);
   }
   assert(!problems.includes("RELAY_1"), "a healthy relay is no problem");
+  assertStringIncludes(problems, "proxy <b>PROXY_1</b> (socks5 on 127.0.0.1:1080): last error");
+  assertStringIncludes(problems, "vpn.example.net does not resolve");
+  assert(!problems.includes("PROXY_2") && !problems.includes("<b>main</b>"), "healthy items are no problem");
 
-  const relays = html.slice(html.indexOf("<h2>Relays</h2>"), html.indexOf("<h2>WireGuard tunnels</h2>"));
+  const proxies = html.slice(html.indexOf("<h2>Proxies"), html.indexOf("<h2>WireGuard tunnels</h2>"));
+  assert(proxies.indexOf("PROXY_1") < proxies.indexOf("PROXY_2"), "the proxy with an error first");
+  for (
+    const want of [
+      "2 login failures",
+      "1 dial failures",
+      "1 UDP datagrams dropped",
+      "login alice",
+      "2.00 MiB",
+    ]
+  ) {
+    assertStringIncludes(proxies, want);
+  }
+  assertStringIncludes(proxies, "UDP <span");
+  assertEquals(proxies.match(/<svg class="spark"/g)?.length, 2, "a sparkline per proxy");
+  const tunnels = html.slice(html.indexOf("<h2>WireGuard tunnels</h2>"), html.indexOf("<h2>Port mappings"));
+  assertStringIncludes(tunnels, "no address for vpn.example.net");
+  assertStringIncludes(tunnels, "3 failed, next try in 30 s");
+  assert(
+    tunnels.indexOf("<b>office</b>") < tunnels.indexOf("<b>main</b>"),
+    "the tunnel that cannot connect first",
+  );
+
+  const relays = html.slice(html.indexOf("<h2>Relays</h2>"), html.indexOf("<h2>Proxies"));
   const at = (id: string) => relays.indexOf(`<b>${id}</b>`);
   assert(at("RELAY_4") < at("RELAY_2") && at("RELAY_2") < at("RELAY_1"), "failing, erroring, then the rest");
   assertStringIncludes(relays, 'last error: <span class="err">connect 127.0.0.1:1: Connection refused');

@@ -7,7 +7,7 @@
 export const WALL = 1_700_000_000_000;
 export const iso = (agoS: number): string => new Date(WALL - agoS * 1000).toISOString();
 
-/** Four relays (one failing, one erroring), tunnels, rps/rpc, mwgp, NTRIP and a reload applied in part. */
+/** Four relays (one failing, one erroring), proxies, tunnels (one whose endpoint name does not resolve), rps/rpc, mwgp, NTRIP and a reload applied in part. */
 export function fullStatus(): Record<string, () => unknown> {
   const relay = (id: string, extra: Record<string, unknown> = {}) => ({
     id,
@@ -38,8 +38,59 @@ export function fullStatus(): Record<string, () => unknown> {
       relay("RELAY_3", { protocol: "udp", packetsToTarget: 10, packetsToClient: 9, packetsDropped: 0 }),
       relay("RELAY_4", { state: "error", lastError: "listen 0.0.0.0:50004: address in use" }),
     ],
-    tunnels:
-      () => [{ name: "main", peers: [{ publicKey: "k", rxBytes: 1, txBytes: 2, lastHandshake: iso(5) }] }],
+    proxies: () => [
+      {
+        id: "PROXY_1",
+        protocol: "socks5",
+        listen: "127.0.0.1:1080",
+        via: "wg:office",
+        userRequired: true,
+        user: "alice",
+        maxConnections: 256,
+        state: "listening",
+        open: 2,
+        total: 40,
+        refused: 0,
+        loginFailures: 2,
+        badRequests: 0,
+        handshakeTimeouts: 0,
+        dialFailures: 1,
+        bytesToTarget: 1024,
+        bytesToClient: 2 * 1024 * 1024,
+        udpBytesToTarget: 512,
+        udpBytesToClient: 0,
+        udpDropped: { fragment: 0, foreign_source: 1 },
+        lastError: "dial 10.9.9.9:443: connection timed out",
+      },
+      {
+        id: "PROXY_2",
+        protocol: "http",
+        listen: "127.0.0.1:3128",
+        via: "wg:main",
+        state: "listening",
+        open: 0,
+      },
+    ],
+    tunnels: () => [
+      { name: "main", peers: [{ publicKey: "k", rxBytes: 1, txBytes: 2, lastHandshake: iso(5) }] },
+      {
+        name: "office",
+        peers: [{
+          publicKey: "o",
+          endpoint: null,
+          resolution: {
+            name: "vpn.example.net",
+            error: "no address for vpn.example.net",
+            failures: 3,
+            lastResolved: null,
+            nextAttempt: iso(-40),
+          },
+          rxBytes: 0,
+          txBytes: 0,
+          lastHandshake: null,
+        }],
+      },
+    ],
     rp_server: () => ({
       startup_time: WALL / 1000 - 7200,
       allow_ports: "1024-65535",

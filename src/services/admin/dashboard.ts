@@ -5,7 +5,7 @@
  *
  * - a "problems" box first: a failed reload, relays not working or erroring, rpc routes not registered,
  *   tunnels without a session, NTRIP stations in ERROR, a status section whose provider failed;
- * - one section per service in a fixed order (relays, tunnels, rps mappings, rpc routes, mwgp, NTRIP stations,
+ * - one section per service in a fixed order (relays, proxies, tunnels, rps mappings, rpc routes, mwgp, NTRIP stations,
  *   NTRIP caster, configuration), each with headings in words, bytes in binary units, ages and durations in
  *   words, a sparkline per item; rows with problems first and marked, errors on their own wrapping line;
  * - sections the page does not know are still shown, as tables with the field names in words.
@@ -14,30 +14,17 @@
  * resends the credentials). Every value is HTML-escaped; nothing is loaded from outside the page.
  */
 import { formatAgeOf, formatDuration, words } from "./format.ts";
-import { bytesCell, cell, errorText, escapeHtml, isObject, type Json, num, type Problem } from "./html.ts";
+import { cell, errorText, escapeHtml, isObject, type Json, num, type Problem, valueHtml } from "./html.ts";
 import { renderTunnels, tunnelProblems } from "./tunnels_view.ts";
 import { renderCaster, renderStations, stationProblems } from "./ntrip_view.ts";
 import { relayProblems, renderRelays } from "./relays_view.ts";
+import { proxyProblems, renderProxies } from "./proxies_view.ts";
 import { renderMappings, renderRoutes, routeProblems } from "./rp_view.ts";
 import { mwgpProblems, renderMwgp } from "./mwgp_view.ts";
 import type { ViewContext } from "./sparkline.ts";
 import type { ThroughputHistory } from "./throughput.ts";
 
 export { escapeHtml };
-
-/** A value for a generic table: bytes in units (by field name), lists joined, objects as `key: value`. */
-function valueHtml(key: string, v: unknown): string {
-  if (typeof v === "number" && /bytes/i.test(key)) return bytesCell(v);
-  if (Array.isArray(v)) return v.map((x) => valueHtml(key, x)).join("<br>");
-  if (isObject(v)) {
-    return Object.entries(v).map(([k, x]) => `<small>${escapeHtml(words(k))}:</small> ${valueHtml(k, x)}`)
-      .join(
-        "<br>",
-      );
-  }
-  if (typeof v === "boolean") return v ? "yes" : "no";
-  return `<span class="wrap">${cell(v)}</span>`;
-}
 
 /** A section the page has no view for: objects as one table, a list of objects as a table. */
 function genericSection(v: unknown): string {
@@ -93,6 +80,7 @@ interface Section {
 /** The titles of the sections the page knows, in page order. */
 const ORDER = [
   "relays",
+  "proxies",
   "tunnels",
   "port_mappings",
   "rp_routes",
@@ -142,6 +130,11 @@ function sectionsOf(status: Json, ctx: ViewContext): { sections: Section[]; prob
     const v = take("relays");
     problems.push(...relayProblems(v));
     sections.push({ id: "relays", title: "Relays", html: renderRelays(v, ctx) });
+  }
+  if ("proxies" in status) {
+    const v = take("proxies");
+    problems.push(...proxyProblems(v));
+    sections.push({ id: "proxies", title: "Proxies (SOCKS5, HTTP)", html: renderProxies(v, ctx) });
   }
   if ("tunnels" in status) {
     const v = take("tunnels");

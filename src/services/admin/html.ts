@@ -1,5 +1,5 @@
 /** HTML text helpers for the dashboard: every value that reaches a page passes through escapeHtml. */
-import { formatAgeOf, formatBytes } from "./format.ts";
+import { formatAgeOf, formatBytes, words } from "./format.ts";
 
 export function escapeHtml(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(
@@ -80,4 +80,19 @@ export function errorText(v: unknown): string {
 export interface Problem {
   section: string;
   html: string;
+}
+
+/**
+ * Any value in words, for fields no view knows: bytes in units (by field name), lists one per line, objects
+ * as `key: value` lines, booleans as yes/no; never JSON.
+ */
+export function valueHtml(key: string, v: unknown): string {
+  if (typeof v === "number" && /bytes/i.test(key)) return bytesCell(v);
+  if (Array.isArray(v)) return v.map((x) => valueHtml(key, x)).join("<br>");
+  if (isObject(v)) {
+    return Object.entries(v).map(([k, x]) => `<small>${escapeHtml(words(k))}:</small> ${valueHtml(k, x)}`)
+      .join("<br>");
+  }
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  return `<span class="wrap">${cell(v)}</span>`;
 }

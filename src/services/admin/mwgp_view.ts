@@ -34,7 +34,7 @@ export function renderMwgp(name: string, v: unknown, ctx: ViewContext): string {
     v.server !== undefined ? `forwards to <b>${cell(v.server)}</b>` : "",
     v.serverAddress !== undefined ? `(${cell(v.serverAddress)})` : "",
     `obfuscation <b>${v.obfs ? "on" : "off"}</b>`,
-    `${cell(v.entries)} entries, ${cell(v.completed)} completed`,
+    num(v.entries) !== undefined ? `${cell(v.entries)} entries, ${cell(v.completed)} completed` : "",
   ].filter(Boolean).join(" &middot; ");
   const counters = Object.entries(stats).filter(([k, x]) => k !== "drops" && num(x) !== undefined).map((
     [k, x],

@@ -1,6 +1,6 @@
 /**
  * Throughput history for the dashboard's sparklines: every `intervalMs` (10 s) the sampler reads the byte
- * counters of each relay, tunnel, port mapping, rpc route, mwgp instance and caster mount from the status
+ * counters of each relay, proxy, tunnel, port mapping, rpc route, mwgp instance and caster mount from the status
  * sections, and keeps the rate of the last interval in a fixed ring per item (90 points = 15 minutes).
  *
  * Bounded by construction: a ring is a Float32Array of `points`; an item missing from one sample (relay
@@ -143,6 +143,7 @@ function list(v: unknown): Json[] {
 /** The sampler key of each item the dashboard draws a sparkline for (one place, used by both sides). */
 export const seriesKey = {
   relay: (id: unknown) => `relay:${id}`,
+  proxy: (id: unknown) => `proxy:${id}`,
   tunnel: (name: unknown) => `tunnel:${name}`,
   mapping: (protocol: unknown, port: unknown) => `mapping:${protocol}/${port}`,
   route: (route: unknown) => `route:${route}`,
@@ -151,14 +152,20 @@ export const seriesKey = {
 };
 
 /**
- * The byte counters of every item in a status object (the shape of /api/v1/status): relays (to target, to
- * client), tunnels (received, sent: the sum over peers), rps mappings and rpc routes (in, out), mwgp
+ * The byte counters of every item in a status object (the shape of /api/v1/status): relays and proxies (to
+ * target, to client; a proxy's UDP included), tunnels (received, sent: the sum over peers), rps mappings and rpc routes (in, out), mwgp
  * instances (to server, to client) and caster mounts (in, out).
  */
 export function statusCounters(status: Json): Map<string, CounterPair> {
   const out = new Map<string, CounterPair>();
   for (const r of list(status.relays)) {
     out.set(seriesKey.relay(r.id), [num(r.bytesToTarget), num(r.bytesToClient)]);
+  }
+  for (const p of list(status.proxies)) {
+    out.set(seriesKey.proxy(p.id), [
+      num(p.bytesToTarget) + num(p.udpBytesToTarget),
+      num(p.bytesToClient) + num(p.udpBytesToClient),
+    ]);
   }
   for (const t of list(status.tunnels)) {
     let rx = 0, tx = 0;

@@ -7,8 +7,18 @@
  * under the peer rather than dropped.
  */
 import { REJECT_AFTER_TIME_MS } from "../../wireguard/constants.ts";
-import { formatAgeOf, formatBytes } from "./format.ts";
-import { bytesCell, cell, escapeHtml, isObject, type Json, objects, type Problem } from "./html.ts";
+import { formatAgeOf, formatBytes, formatDuration, words } from "./format.ts";
+import {
+  bytesCell,
+  cell,
+  errorText,
+  escapeHtml,
+  isObject,
+  type Json,
+  objects,
+  type Problem,
+  valueHtml,
+} from "./html.ts";
 import { trafficCell, trafficHeading, type ViewContext } from "./sparkline.ts";
 import { seriesKey } from "./throughput.ts";
 
@@ -35,6 +45,7 @@ const KNOWN_PEER_FIELDS = new Set([
   "keying",
   "persistentKeepalive",
   "handshakes",
+  "resolution",
 ]);
 
 /** A handshake older than REJECT_AFTER_TIME (or none) means no usable session: the row is dimmed. */
@@ -47,7 +58,7 @@ function isStale(peer: Json, nowMs: number): boolean {
 
 /** A peer we dial (it has an endpoint) without a working session: the tunnel does not carry traffic. */
 function isDown(peer: Json, nowMs: number): boolean {
-  return Boolean(peer.endpoint) && isStale(peer, nowMs);
+  return Boolean(peer.endpoint || isObject(peer.resolution)) && isStale(peer, nowMs);
 }
 
 function tunnelDown(t: Json, nowMs: number): boolean {
@@ -81,15 +92,39 @@ function tunnelCell(t: Json, peers: number): string {
     peers: _p,
     ...rest
   } = t;
-  for (const [k, v] of Object.entries(rest)) facts.push(`${escapeHtml(k)}: ${cell(v)}`);
+  for (const [k, v] of Object.entries(rest)) facts.push(`${escapeHtml(words(k))}: ${valueHtml(k, v)}`);
   return `<b>${t.name !== undefined ? cell(t.name) : "(unnamed)"}</b> <small>${peers} peer${
     peers === 1 ? "" : "s"
   }</small><br><small class="wrap">${facts.join("<br>")}</small>`;
 }
 
+/**
+ * The endpoint in use, and for a host name what became of it: resolved when, or why not and when it is tried
+ * again (the device re-resolves names; a name that failed is retried sooner).
+ */
+function endpointCell(p: Json, nowMs: number): string {
+  const addr = p.endpoint
+    ? `<span class="addr">${cell(p.endpoint)}</span>`
+    : '<span class="empty">none</span>';
+  const r = p.resolution;
+  if (!isObject(r)) return addr;
+  if (r.error) {
+    const next = typeof r.nextAttempt === "string" ? Date.parse(r.nextAttempt) : NaN;
+    const when = Number.isNaN(next)
+      ? ""
+      : `, next try in ${escapeHtml(formatDuration(Math.max(0, (next - nowMs) / 1000)))}`;
+    return `${addr}<br><span class="addr">${cell(r.name)}</span>: ${errorText(r.error)}<br><small>${
+      cell(r.failures)
+    } failed${when}</small>`;
+  }
+  return `${addr}<br><small><span class="addr">${cell(r.name)}</span>, resolved ${
+    escapeHtml(formatAgeOf(r.lastResolved, nowMs))
+  }</small>`;
+}
+
 function peerCells(p: Json, nowMs: number): string[] {
   const extra = Object.keys(p).filter((k) => !KNOWN_PEER_FIELDS.has(k))
-    .map((k) => `<br><small>${escapeHtml(k)}: ${cell(p[k])}</small>`).join("");
+    .map((k) => `<br><small>${escapeHtml(words(k))}: ${valueHtml(k, p[k])}</small>`).join("");
   const hs = typeof p.lastHandshake === "string"
     ? `<span title="${escapeHtml(p.lastHandshake)}">${
       escapeHtml(formatHandshakeAge(p.lastHandshake, nowMs))
@@ -99,7 +134,7 @@ function peerCells(p: Json, nowMs: number): string[] {
     `<code class="key" title="${cell(p.publicKey)}">${cell(p.publicKey)}</code>${
       p.keying ? `<br><small>${cell(p.keying)}</small>` : ""
     }${extra}`,
-    p.endpoint ? `<span class="addr">${cell(p.endpoint)}</span>` : '<span class="empty">none</span>',
+    endpointCell(p, nowMs),
     Array.isArray(p.allowedIps)
       ? (p.allowedIps.length
         ? p.allowedIps.map((x) => cell(x)).join("<br>")
@@ -139,9 +174,11 @@ export function tunnelProblems(tunnels: unknown, nowMs: number): Problem[] {
   if (down.length === 0) return [];
   const shown = down.slice(0, 5).map((t) => {
     const p = objects(t.peers).find((p) => isDown(p, nowMs))!;
-    return `<b>${cell(t.name)}</b> (peer ${cell(p.endpoint)}: handshake ${
-      escapeHtml(formatHandshakeAge(p.lastHandshake, nowMs))
-    })`;
+    const r = isObject(p.resolution) ? p.resolution : undefined;
+    const why = r?.error
+      ? `${cell(r.name)} does not resolve: ${errorText(r.error)}`
+      : `handshake ${escapeHtml(formatHandshakeAge(p.lastHandshake, nowMs))}`;
+    return `<b>${cell(t.name)}</b> (peer ${p.endpoint ? cell(p.endpoint) : r ? cell(r.name) : ""}: ${why})`;
   });
   return [{
     section: "tunnels",
