@@ -53,12 +53,14 @@ function serverFor(rps: Partial<RpsConfig>) {
 }
 
 Deno.test("rps ports: the default RPS_ALLOW_PORTS refuses the admin port and port 80 with 403 and a reason", async () => {
-  const adminPort = freePort(), relayPort = freePort();
+  const adminPort = freePort(), relayPort = freePort(), proxyPort = freePort();
   const { config } = await loadConfig({
     env: {
       RPS_CONFIG: SERVER_CONF,
       WGEDGE_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
       RELAY_1: `${relayPort};80;127.0.0.1;TCP`,
+      WG_CONFIG: SERVER_CONF.replace("ListenPort = 51820", "ListenPort = 51830"),
+      PROXY_1: `socks5;127.0.0.1:${proxyPort}`,
     },
     flags: {},
   });
@@ -66,8 +68,8 @@ Deno.test("rps ports: the default RPS_ALLOW_PORTS refuses the admin port and por
   assert(rps.allowPortsDefault, "RPS_ALLOW_PORTS unset: the default applies");
   assertEquals(
     rps.ownPorts.map((o) => o.port).sort((a, b) => a - b),
-    [adminPort, relayPort, 51820].sort((a, b) => a - b),
-    "own ports from the loaded Config: admin, relay, the rps tunnel's ListenPort",
+    [adminPort, relayPort, 51830, 51820, proxyPort].sort((a, b) => a - b),
+    "own ports from the loaded Config: admin, relay, the tunnels' ListenPorts, the proxy",
   );
   const { server, map } = serverFor(rps);
   try {
@@ -81,6 +83,9 @@ Deno.test("rps ports: the default RPS_ALLOW_PORTS refuses the admin port and por
     const wg = await map("10.0.0.2", 51820);
     assertEquals(wg.status, 403);
     assertStringIncludes(wg.json.message, "WireGuard");
+    const proxy = await map("10.0.0.2", proxyPort);
+    assertEquals(proxy.status, 403);
+    assertStringIncludes(proxy.json.message, "SOCKS5 proxy PROXY_1");
     const low = await map("10.0.0.2", 80);
     assertEquals(low.status, 403, low.json.message);
     assertStringIncludes(low.json.message, "below 1024");

@@ -36,6 +36,8 @@ const SECRETS: Record<string, string> = {
   "NTRIP station source password": "station-Src-Secret-6",
   "NTRIP station destination password": "station-Dst-Secret-7",
   "NTRIP station proxy password": "station-Proxy-Secret-8",
+  "SOCKS5 proxy password": "proxy-Socks-Secret-9",
+  "main tunnel SOCKS5/HTTP proxy password": "proxy-Main-Secret-10",
 };
 
 const env: Record<string, string> = {
@@ -65,6 +67,11 @@ const env: Record<string, string> = {
     users: [`rover:${SECRETS["NTRIP caster user password"]}`],
   }]),
   NTRIP_CASTER_LISTEN: "127.0.0.1:15003",
+  PROXY_1: "socks5;127.0.0.1:15005;user=carol",
+  PROXY_1_PASSWORD: SECRETS["SOCKS5 proxy password"],
+  WGEDGE_SOCKS5: "127.0.0.1:15006",
+  WGEDGE_PROXY_USER: "dave",
+  WGEDGE_PROXY_PASSWORD: SECRETS["main tunnel SOCKS5/HTTP proxy password"],
   NTRIP_STATIONS: JSON.stringify([{
     id: "S1",
     src_host: "caster.example.com",

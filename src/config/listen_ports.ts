@@ -1,6 +1,6 @@
 /**
- * Every host port a configuration makes wgedge listen on (TCP or UDP, any address), with the setting that asks
- * for it. Two consumers: the default RPS_ALLOW_PORTS leaves these ports out (rp.ts), and a port < 1024 is
+ * Every host port a configuration makes wgedge listen on (TCP or UDP, any address: admin, relays, WireGuard
+ * ListenPorts, mwgp, the NTRIP caster, SOCKS5/HTTP proxies), with the setting that asks for it. Two consumers: the default RPS_ALLOW_PORTS leaves these ports out (rp.ts), and a port < 1024 is
  * warned about because it needs CAP_NET_BIND_SERVICE (privileged_ports.ts).
  */
 import type { Config } from "./mod.ts";
@@ -33,6 +33,8 @@ export function ownListenPorts(config: Partial<Config>): OwnPort[] {
   add(config.mwgp?.server?.listen.port, "mwgp server", "MWGP_SERVER_CONFIG listen");
   add(config.mwgp?.client?.listen.port, "mwgp client", "MWGP_CLIENT_CONFIG listen");
   add(config.ntripCaster?.port, "NTRIP caster", "NTRIP_CASTER_LISTEN");
-  for (const p of config.proxies ?? []) add(p.port, `${p.protocol} proxy ${p.id}`, p.id);
+  for (const p of config.proxies ?? []) {
+    add(p.port, `${p.protocol === "http" ? "HTTP" : "SOCKS5"} proxy ${p.id}`, p.id);
+  }
   return out;
 }
