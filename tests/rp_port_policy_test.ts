@@ -220,3 +220,21 @@ Deno.test("rps identity: an IPv4-mapped IPv6 source cannot act as the IPv4 clien
     await server.close();
   }
 });
+
+Deno.test("rps ports: check-config prints the default RPS_ALLOW_PORTS and what it leaves out", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, "check-config"],
+    env: { RPS_CONFIG: SERVER_CONF, RPS_CLIENT_PORTS: "10.0.0.2=10000-10099,8080" },
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  assertStringIncludes(
+    text,
+    "allowPorts: 1024-8080,8082-51819,51821-65535 (default: 1024-65535 without wgedge's own ports: " +
+      "8081 admin API, 51820 WireGuard tunnel of rps; set RPS_ALLOW_PORTS to change)",
+  );
+  assertStringIncludes(text, "10.0.0.2: 10000-10099,8080");
+});
