@@ -125,6 +125,7 @@ function relayEnv(hup: number): string {
     `WGEDGE_ADMIN_LISTEN=${ADMIN}`,
     `WGEDGE_LOG_FORMAT=json`,
     `ENABLE_LOGGING=n`,
+    `WG_UAPI_DIR=${dir}`, // UAPI socket names are global: keep this run's out of /var/run/wireguard
     `WG_CONFIG=${dir}/main.conf`,
     `WG_TUNNEL_B=${dir}/b.conf`,
     `RPS_CONFIG=${dir}/rps.conf`,
@@ -297,7 +298,7 @@ try {
     "-r",
     `127.0.0.1:${PORT.echoTcp}-${PORT.rpsPublic}`,
   );
-  const rpcEnv = { WGEDGE_LOG_FORMAT: "json" };
+  const rpcEnv = { WGEDGE_LOG_FORMAT: "json", WG_UAPI_DIR: dir };
   let rpc = res.spawnIn(NS.e, "wgedge rpc", rpcCmd, rpcEnv);
   const rpcLogs: string[] = [];
   // Churn starts once the rps public port is mapped (later failures on it are the rpc restarts').
