@@ -1,7 +1,8 @@
 /**
  * Port-range relays (`RELAY_N="A-B;C-D;host;TCP|UDP"`) on real loopback sockets: port A+i reaches port C+i
  * for TCP and UDP on the first, a middle and the last port of the range; status shows one relay with the
- * range; a reload that changes only another relay leaves the range's live connection alone.
+ * range; a reload that changes only another relay leaves the range's live connection alone; one entry in
+ * /metrics and on the dashboard; the health check probes the first target port; config errors.
  */
 import { RelayService } from "../src/services/relay/service.ts";
 import { parseRelayConfig } from "../src/config/relay.ts";
@@ -12,6 +13,8 @@ import { configureLogging } from "../src/util/log.ts";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { freePort, freePortRange } from "./helpers/ports.ts";
 import { within } from "./helpers/tcp.ts";
+import { waitFor } from "./helpers/wait.ts";
+import { ManualClock } from "../src/util/clock.ts";
 
 configureLogging({ level: "error" });
 
@@ -249,4 +252,37 @@ Deno.test("relay range: one entry in /metrics and on the dashboard, labelled wit
   } finally {
     await svc.stop();
   }
+});
+
+Deno.test("relay range: the health check probes the first target port and shows in the range's status", async () => {
+  const clock = new ManualClock();
+  const svc = new RelayService({ clock });
+  const inFirst = freePortRange(N), outFirst = freePortRange(N);
+  let target: Deno.Listener | undefined;
+  try {
+    await svc.apply(
+      parseRelayConfig({
+        RELAY_1: `${inFirst}-${inFirst + N - 1};${outFirst}-${outFirst + N - 1};127.0.0.1;TCP;bind=127.0.0.1`,
+        ENABLE_LOGGING: "n",
+        ENABLE_HEALTH_CHECK: "y",
+        HEALTH_CHECK_RETRIES: "1",
+        HEALTH_CHECK_INTERVAL: "30",
+        HEALTH_CHECK_TIMEOUT: "2",
+      }),
+      true,
+    );
+    const health = () => svc.status()[0].health;
+    clock.advance(0); // first probe: nothing listens on the first target port
+    await waitFor(() => health() === "down", "range marked down");
+    target = Deno.listen({ hostname: "127.0.0.1", port: outFirst });
+    const accepted = target.accept().then((c) => c.close());
+    clock.advance(30_000);
+    await within(accepted, "probe reaches the first target port");
+    await waitFor(() => health() === "up", "range marked up");
+    assertEquals(svc.status()[0].state, "listening");
+  } finally {
+    await svc.stop();
+    target?.close();
+  }
+  assertEquals(clock.pendingTimers, 0, "health timer cleared on stop");
 });
