@@ -124,7 +124,7 @@ Deno.test("stack: TunnelNet errors name the tunnel; closed port refuses; UDP thr
     // Each address is tried in order; the error names the tunnel, the name and what it resolved to.
     await assertRejects(
       () => na.dialTcp("svc.test", 81, { timeoutMs: 5000 }),
-      "wg:client: svc.test (fd77::1, 10.77.0.1): wg:client: connect fd77::1:81",
+      "wg:client: svc.test (fd77::1, 10.77.0.1): wg:client: connect [fd77::1]:81",
     );
     const listener = nb.listenTcp({ port: 82 });
     const viaName = await na.dialTcp("svc.test", 82);
