@@ -164,14 +164,17 @@ async function stopGroup(child: Deno.ChildProcess): Promise<void> {
 }
 
 /**
- * Echo targets in their own process: TCP echo (holds idle conns) and UDP echo. The UDP echo ignores empty
- * datagrams: rinetd 0.73 opens each UDP flow with an empty datagram to the target and drops the flow when one
- * comes back (it reads a 0-byte datagram as a closed connection), so echoing it would measure that quirk.
+ * Echo targets in their own process: TCP echo (holds idle conns: a 4 KiB buffer each, so 9 900 of them are
+ * 40 MiB, not 620; an accept error such as EMFILE is retried, not the end of the accept loop) and UDP echo.
+ * The UDP echo ignores empty datagrams: rinetd 0.73 opens each UDP flow with an empty datagram to the
+ * target and drops the flow when one comes back (it reads a 0-byte datagram as a closed connection), so
+ * echoing it would measure that quirk.
  */
 const TARGETS_SRC = `
 const [tcpPort, udpPort] = Deno.args.map(Number);
 const l = Deno.listen({ hostname: "127.0.0.1", port: tcpPort });
-(async () => { for await (const c of l) { (async () => { const b = new Uint8Array(65536);
+(async () => { for (;;) { let c; try { c = await l.accept(); } catch { await new Promise((r) => setTimeout(r, 100)); continue; }
+  (async () => { const b = new Uint8Array(4096);
   try { for (;;) { const n = await c.read(b); if (n === null) break; let o = 0; while (o < n) o += await c.write(b.subarray(o, n)); } } catch {}
   try { c.close(); } catch {} })(); } })();
 const u = Deno.listenDatagram({ hostname: "127.0.0.1", port: udpPort, transport: "udp" });
@@ -625,6 +628,41 @@ async function measure(engines: Engine[]): Promise<Map<EngineName, Samples>> {
   return samples;
 }
 
+/** TCP sockets of this network namespace in TIME_WAIT (state 06 in /proc/net/tcp and tcp6). */
+function timeWaitCount(): number {
+  let n = 0;
+  for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    try {
+      for (const line of Deno.readTextFileSync(f).split("\n").slice(1)) {
+        if (line.trim().split(/\s+/)[3] === "06") n++;
+      }
+    } catch { /* no IPv6 */ }
+  }
+  return n;
+}
+
+/**
+ * Every idle-memory phase opens 2 x 9 900 loopback connections and closes them, leaving them in TIME_WAIT for
+ * 60 s; back to back on a quiet machine the next engine's phase then found no free local port (28 000 in the
+ * default range) and held nothing. Waits (at most 90 s) until at most 2 000 are left.
+ */
+async function drainTimeWait(): Promise<void> {
+  const start = Date.now();
+  // The echo target's own connections from the previous phase must be gone too (its descriptors).
+  const targetFds = () => {
+    try {
+      return [...Deno.readDirSync(`/proc/${targets.pid}/fd`)].length;
+    } catch {
+      return 0;
+    }
+  };
+  while ((timeWaitCount() > 2000 || targetFds() > 200) && Date.now() - start < 90_000) await sleep(1000);
+  const waited = (Date.now() - start) / 1000;
+  if (waited >= 1) {
+    console.error(`waited ${waited.toFixed(0)} s for TIME_WAIT sockets (${timeWaitCount()} left)`);
+  }
+}
+
 function loadAverage(): string {
   return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 }
@@ -662,6 +700,7 @@ try {
   // stress rounds above left in the heap.
   const idle = new Map<EngineName, { mib: number; held: number; baseMiB: number }>();
   for (const name of UDP_ONLY ? [] : ENGINES.filter((n) => n !== "wgedge-deno-udp")) {
+    await drainTimeWait();
     const e = await startEngine(name, tcpTarget, udpTarget);
     started.push(e);
     try {
@@ -689,7 +728,7 @@ try {
     v === undefined || Number.isNaN(v) ? "-" : v.toFixed(digits);
   const perConn = (n: EngineName) => {
     const m = idle.get(n);
-    return m ? ((m.mib - m.baseMiB) * 1024) / Math.max(1, m.held) : NaN;
+    return m && m.held > 0 ? ((m.mib - m.baseMiB) * 1024) / m.held : NaN;
   };
   const rows: [string, (n: EngineName) => number, number][] = [
     ["TCP throughput (Gbit/s, iperf3, 1 stream)", (n) => median(samples.get(n)!.tp), 2],
