@@ -9,7 +9,7 @@
  * file, or a static @noble import to x25519.ts) or dynamically on the command's path. A string-literal
  * `import()` that the command does not execute is never resolved, so lazily loaded modules pass. Control
  * runs prove the poisoning takes effect: a command that does load the services fails under the same map, and
- * so does a bare `import "hono"`.
+ * so does a bare `import "hono"`. `version` is held to more: it must not load the command table at all.
  */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { DENO_JSON, MAIN_TS, run } from "./helpers/interop.ts";
@@ -20,7 +20,10 @@ const denoJson = JSON.parse(Deno.readTextFileSync(DENO_JSON)) as { imports: Reco
 /** Prefixes of src/ that no light command may evaluate. */
 const HEAVY_DIRS = ["src/services/", "src/net/", "src/netstack/", "src/wireguard/device.ts"];
 
-async function withPoisonedMap<T>(fn: (mapFile: string, poisoned: string) => Promise<T>): Promise<T> {
+async function withPoisonedMap<T>(
+  fn: (mapFile: string, poisoned: string) => Promise<T>,
+  extra: string[] = [],
+): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix: "wgedge-lazy-" });
   try {
     // Never created: resolving anything into it fails with its path in the message.
@@ -30,7 +33,7 @@ async function withPoisonedMap<T>(fn: (mapFile: string, poisoned: string) => Pro
     for (const key of Object.keys(denoJson.imports)) {
       imports[key] = key.endsWith("/") ? `${poisoned}${key}` : `${poisoned}${key}.js`;
     }
-    for (const p of HEAVY_DIRS) imports[new URL(p, ROOT).href] = `${poisoned}${p}`;
+    for (const p of [...HEAVY_DIRS, ...extra]) imports[new URL(p, ROOT).href] = `${poisoned}${p}`;
     imports[new URL("src/config/mod.ts", ROOT).href] = `${poisoned}config_mod.ts`;
     const mapFile = `${dir}/import_map.json`;
     await Deno.writeTextFile(mapFile, JSON.stringify({ imports }));
@@ -85,6 +88,22 @@ Deno.test("cli: version, --help, help, genkey and a command's --help load no ser
       assertEquals(r.code, 0, `wgedge ${args.join(" ")}: ${r.stderr}`);
     }
   });
+});
+
+Deno.test("cli: version, -V and --version do not even load the command table", async () => {
+  // main.ts answers them before its string-literal import() of src/cli/mod.ts (every command file).
+  await withPoisonedMap(async (mapFile, poisoned) => {
+    for (const args of [["version"], ["-V"], ["--version"]]) {
+      const r = await wgedge(mapFile, args);
+      assert(!r.stderr.includes(poisoned), `wgedge ${args.join(" ")} loaded a poisoned module:\n${r.stderr}`);
+      assertEquals(r.code, 0, `wgedge ${args.join(" ")}: ${r.stderr}`);
+      assertStringIncludes(r.stdout, "wgedge ");
+    }
+    // Control: a command that needs the table trips over the poisoned mod.ts.
+    const genkey = await wgedge(mapFile, ["genkey"]);
+    assert(genkey.code !== 0, genkey.stdout);
+    assertStringIncludes(genkey.stderr, poisoned);
+  }, ["src/cli/mod.ts"]);
 });
 
 Deno.test("cli: the poisoned import map does catch a command that loads the services, and the npm packages", async () => {
