@@ -24,7 +24,7 @@ function dropInFromComment(text: string): string {
   const at = lines.findIndex((l) => l.trim() === "#   [Service]");
   assert(at >= 0, "the unit's comment shows the CAP_NET_BIND_SERVICE drop-in");
   const body = [];
-  for (let i = at + 1; i < lines.length && /^#   \S/.test(lines[i]); i++) body.push(lines[i].slice(4));
+  for (let i = at + 1; i < lines.length && /^# {3}\S/.test(lines[i]); i++) body.push(lines[i].slice(4));
   return `[Service]\n${body.join("\n")}\n`;
 }
 
