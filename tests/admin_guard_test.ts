@@ -120,3 +120,21 @@ Deno.test("admin guard: a state-changing request needs a JSON content type or X-
     }
   }
 });
+
+Deno.test("admin guard: the 421 reason names each accepted host once (a listen on 127.0.0.1 is not listed twice)", async () => {
+  for (
+    const [listenHost, names] of [["127.0.0.1", "localhost, 127.0.0.1, [::1]"], [
+      "wgedge.lan",
+      "localhost, 127.0.0.1, [::1], wgedge.lan",
+    ]]
+  ) {
+    const { app, server } = fixture({ listenHost });
+    try {
+      const res = await app.request("http://x/api/v1/status", { headers: { host: "evil.example" } });
+      assertEquals(res.status, 421);
+      assertStringIncludes(await res.text(), `only ${names} (any port)`);
+    } finally {
+      await server.close();
+    }
+  }
+});

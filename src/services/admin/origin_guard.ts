@@ -40,7 +40,8 @@ function listenHostValue(listen: string | undefined): string | undefined {
 export function hostRefusal(host: string | undefined, listenHost: string | undefined): string | null {
   const h = hostOnly(host ?? "");
   if (LOOPBACK_HOSTS.has(h) || (h !== "" && h === listenHostValue(listenHost))) return null;
-  const own = ["localhost", "127.0.0.1", "[::1]", listenHostValue(listenHost)].filter(Boolean).join(", ");
+  // The listen name once: a listen on 127.0.0.1 adds nothing to the loopback names.
+  const own = [...new Set([...LOOPBACK_HOSTS, listenHostValue(listenHost)])].filter(Boolean).join(", ");
   return `Host "${host ?? ""}" is not a name of this admin API: without WGEDGE_ADMIN_TOKEN only ${own} ` +
     `(any port) are answered, so a web page cannot reach it through DNS rebinding`;
 }
