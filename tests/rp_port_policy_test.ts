@@ -238,3 +238,25 @@ Deno.test("rps ports: check-config prints the default RPS_ALLOW_PORTS and what i
   );
   assertStringIncludes(text, "10.0.0.2: 10000-10099,8080");
 });
+
+Deno.test("rps ports: check-config names a port-range relay left out of the default once, as a range", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, "check-config"],
+    env: {
+      RPS_CONFIG: SERVER_CONF,
+      RELAY_1: "52000-52009;62000-62009;127.0.0.1;UDP",
+      RELAY_2: "52010;25;127.0.0.1;TCP",
+    },
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  assertStringIncludes(
+    text,
+    "allowPorts: 1024-8080,8082-51819,51821-51999,52011-65535 (default: 1024-65535 without wgedge's own ports: " +
+      "8081 admin API, 51820 WireGuard tunnel of rps, 52000-52009 relay RELAY_1, 52010 relay RELAY_2; " +
+      "set RPS_ALLOW_PORTS to change)",
+  );
+});

@@ -102,7 +102,14 @@ export function formatPortRanges(ranges: PortRange[] | undefined): string {
 export function describeRpsPorts(
   rps: RpsConfig,
 ): { allowPorts: string; clientPorts: Record<string, string> } {
-  const own = rps.ownPorts.map((o) => `${o.port} ${o.what}`).join(", ");
+  // Consecutive ports of one listener (a RELAY_N port range) as one "first-last" entry, not one per port.
+  const groups: { from: number; to: number; what: string }[] = [];
+  for (const o of rps.ownPorts) {
+    const last = groups.at(-1);
+    if (last && last.what === o.what && last.to + 1 === o.port) last.to = o.port;
+    else groups.push({ from: o.port, to: o.port, what: o.what });
+  }
+  const own = groups.map((g) => `${g.from === g.to ? g.from : `${g.from}-${g.to}`} ${g.what}`).join(", ");
   const allowPorts = rps.allowPortsDefault
     ? `${formatPortRanges(rps.allowPorts)} (default: ${DEFAULT_ALLOW_FROM}-65535 without wgedge's own ports${
       own ? `: ${own}` : ""
