@@ -111,7 +111,7 @@ Deno.test("dashboard: one tunnels table with one readable row per peer, headed i
   for (const want of ["192.0.2.7:51820", "10.0.0.2/32<br>fd00::2/128", "42 s ago", "1.50 KiB", "5.29 MiB"]) {
     assertStringIncludes(a, want);
   }
-  assertStringIncludes(a, ">preshared<");
+  assertStringIncludes(a, ">preshared key<");
   assertStringIncludes(a, "every 25 s");
   assert(!a.includes('class="stale"'), "a fresh handshake is not dimmed");
 
@@ -120,7 +120,7 @@ Deno.test("dashboard: one tunnels table with one readable row per peer, headed i
   assertStringIncludes(b, ">none<");
   assertStringIncludes(b, "0 B");
   assertStringIncludes(b, "148 B");
-  assertStringIncludes(b, ">public-key-only<");
+  assertStringIncludes(b, ">no preshared key<");
   assertStringIncludes(b, ">off<");
   assertStringIncludes(b, 'class="stale"');
 
@@ -194,7 +194,7 @@ Deno.test("dashboard: a real tunnel's page shows its keying but no private or pr
       assert(!html.includes(secret.slice(0, 20)), "part of a secret key reached the page");
     }
     const row = rowOf(html, encodeKey(publicKey(peer)));
-    assertStringIncludes(row, ">preshared<");
+    assertStringIncludes(row, ">preshared key<");
     assertStringIncludes(row, ">never<");
     assertStringIncludes(row, "10.66.0.2/32");
     assertStringIncludes(row, "127.0.0.1:9");

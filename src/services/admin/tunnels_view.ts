@@ -122,6 +122,13 @@ function endpointCell(p: Json, nowMs: number): string {
   }</small>`;
 }
 
+/** The status's keying mode in words (the status keeps its enum: "preshared", "public-key-only"). */
+function keyingWords(keying: unknown): unknown {
+  if (keying === "preshared") return "preshared key";
+  if (keying === "public-key-only") return "no preshared key";
+  return keying;
+}
+
 function peerCells(p: Json, nowMs: number): string[] {
   const extra = Object.keys(p).filter((k) => !KNOWN_PEER_FIELDS.has(k))
     .map((k) => `<br><small>${escapeHtml(words(k))}: ${valueHtml(k, p[k])}</small>`).join("");
@@ -132,7 +139,7 @@ function peerCells(p: Json, nowMs: number): string[] {
     : escapeHtml(formatHandshakeAge(p.lastHandshake, nowMs));
   return [
     `<code class="key" title="${cell(p.publicKey)}">${cell(p.publicKey)}</code>${
-      p.keying ? `<br><small>${cell(p.keying)}</small>` : ""
+      p.keying ? `<br><small>${cell(keyingWords(p.keying))}</small>` : ""
     }${extra}`,
     endpointCell(p, nowMs),
     Array.isArray(p.allowedIps)
