@@ -179,6 +179,9 @@ Deno.test("loader: a missing or unreadable config file names the variable and th
   assertEquals(errors[0].source, "WG_CONFIG");
   assertStringIncludes(errors[0].message, "no such file");
   assertStringIncludes(errors[0].message, '"/nonexistent/wg0.conf"');
+  // A relative path is looked for in the working directory (not the env file's): the message says which.
+  const relative = await loadErrors({ env: { WG_CONFIG: "nonexistent-dir/wg0.conf" } });
+  assertStringIncludes(relative[0].message, `(no such file in the current directory ${Deno.cwd()})`);
   // A value that looks like a key (someone set WG_CONFIG to a private key) is never echoed.
   const keyLike = await loadErrors({ env: { WG_CONFIG: PRIV } });
   assert(!keyLike[0].message.includes(PRIV), keyLike[0].message);

@@ -83,7 +83,13 @@ export async function readConfigFile(path: string, sourceName: string | Origin):
   try {
     info = await Deno.stat(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw fail("no such file");
+    if (e instanceof Deno.errors.NotFound) {
+      // A relative path is read from the working directory, not the env file's: under systemd that is
+      // WorkingDirectory (/var/lib/wgedge), so say where it was looked for.
+      throw fail(
+        path.startsWith("/") ? "no such file" : `no such file in the current directory ${Deno.cwd()}`,
+      );
+    }
     if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
       throw fail("permission denied");
     }
