@@ -123,7 +123,7 @@ Deno.test("cli: demo keeps running for the user to curl; SIGTERM stops it cleanl
 Deno.test("cli: ping and tunnel dials outside every peer's AllowedIPs fail at once with 'no route'", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const conf = `${dir}/wg.conf`;
+    const conf = `${dir}/office.conf`;
     const own = (await wgedge(["genkey"])).stdout.trim();
     const peer = (await wgedge(["pubkey"], (await wgedge(["genkey"])).stdout)).stdout.trim();
     await Deno.writeTextFile(
@@ -134,6 +134,8 @@ Deno.test("cli: ping and tunnel dials outside every peer's AllowedIPs fail at on
     const r = await wgedge(["ping", "-c", conf, "-n", "1", "192.168.5.5"]);
     assertEquals(r.code, 1);
     assertStringIncludes(r.stderr, "no route to 192.168.5.5: not inside any peer's AllowedIPs");
+    // Its log names the tunnel as `up -c office.conf` would, not "wg0".
+    assertStringIncludes(r.stderr, "[wg.office] device up");
     const { loadConfig } = await import("../src/config/mod.ts");
     const { openTunnel } = await import("../src/net/tunnels.ts");
     const { config } = await loadConfig({ env: {}, flags: { config: conf } });

@@ -5,6 +5,7 @@
  */
 import { type Command, defineCommand, intFlag, UsageError } from "./command.ts";
 import { loadTunnelFromFlags, TUNNEL_FLAGS, TUNNEL_NOTE, TUNNEL_USAGE } from "./tunnel_flags.ts";
+import { tunnelNameOf } from "./up.ts";
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -57,7 +58,8 @@ export const pingCommand: Command = defineCommand({
       import("../net/resolve.ts"),
     ]);
     const cfg = await loadTunnelFromFlags(parsed.values);
-    const tunnel = await openTunnel(cfg);
+    // Its log lines name the tunnel as `up -c` would (wg.office for office.conf), not openTunnel's "wg0".
+    const tunnel = await openTunnel(cfg, { name: tunnelNameOf(cfg.source) });
     let address = unbracket(target);
     if (!parseIp(address)) {
       // A name: the tunnel's DNS servers (asked inside the tunnel) or the OS resolver; first address wins.
