@@ -196,7 +196,9 @@ Deno.test("dashboard page: problems first, one section per service, words and un
   }
   assert(!problems.includes("RELAY_1"), "a healthy relay is no problem");
   assertStringIncludes(problems, "proxy <b>PROXY_1</b> (socks5 on 127.0.0.1:1080): last error");
-  assertStringIncludes(problems, "vpn.example.net does not resolve");
+  // The peer is named once (its name, as it has no address), with the error and the next try.
+  assertStringIncludes(problems, "(peer vpn.example.net: the name does not resolve: ");
+  assertStringIncludes(problems, ", next try in 30 s)");
   assert(!problems.includes("PROXY_2") && !problems.includes("<b>main</b>"), "healthy items are no problem");
 
   const proxies = html.slice(html.indexOf("<h2>Proxies"), html.indexOf("<h2>WireGuard tunnels</h2>"));

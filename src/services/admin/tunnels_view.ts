@@ -98,6 +98,14 @@ function tunnelCell(t: Json, peers: number): string {
   }</small><br><small class="wrap">${facts.join("<br>")}</small>`;
 }
 
+/** ", next try in 14 s" for a resolution that failed, or "" when the status gives no time. */
+function nextTry(r: Json, nowMs: number): string {
+  const next = typeof r.nextAttempt === "string" ? Date.parse(r.nextAttempt) : NaN;
+  return Number.isNaN(next)
+    ? ""
+    : `, next try in ${escapeHtml(formatDuration(Math.max(0, (next - nowMs) / 1000)))}`;
+}
+
 /**
  * The endpoint in use, and for a host name what became of it: resolved when, or why not and when it is tried
  * again (the device re-resolves names; a name that failed is retried sooner).
@@ -109,10 +117,7 @@ function endpointCell(p: Json, nowMs: number): string {
   const r = p.resolution;
   if (!isObject(r)) return addr;
   if (r.error) {
-    const next = typeof r.nextAttempt === "string" ? Date.parse(r.nextAttempt) : NaN;
-    const when = Number.isNaN(next)
-      ? ""
-      : `, next try in ${escapeHtml(formatDuration(Math.max(0, (next - nowMs) / 1000)))}`;
+    const when = nextTry(r, nowMs);
     return `${addr}<br><span class="addr">${cell(r.name)}</span>: ${errorText(r.error)}<br><small>${
       cell(r.failures)
     } failed${when}</small>`;
@@ -182,10 +187,14 @@ export function tunnelProblems(tunnels: unknown, nowMs: number): Problem[] {
   const shown = down.slice(0, 5).map((t) => {
     const p = objects(t.peers).find((p) => isDown(p, nowMs))!;
     const r = isObject(p.resolution) ? p.resolution : undefined;
+    // The peer is named by its endpoint, or by the name when it never resolved (then not named twice).
+    const label = p.endpoint ? cell(p.endpoint) : r ? cell(r.name) : "";
     const why = r?.error
-      ? `${cell(r.name)} does not resolve: ${errorText(r.error)}`
+      ? `${p.endpoint ? `${cell(r.name)} ` : "the name "}does not resolve: ${errorText(r.error)}${
+        nextTry(r, nowMs)
+      }`
       : `handshake ${escapeHtml(formatHandshakeAge(p.lastHandshake, nowMs))}`;
-    return `<b>${cell(t.name)}</b> (peer ${p.endpoint ? cell(p.endpoint) : r ? cell(r.name) : ""}: ${why})`;
+    return `<b>${cell(t.name)}</b> (peer ${label}: ${why})`;
   });
   return [{
     section: "tunnels",
