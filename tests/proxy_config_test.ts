@@ -80,6 +80,7 @@ Deno.test("proxy config: bad values are errors naming the variable; secrets are 
       PROXY_1: "socks5;0.0.0.0:1080",
       PROXY_2: "http;3128;user=alice",
       PROXY_3: "socks5;1082;password=hunter2-inline",
+      PROXY_3_PASSWORD: "own-secret", // PROXY_3 exists (with an error): not also "no proxy for this password"
       PROXY_4: "ftp;21",
       PROXY_5: "socks5;1085;via=wg:nosuch",
       PROXY_6: "http;127.0.0.1:1092",
@@ -105,7 +106,8 @@ Deno.test("proxy config: bad values are errors naming the variable; secrets are 
   assertStringIncludes(text, "PROXY_8: expected udp= only on a socks5 proxy");
   assertStringIncludes(text, "PROXY_10_PASSWORD: expected a proxy PROXY_10 for this password");
   assertStringIncludes(text, "PROXY_X: expected PROXY_<N> (a proxy) or PROXY_<N>_PASSWORD");
-  for (const secret of ["hunter2-inline", "hunter3-typo", "orphan-secret"]) {
+  assert(!text.includes("PROXY_3_PASSWORD: expected a proxy"), text);
+  for (const secret of ["hunter2-inline", "hunter3-typo", "orphan-secret", "own-secret"]) {
     assert(!text.includes(secret), `"${secret}" is not in:\n${text}`);
   }
   const flags = await errors({ env: { WG_CONFIG: PIPE }, flags: { "proxy-user": "bob" } });

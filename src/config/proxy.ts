@@ -209,11 +209,14 @@ function userHint(d: Draft): string {
 export function loadProxySection(ctx: LoadContext): ProxySection {
   const drafts: Draft[] = [];
   const passwords = new Map<string, Setting>();
+  // Proxies whose line has an error (reported): they still own their password, so no "no proxy" error too.
+  const failed = new Set<string>();
   for (const s of ctx.envWithPrefix("PROXY_")) {
     if (PASSWORD_VAR.test(s.name)) passwords.set(s.name, s);
     else if (PROXY_VAR.test(s.name)) {
       const d = parseLine(ctx, s);
       if (d) drafts.push(d);
+      else failed.add(s.name);
     } else {
       ctx.error(s, "PROXY_<N> (a proxy) or PROXY_<N>_PASSWORD (its password), N a number");
     }
@@ -223,6 +226,7 @@ export function loadProxySection(ctx: LoadContext): ProxySection {
     passwords.delete(`${d.id}_PASSWORD`);
   }
   for (const p of passwords.values()) {
+    if (failed.has(p.name.replace(/_PASSWORD$/, ""))) continue;
     ctx.error(p, `a proxy ${p.name.replace(/_PASSWORD$/, "")} for this password to belong to`);
   }
 
