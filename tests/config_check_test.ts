@@ -306,3 +306,24 @@ Deno.test("check-config: warnings are shown beside the errors (the typo behind a
     assert(out.warnings.some((w: string) => w.includes("WGEDGE_LOG_LEVL")), json.stdout);
   });
 });
+
+Deno.test("check-config: an env file's errors are listed in line order", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const env = `${dir}/a.env`;
+    await Deno.writeTextFile(
+      env,
+      'RELAY_1="52977;80;10.0.0.1;TCP;via=wg:nope"\nWG_TUNNEL_FOO="abc|def"\nENABLE_LOGGING=maybe\n' +
+        "HEALTH_CHECK_TIMEOUT=-1\nWGEDGE_LOG_LEVEL=verbose\n",
+      { mode: 0o600 },
+    );
+    const r = await checkConfig(["--env-file", env]);
+    assertEquals(r.code, 1);
+    const lines = r.stderr.split("\n").filter((l) => l.startsWith(`${env}:`)).map((l) =>
+      Number(l.split(":")[1])
+    );
+    assertEquals(lines, [1, 2, 3, 4, 5], r.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

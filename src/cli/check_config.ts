@@ -3,7 +3,7 @@
  * secrets redacted, or every problem (one per line, `source:line: key: expected ...`) and exit 1.
  */
 import { type Command, defineCommand, type FlagTable } from "./command.ts";
-import type { Flags } from "../config/mod.ts";
+import type { ConfigError, Flags } from "../config/mod.ts";
 import {
   ADMIN_LISTEN_FLAG,
   ENV_FILE_FLAG,
@@ -152,7 +152,7 @@ export const checkConfigCommand: Command = defineCommand({
         envFile: values["env-file"] as string | undefined,
       });
     } catch (e) {
-      const errors = ConfigErrors.flatten(e);
+      const errors = inFileOrder(ConfigErrors.flatten(e));
       // Warnings too: an unknown key (a typo) is often why a required one is reported missing.
       const warnings = e instanceof ConfigErrors ? e.warnings : [];
       if (values.json) {
@@ -179,3 +179,15 @@ export const checkConfigCommand: Command = defineCommand({
     return 0;
   },
 });
+
+/**
+ * The errors grouped by source (in order of first appearance) and by line within each: the loader reports
+ * them section by section, so an env file's errors came out as lines 2, 5, 3, 4, 1.
+ */
+function inFileOrder(errors: ConfigError[]): ConfigError[] {
+  const sources = [...new Set(errors.map((e) => e.source))];
+  return errors.map((e, i) => ({ e, i })).sort((a, b) =>
+    sources.indexOf(a.e.source) - sources.indexOf(b.e.source) || (a.e.line ?? 0) - (b.e.line ?? 0) ||
+    a.i - b.i
+  ).map(({ e }) => e);
+}
