@@ -312,3 +312,19 @@ Deno.test("device: sessions older than REJECT_AFTER_TIME are not used", async ()
     p.close();
   }
 });
+
+Deno.test("device: handshake messages count in the peers' bytes, as wg show reports them on wireguard-go", async () => {
+  // a initiates (148 B) and confirms with a keepalive (32 B); b only answers (92 B). wireguard-go's
+  // `wg show` reads 180 B received / 92 B sent on b for this exchange.
+  const p = await makePair({ aKeepalive: 25 });
+  try {
+    await flush();
+    assertEquals(p.b.peers[0].stats.handshakes, 1);
+    assertEquals(p.b.peers[0].stats.txBytes, 92, "the response");
+    assertEquals(p.a.peers[0].stats.rxBytes, 92, "the response");
+    assertEquals(p.a.peers[0].stats.txBytes, 148 + 32, "the initiation and the keepalive");
+    assertEquals(p.b.peers[0].stats.rxBytes, 148 + 32, "the initiation and the keepalive");
+  } finally {
+    p.close();
+  }
+});

@@ -598,6 +598,8 @@ export class Device implements PeerHost {
     }
     const peer = this.#peerByKey.get(encodeKey(result.hs.remoteStatic))!;
     this.stats.rxAccepted++;
+    // Handshake messages count in the peer's bytes, as in wireguard-go and the kernel (`wg show` transfer).
+    peer.stats.rxBytes += msg.bytes.length;
     peer.endpoint = from;
     peer.timers.anyAuthenticatedPacketTraversal();
     peer.timers.anyAuthenticatedPacketReceived();
@@ -622,6 +624,7 @@ export class Device implements PeerHost {
     }
     const keys = deriveSessionKeys(peer.handshake)!;
     this.stats.rxAccepted++;
+    peer.stats.rxBytes += msg.bytes.length;
     peer.endpoint = from;
     peer.timers.anyAuthenticatedPacketTraversal();
     peer.timers.anyAuthenticatedPacketReceived();

@@ -175,6 +175,8 @@ export class Peer {
     this.stats.handshakeAttempts++;
     this.timers.anyAuthenticatedPacketTraversal();
     this.timers.anyAuthenticatedPacketSent();
+    // Handshake messages count in txBytes, as in wireguard-go and the kernel (`wg show` transfer).
+    this.stats.txBytes += msg.bytes.length;
     this.#sendMessage(msg.bytes, this.endpoint);
     this.timers.handshakeInitiated();
   }
@@ -195,6 +197,7 @@ export class Peer {
     this.installKeypair(new Keypair(keys, now));
     this.timers.anyAuthenticatedPacketTraversal();
     this.timers.anyAuthenticatedPacketSent();
+    this.stats.txBytes += msg.bytes.length;
     this.#sendMessage(msg.bytes, this.endpoint);
     return true;
   }

@@ -31,10 +31,14 @@ export function reportTunnels(pool: TunnelPool, registry: ServiceRegistry): () =
     "Completed WireGuard handshakes per peer.",
     labels,
   );
-  const bytes = m.counter("wgedge_tunnel_bytes_total", "Tunnel payload bytes per peer.", [
-    ...labels,
-    "direction",
-  ]);
+  const bytes = m.counter(
+    "wgedge_tunnel_bytes_total",
+    "WireGuard message bytes per peer, handshakes included (as wg show counts them).",
+    [
+      ...labels,
+      "direction",
+    ],
+  );
   const last = m.gauge(
     "wgedge_tunnel_last_handshake_seconds",
     "Unix time of the peer's last handshake (absent before the first).",
