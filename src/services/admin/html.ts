@@ -76,6 +76,24 @@ export function errorText(v: unknown): string {
   return `<span class="err">${cell(v)}</span>`;
 }
 
+/**
+ * Whether an item's lastError is still its state: true unless a success came after it (`lastSuccessAt` later
+ * than `lastErrorAt`, ISO). An error without a time (older status) counts as current.
+ */
+export function errorIsCurrent(v: Json): boolean {
+  if (!v.lastError) return false;
+  const err = typeof v.lastErrorAt === "string" ? Date.parse(v.lastErrorAt) : NaN;
+  const ok = typeof v.lastSuccessAt === "string" ? Date.parse(v.lastSuccessAt) : NaN;
+  return Number.isNaN(err) || Number.isNaN(ok) || ok <= err;
+}
+
+/** The line under a row: `last error 3 min ago: ...` (the time in the title), or nothing without an error. */
+export function lastErrorLine(v: Json, nowMs: number): string | undefined {
+  if (!v.lastError) return undefined;
+  const when = typeof v.lastErrorAt === "string" ? ` ${ageCell(v.lastErrorAt, nowMs)}` : "";
+  return `last error${when}: ${errorText(v.lastError)}`;
+}
+
 /** One line of the page's "problems" box: what is wrong, with a link to its section. */
 export interface Problem {
   section: string;

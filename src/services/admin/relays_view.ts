@@ -7,9 +7,11 @@ import { formatDuration } from "./format.ts";
 import {
   bytesCell,
   cell,
+  errorIsCurrent,
   errorText,
   escapeHtml,
   type Json,
+  lastErrorLine,
   num,
   objects,
   type Problem,
@@ -23,9 +25,12 @@ function isBad(r: Json): boolean {
   return r.state === "error" || r.health === "down";
 }
 
-/** A working relay that reported an error (a dial that failed) still deserves a look. */
+/**
+ * A working relay whose last dial failed deserves a look; once a later dial (or flow) succeeded, the error is
+ * history: still shown with its age in the row, but no longer a problem.
+ */
 function rank(r: Json): number {
-  return isBad(r) ? 0 : r.lastError ? 1 : 2;
+  return isBad(r) ? 0 : errorIsCurrent(r) ? 1 : 2;
 }
 
 function statusText(r: Json): string {
@@ -61,7 +66,7 @@ function bytesWithPackets(bytes: unknown, packets: unknown): string {
 }
 
 export function relayProblems(relays: unknown): Problem[] {
-  return objects(relays).filter((r) => isBad(r) || r.lastError).sort((a, b) => rank(a) - rank(b)).map((
+  return objects(relays).filter((r) => rank(r) < 2).sort((a, b) => rank(a) - rank(b)).map((
     r,
   ) => ({
     section: "relays",
@@ -76,7 +81,7 @@ export function renderRelays(relays: unknown, ctx: ViewContext): string {
   if (list.length === 0) return '<p class="empty">no relays</p>';
   const sorted = [...list].sort((a, b) => rank(a) - rank(b) || String(a.id).localeCompare(String(b.id)));
   const rows = sorted.map((r) => ({
-    cls: isBad(r) ? "bad" : r.lastError ? "warn" : undefined,
+    cls: rank(r) === 0 ? "bad" : rank(r) === 1 ? "warn" : undefined,
     cells: [
       `<b>${cell(r.id)}</b><br><small>${cell(String(r.protocol ?? "").toUpperCase())}</small>`,
       `<span class="addr">${cell(r.listen)}</span>`,
@@ -90,7 +95,7 @@ export function renderRelays(relays: unknown, ctx: ViewContext): string {
       bytesWithPackets(r.bytesToClient, r.packetsToClient),
       trafficCell(ctx, seriesKey.relay(r.id)),
     ],
-    after: r.lastError ? `last error: ${errorText(r.lastError)}` : undefined,
+    after: lastErrorLine(r, ctx.nowMs),
   }));
   const down = list.filter(isBad).length;
   const summary = `<p class="facts">${list.length} relay${list.length === 1 ? "" : "s"}${

@@ -55,13 +55,23 @@ export class RangeRelay {
       const ms = m.stats;
       for (const k of sum) s[k] += ms[k];
       if (STATE_ORDER.indexOf(ms.state) < STATE_ORDER.indexOf(s.state)) s.state = ms.state;
-      if (ms.lastError) s.lastError = ms.lastError;
+      // The most recent error and success of any port (a range is one relay to its operator).
+      if (ms.lastError && !((s.lastErrorMs ?? -Infinity) > (ms.lastErrorMs ?? -Infinity))) {
+        s.lastError = ms.lastError;
+        s.lastErrorMs = ms.lastErrorMs;
+      }
+      if (ms.lastSuccessMs !== undefined && !(ms.lastSuccessMs <= (s.lastSuccessMs ?? -Infinity))) {
+        s.lastSuccessMs = ms.lastSuccessMs;
+      }
     }
     s.health = this.health.health;
     s.healthChecks = this.health.healthChecks;
     s.healthFailures = this.health.healthFailures;
     s.lastHealthCheckMs = this.health.lastHealthCheckMs;
-    s.lastError ??= this.health.lastError;
+    if (s.lastError === undefined && this.health.lastError !== undefined) {
+      s.lastError = this.health.lastError;
+      s.lastErrorMs = this.health.lastErrorMs;
+    }
     return s;
   }
 

@@ -53,6 +53,10 @@ export interface RelayStatus {
   flowsExpired?: number;
   packetsDropped?: number;
   lastError?: string;
+  /** When lastError happened (ISO, like ntrip's lastError.at). */
+  lastErrorAt?: string;
+  /** When a dial (TCP) or flow (UDP) to the target last succeeded (ISO): an error older than this is past. */
+  lastSuccessAt?: string;
 }
 
 interface Running {
@@ -86,7 +90,7 @@ const METRIC_LABELS = ["relay", "protocol", "listen", "target"] as const;
 export class RelayService {
   readonly #running = new Map<string, Running>();
   /** Relays that could not start (bind failed...): shown in status as state "error". */
-  readonly #failed = new Map<string, { spec: RelaySpec; error: string }>();
+  readonly #failed = new Map<string, { spec: RelaySpec; error: string; atMs: number }>();
   readonly #listenNet: Net;
   #egress: EgressProvider;
   readonly #resolver: Resolver;
@@ -149,7 +153,7 @@ export class RelayService {
       } catch (e) {
         const msg = (e as Error).message ?? String(e);
         result.failed[id] = msg;
-        this.#failed.set(id, { spec, error: msg });
+        this.#failed.set(id, { spec, error: msg, atMs: this.#clock.wallMs() });
         this.#log.error("relay failed to start", { relay: id, error: msg });
         if (strict) throw e;
       }
@@ -163,7 +167,7 @@ export class RelayService {
     const log = this.#log;
     const make = (single: RelaySpec): TcpRelay | UdpRelay =>
       single.protocol === "tcp"
-        ? new TcpRelay(single, options, { listenNet: this.#listenNet, egress, log })
+        ? new TcpRelay(single, options, { listenNet: this.#listenNet, egress, log, clock: this.#clock })
         : new UdpRelay(single, options, {
           listenNet: this.#listenNet,
           egress,
@@ -237,6 +241,8 @@ export class RelayService {
         });
       }
       if (s.lastError) st.lastError = s.lastError;
+      if (s.lastError && s.lastErrorMs !== undefined) st.lastErrorAt = new Date(s.lastErrorMs).toISOString();
+      if (s.lastSuccessMs !== undefined) st.lastSuccessAt = new Date(s.lastSuccessMs).toISOString();
       out.push(st);
     }
     for (const [id, f] of this.#failed) {
@@ -254,6 +260,7 @@ export class RelayService {
         bytesToTarget: 0,
         bytesToClient: 0,
         lastError: f.error,
+        lastErrorAt: new Date(f.atMs).toISOString(),
       });
     }
     return out;

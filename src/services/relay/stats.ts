@@ -25,7 +25,17 @@ export interface RelayStats {
   healthChecks: number;
   healthFailures: number;
   lastError?: string;
+  /** Wall-clock ms of lastError: with lastSuccessMs it tells a past error from a current one. */
+  lastErrorMs?: number;
+  /** Wall-clock ms of the last dial (TCP) or flow (UDP) to the target that succeeded. */
+  lastSuccessMs?: number;
   lastHealthCheckMs?: number;
+}
+
+/** Records an error with when it happened (the dashboard shows its age, and drops it from problems after a success). */
+export function noteError(stats: RelayStats, message: string, wallMs: number): void {
+  stats.lastError = message;
+  stats.lastErrorMs = wallMs;
 }
 
 export function newRelayStats(): RelayStats {

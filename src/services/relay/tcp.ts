@@ -7,7 +7,8 @@ import type { Conn, Listener, Net } from "../../net/types.ts";
 import { countersAddingTo, pipe } from "../../net/pipe.ts";
 import type { RelayOptions, RelaySpec } from "../../config/relay.ts";
 import type { Logger } from "../../util/log.ts";
-import { newRelayStats, type RelayStats } from "./stats.ts";
+import { newRelayStats, noteError, type RelayStats } from "./stats.ts";
+import { type Clock, systemClock } from "../../util/clock.ts";
 import { proxyV1Header, proxyV2Header } from "./proxy_protocol.ts";
 import { joinHostPort } from "../../util/host_port.ts";
 
@@ -17,6 +18,8 @@ export interface RelayDeps {
   /** Where the relay dials (host, socks5 or a tunnel). */
   egress: Net;
   log: Logger;
+  /** When errors and successes happened (status shows their age); the system clock if not given. */
+  clock?: Clock;
 }
 
 /** After an accept error other than "listener closed" (EMFILE...), wait before accepting again. */
@@ -35,7 +38,10 @@ export class TcpRelay {
   /** Bytes of every connection, live: pipe() adds to them; stats.bytesToTarget/bytesToClient read them. */
   readonly #bytes = { aToB: 0, bToA: 0 };
 
+  readonly #clock: Clock;
+
   constructor(readonly spec: RelaySpec, readonly options: RelayOptions, private deps: RelayDeps) {
+    this.#clock = deps.clock ?? systemClock;
     const bytes = this.#bytes;
     Object.defineProperties(this.stats, {
       bytesToTarget: { get: () => bytes.aToB, enumerable: true },
@@ -55,7 +61,7 @@ export class TcpRelay {
       this.#listener = this.deps.listenNet.listenTcp({ hostname: this.spec.bind, port: this.spec.inPort });
     } catch (e) {
       this.stats.state = "error";
-      this.stats.lastError = `listen ${this.listenAddr}: ${(e as Error).message}`;
+      noteError(this.stats, `listen ${this.listenAddr}: ${(e as Error).message}`, this.#clock.wallMs());
       throw new Error(`${this.spec.id}: ${this.stats.lastError}`);
     }
     this.stats.state = "listening";
@@ -71,7 +77,7 @@ export class TcpRelay {
         backoff = ACCEPT_BACKOFF_MS;
       } catch (e) {
         if (this.#abort.signal.aborted || e instanceof Deno.errors.BadResource) break;
-        this.stats.lastError = `accept: ${(e as Error).message}`;
+        noteError(this.stats, `accept: ${(e as Error).message}`, this.#clock.wallMs());
         this.deps.log.warn("accept failed", { relay: this.spec.id, error: (e as Error).message });
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, ACCEPT_BACKOFF_MAX_MS);
@@ -105,7 +111,7 @@ export class TcpRelay {
         });
       } catch (e) {
         stats.failed++;
-        stats.lastError = (e as Error).message;
+        noteError(stats, (e as Error).message, this.#clock.wallMs());
         if (logging) {
           deps.log.warn("connect failed", {
             relay: spec.id,
@@ -115,6 +121,7 @@ export class TcpRelay {
         }
         return;
       }
+      stats.lastSuccessMs = this.#clock.wallMs();
       this.#conns.add(upstream);
       if (this.#abort.signal.aborted) return;
       if (spec.proxyProtocol) {
@@ -147,7 +154,7 @@ export class TcpRelay {
         });
       }
     } catch (e) {
-      stats.lastError = (e as Error).message;
+      noteError(stats, (e as Error).message, this.#clock.wallMs());
       if (logging) {
         deps.log.warn("connection error", { relay: spec.id, client: peerOf(client), error: String(e) });
       }

@@ -10,7 +10,7 @@ import type { RelayOptions, RelaySpec } from "../../config/relay.ts";
 import type { Logger } from "../../util/log.ts";
 import type { Clock, TimerHandle } from "../../util/clock.ts";
 import { isIpv6Literal, type Resolver } from "../../net/resolve.ts";
-import { newRelayStats, type RelayStats } from "./stats.ts";
+import { newRelayStats, noteError, type RelayStats } from "./stats.ts";
 import { joinHostPort } from "../../util/host_port.ts";
 
 export interface UdpRelayDeps {
@@ -87,7 +87,11 @@ export class UdpRelay {
       this.#socket = this.deps.listenNet.listenUdp({ hostname: this.spec.bind, port: this.spec.inPort });
     } catch (e) {
       this.stats.state = "error";
-      this.stats.lastError = `listen ${this.listenAddr}/udp: ${(e as Error).message}`;
+      noteError(
+        this.stats,
+        `listen ${this.listenAddr}/udp: ${(e as Error).message}`,
+        this.deps.clock.wallMs(),
+      );
       throw new Error(`${this.spec.id}: ${this.stats.lastError}`);
     }
     this.stats.state = "listening";
@@ -125,7 +129,7 @@ export class UdpRelay {
         // ICMP port unreachable from an earlier send surfaces here on Linux; the socket is still fine.
         if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.ConnectionReset) continue;
         if (e instanceof Deno.errors.BadResource) break;
-        this.stats.lastError = `receive: ${(e as Error).message}`;
+        noteError(this.stats, `receive: ${(e as Error).message}`, this.deps.clock.wallMs());
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
@@ -201,7 +205,7 @@ export class UdpRelay {
       flow.upstream = deps.egress.listenUdp({ hostname: isIpv6Literal(host) ? "::" : "0.0.0.0", port: 0 });
     } catch (e) {
       this.stats.failed++;
-      this.stats.lastError = (e as Error).message;
+      noteError(this.stats, (e as Error).message, this.deps.clock.wallMs());
       this.stats.packetsDropped += flow.pending?.length ?? 0;
       flow.pending = null;
       if (this.options.logging) {
@@ -214,6 +218,7 @@ export class UdpRelay {
       this.#closeFlow(flow, "error");
       return;
     }
+    this.stats.lastSuccessMs = deps.clock.wallMs();
     if (flow.closed) {
       flow.upstream.close();
       return;
