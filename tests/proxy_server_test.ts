@@ -12,6 +12,8 @@ import { ManualClock } from "../src/util/clock.ts";
 import { configureLogging } from "../src/util/log.ts";
 import type { ProxySpec } from "../src/config/proxy.ts";
 import { ProxyServer } from "../src/services/proxy/server.ts";
+import { statusRow } from "../src/services/proxy/report.ts";
+import { renderDashboard } from "../src/services/admin/dashboard.ts";
 import {
   encodeGreeting,
   encodeRequest,
@@ -530,6 +532,37 @@ Deno.test("http proxy: malformed requests get 400, origin-form 400, an unreachab
     "HTTP/1.1 502 Bad Gateway",
   );
   assertEquals([w.server.stats.badRequests, w.server.stats.dialFailures], [5, 1]);
+});
+
+Deno.test("proxy last error: timed; a later good dial takes it out of the problems box, a new error puts it back", async () => {
+  const s = spec({ protocol: "http" });
+  const w = world(s);
+  w.tcp.on("web.test", 80, recordingTarget([], 0, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+  const unreachable = "GET http://10.0.0.9/ HTTP/1.1\r\nHost: 10.0.0.9\r\n\r\n";
+  const good = "GET http://web.test/ HTTP/1.1\r\nHost: web.test\r\n\r\n";
+  const page = () => renderDashboard({ proxies: [statusRow(s, w.server.stats)] }, 5, w.clock.wallMs());
+  const iso = (ms: number) => new Date(ms).toISOString();
+
+  assertEquals((await httpExchange(w, unreachable)).split("\r\n")[0], "HTTP/1.1 502 Bad Gateway");
+  const errorAt = w.clock.wallMs();
+  let row = statusRow(s, w.server.stats);
+  assertEquals([row.lastErrorAt, row.lastSuccessAt], [iso(errorAt), undefined]);
+  assert(!("lastErrorMs" in row), "status carries ISO times, not the raw counters");
+  assertStringIncludes(page(), '<section id="problems" class="bad">');
+
+  w.clock.advance(3 * 60_000);
+  assertEquals((await httpExchange(w, good)).split("\r\n")[0], "HTTP/1.1 200 OK");
+  row = statusRow(s, w.server.stats);
+  assertEquals([row.lastErrorAt, row.lastSuccessAt], [iso(errorAt), iso(w.clock.wallMs())]);
+  let html = page();
+  assertStringIncludes(html, '<p id="problems" class="allok">No problem found.</p>');
+  assert(/last error <span title="[^"]+">3 min ago<\/span>: /.test(html), "the row shows the error's age");
+
+  w.clock.advance(60_000);
+  assertEquals((await httpExchange(w, unreachable)).split("\r\n")[0], "HTTP/1.1 502 Bad Gateway");
+  html = page();
+  assertStringIncludes(html, '<section id="problems" class="bad">');
+  assert(/last error <span title="[^"]+">0 s ago<\/span>: /.test(html), "the new error, just now");
 });
 
 Deno.test("socks5 and http CONNECT: IPv6 literal targets (ATYP 4, [v6]:port)", async () => {

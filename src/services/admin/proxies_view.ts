@@ -8,10 +8,12 @@ import { words } from "./format.ts";
 import {
   bytesCell,
   cell,
+  errorIsCurrent,
   errorText,
   escapeHtml,
   isObject,
   type Json,
+  lastErrorLine,
   num,
   objects,
   type Problem,
@@ -20,8 +22,9 @@ import {
 import { trafficCell, trafficHeading, type ViewContext } from "./sparkline.ts";
 import { seriesKey } from "./throughput.ts";
 
+/** Not running; or an error not yet followed by a good dial (an older one is shown in the row, not a problem). */
 function rank(p: Json): number {
-  return p.state === "error" ? 0 : p.lastError ? 1 : 2;
+  return p.state === "error" ? 0 : errorIsCurrent(p) ? 1 : 2;
 }
 
 const FAILURES = ["refused", "loginFailures", "badRequests", "handshakeTimeouts", "dialFailures"];
@@ -70,7 +73,7 @@ export function renderProxies(proxies: unknown, ctx: ViewContext): string {
         bytesBoth(p.bytesToClient, p.udpBytesToClient),
         trafficCell(ctx, seriesKey.proxy(p.id)),
       ],
-      after: p.lastError ? `last error: ${errorText(p.lastError)}` : undefined,
+      after: lastErrorLine(p, ctx.nowMs),
     }),
   );
   return table("proxies-table", [

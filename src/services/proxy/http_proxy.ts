@@ -25,6 +25,7 @@ import { unbracket } from "../../net/resolve.ts";
 import type { Conn } from "../../net/types.ts";
 import type { Credentials } from "./auth.ts";
 import { DialFailure, dialTarget } from "./dial.ts";
+import { noteProxyError } from "./report.ts";
 import type { ProxySession } from "./server.ts";
 
 const LIMITS = DEFAULT_HTTP1_LIMITS;
@@ -145,11 +146,13 @@ async function dialOrAnswer(
   s: ProxySession,
 ): Promise<Conn | undefined> {
   try {
-    return await dialTarget(s.egress, host, port, s.signal);
+    const target = await dialTarget(s.egress, host, port, s.signal);
+    s.stats.lastSuccessMs = s.clock.wallMs();
+    return target;
   } catch (e) {
     s.stats.dialFailures++;
     const f = e instanceof DialFailure ? e : new DialFailure("other", String(e));
-    s.stats.lastError = f.message;
+    noteProxyError(s.stats, f.message, s.clock.wallMs());
     await respond(conn, f.kind === "timeout" ? 504 : 502, `cannot reach ${host}:${port}: ${f.message}`);
     return undefined;
   }
@@ -223,7 +226,7 @@ async function forward(
       relayResponse(upstream, conn, counters, () => answered = true).catch((e) => {
         if (!answered && e instanceof HttpError) {
           s.stats.dialFailures++;
-          s.stats.lastError = `${url!.host}: ${e.message}`;
+          noteProxyError(s.stats, `${url!.host}: ${e.message}`, s.clock.wallMs());
           return respond(conn, 502, e.message).then(fail);
         }
         fail();

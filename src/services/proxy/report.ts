@@ -49,6 +49,16 @@ export interface ProxyStats {
   udpBytesToClient: number;
   udpDropped: Record<UdpDropReason, number>;
   lastError?: string;
+  /** Wall-clock ms of lastError (status shows it as lastErrorAt). */
+  lastErrorMs?: number;
+  /** Wall-clock ms of the last dial (or UDP datagram) to a target that succeeded: an older error is past. */
+  lastSuccessMs?: number;
+}
+
+/** Records an error with when it happened (the dashboard shows its age, and drops it from problems after a success). */
+export function noteProxyError(stats: ProxyStats, message: string, wallMs: number): void {
+  stats.lastError = message;
+  stats.lastErrorMs = wallMs;
 }
 
 export function newProxyStats(): ProxyStats {
@@ -71,7 +81,7 @@ export function newProxyStats(): ProxyStats {
   };
 }
 
-export interface ProxyStatusRow extends Omit<ProxyStats, "bytes"> {
+export interface ProxyStatusRow extends Omit<ProxyStats, "bytes" | "lastErrorMs" | "lastSuccessMs"> {
   id: string;
   protocol: string;
   listen: string;
@@ -81,11 +91,15 @@ export interface ProxyStatusRow extends Omit<ProxyStats, "bytes"> {
   maxConnections: number;
   bytesToTarget: number;
   bytesToClient: number;
+  /** When lastError happened (ISO, as relays and ntrip give it). */
+  lastErrorAt?: string;
+  /** When a dial through the proxy last succeeded (ISO). */
+  lastSuccessAt?: string;
 }
 
 export function statusRow(spec: ProxySpec, stats: ProxyStats): ProxyStatusRow {
-  const { bytes, ...rest } = stats;
-  return {
+  const { bytes, lastErrorMs, lastSuccessMs, ...rest } = stats;
+  const row: ProxyStatusRow = {
     id: spec.id,
     protocol: spec.protocol,
     listen: spec.listen,
@@ -98,6 +112,9 @@ export function statusRow(spec: ProxySpec, stats: ProxyStats): ProxyStatusRow {
     bytesToClient: bytes.bToA,
     udpDropped: { ...stats.udpDropped },
   };
+  if (rest.lastError && lastErrorMs !== undefined) row.lastErrorAt = new Date(lastErrorMs).toISOString();
+  if (lastSuccessMs !== undefined) row.lastSuccessAt = new Date(lastSuccessMs).toISOString();
+  return row;
 }
 
 /** Registers the `proxies` status section and the metrics over `rows`; returns the unregistration. */

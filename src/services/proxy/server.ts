@@ -11,7 +11,7 @@ import type { Clock, TimerHandle } from "../../util/clock.ts";
 import { type Logger, logger } from "../../util/log.ts";
 import { joinHostPort } from "../../util/host_port.ts";
 import { Credentials } from "./auth.ts";
-import { newProxyStats, type ProxyStats } from "./report.ts";
+import { newProxyStats, noteProxyError, type ProxyStats } from "./report.ts";
 import { serveSocks5 } from "./socks5.ts";
 import { serveHttpProxy } from "./http_proxy.ts";
 
@@ -72,7 +72,11 @@ export class ProxyServer {
         this.deps.host.listenTcp({ hostname: this.spec.hostname, port: this.spec.port });
     } catch (e) {
       this.stats.state = "error";
-      this.stats.lastError = `listen ${this.spec.listen}: ${(e as Error).message}`;
+      noteProxyError(
+        this.stats,
+        `listen ${this.spec.listen}: ${(e as Error).message}`,
+        this.deps.clock.wallMs(),
+      );
       throw new Error(`${this.spec.id}: ${this.stats.lastError}`);
     }
     this.#acceptLoop = this.#accept(this.#listener);

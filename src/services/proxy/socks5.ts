@@ -38,6 +38,7 @@ import {
   userPassNeeded,
 } from "../../wire/socks5.ts";
 import { DialFailure, type DialFailureKind, dialTarget } from "./dial.ts";
+import { noteProxyError } from "./report.ts";
 import type { ProxySession } from "./server.ts";
 import { runUdpAssociation } from "./socks5_udp.ts";
 
@@ -125,7 +126,7 @@ export async function serveSocks5(conn: Conn, s: ProxySession): Promise<void> {
   } catch (e) {
     s.stats.dialFailures++;
     const f = e instanceof DialFailure ? e : new DialFailure("other", String(e));
-    s.stats.lastError = f.message;
+    noteProxyError(s.stats, f.message, s.clock.wallMs());
     s.log.debug("SOCKS5 CONNECT failed", {
       proxy: s.spec.id,
       to: `${req.host}:${req.port}`,
@@ -134,6 +135,7 @@ export async function serveSocks5(conn: Conn, s: ProxySession): Promise<void> {
     await writeAll(conn, failure(REP_FOR[f.kind])).catch(() => {});
     return;
   }
+  s.stats.lastSuccessMs = s.clock.wallMs();
   try {
     // §6: BND.ADDR/BND.PORT is the address wgedge's side of the tunnel connection has.
     await writeAll(conn, encodeReply(SOCKS_REP_SUCCEEDED, target.localAddr.hostname, target.localAddr.port));

@@ -21,7 +21,7 @@ import {
   SOCKS_REP_SUCCEEDED,
   type SocksRequest,
 } from "../../wire/socks5.ts";
-import type { UdpDropReason } from "./report.ts";
+import { noteProxyError, type UdpDropReason } from "./report.ts";
 import type { ProxySession } from "./server.ts";
 
 /** Targets remembered per association (answers from others are dropped); the oldest go first past this. */
@@ -43,7 +43,7 @@ export async function runUdpAssociation(
   try {
     relay = s.host.listenUdp({ hostname: conn.localAddr.hostname, port: 0 });
   } catch (e) {
-    stats.lastError = `UDP relay socket: ${(e as Error).message}`;
+    noteProxyError(stats, `UDP relay socket: ${(e as Error).message}`, s.clock.wallMs());
     await writeAll(conn, encodeReply(SOCKS_REP_GENERAL_FAILURE, "0.0.0.0", 0));
     return;
   }
@@ -51,7 +51,7 @@ export async function runUdpAssociation(
     inner = s.egress.listenUdp({ port: 0 });
   } catch (e) {
     relay.close();
-    stats.lastError = `UDP socket in ${s.egress.name}: ${(e as Error).message}`;
+    noteProxyError(stats, `UDP socket in ${s.egress.name}: ${(e as Error).message}`, s.clock.wallMs());
     await writeAll(conn, encodeReply(SOCKS_REP_GENERAL_FAILURE, "0.0.0.0", 0));
     return;
   }
@@ -90,7 +90,7 @@ export async function runUdpAssociation(
         try {
           host = await resolve(host);
         } catch (e) {
-          stats.lastError = (e as Error).message;
+          noteProxyError(stats, (e as Error).message, s.clock.wallMs());
           drop("unresolved");
           continue;
         }
@@ -99,10 +99,11 @@ export async function runUdpAssociation(
       try {
         await inner.send(d.data, to);
       } catch (e) {
-        stats.lastError = `UDP to ${host}:${d.port}: ${(e as Error).message}`;
+        noteProxyError(stats, `UDP to ${host}:${d.port}: ${(e as Error).message}`, s.clock.wallMs());
         drop("send_failed");
         continue;
       }
+      stats.lastSuccessMs = s.clock.wallMs();
       const key = `${host}|${d.port}`;
       if (!peers.has(key)) {
         if (peers.size >= MAX_PEERS) peers.delete(peers.values().next().value!);

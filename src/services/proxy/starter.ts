@@ -21,6 +21,8 @@ interface Running {
   server?: ProxyServer;
   lease?: TunnelLease;
   error?: string;
+  /** Wall-clock ms of `error`. */
+  errorMs?: number;
 }
 
 function tunnelName(spec: ProxySpec): string {
@@ -54,6 +56,7 @@ async function startOne(spec: ProxySpec, ctx: ServiceContext): Promise<Running> 
     r.lease?.release();
     r.lease = undefined;
     r.error = (e as Error).message ?? String(e);
+    r.errorMs = ctx.clock.wallMs();
     log.error("proxy failed to start", { proxy: spec.id, error: r.error });
   }
   return r;
@@ -72,7 +75,12 @@ export const proxyStarter: ServiceStarter = {
     const rows = (): ProxyStatusRow[] =>
       [...running.values()].map((r) => {
         if (r.server) return statusRow(r.spec, r.server.stats);
-        return statusRow(r.spec, { ...newProxyStats(), state: "error", lastError: r.error });
+        return statusRow(r.spec, {
+          ...newProxyStats(),
+          state: "error",
+          lastError: r.error,
+          lastErrorMs: r.errorMs,
+        });
       });
     const unregister = registerProxyReport(ctx.registry, rows);
 
