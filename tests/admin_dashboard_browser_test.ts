@@ -151,16 +151,7 @@ capabilityTest({
       await waitFor(async () => (await samples()) >= 2, "a second throughput sample", 200, 250);
 
       browser = await startChromium(WIDTH, HEIGHT);
-      await browser.send("Page.navigate", { url: `http://127.0.0.1:${admin}/` });
-      await waitFor(
-        async () =>
-          await browser!.evaluate<boolean>(
-            `document.readyState === "complete" && !!document.getElementById("relays-table")`,
-          ).catch(() => false),
-        "the dashboard loaded in Chromium",
-        200,
-        100,
-      );
+      await browser.open(`http://127.0.0.1:${admin}/`, "relays-table");
       // One evaluation reads everything, so the page's own refresh cannot fall between two reads.
       const seen = await browser.evaluate<{
         text: string;
@@ -292,16 +283,7 @@ capabilityTest({
     let browser: Awaited<ReturnType<typeof startChromium>> | undefined;
     try {
       browser = await startChromium(WIDTH, HEIGHT);
-      await browser.send("Page.navigate", { url: `http://127.0.0.1:${server.addr.port}/` });
-      await waitFor(
-        async () =>
-          await browser!.evaluate<boolean>(
-            `document.readyState === "complete" && !!document.getElementById("ntrip_caster")`,
-          ).catch(() => false),
-        "the page loaded in Chromium",
-        200,
-        100,
-      );
+      await browser.open(`http://127.0.0.1:${server.addr.port}/`, "ntrip_caster");
       const seen = await browser.evaluate<{
         text: string;
         scrollWidth: number;

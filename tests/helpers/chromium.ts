@@ -7,7 +7,7 @@
  * Declare such tests with capabilityTest(def, chromiumUnavailable()) (tests/helpers/interop.ts): ignored with
  * the reason when Chromium is missing, a failure in CI (WGEDGE_REQUIRE_INTEROP=1).
  */
-import { within } from "./wait.ts";
+import { waitFor, within } from "./wait.ts";
 
 const CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
 const COMMAND_TIMEOUT_MS = 30_000;
@@ -36,6 +36,8 @@ export interface Browser {
   send(method: string, params?: Record<string, unknown>): Promise<Record<string, unknown>>;
   /** Evaluates an expression in the page and returns its value (JSON-serialisable). */
   evaluate<T>(expression: string): Promise<T>;
+  /** Navigates to url and waits (bounded) until the page has loaded and holds the element with readyId. */
+  open(url: string, readyId: string): Promise<void>;
   /** Saves a PNG of the viewport, or of the whole page with fullPage. */
   screenshot(path: string, fullPage?: boolean): Promise<void>;
   close(): Promise<void>;
@@ -140,6 +142,16 @@ export async function startChromium(width: number, height: number): Promise<Brow
         const ex = r.exceptionDetails as { text?: string } | undefined;
         if (ex) throw new Error(`page script failed: ${ex.text ?? JSON.stringify(ex)}`);
         return (r.result as { value: T }).value;
+      },
+      async open(url: string, readyId: string): Promise<void> {
+        await send("Page.navigate", { url });
+        await waitFor(
+          () =>
+            browser.evaluate<boolean>(
+              `document.readyState === "complete" && !!document.getElementById(${JSON.stringify(readyId)})`,
+            ).catch(() => false),
+          { what: `${url} loaded in Chromium (element #${readyId})`, intervalMs: 100 },
+        );
       },
       async screenshot(path: string, fullPage = false): Promise<void> {
         const params: Record<string, unknown> = { format: "png" };
