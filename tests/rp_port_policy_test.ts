@@ -143,11 +143,14 @@ Deno.test("rps ports: RPS_CLIENT_PORTS restricts each client (403 with the reaso
   }
 });
 
-Deno.test("rps ports: RPS_CLIENT_PORTS errors name the variable and the entry", async () => {
+Deno.test("rps ports: RPS_CLIENT_PORTS errors name the variable, the entry and what is wrong with its ports", async () => {
   let messages = "";
   try {
     await loadConfig({
-      env: { RPS_CONFIG: SERVER_CONF, RPS_CLIENT_PORTS: "10.0.0.2=10000-10099,nope=5,10.0.0.3=9-1" },
+      env: {
+        RPS_CONFIG: SERVER_CONF,
+        RPS_CLIENT_PORTS: "10.0.0.2=10000-10099,nope=5,10.0.0.3=9-1,10.0.0.4=99999,10.0.0.5=8o80",
+      },
       flags: {},
     });
   } catch (e) {
@@ -157,6 +160,10 @@ Deno.test("rps ports: RPS_CLIENT_PORTS errors name the variable and the entry", 
   assertStringIncludes(messages, "RPS_CLIENT_PORTS");
   assertStringIncludes(messages, '"nope=5"');
   assertStringIncludes(messages, '"10.0.0.3=9-1"');
+  // Each bad port part is named with what is wrong with it, not only the expected format.
+  assertStringIncludes(messages, '"9-1" has its low port above its high port');
+  assertStringIncludes(messages, '"99999" is outside 1..65535');
+  assertStringIncludes(messages, '"8o80" is not a port or a low-high range');
 });
 
 Deno.test("rps ports: an rpc asking for a port RPS_CLIENT_PORTS does not give it is refused at start (loopback)", async () => {

@@ -75,15 +75,16 @@ export interface RpSection {
   rpc?: RpcConfig;
 }
 
-/** Parses "10000-20000,8080" into ranges, or returns the expectation text. */
+/** Parses "10000-20000,8080" into ranges, or returns the expectation text naming the bad part. */
 export function parsePortRanges(text: string): PortRange[] | string {
   const expected = `port ranges like "10000-20000,8080" (ports 1..65535, low-high)`;
   const out: PortRange[] = [];
   for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
     const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part);
-    if (!m) return expected;
+    if (!m) return `${expected}; "${part}" is not a port or a low-high range`;
     const from = Number(m[1]), to = Number(m[2] ?? m[1]);
-    if (from < 1 || to > 65535 || from > to) return expected;
+    if (from < 1 || to > 65535) return `${expected}; "${part}" is outside 1..65535`;
+    if (from > to) return `${expected}; "${part}" has its low port above its high port`;
     out.push({ from, to });
   }
   return out.length > 0 ? out : expected;
