@@ -1,6 +1,6 @@
 /** `wgedge check-config` as a user runs it: a subprocess, its output and exit code. */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
-import { DENO_JSON, MAIN_TS } from "./helpers/interop.ts";
+import { type CheckConfigResult as Result, runCheckConfig as checkConfig } from "./helpers/check_config.ts";
 import { encodeKey, generatePrivateKey, publicKey } from "../src/crypto/x25519.ts";
 import { KEY_EXPECTED } from "../src/config/keys.ts";
 
@@ -25,34 +25,6 @@ PresharedKey = ${PSK}
 AllowedIPs = 0.0.0.0/0, ::/0
 Endpoint = vpn.example.com:51820
 `;
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs check-config with only the given wgedge variables (the caller's WG_ and WGEDGE_ ones are dropped). */
-async function checkConfig(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<Result> {
-  const base: Record<string, string> = {};
-  for (const [k, v] of Object.entries(Deno.env.toObject())) {
-    if (!k.startsWith("WG_") && !k.startsWith("WGEDGE_")) base[k] = v;
-  }
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", DENO_JSON, MAIN_TS, "check-config", ...args],
-    env: { ...base, ...env, NO_COLOR: "1" },
-    clearEnv: true,
-    cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
 
 function assertNoSecrets(r: Result): void {
   const all = r.stdout + r.stderr;

@@ -10,7 +10,7 @@ import { arrayElementLines, syntaxErrorLine } from "../src/config/json_lines.ts"
 import { redactConfig } from "../src/config/redact.ts";
 import { redactDeep } from "../src/util/secret.ts";
 import { encodeKey, generatePrivateKey, publicKey } from "../src/crypto/x25519.ts";
-import { DENO_JSON, MAIN_TS } from "./helpers/interop.ts";
+import { runCheckConfig } from "./helpers/check_config.ts";
 import { makeCert } from "./helpers/tls.ts";
 
 const PRIV = encodeKey(generatePrivateKey());
@@ -304,22 +304,9 @@ Deno.test("check-config prints the stations without a secret, and the errors wit
     null,
     2,
   ));
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(Deno.env.toObject())) {
-    if (!k.startsWith("WG_") && !k.startsWith("WGEDGE_") && !k.startsWith("NTRIP_")) env[k] = v;
-  }
-  const run = async (extra: Record<string, string>) => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--config", DENO_JSON, MAIN_TS, "check-config"],
-      env: { ...env, ...extra },
-      clearEnv: true,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    return {
-      code: out.code,
-      text: new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr),
-    };
+  const run = async (env: Record<string, string>) => {
+    const out = await runCheckConfig([], env);
+    return { code: out.code, text: out.stdout + out.stderr };
   };
   const ok = await run({ NTRIP_STATIONS: path });
   assertEquals(ok.code, 0, ok.text);

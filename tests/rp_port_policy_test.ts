@@ -15,6 +15,7 @@ import { encodeKey, generatePrivateKey, publicKey } from "../src/crypto/x25519.t
 import { ManualClock } from "../src/util/clock.ts";
 import type { NetAddr } from "../src/net/types.ts";
 import { freePort, LoopbackTunnel } from "./rp_loopback_net.ts";
+import { runCheckConfig } from "./helpers/check_config.ts";
 
 const host = createHostNet();
 const sk = generatePrivateKey(), ck = generatePrivateKey();
@@ -229,15 +230,12 @@ Deno.test("rps identity: an IPv4-mapped IPv6 source cannot act as the IPv4 clien
 });
 
 Deno.test("rps ports: check-config prints the default RPS_ALLOW_PORTS and what it leaves out", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, "check-config"],
-    env: { RPS_CONFIG: SERVER_CONF, RPS_CLIENT_PORTS: "10.0.0.2=10000-10099,8080" },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  const out = await runCheckConfig([], {
+    RPS_CONFIG: SERVER_CONF,
+    RPS_CLIENT_PORTS: "10.0.0.2=10000-10099,8080",
+  });
+  const text = out.stdout;
+  assertEquals(out.code, 0, out.stderr);
   assertStringIncludes(
     text,
     "allowPorts: 1024-8080,8082-51819,51821-65535 (default: 1024-65535 without wgedge's own ports: " +
@@ -247,19 +245,13 @@ Deno.test("rps ports: check-config prints the default RPS_ALLOW_PORTS and what i
 });
 
 Deno.test("rps ports: check-config names a port-range relay left out of the default once, as a range", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, "check-config"],
-    env: {
-      RPS_CONFIG: SERVER_CONF,
-      RELAY_1: "52000-52009;62000-62009;127.0.0.1;UDP",
-      RELAY_2: "52010;25;127.0.0.1;TCP",
-    },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  const out = await runCheckConfig([], {
+    RPS_CONFIG: SERVER_CONF,
+    RELAY_1: "52000-52009;62000-62009;127.0.0.1;UDP",
+    RELAY_2: "52010;25;127.0.0.1;TCP",
+  });
+  const text = out.stdout;
+  assertEquals(out.code, 0, out.stderr);
   assertStringIncludes(
     text,
     "allowPorts: 1024-8080,8082-51819,51821-51999,52011-65535 (default: 1024-65535 without wgedge's own ports: " +

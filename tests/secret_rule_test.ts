@@ -6,6 +6,7 @@
  * admin API, the `check-config` output (text and --json, the real command), or an error message.
  */
 import { loadConfig } from "../src/config/mod.ts";
+import { runCheckConfig } from "./helpers/check_config.ts";
 import { ConfigErrors } from "../src/config/errors.ts";
 import { redactConfig } from "../src/config/redact.ts";
 import { isSecretField, redactUrlCredentials } from "../src/util/secret.ts";
@@ -131,18 +132,12 @@ Deno.test("secrets: every secret-holding config key is covered by the one rule",
 Deno.test("secrets: absent from check-config output (text and --json, the real command)", async () => {
   const { config } = await loadConfig({ env, flags: {} });
   assertClean(JSON.stringify(redactConfig(config)), "redactConfig");
-  for (const args of [["check-config"], ["check-config", "--json"]]) {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, ...args],
-      env,
-      clearEnv: true,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  for (const args of [[], ["--json"]]) {
+    const out = await runCheckConfig(args, env);
+    const text = out.stdout + out.stderr;
     assertEquals(out.code, 0, text);
     assert(text.includes("M1") && text.includes("S1"), "the output shows the config");
-    assertClean(text, `wgedge ${args.join(" ")}`);
+    assertClean(text, `wgedge check-config ${args.join(" ")}`);
   }
 });
 
