@@ -222,6 +222,22 @@ Deno.test("mwgp engine: forward() rewrites a transport in place and reuses one r
   assert(own !== out1);
 });
 
+Deno.test("mwgp engine: forward() counts an entry's idle time from the batch time it is given, not a clock read", async () => {
+  const a = id();
+  const s = setup({}, [a]);
+  const pa = new Pair(a, s.s1, { hostname: "192.0.2.10", port: 40000 }, S1_ADDR);
+  const { cp, sp } = await handshake(s, pa, 42, 7);
+  const e = s.fwd.table.byClientProxy.get(cp)!;
+  s.clock.advance(5_000);
+  const batchTime = s.clock.now() - 3_000; // the receive loop read the clock at its wake-up, earlier
+  assert(s.fwd.forward("client", transport(sp), pa.clientAddr, batchTime), "forwarded up");
+  assertEquals(e.lastActive, batchTime);
+  assert(s.fwd.forward("server", transport(cp), S1_ADDR, batchTime + 1), "forwarded down");
+  assertEquals(e.lastActive, batchTime + 1);
+  assert(s.fwd.forward("server", transport(cp), S1_ADDR), "without a time: the clock's");
+  assertEquals(e.lastActive, s.clock.now());
+});
+
 Deno.test("mwgp engine: cookie reply to a rewritten initiation reaches the client; next initiation carries a valid mac2", async () => {
   const a = id(), b = id();
   const s = setup({}, [a, b]);

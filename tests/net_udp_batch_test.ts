@@ -417,16 +417,19 @@ for (const kind of ["batched", "deno"] as const) {
   register({
     name:
       `net_udp_batch: push mode (${kind}): listen() hands each datagram and its source to a handler that ` +
-      "rewrites it in place and answers with sendNow(); close() ends listen()",
+      "rewrites it in place and answers with sendNow(), after onWake once per wake-up; close() ends listen()",
     async fn() {
       const conn = kind === "batched" ? batched("127.0.0.1") : new HostDatagramConn(deno("127.0.0.1"));
       const peer = deno("127.0.0.1");
       const sources = new Set<NetAddr>();
+      let wakes = 0, handledBeforeAWake = 0, handled = 0;
       const listening = conn.listen((data, from) => {
+        if (wakes === 0) handledBeforeAWake++;
+        handled++;
         sources.add(from);
         data[8] ^= 0xff;
         assert(conn.sendNow(data, from), "staged");
-      });
+      }, () => wakes++);
       try {
         const N = 50;
         const to = { transport: "udp" as const, hostname: "127.0.0.1", port: portOf(conn) };
@@ -438,6 +441,10 @@ for (const kind of ["batched", "deno"] as const) {
           assertEquals(back, want);
         }
         for (const s of sources) assertEquals(s.port, portOf(peer));
+        assertEquals(handled, N);
+        assertEquals(handledBeforeAWake, 0, "onWake runs before the first datagram of a wake-up");
+        assert(wakes >= 1 && wakes <= N, `one onWake per wake-up, not more than per datagram (${wakes})`);
+        if (kind === "deno") assertEquals(wakes, N, "Deno's socket wakes once per datagram");
         if (kind === "batched") {
           assertEquals(sources.size, 1, "one address object per source");
           assertEquals(conn.sendNow(new Uint8Array(4), { hostname: "::1", port: 9 }), false, "wrong family");

@@ -80,9 +80,10 @@ export interface HostUdpConn extends DatagramConn {
   receive(buf?: Uint8Array): Promise<[Uint8Array, NetAddr]>;
   /**
    * Push mode instead of receive(): `handler` runs for every datagram until close(); resolves then. A handler
-   * that throws costs that datagram only (counted in receiveHandlerErrors).
+   * that throws costs that datagram only (counted in receiveHandlerErrors). `onWake`, if given, runs once per
+   * wake-up before that wake-up's datagrams (a batch), e.g. to read the clock once for all of them.
    */
-  listen(handler: DatagramHandler): Promise<void>;
+  listen(handler: DatagramHandler, onWake?: () => void): Promise<void>;
   /**
    * Sends without a promise: staged for the next batched send (or handed to Deno's socket). False when it
    * cannot leave (closed socket, wrong family, too long), counted in sendErrors.
@@ -141,7 +142,7 @@ export class HostDatagramConn implements HostUdpConn {
     return true;
   }
   /** One Deno op per datagram (this is the fallback); reading pauses while MAX_INFLIGHT_SENDS are in flight. */
-  async listen(handler: DatagramHandler): Promise<void> {
+  async listen(handler: DatagramHandler, onWake?: () => void): Promise<void> {
     while (!this.#closed) {
       while (this.#inflight >= MAX_INFLIGHT_SENDS && !this.#closed) {
         await new Promise<void>((r) => this.#sendSettled = r);
@@ -158,6 +159,7 @@ export class HostDatagramConn implements HostUdpConn {
         continue;
       }
       try {
+        onWake?.();
         handler(data, toNetAddr(from));
       } catch (e) {
         this.receiveHandlerErrors++;
@@ -222,6 +224,7 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
   receiveHandlerErrors = 0;
   /** Push mode (listen()): every datagram goes to it instead of the queue. */
   #handler: DatagramHandler | undefined;
+  #onWake: (() => void) | undefined;
   #listening: Promise<void> | undefined;
   /** sendNow()'s sockaddr cache by address object (a forwarder keeps one object per peer). */
   #destinationOf = new WeakMap<UdpDestination, Destination | null>();
@@ -334,15 +337,25 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
     return true;
   }
 
-  listen(handler: DatagramHandler): Promise<void> {
+  listen(handler: DatagramHandler, onWake?: () => void): Promise<void> {
     if (this.#listening) throw new Error("udp: listen() called twice");
     if (this.#pumping) throw new Error("udp: listen() after receive()");
     this.#handler = handler;
+    this.#onWake = onWake;
     this.#pumping = true;
     this.#listening = this.#pump().catch((e) =>
       log.error("udp receive loop failed", { error: (e as Error).stack ?? String(e) })
     );
     return this.#listening;
+  }
+
+  #wake(): void {
+    try {
+      this.#onWake!();
+    } catch (e) {
+      this.receiveHandlerErrors++;
+      log.warn("datagram handler failed", { error: e });
+    }
   }
 
   #push(data: Uint8Array, from: NetAddr): void {
@@ -483,6 +496,7 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
       }
       this.rxDatagrams++;
       if (this.#handler) {
+        if (this.#onWake) this.#wake();
         this.#push(data, this.#sourceFromDeno(addr as Deno.NetAddr));
         if (!this.#closed) this.#io.drain(this.#pushReceiver);
         continue;

@@ -193,11 +193,11 @@ export class Forwarder {
     return null;
   }
 
-  #toServer(e: ForwardingEntry | null, to: UdpAddr, msg: Uint8Array): Outbound {
+  #toServer(e: ForwardingEntry | null, to: UdpAddr, msg: Uint8Array, now: number): Outbound {
     const data = this.opts.serverLegObfs ? obfuscate(msg, this.opts.serverLegObfs, this.#random) : msg;
     this.stats.packetsToServer++;
     this.stats.bytesToServer += data.length;
-    if (e) e.lastActive = this.opts.clock.now();
+    if (e) e.lastActive = now;
     const out = this.#out;
     out.leg = "server";
     out.to = to;
@@ -205,13 +205,13 @@ export class Forwarder {
     return out;
   }
 
-  #toClient(e: ForwardingEntry, msg: Uint8Array): Outbound {
+  #toClient(e: ForwardingEntry, msg: Uint8Array, now: number): Outbound {
     const data = e.obfuscated && this.opts.clientLegObfs
       ? obfuscate(msg, this.opts.clientLegObfs, this.#random)
       : msg;
     this.stats.packetsToClient++;
     this.stats.bytesToClient += data.length;
-    e.lastActive = this.opts.clock.now();
+    e.lastActive = now;
     const out = this.#out;
     out.leg = "client";
     out.to = e.client;
@@ -223,24 +223,32 @@ export class Forwarder {
    * A datagram from `leg`, for a forwarding loop: a synchronous result is the forwarder's one reused Outbound
    * (valid until the next call: send it at once) and its data may be `datagram` itself, rewritten in place. An
    * initiation resolves later to an Outbound of its own (it was copied, so the caller may reuse `datagram`).
+   * `now` (the injected clock's time) is what the entry's idle time counts from: a loop reads the clock once
+   * per received batch and passes it for every datagram of the batch, not one clock read per datagram; an
+   * initiation reads the clock itself once routed.
    */
-  forward(leg: Leg, datagram: Uint8Array, from: UdpAddr): Outbound | null | Promise<Outbound | null> {
-    return leg === "client" ? this.#fromClient(datagram, from) : this.#fromServer(datagram, from);
+  forward(
+    leg: Leg,
+    datagram: Uint8Array,
+    from: UdpAddr,
+    now: number = this.opts.clock.now(),
+  ): Outbound | null | Promise<Outbound | null> {
+    return leg === "client" ? this.#fromClient(datagram, from, now) : this.#fromServer(datagram, from, now);
   }
 
   /** A datagram from the client leg (a result of its own). May return a promise (a route lookup). */
   fromClient(datagram: Uint8Array, from: UdpAddr): Outbound | null | Promise<Outbound | null> {
-    const r = this.#fromClient(datagram, from);
+    const r = this.#fromClient(datagram, from, this.opts.clock.now());
     return r === null || r instanceof Promise ? r : { ...r };
   }
 
   /** A datagram from the server leg (a result of its own). */
   fromServer(datagram: Uint8Array, from: UdpAddr): Outbound | null {
-    const r = this.#fromServer(datagram, from);
+    const r = this.#fromServer(datagram, from, this.opts.clock.now());
     return r && { ...r };
   }
 
-  #fromClient(datagram: Uint8Array, from: UdpAddr): Outbound | null | Promise<Outbound | null> {
+  #fromClient(datagram: Uint8Array, from: UdpAddr, now: number): Outbound | null | Promise<Outbound | null> {
     if (datagram.length > this.opts.maxPacketSize) return this.#drop("oversize");
     let msg = datagram, obfuscated = false;
     if (this.opts.clientLegObfs) {
@@ -254,9 +262,9 @@ export class Forwarder {
         // Copied: routing may await (DNS), and the caller reuses its receive buffer meanwhile.
         return this.#initiation(new InitiationMessage(msg.slice()), from, obfuscated);
       case MESSAGE_TRANSPORT:
-        return this.#transportFromClient(msg, from, obfuscated);
+        return this.#transportFromClient(msg, from, obfuscated, now);
       case MESSAGE_COOKIE_REPLY:
-        return this.#cookieFromClient(new CookieReplyMessage(msg), from);
+        return this.#cookieFromClient(new CookieReplyMessage(msg), from, now);
       case MESSAGE_RESPONSE:
         // A client answering a server-initiated handshake: not forwarded (as the original; documented).
         return this.#drop("unexpected_type");
@@ -265,7 +273,7 @@ export class Forwarder {
     }
   }
 
-  #fromServer(datagram: Uint8Array, from: UdpAddr): Outbound | null {
+  #fromServer(datagram: Uint8Array, from: UdpAddr, now: number): Outbound | null {
     if (datagram.length > this.opts.maxPacketSize) return this.#drop("oversize");
     let msg = datagram;
     if (this.opts.serverLegObfs) {
@@ -275,11 +283,11 @@ export class Forwarder {
     }
     switch (messageType(msg)) {
       case MESSAGE_RESPONSE:
-        return this.#response(new ResponseMessage(msg), from);
+        return this.#response(new ResponseMessage(msg), from, now);
       case MESSAGE_TRANSPORT:
-        return this.#transportFromServer(msg, from);
+        return this.#transportFromServer(msg, from, now);
       case MESSAGE_COOKIE_REPLY:
-        return this.#cookieFromServer(new CookieReplyMessage(msg), from);
+        return this.#cookieFromServer(new CookieReplyMessage(msg), from, now);
       case MESSAGE_INITIATION:
         // Server-initiated handshakes cannot be routed: the client's index for them is unknown.
         return this.#drop("unexpected_type");
@@ -337,10 +345,10 @@ export class Forwarder {
     }
     e.initMac1ToServer = init.mac1.slice();
     this.stats.handshakesForwarded++;
-    return { ...this.#toServer(e, e.server, init.bytes) }; // resolved later: not the shared #out
+    return { ...this.#toServer(e, e.server, init.bytes, now) }; // resolved later: not the shared #out
   }
 
-  #response(resp: ResponseMessage, from: UdpAddr): Outbound | null {
+  #response(resp: ResponseMessage, from: UdpAddr, now: number): Outbound | null {
     const e = this.table.byClientProxy.get(resp.receiver);
     if (!e) return this.#drop("unknown_index");
     if (!sourceOk(serverLegLevel(e.ssvl), e.server, from)) return this.#drop("source_mismatch");
@@ -353,7 +361,6 @@ export class Forwarder {
       if (!e.clientPublicKey) return this.#drop("mac1");
       writeMac1(resp.bytes, mac1Key(e.clientPublicKey));
       const held = this.#clientCookies.get(addrKey(e.client));
-      const now = this.opts.clock.now();
       writeMac2(resp.bytes, held && now - held.at < COOKIE_REFRESH_TIME_MS ? held.cookie : undefined);
     }
     e.respMac1ToClient = resp.mac1.slice();
@@ -366,7 +373,7 @@ export class Forwarder {
       });
       this.opts.onTableChanged?.();
     }
-    return this.#toClient(e, resp.bytes);
+    return this.#toClient(e, resp.bytes, now);
   }
 
   /**
@@ -374,7 +381,7 @@ export class Forwarder {
    * our address, so it serves every later initiation we send that server); when we rewrote the initiation
    * the client cannot decrypt the reply (it was bound to our mac1), so it is re-encrypted for the client's.
    */
-  #cookieFromServer(reply: CookieReplyMessage, from: UdpAddr): Outbound | null {
+  #cookieFromServer(reply: CookieReplyMessage, from: UdpAddr, now: number): Outbound | null {
     const e = this.table.byClientProxy.get(reply.receiver);
     if (!e) return this.#drop("unknown_index");
     if (!sourceOk(serverLegLevel(e.ssvl), e.server, from)) return this.#drop("source_mismatch");
@@ -382,7 +389,7 @@ export class Forwarder {
     const key = cookieKey(e.serverPublicKey);
     const cookie = xaeadOpen(key, reply.nonce, reply.encryptedCookie, e.initMac1ToServer);
     if (!cookie || cookie.length !== MAC_LEN) return this.#drop("cookie");
-    this.#serverCookies.set(addrKey(e.server), { cookie, at: this.opts.clock.now() });
+    this.#serverCookies.set(addrKey(e.server), { cookie, at: now });
     reply.receiver = e.clientOrigin;
     if (e.clientProxy !== e.clientOrigin) {
       const nonce = this.#random(new Uint8Array(COOKIE_NONCE_SIZE));
@@ -390,11 +397,11 @@ export class Forwarder {
       reply.encryptedCookie.set(xaeadSeal(key, nonce, cookie, e.initMac1FromClient));
     }
     this.stats.cookieRepliesForwarded++;
-    return this.#toClient(e, reply.bytes);
+    return this.#toClient(e, reply.bytes, now);
   }
 
   /** The mirror case: an initiator under load answers our (possibly rewritten) response with a cookie reply. */
-  #cookieFromClient(reply: CookieReplyMessage, from: UdpAddr): Outbound | null {
+  #cookieFromClient(reply: CookieReplyMessage, from: UdpAddr, now: number): Outbound | null {
     const e = this.table.byServerProxy.get(reply.receiver);
     if (!e) return this.#drop("unknown_index");
     const level = clientLegLevel(e.csvl);
@@ -405,7 +412,7 @@ export class Forwarder {
     const key = cookieKey(e.clientPublicKey);
     const cookie = xaeadOpen(key, reply.nonce, reply.encryptedCookie, e.respMac1ToClient);
     if (!cookie || cookie.length !== MAC_LEN) return this.#drop("cookie");
-    this.#clientCookies.set(addrKey(e.client), { cookie, at: this.opts.clock.now() });
+    this.#clientCookies.set(addrKey(e.client), { cookie, at: now });
     reply.receiver = e.serverOrigin;
     if (e.serverProxy !== e.serverOrigin || e.clientProxy !== e.clientOrigin) {
       const nonce = this.#random(new Uint8Array(COOKIE_NONCE_SIZE));
@@ -413,11 +420,11 @@ export class Forwarder {
       reply.encryptedCookie.set(xaeadSeal(key, nonce, cookie, e.respMac1FromServer));
     }
     this.stats.cookieRepliesForwarded++;
-    return this.#toServer(e, e.server, reply.bytes);
+    return this.#toServer(e, e.server, reply.bytes, now);
   }
 
   /** The hot path: a table lookup, the receiver index rewritten in place, no allocation. */
-  #transportFromClient(msg: Uint8Array, from: UdpAddr, obfuscated: boolean): Outbound | null {
+  #transportFromClient(msg: Uint8Array, from: UdpAddr, obfuscated: boolean, now: number): Outbound | null {
     const e = this.table.byServerProxy.get(receiverIndex(msg));
     if (!e) return this.#drop("unknown_index");
     if (!sameAddr(e.client, from)) {
@@ -429,15 +436,15 @@ export class Forwarder {
       this.opts.onTableChanged?.();
     }
     setReceiverIndex(msg, e.serverOrigin);
-    return this.#toServer(e, e.server, msg);
+    return this.#toServer(e, e.server, msg, now);
   }
 
-  #transportFromServer(msg: Uint8Array, from: UdpAddr): Outbound | null {
+  #transportFromServer(msg: Uint8Array, from: UdpAddr, now: number): Outbound | null {
     const e = this.table.byClientProxy.get(receiverIndex(msg));
     if (!e) return this.#drop("unknown_index");
     if (!sourceOk(serverLegLevel(e.ssvl), e.server, from)) return this.#drop("source_mismatch");
     setReceiverIndex(msg, e.clientOrigin);
-    return this.#toClient(e, msg);
+    return this.#toClient(e, msg, now);
   }
 
   /** Expires idle entries; returns true when completed entries went away (the cache should be rewritten). */

@@ -230,13 +230,14 @@ export class MwgpService {
    * The forwarding loop of one socket, in push mode: each datagram (a view into the receive batch) is looked
    * up and rewritten in place by the forwarder, and its result staged for the next sendmmsg of the other leg,
    * synchronously; no promise and no allocation per transport datagram. Only an initiation waits (its route
-   * may need a lookup); the forwarder copied it first.
+   * may need a lookup); the forwarder copied it first. The clock is read once per wake-up (a batch of up to a
+   * few hundred datagrams), not per datagram: entries' idle times count in seconds.
    */
   #receiveLoop(conn: HostUdpConn, leg: Leg): Promise<void> {
     return conn.listen((data, from) => {
       if (this.#closed) return;
       try {
-        const out = this.forwarder.forward(leg, data, this.#udpAddr(from));
+        const out = this.forwarder.forward(leg, data, this.#udpAddr(from), this.#now);
         if (out === null) return;
         if (out instanceof Promise) {
           out.then((o) => o && this.#send(o), (e) => log.warn("handshake routing failed", { error: e }));
@@ -248,8 +249,14 @@ export class MwgpService {
         this.forwarder.stats.drops.malformed++;
         log.warn("packet handling failed", { leg, error: e });
       }
-    });
+    }, this.#onWake);
   }
+
+  /** The injected clock's time at the current wake-up of a receive loop (see #receiveLoop). */
+  #now = 0;
+  readonly #onWake = (): void => {
+    this.#now = this.#clock.now();
+  };
 
   /**
    * A source as the table keeps it (toUdp), made once per source object: the batched socket hands out one
