@@ -19,7 +19,15 @@ import {
   RECEIVE_QUEUE_BYTES,
   RECEIVE_QUEUE_DATAGRAMS,
 } from "../src/net/host_udp.ts";
-import { UDP_MODE_ENV, udpBatchUnavailable } from "../src/sys/udp_batch.ts";
+import {
+  attachBatchIo,
+  BatchArenas,
+  encodeSockaddr,
+  UDP_MODE_ENV,
+  UdpBatchCounters,
+  udpBatchUnavailable,
+} from "../src/sys/udp_batch.ts";
+import { logger } from "../src/util/log.ts";
 import { createHostNet } from "../src/net/host.ts";
 import type { NetAddr } from "../src/net/types.ts";
 
@@ -459,3 +467,39 @@ for (const kind of ["batched", "deno"] as const) {
     },
   });
 }
+
+batchTest({
+  name:
+    "net_udp_batch: sendStaged() on one socket sends what another socket staged in the shared arena, at once",
+  async fn() {
+    const arenas = new BatchArenas();
+    const log = logger("test");
+    const local = { address: new Uint8Array([127, 0, 0, 1]) };
+    const a = deno("127.0.0.1"), b = deno("127.0.0.1"), peer = deno("127.0.0.1");
+    const statsA = new UdpBatchCounters(), statsB = new UdpBatchCounters();
+    const ioA = attachBatchIo({ ...local, port: portOf(a) }, statsA, log, { arenas });
+    const ioB = attachBatchIo({ ...local, port: portOf(b) }, statsB, log, { arenas });
+    try {
+      assert(!("reason" in ioA) && !("reason" in ioB), "batch I/O attached");
+      const to = encodeSockaddr(ioB.family, local.address, portOf(peer))!;
+      for (let i = 0; i < 3; i++) ioB.stage(numbered(2, i), to);
+      assertEquals(statsB.txDatagrams, 0, "staged, not sent yet");
+      ioA.sendStaged(); // a forwarder's wake-up on socket A ends: B's batch leaves now, not at the microtask
+      assertEquals([statsB.txDatagrams, statsB.txBatches], [3, 1], "one sendmmsg, synchronously");
+      assertEquals(statsA.txDatagrams, 0);
+      for (let i = 0; i < 3; i++) {
+        const [d, from] = await within(peer.receive(), `datagram ${i}`);
+        assertEquals(readNumbered(d), [2, i]);
+        assertEquals((from as Deno.NetAddr).port, portOf(b), "sent from the socket that staged it");
+      }
+      ioA.sendStaged();
+      assertEquals(statsB.txDatagrams, 3, "nothing staged: nothing sent");
+    } finally {
+      if (!("reason" in ioA)) ioA.close();
+      if (!("reason" in ioB)) ioB.close();
+      a.close();
+      b.close();
+      peer.close();
+    }
+  },
+});

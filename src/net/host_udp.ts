@@ -499,6 +499,9 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
         if (this.#onWake) this.#wake();
         this.#push(data, this.#sourceFromDeno(addr as Deno.NetAddr));
         if (!this.#closed) this.#io.drain(this.#pushReceiver);
+        // What the handler staged leaves now, before the next receive (a system call that finds EAGAIN,
+        // then the wait): the staging's microtask would send the same batch only after that.
+        this.#io.sendStaged();
         continue;
       }
       this.#enqueue(data, this.#sourceFromDeno(addr as Deno.NetAddr));

@@ -625,6 +625,15 @@ export class UdpBatchIo {
     }
   }
 
+  /**
+   * Sends what is staged in the send arena now, whichever socket staged it (a forwarder stages on the other
+   * leg's socket): for the end of a wake-up, so a forwarded batch leaves before the owner goes back to wait
+   * rather than at the microtask after that (same batch, sent earlier).
+   */
+  sendStaged(): void {
+    this.#arena.owner?.flush();
+  }
+
   #sendFailed(code: number, count: number): void {
     this.stats.sendErrors += count;
     // EAGAIN is the expected overload case; any other errno is worth one line the first time it happens.
