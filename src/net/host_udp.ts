@@ -528,9 +528,16 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
     return from;
   }
 
+  /**
+   * The NetAddr of the datagram Deno's receive handed over (a fresh object every time): the previous one when
+   * the source is the same (a bulk transfer's usual case), without building the cache's key string.
+   */
   #sourceFromDeno(na: Deno.NetAddr): NetAddr {
-    return this.#cachedSource(na.hostname, na.port);
+    const last = this.#lastDenoSource;
+    if (last.port === na.port && last.hostname === na.hostname) return last;
+    return this.#lastDenoSource = this.#cachedSource(na.hostname, na.port);
   }
+  #lastDenoSource: NetAddr = NO_SOURCE;
 
   #cachedSource(hostname: string, port: number): NetAddr {
     const key = `${hostname}|${port}`;

@@ -264,10 +264,14 @@ export class MwgpService {
    */
   readonly #sourceAddrs = new WeakMap<NetAddr, UdpAddr>();
   #udpAddr(from: NetAddr): UdpAddr {
+    if (from === this.#lastSource) return this.#lastUdpAddr; // a burst from one peer: no lookup at all
     let a = this.#sourceAddrs.get(from);
     if (!a) this.#sourceAddrs.set(from, a = toUdp(from));
-    return a;
+    this.#lastSource = from;
+    return this.#lastUdpAddr = a;
   }
+  #lastSource: NetAddr | undefined;
+  #lastUdpAddr: UdpAddr = { hostname: "", port: 0 };
 
   // ---- expiry and cache
 
