@@ -23,11 +23,13 @@ import {
   attachBatchIo,
   BatchArenas,
   encodeSockaddr,
+  findSocketFd,
   UDP_MODE_ENV,
   UdpBatchCounters,
   udpBatchUnavailable,
 } from "../src/sys/udp_batch.ts";
 import { logger } from "../src/util/log.ts";
+import { loadLibc, setIntOption } from "../src/sys/libc.ts";
 import { createHostNet } from "../src/net/host.ts";
 import type { NetAddr } from "../src/net/types.ts";
 
@@ -499,6 +501,83 @@ batchTest({
       if (!("reason" in ioB)) ioB.close();
       a.close();
       b.close();
+      peer.close();
+    }
+  },
+});
+
+/** Sizes sent in one task: a train of 100s ended by a shorter one, a longer one starting the next train. */
+const GSO_SIZES = [100, 100, 100, 100, 100, 40, 100, 100, 200, 200, 200];
+
+for (const gso of [true, false]) {
+  for (const family of ["4", "6"] as const) {
+    const loop = family === "4" ? "127.0.0.1" : "::1";
+    batchTest({
+      name: `net_udp_batch: IPv${family} sendNow() bursts to one peer ${
+        gso ? "leave as UDP GSO trains and arrive" : "without gso leave one datagram per message, arriving"
+      } as the same datagrams in order`,
+      async fn() {
+        const conn = new BatchedDatagramConn(
+          Deno.listenDatagram({ transport: "udp", hostname: loop, port: 0 }),
+          -1,
+          gso,
+        );
+        const peer = deno(loop);
+        try {
+          assertEquals(conn.gso, gso, "the kernel has UDP_SEGMENT (Linux 4.18+)");
+          const to = { hostname: loop, port: portOf(peer) }; // one object: one cached sockaddr
+          const sent = GSO_SIZES.map((size, i) => numbered(7, i, size));
+          for (const d of sent) assert(conn.sendNow(d, to), "staged");
+          for (const [i, want] of sent.entries()) {
+            const [got] = await within(peer.receive(), `datagram ${i}`);
+            assertEquals(got, want, `datagram ${i} (${want.length} bytes) unchanged`);
+          }
+          assertEquals([conn.txDatagrams, conn.txBatches, conn.sendErrors], [GSO_SIZES.length, 1, 0]);
+          // Trains: 5 x 100 + 40 (ended by the shorter one), 100 + 100 (a 200 is longer), 3 x 200.
+          assertEquals(conn.txGsoDatagrams, gso ? GSO_SIZES.length : 0);
+        } finally {
+          conn.close();
+          peer.close();
+        }
+      },
+    });
+  }
+}
+
+batchTest({
+  name: "net_udp_batch: a train the kernel refuses (EINVAL: UDP GSO with checksums off) leaves datagram by " +
+    "datagram and the socket stops building trains",
+  async fn() {
+    const libc = loadLibc();
+    assert(!("reason" in libc), "libc");
+    const arenas = new BatchArenas();
+    const local = { address: new Uint8Array([127, 0, 0, 1]) };
+    const sock = deno("127.0.0.1"), peer = deno("127.0.0.1");
+    const stats = new UdpBatchCounters();
+    const io = attachBatchIo({ ...local, port: portOf(sock) }, stats, logger("test"), { arenas, gso: true });
+    try {
+      assert(!("reason" in io), "batch I/O attached");
+      assert(io.gso, "the kernel has UDP_SEGMENT");
+      const fd = findSocketFd(libc, { ...local, port: portOf(sock) });
+      assert(setIntOption(libc, fd, 1, /* SOL_SOCKET */ 11, /* SO_NO_CHECK */ 1), "SO_NO_CHECK set");
+      const to = encodeSockaddr(io.family, local.address, portOf(peer))!;
+      for (let i = 0; i < 3; i++) io.stage(numbered(3, i, 100), to);
+      io.flush();
+      assertEquals([stats.txDatagrams, stats.txGsoDatagrams, stats.sendErrors], [3, 0, 0], "sent one by one");
+      assertEquals(io.gso, false, "no more trains on this socket");
+      for (let i = 0; i < 3; i++) {
+        const [d] = await within(peer.receive(), `datagram ${i}`);
+        assertEquals(d, numbered(3, i, 100));
+      }
+      for (let i = 3; i < 5; i++) io.stage(numbered(3, i, 100), to);
+      io.flush();
+      assertEquals([stats.txDatagrams, stats.txBatches, stats.sendErrors], [5, 1, 0], "then plain messages");
+      for (let i = 3; i < 5; i++) {
+        assertEquals((await within(peer.receive(), `datagram ${i}`))[0], numbered(3, i, 100));
+      }
+    } finally {
+      if (!("reason" in io)) io.close();
+      sock.close();
       peer.close();
     }
   },

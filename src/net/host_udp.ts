@@ -276,19 +276,25 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
 
   /**
    * Use `listenHostUdp()`; this constructor throws when the socket cannot be batched. `fdHint`: the lowest
-   * free descriptor just before `inner` was opened (lowestFreeFd), checked first.
+   * free descriptor just before `inner` was opened (lowestFreeFd), checked first. `gso`: consecutive sends
+   * of one size to one destination leave as UDP GSO trains (UdpBatchIo.stage), where the kernel has it.
    */
-  constructor(inner: Deno.DatagramConn, fdHint = -1) {
+  constructor(inner: Deno.DatagramConn, fdHint = -1, gso = false) {
     super();
     const local = inner.addr as Deno.NetAddr;
     const address = parseIpv4(local.hostname) ?? parseIpv6(local.hostname);
     const io = address
-      ? attachBatchIo({ address, port: local.port }, this, log, { fdHint })
+      ? attachBatchIo({ address, port: local.port }, this, log, { fdHint, gso })
       : { reason: "unparsable local address" };
     if ("reason" in io) throw new Error(`udp: no batched I/O: ${io.reason}`);
     this.#inner = inner;
     this.#io = io;
     this.addr = toNetAddr(inner.addr);
+  }
+
+  /** True while sends to one destination may leave as UDP GSO trains. */
+  get gso(): boolean {
+    return this.#io.gso;
   }
 
   /** Datagrams waiting in the receive queue. */
@@ -575,9 +581,10 @@ let fallbackLogged = false;
 /**
  * Opens a host UDP socket: batched where libc is reachable and the socket's descriptor is found, Deno's
  * socket otherwise. WGEDGE_UDP=deno forces Deno's socket; WGEDGE_UDP=ffi makes an unusable libc an error.
- * Listen errors are Deno's (AddrInUse...).
+ * Listen errors are Deno's (AddrInUse...). `gso`: a batched socket sends consecutive datagrams of one size to
+ * one destination as one UDP GSO message (a forwarder's bursts; the kernel cuts them apart at the end).
  */
-export function listenHostUdp(hostname: string, port: number): HostUdpConn {
+export function listenHostUdp(hostname: string, port: number, opts: { gso?: boolean } = {}): HostUdpConn {
   const mode = udpBatchMode();
   const unavailable = mode === "deno" ? undefined : udpBatchUnavailable();
   if (mode === "ffi" && unavailable) {
@@ -595,7 +602,7 @@ export function listenHostUdp(hostname: string, port: number): HostUdpConn {
     return new HostDatagramConn(inner);
   }
   try {
-    return new BatchedDatagramConn(inner, fdHint);
+    return new BatchedDatagramConn(inner, fdHint, opts.gso);
   } catch (e) {
     log.warn(`${(e as Error).message}; sending and receiving one datagram per Deno op`);
     return new HostDatagramConn(inner);
