@@ -24,6 +24,7 @@ import {
   BatchArenas,
   encodeSockaddr,
   findSocketFd,
+  RECV_BATCH,
   UDP_MODE_ENV,
   UdpBatchCounters,
   udpBatchUnavailable,
@@ -580,5 +581,32 @@ batchTest({
       sock.close();
       peer.close();
     }
+  },
+});
+
+batchTest({
+  name: "net_udp_batch: push mode hands a burst of equal-sized datagrams out without a new view per datagram",
+  async fn() {
+    const conn = batched("127.0.0.1");
+    const peer = deno("127.0.0.1");
+    const N = 2 * RECV_BATCH + 20; // queued before listen(): Deno's first read, then recvmmsg batches
+    const to = { transport: "udp" as const, hostname: "127.0.0.1", port: portOf(conn) };
+    for (let i = 0; i < N; i++) await peer.send(numbered(4, i, 200), to);
+    const views = new Set<Uint8Array>();
+    const seqs: number[] = [];
+    const listening = conn.listen((data) => {
+      views.add(data);
+      seqs.push(readNumbered(data)[1]);
+      assertEquals(data, numbered(4, seqs.at(-1)!, 200));
+    });
+    try {
+      await waitFor(() => seqs.length === N, "the burst to be handled");
+      assertEquals(seqs, [...Array(N).keys()], "every datagram, in order");
+      assert(views.size <= 1 + RECV_BATCH, `one view per receive slot, not per datagram (${views.size})`);
+    } finally {
+      conn.close();
+      peer.close();
+    }
+    await within(listening, "listen() to end");
   },
 });

@@ -266,9 +266,17 @@ export class MmsgVector {
   flags(i: number): number {
     return this.#hv.getInt32(i * MMSGHDR_SIZE + MSGHDR_FLAGS, true);
   }
+  /**
+   * Datagram i's payload as a view into its slot. The view of the previous batch is handed out again when
+   * slot i holds a datagram of the same length (a bulk transfer's full-size packets), so a drain allocates
+   * nothing per datagram in the usual case; like the bytes, the view is valid only until the next receive.
+   */
   data(i: number, len: number): Uint8Array {
-    return new Uint8Array(this.packets.buffer, i * SLOT_SIZE, len);
+    const v = this.#views[i];
+    if (v !== undefined && v.length === len) return v;
+    return this.#views[i] = new Uint8Array(this.packets.buffer, i * SLOT_SIZE, len);
   }
+  readonly #views: (Uint8Array | undefined)[] = [];
   name(i: number, len: number): Uint8Array {
     return this.headers.subarray(this.#namesOff + i * NAME_SLOT, this.#namesOff + i * NAME_SLOT + len);
   }
