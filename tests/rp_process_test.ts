@@ -1,13 +1,13 @@
 /**
  * Two wgedge processes on loopback — `wgedge rps` and `wgedge rpc` joined by a real userspace WireGuard
- * tunnel — driven from outside with curl, socat and kernel sockets, and watched through rps's admin API.
+ * tunnel — driven from outside with curl and kernel sockets, and watched through both admin APIs.
  */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { run, waitFor } from "./helpers/interop.ts";
 import { seededRandom } from "../src/util/random.ts";
 import { freePort } from "./rp_loopback_net.ts";
 import { adminJson, adminMappings, WgedgeProcess, writePairConfigs } from "./rp_helpers.ts";
-import { echoWithRetry } from "./helpers/udp.ts";
+import { echoWithRetry, RecordingUdpEcho } from "./helpers/udp.ts";
 
 const SIZE = 64 * 1024 * 1024;
 const SEED = 2024;
@@ -43,6 +43,58 @@ async function listeningPorts(pid: number): Promise<number[]> {
   );
 }
 
+/** A status section of a wgedge admin API as JSON text, or why it could not be read (bounded). */
+async function statusSection(adminPort: number, names: string[]): Promise<string> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${adminPort}/api/v1/status`, {
+      signal: AbortSignal.timeout(5000),
+    });
+    const all = await res.json() as Record<string, unknown>;
+    return JSON.stringify(Object.fromEntries(names.map((n) => [n, all[n]])));
+  } catch (e) {
+    return `(status unreadable: ${(e as Error).message})`;
+  }
+}
+
+/**
+ * Why some of the UDP clients got no echo: per client, whether the echo saw its datagrams (and from which rpc
+ * flow); then where the bytes stop, stage by stage (clients -> rps -> tunnel -> rpc -> echo and back), from
+ * the counters of rps's mapping and rpc's route; and both sides' rp and tunnel status.
+ */
+async function udpDiagnosis(
+  clients: { socket: Deno.DatagramConn; msg: string; result: PromiseSettledResult<number> }[],
+  echo: RecordingUdpEcho,
+  rpsAdmin: number,
+  rpcAdmin: number,
+): Promise<string> {
+  const lines: string[] = [];
+  let sentBytes = 0;
+  for (const c of clients) {
+    const sends = c.result.status === "fulfilled" ? c.result.value : 30;
+    sentBytes += sends * new TextEncoder().encode(c.msg).length;
+    if (c.result.status === "fulfilled") continue;
+    const port = (c.socket.addr as Deno.NetAddr).port;
+    lines.push(
+      `"${c.msg}" (client 127.0.0.1:${port}) got no echo in ${sends} sends; ${echo.describe(c.msg)}`,
+    );
+  }
+  lines.push(`clients sent ${sentBytes} B in all; ${echo.summary()}`);
+  const rpsUdp = (await adminMappings(rpsAdmin).catch(() => [])).find((m) => m.protocol === "udp");
+  lines.push(
+    `rps mapping: ${
+      JSON.stringify(rpsUdp ?? null)
+    } (bytes_in: public -> tunnel, bytes_out: tunnel -> public; connections = flows)`,
+  );
+  lines.push(`rps status: ${await statusSection(rpsAdmin, ["rp_server", "tunnels"])}`);
+  lines.push(
+    `rpc status (routes' bytes_in: tunnel -> echo, bytes_out: echo -> tunnel): ${await statusSection(
+      rpcAdmin,
+      ["rp_client", "rp_routes", "tunnels"],
+    )}`,
+  );
+  return lines.join("\n");
+}
+
 Deno.test({
   name: "rp process: curl through a mapping, 64 MiB byte-exact, UDP echo from 20 ports, admin view",
   sanitizeOps: false,
@@ -50,12 +102,8 @@ Deno.test({
   async fn() {
     const cfg = await writePairConfigs(freePort());
     const svc = localService();
-    const echoPort = freePort(), tcpPublic = freePort(), udpPublic = freePort(), adminPort = freePort();
-    const socat = new Deno.Command("socat", {
-      args: ["-T", "30", `UDP4-RECVFROM:${echoPort},bind=127.0.0.1,fork,reuseaddr`, "PIPE"],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    const tcpPublic = freePort(), udpPublic = freePort(), adminPort = freePort(), rpcAdminPort = freePort();
+    const echo = new RecordingUdpEcho();
     const rps = new WgedgeProcess([
       "rps",
       "-c",
@@ -70,10 +118,6 @@ Deno.test({
     let rpc: WgedgeProcess | undefined;
     const sockets: Deno.DatagramConn[] = [];
     try {
-      await waitFor(
-        async () => (await run(["ss", "-Hlun", `sport = :${echoPort}`])).stdout.trim() !== "",
-        "socat UDP echo listening",
-      );
       await rps.waitLog("API listening addr=10.66.0.1:80", "rps API up");
       rpc = new WgedgeProcess([
         "rpc",
@@ -82,7 +126,9 @@ Deno.test({
         "-r",
         `127.0.0.1:${svc.port}-${tcpPublic}`,
         "-r",
-        `127.0.0.1:${echoPort}-${udpPublic}/udp`,
+        `127.0.0.1:${echo.port}-${udpPublic}/udp`,
+        "--admin-listen",
+        `127.0.0.1:${rpcAdminPort}`,
       ]);
       await rpc.waitLog("rpc running", "rpc registered");
       assertEquals(rpc.countLog("mapping registered"), 2);
@@ -105,12 +151,22 @@ Deno.test({
       }
       assertEquals(got, SIZE);
 
-      // A socat UDP echo answers through the /udp mapping from 20 client ports.
+      // A UDP echo answers through the /udp mapping from 20 client ports, each its own message.
       const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: udpPublic };
       for (let i = 0; i < 20; i++) {
         sockets.push(Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" }));
       }
-      await Promise.all(sockets.map((s, i) => echoWithRetry(s, to, `udp ${i} via the tunnel`)));
+      const msgs = sockets.map((_, i) => `udp ${i} via the tunnel`);
+      const results = await Promise.allSettled(sockets.map((s, i) => echoWithRetry(s, to, msgs[i])));
+      if (results.some((r) => r.status === "rejected")) {
+        const clients = sockets.map((socket, i) => ({ socket, msg: msgs[i], result: results[i] }));
+        throw new Error(
+          `UDP echo through rps/rpc failed:\n${await udpDiagnosis(clients, echo, adminPort, rpcAdminPort)}`,
+        );
+      }
+      // Each message reached the echo, from one rpc flow each (20 flows on rpc as on rps).
+      for (const m of msgs) assert(echo.seen.get(m)?.sources.size === 1, echo.describe(m));
+      assertEquals(new Set([...echo.seen.values()].flatMap((r) => [...r.sources])).size, 20);
 
       // The operator view: owner, connections and bytes of every mapping; metrics; dashboard.
       // (The last bytes may still be in flight between rps and curl when fetch returns.)
@@ -157,8 +213,7 @@ Deno.test({
       for (const s of sockets) s.close();
       await rpc?.stop();
       await rps.stop();
-      socat.kill("SIGKILL");
-      await socat.status;
+      await echo.close();
       await svc.close();
       await Deno.remove(cfg.dir, { recursive: true });
     }
