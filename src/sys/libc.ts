@@ -1,6 +1,7 @@
 /**
  * libc's socket calls through Deno FFI, loaded once for the whole program: the UDP batch core (udp_batch.ts),
- * the keepalive timings (net/keepalive.ts) and the malloc heap trimmer (malloc.ts) use it. Linux only, and
+ * the epoll loop and TCP relay core (epoll.ts, tcp_relay.ts), the keepalive timings (net/keepalive.ts) and
+ * the malloc heap trimmer (malloc.ts) use it. Linux only, and
  * only with the FFI permission; the reason is returned otherwise, and callers fall back to what Deno offers.
  */
 
@@ -25,6 +26,29 @@ const SYMBOLS = {
   recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
   sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   dup: { parameters: ["i32"], result: "i32" },
+  // The TCP relay core (tcp_relay.ts) and its epoll loop (epoll.ts). readv/writev rather than read/write:
+  // their counts travel inside the iovec, so every parameter is an int (a size_t parameter would need a
+  // bigint per call). Their ssize_t results are read as i32, which holds every count of the 64 KiB buffers
+  // used and -1.
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  readv: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  writev: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
+  // The same call on Deno's blocking pool: the wait for the next batch (epoll.ts).
+  epoll_wait_blocking: {
+    name: "epoll_wait",
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },

@@ -1,0 +1,220 @@
+/**
+ * One epoll instance for the whole process, for sockets wgedge opens itself through libc (the TCP relay core,
+ * tcp_relay.ts) rather than through Deno.
+ *
+ * Deno's own event loop cannot watch a descriptor it did not open, so the wait runs as a `nonblocking` FFI
+ * call (`epoll_wait` on one thread of Deno's blocking pool) whose promise resolves with the batch of ready
+ * descriptors. That hand-off between the pool thread and the main thread costs tens of microseconds per
+ * wake-up, so after every batch the loop asks again at once with a synchronous `epoll_wait(…, 0)` (up to
+ * SPIN_ROUNDS times while it finds something): under load most events are picked up there, without a hand-off.
+ *
+ * Every registration carries a generation number beside its descriptor (the 64-bit epoll data: descriptor low,
+ * generation high): an event queued for a socket that was closed, and whose number was reused by a new socket
+ * within the same batch, is recognised as stale and dropped instead of reaching the new owner.
+ *
+ * The loop runs while anyone holds it (`acquire()`); the last `release()` wakes the pending wait through an
+ * eventfd and resolves once it returned, so no FFI call is left pending (Deno's test sanitizer checks that).
+ *
+ * Linux on x86_64 (packed 12-byte struct epoll_event) and aarch64 (16 bytes, data at offset 8).
+ */
+import { type Libc, loadLibc } from "./libc.ts";
+import { IoVec } from "./iovec.ts";
+
+export const EPOLLIN = 0x1;
+export const EPOLLOUT = 0x4;
+export const EPOLLERR = 0x8;
+export const EPOLLHUP = 0x10;
+export const EPOLLRDHUP = 0x2000;
+/** Edge-triggered: one event per change of readiness (the handler reads or writes until EAGAIN). */
+export const EPOLLET = 0x80000000;
+
+const EPOLL_CTL_ADD = 1;
+const EPOLL_CTL_DEL = 2;
+const EPOLL_CTL_MOD = 3;
+const EPOLL_CLOEXEC = 0o2000000;
+const EFD_CLOEXEC = 0o2000000;
+const EFD_NONBLOCK = 0o4000;
+
+/** Events taken per epoll_wait call. */
+export const MAX_EVENTS = 256;
+/** Synchronous epoll_wait(0) rounds after a batch before the loop waits on the pool thread again. */
+export const SPIN_ROUNDS = 16;
+
+/** Receives the events of the descriptors it registered. */
+export interface EpollHandler {
+  onEvents(fd: number, events: number): void;
+}
+
+interface Registration {
+  handler: EpollHandler;
+  generation: number;
+}
+
+/** struct epoll_event's size and data offset on this architecture. */
+function eventLayout(): { size: number; dataOffset: number } | undefined {
+  if (Deno.build.arch === "x86_64") return { size: 12, dataOffset: 4 };
+  if (Deno.build.arch === "aarch64") return { size: 16, dataOffset: 8 };
+  return undefined;
+}
+
+export class EpollLoop {
+  readonly #libc: Libc;
+  readonly #epfd: number;
+  readonly #wakeFd: number;
+  readonly #size: number;
+  readonly #dataOffset: number;
+  /** Registrations by descriptor number (descriptors are small integers). */
+  readonly #table: (Registration | undefined)[] = [];
+  #generation = 0;
+  /** One event for epoll_ctl; two batches (the pool thread's and the synchronous rounds'). */
+  readonly #one: Uint8Array;
+  readonly #oneView: DataView;
+  readonly #asyncEvents: Uint8Array;
+  readonly #asyncView: DataView;
+  readonly #syncEvents: Uint8Array;
+  readonly #syncView: DataView;
+  /** The eventfd's 8-byte counter: 1 to add on release(), and room to read it back (held by the IoVecs). */
+  readonly #wakeVec = new IoVec();
+  readonly #drainVec = new IoVec();
+  #holders = 0;
+  #running?: Promise<void>;
+  /** Exceptions thrown by handlers (each is caught so one socket's bug cannot stop the loop). */
+  handlerErrors = 0;
+  onHandlerError?: (e: unknown) => void;
+
+  private constructor(
+    libc: Libc,
+    epfd: number,
+    wakeFd: number,
+    layout: { size: number; dataOffset: number },
+  ) {
+    this.#libc = libc;
+    this.#epfd = epfd;
+    this.#wakeFd = wakeFd;
+    this.#size = layout.size;
+    this.#dataOffset = layout.dataOffset;
+    this.#one = new Uint8Array(layout.size);
+    this.#oneView = new DataView(this.#one.buffer);
+    this.#asyncEvents = new Uint8Array(layout.size * MAX_EVENTS);
+    this.#asyncView = new DataView(this.#asyncEvents.buffer);
+    this.#syncEvents = new Uint8Array(layout.size * MAX_EVENTS);
+    this.#syncView = new DataView(this.#syncEvents.buffer);
+    this.#wakeVec.at(new Uint8Array(new BigUint64Array([1n]).buffer));
+    this.#drainVec.at(new Uint8Array(8));
+    this.#ctl(EPOLL_CTL_ADD, wakeFd, EPOLLIN, 0);
+  }
+
+  static #instance?: EpollLoop | { reason: string };
+
+  /** The process's loop, created on first use; `{ reason }` where it cannot run. */
+  static shared(): EpollLoop | { reason: string } {
+    if (EpollLoop.#instance) return EpollLoop.#instance;
+    const layout = eventLayout();
+    if (!layout) {
+      return EpollLoop.#instance = { reason: `struct epoll_event not known for ${Deno.build.arch}` };
+    }
+    const libc = loadLibc();
+    if ("reason" in libc) return EpollLoop.#instance = libc;
+    const epfd = libc.lib.epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) {
+      return EpollLoop.#instance = { reason: `epoll_create1 failed (errno ${libc.errno.getInt32(0)})` };
+    }
+    const wakeFd = libc.lib.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wakeFd < 0) {
+      libc.lib.close(epfd);
+      return EpollLoop.#instance = { reason: `eventfd failed (errno ${libc.errno.getInt32(0)})` };
+    }
+    return EpollLoop.#instance = new EpollLoop(libc, epfd, wakeFd, layout);
+  }
+
+  /** Keeps the loop running until the matching release(). */
+  acquire(): void {
+    this.#holders++;
+    this.#running ??= this.#run();
+  }
+
+  /** The last release stops the loop; resolves when its pending wait has returned. */
+  release(): Promise<void> {
+    if (this.#holders > 0) this.#holders--;
+    if (this.#holders > 0 || !this.#running) return Promise.resolve();
+    this.#libc.lib.writev(this.#wakeFd, this.#wakeVec.bytes, 1);
+    return this.#running;
+  }
+
+  /** Watches `fd` for `events`; false (with errno set) when epoll refuses it. */
+  add(fd: number, events: number, handler: EpollHandler): boolean {
+    // Generation 0 marks the wake-up eventfd.
+    const generation = this.#generation = ((this.#generation + 1) >>> 0) || 1;
+    if (this.#ctl(EPOLL_CTL_ADD, fd, events, generation) !== 0) return false;
+    this.#table[fd] = { handler, generation };
+    return true;
+  }
+
+  /** Changes the events watched on a registered descriptor. */
+  modify(fd: number, events: number): boolean {
+    const r = this.#table[fd];
+    return r !== undefined && this.#ctl(EPOLL_CTL_MOD, fd, events, r.generation) === 0;
+  }
+
+  /** Stops watching `fd` (call before closing it; a closed descriptor leaves epoll by itself). */
+  remove(fd: number): void {
+    if (this.#table[fd] === undefined) return;
+    this.#table[fd] = undefined;
+    this.#ctl(EPOLL_CTL_DEL, fd, 0, 0);
+  }
+
+  /** Forgets `fd` without a syscall: for a descriptor about to be closed (close removes it from epoll). */
+  forget(fd: number): void {
+    this.#table[fd] = undefined;
+  }
+
+  #ctl(op: number, fd: number, events: number, generation: number): number {
+    const v = this.#oneView;
+    v.setUint32(0, events, true);
+    v.setUint32(this.#dataOffset, fd, true);
+    v.setUint32(this.#dataOffset + 4, generation, true);
+    return this.#libc.lib.epoll_ctl(this.#epfd, op, fd, this.#one);
+  }
+
+  async #run(): Promise<void> {
+    const lib = this.#libc.lib;
+    try {
+      while (this.#holders > 0) {
+        const n = await lib.epoll_wait_blocking(this.#epfd, this.#asyncEvents, MAX_EVENTS, -1);
+        if (n > 0) this.#dispatch(this.#asyncView, n);
+        for (let round = 0; round < SPIN_ROUNDS && this.#holders > 0; round++) {
+          const m = lib.epoll_wait(this.#epfd, this.#syncEvents, MAX_EVENTS, 0);
+          if (m <= 0) break;
+          this.#dispatch(this.#syncView, m);
+        }
+      }
+    } finally {
+      this.#running = undefined;
+      // Holders that arrived while the last wait was returning start a new loop.
+      if (this.#holders > 0) this.#running = this.#run();
+    }
+  }
+
+  #dispatch(view: DataView, n: number): void {
+    const size = this.#size;
+    const data = this.#dataOffset;
+    for (let i = 0; i < n; i++) {
+      const at = i * size;
+      const events = view.getUint32(at, true);
+      const fd = view.getUint32(at + data, true);
+      const generation = view.getUint32(at + data + 4, true);
+      if (fd === this.#wakeFd && generation === 0) {
+        this.#libc.lib.readv(this.#wakeFd, this.#drainVec.bytes, 1);
+        continue;
+      }
+      const r = this.#table[fd];
+      if (r === undefined || r.generation !== generation) continue; // closed, or its number reused since
+      try {
+        r.handler.onEvents(fd, events);
+      } catch (e) {
+        this.handlerErrors++;
+        this.onHandlerError?.(e);
+      }
+    }
+  }
+}

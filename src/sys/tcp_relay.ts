@@ -1,0 +1,590 @@
+/**
+ * The TCP relay core on kernel sockets wgedge opens itself (libc through FFI), for a relay that listens on
+ * the host and dials an IP address on the host: no Deno resource, promise or buffer per connection.
+ *
+ * A Deno relay pays, per connection, an accept op, a connect op, a read op pending on each socket and a
+ * resource table entry for each; at 32 parallel connect+echo+close clients that alone stayed below HAProxy
+ * (docs/benchmarks.md, "deno-floor"), and every idle connection held ~16 KiB of Deno state. Here a connection
+ * is one small object: its two descriptors sit in the process's epoll loop (epoll.ts), edge-triggered for
+ * input, output and peer shutdown, and each event reads into one shared 64 KiB buffer and writes straight on.
+ *
+ * Per connection: accept4, socket, TCP_NODELAY, a non-blocking connect, two epoll_ctl, then reads and writes
+ * (the accepted side inherits TCP_NODELAY and keepalive with its timings from the listener). The target side
+ * gets keepalive and its timings from the once-a-second sweep, only if it lives that long: most connections
+ * of a busy relay are short, and four setsockopt calls were a tenth of their cost, while a keepalive probe is
+ * due only after KEEPALIVE_IDLE (30 s by default) anyway.
+ * When the other side cannot take everything (EAGAIN), what is left is kept for that direction and its source
+ * is not read again until the destination is writable: memory per connection stays bounded by one 64 KiB
+ * remainder per direction. EOF on one side becomes shutdown(SHUT_WR) on the other once its remainder is
+ * written (half-close carried, as pipe() does for Deno sockets); the pair is closed when both directions
+ * ended, or at once on an error (reset, refused).
+ *
+ * Dials that do not complete within the connect timeout are failed by a sweep on the injected clock.
+ *
+ * This file sits with libc in src/sys (imports only src/sys and src/util): addresses cross it as bytes
+ * (4 for IPv4, 16 for IPv6); the relay service formats them.
+ */
+import { describeErrno, encodeSockaddr, SOCKADDR_IN6_SIZE, SockaddrView } from "./udp_batch.ts";
+import { type Libc, loadLibc, setIntOption } from "./libc.ts";
+import {
+  EPOLLERR,
+  EPOLLET,
+  type EpollHandler,
+  EPOLLHUP,
+  EPOLLIN,
+  EpollLoop,
+  EPOLLOUT,
+  EPOLLRDHUP,
+} from "./epoll.ts";
+import { IoVec } from "./iovec.ts";
+import type { Clock, TimerHandle } from "../util/clock.ts";
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+const SOCK_STREAM = 1;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_REUSEADDR = 2;
+const SO_ERROR = 4;
+const SO_KEEPALIVE = 9;
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
+const TCP_KEEPIDLE = 4;
+const TCP_KEEPINTVL = 5;
+const TCP_KEEPCNT = 6;
+const SHUT_WR = 1;
+const EINTR = 4;
+const EAGAIN = 11;
+const EINPROGRESS = 115;
+const EMFILE = 24;
+const ENFILE = 23;
+const ENOBUFS = 105;
+const ENOMEM = 12;
+
+/** What the kernel may queue before accept (capped by net.core.somaxconn). */
+const LISTEN_BACKLOG = 4096;
+/** Bytes moved per read; also the most a direction keeps while its destination is full. */
+export const RELAY_BUFFER_SIZE = 65536;
+/** Accepts per listener event, so one busy listener leaves the others (and the loop) a turn. */
+const ACCEPTS_PER_EVENT = 64;
+/** After EMFILE/ENFILE the listener rests, doubling up to the maximum, as the Deno relay does. */
+const ACCEPT_BACKOFF_MS = 100;
+const ACCEPT_BACKOFF_MAX_MS = 1000;
+/** How often pending dials are checked against the connect timeout, and new target sockets get keepalive. */
+const SWEEP_MS = 1000;
+
+/** An address as bytes (4 or 16) and a port. */
+export interface SocketAddress {
+  address: Uint8Array;
+  port: number;
+}
+
+/** One relayed connection as the hooks see it. */
+export interface RelayedConnection {
+  readonly client: SocketAddress;
+  readonly bytesToTarget: number;
+  readonly bytesToClient: number;
+  readonly openedMs: number;
+}
+
+export interface TcpRelayCoreOptions {
+  /** Listening address (4 or 16 bytes; all zeros for any) and port (0: the kernel picks). */
+  bind: Uint8Array;
+  port: number;
+  target: Uint8Array;
+  targetPort: number;
+  connectTimeoutMs: number;
+  keepalive?: { idleSec: number; intervalSec: number; count: number };
+  clock: Clock;
+  /** Relay-wide byte counters, added to as bytes are written. */
+  counters: { aToB: number; bToA: number };
+  /** Bytes the target receives before the client's (a PROXY protocol header). */
+  header?: (client: SocketAddress, local: SocketAddress) => Uint8Array;
+  /** Called for every dial that succeeded (a connection now relays). */
+  onDialed?: (c: RelayedConnection) => void;
+  /** Called for every dial that failed, with the reason ("Connection refused (ECONNREFUSED)", "timed out"). */
+  onDialFailed: (message: string, client: SocketAddress) => void;
+  /** Called when a relayed connection ended (error: why it was cut, if it was). */
+  onClosed?: (c: RelayedConnection, error?: string) => void;
+  /** Called when accept fails for another reason than an empty queue (EMFILE...). */
+  onAcceptError: (message: string) => void;
+  /** Client addresses are read only when something needs them (logging, a PROXY header). */
+  wantClientAddress: boolean;
+}
+
+/** libc and the epoll loop, or why the core cannot run here. */
+export function tcpRelayCoreUnavailable(): string | undefined {
+  const loop = EpollLoop.shared();
+  return "reason" in loop ? loop.reason : undefined;
+}
+
+const NO_ADDRESS: SocketAddress = { address: new Uint8Array(4), port: 0 };
+
+export class TcpRelayCore implements EpollHandler {
+  readonly #libc: Libc;
+  readonly #loop: EpollLoop;
+  readonly #opts: TcpRelayCoreOptions;
+  readonly #listenFd: number;
+  readonly #targetName: Uint8Array;
+  readonly #targetFamily: number;
+  readonly #conns = new Set<Pair>();
+  readonly #connecting = new Set<Pair>();
+  /** Relaying pairs whose target socket has no keepalive yet, oldest first; `#untunedFrom` is the head. */
+  #untuned: Pair[] = [];
+  #untunedFrom = 0;
+  #sweep?: TimerHandle;
+  #backoffTimer?: TimerHandle;
+  #backoffMs = ACCEPT_BACKOFF_MS;
+  #stopped = false;
+  /** The port actually bound (the option's, or the kernel's pick for 0). */
+  readonly port: number;
+  readonly #nameBuf = new Uint8Array(SOCKADDR_IN6_SIZE);
+  readonly #nameLen = new Uint32Array(1);
+  /** Connections relaying now (dialled or dialling). */
+  active = 0;
+  /** Connections accepted since start. */
+  accepted = 0;
+
+  /** Binds and listens at once (throws with the reason); events flow after start(). */
+  constructor(opts: TcpRelayCoreOptions) {
+    const loop = EpollLoop.shared();
+    if ("reason" in loop) throw new Error(loop.reason);
+    const libc = loadLibc();
+    if ("reason" in libc) throw new Error(libc.reason);
+    this.#libc = libc;
+    this.#loop = loop;
+    this.#opts = opts;
+    if (readVec.length === 0) readVec = readIoVec.at(buffer);
+    this.#targetFamily = opts.target.length === 16 ? AF_INET6 : AF_INET;
+    const target = encodeSockaddr(this.#targetFamily, opts.target, opts.targetPort);
+    if (!target) throw new Error("target: expected an IPv4 or IPv6 address and a port");
+    this.#targetName = target;
+    const family = opts.bind.length === 16 ? AF_INET6 : AF_INET;
+    const name = encodeSockaddr(family, opts.bind, opts.port);
+    if (!name) throw new Error("listen: expected an IPv4 or IPv6 address and a port");
+    const lib = libc.lib;
+    const fd = lib.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw new Error(`socket: ${this.#errno()}`);
+    try {
+      setIntOption(libc, fd, SOL_SOCKET, SO_REUSEADDR, 1);
+      if (lib.bind(fd, name, name.length) !== 0) throw new Error(this.#errno());
+      if (lib.listen(fd, LISTEN_BACKLOG) !== 0) throw new Error(this.#errno());
+      // Accepted sockets inherit these from the listener: no setsockopt per accepted connection.
+      this.#tune(fd);
+      this.#tuneKeepalive(fd);
+      this.#nameLen[0] = this.#nameBuf.length;
+      if (lib.getsockname(fd, this.#nameBuf, this.#nameLen) !== 0) throw new Error(this.#errno());
+      this.port = new SockaddrView(this.#nameBuf).port;
+    } catch (e) {
+      lib.close(fd);
+      throw e;
+    }
+    this.#listenFd = fd;
+  }
+
+  /** Starts accepting. */
+  start(): void {
+    this.#loop.acquire();
+    if (!this.#loop.add(this.#listenFd, EPOLLIN, this)) {
+      const why = this.#errno();
+      this.#libc.lib.close(this.#listenFd);
+      void this.#loop.release();
+      throw new Error(`epoll: ${why}`);
+    }
+  }
+
+  /** Closes the listener and every connection; resolves when the loop no longer needs this relay. */
+  stop(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    this.#stopped = true;
+    this.#opts.clock.clearTimer(this.#sweep);
+    this.#opts.clock.clearTimer(this.#backoffTimer);
+    this.#loop.forget(this.#listenFd);
+    this.#libc.lib.close(this.#listenFd);
+    for (const p of this.#conns) this.#close(p, "relay stopped");
+    return this.#loop.release();
+  }
+
+  onEvents(fd: number, _events: number): void {
+    if (fd === this.#listenFd) this.#accept();
+  }
+
+  #accept(): void {
+    const lib = this.#libc.lib;
+    const wantName = this.#opts.wantClientAddress;
+    for (let i = 0; i < ACCEPTS_PER_EVENT && !this.#stopped; i++) {
+      this.#nameLen[0] = this.#nameBuf.length;
+      const c = wantName
+        ? lib.accept4(this.#listenFd, this.#nameBuf, this.#nameLen, SOCK_NONBLOCK | SOCK_CLOEXEC)
+        : lib.accept4(this.#listenFd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (c < 0) {
+        const err = this.#libc.errno.getInt32(0);
+        if (err === EAGAIN || err === EINTR) return;
+        this.#opts.onAcceptError(`accept: ${describeErrno(lib, err)}`);
+        if (err === EMFILE || err === ENFILE || err === ENOBUFS || err === ENOMEM) this.#restListener();
+        return;
+      }
+      this.#backoffMs = ACCEPT_BACKOFF_MS;
+      this.#dial(c, wantName ? readAddress(this.#nameBuf, this.#nameLen[0]) : NO_ADDRESS);
+    }
+  }
+
+  /** Out of descriptors or memory: stop watching the listener for a while instead of spinning on it. */
+  #restListener(): void {
+    this.#loop.modify(this.#listenFd, 0);
+    const wait = this.#backoffMs;
+    this.#backoffMs = Math.min(this.#backoffMs * 2, ACCEPT_BACKOFF_MAX_MS);
+    this.#backoffTimer = this.#opts.clock.setTimer(() => {
+      this.#backoffTimer = undefined;
+      if (!this.#stopped) this.#loop.modify(this.#listenFd, EPOLLIN);
+    }, wait);
+  }
+
+  #dial(c: number, client: SocketAddress): void {
+    const lib = this.#libc.lib;
+    const opts = this.#opts;
+    const u = lib.socket(this.#targetFamily, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (u < 0) {
+      this.accepted++;
+      const why = this.#errno();
+      lib.close(c);
+      opts.onDialFailed(why, client);
+      return;
+    }
+    this.accepted++;
+    this.#tune(u);
+    const p = new Pair(this, c, u, client, opts.clock.now());
+    this.active++;
+    if (lib.connect(u, this.#targetName, this.#targetName.length) !== 0) {
+      const err = this.#libc.errno.getInt32(0);
+      if (err !== EINPROGRESS && err !== EINTR) {
+        this.active--;
+        lib.close(u);
+        lib.close(c);
+        opts.onDialFailed(describeErrno(lib, err), client);
+        return;
+      }
+    }
+    const events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    if (!this.#loop.add(u, events, p) || !this.#loop.add(c, events, p)) {
+      const why = this.#errno();
+      this.#loop.forget(u);
+      this.active--;
+      lib.close(u);
+      lib.close(c);
+      opts.onDialFailed(`epoll: ${why}`, client);
+      return;
+    }
+    this.#conns.add(p);
+    this.#connecting.add(p);
+    if (opts.keepalive) this.#untuned.push(p);
+    if (this.#sweep === undefined) this.#scheduleSweep();
+  }
+
+  /** Fails dials past the connect timeout and gives target sockets that lived a sweep their keepalive. */
+  #scheduleSweep(): void {
+    this.#sweep = this.#opts.clock.setTimer(() => {
+      this.#sweep = undefined;
+      const now = this.#opts.clock.now();
+      const deadline = now - this.#opts.connectTimeoutMs;
+      for (const p of this.#connecting) {
+        if (p.openedMs <= deadline) this.dialFailed(p, "timed out");
+      }
+      const queue = this.#untuned;
+      let i = this.#untunedFrom;
+      for (; i < queue.length && queue[i].openedMs <= now - SWEEP_MS; i++) {
+        const p = queue[i];
+        if (!p.closed) this.#tuneKeepalive(p.u);
+      }
+      if (i === queue.length) {
+        this.#untuned = [];
+        this.#untunedFrom = 0;
+      } else if (i > 1024 && i * 2 > queue.length) {
+        this.#untuned = queue.slice(i);
+        this.#untunedFrom = 0;
+      } else this.#untunedFrom = i;
+      const waiting = this.#connecting.size > 0 || this.#untuned.length > this.#untunedFrom;
+      if (waiting && !this.#stopped) this.#scheduleSweep();
+    }, Math.min(SWEEP_MS, this.#opts.connectTimeoutMs));
+  }
+
+  /** The target accepted: the pair relays from now on. */
+  dialed(p: Pair): void {
+    this.#connecting.delete(p);
+    this.#opts.onDialed?.(p);
+    const header = this.#opts.header;
+    if (header) {
+      this.#nameLen[0] = this.#nameBuf.length;
+      const local = this.#libc.lib.getsockname(p.c, this.#nameBuf, this.#nameLen) === 0
+        ? readAddress(this.#nameBuf, this.#nameLen[0])
+        : NO_ADDRESS;
+      p.queue(header(p.client, local));
+    }
+  }
+
+  dialFailed(p: Pair, reason: string): void {
+    this.#connecting.delete(p);
+    this.#opts.onDialFailed(reason, p.client);
+    this.#drop(p);
+  }
+
+  /** Ends a pair that relayed (EOF both ways, or an error). */
+  #close(p: Pair, error?: string): void {
+    if (p.closed) return;
+    this.#connecting.delete(p);
+    this.#drop(p);
+    this.#opts.onClosed?.(p, error);
+  }
+
+  closePair(p: Pair, error?: string): void {
+    this.#close(p, error);
+  }
+
+  #drop(p: Pair): void {
+    if (p.closed) return;
+    p.closed = true;
+    this.active--;
+    this.#conns.delete(p);
+    this.#loop.forget(p.c);
+    this.#loop.forget(p.u);
+    this.#libc.lib.close(p.c);
+    this.#libc.lib.close(p.u);
+  }
+
+  /** Connection error text for the errno just set, or for a socket's pending error. */
+  errnoText(code?: number): string {
+    return describeErrno(this.#libc.lib, code ?? this.#libc.errno.getInt32(0));
+  }
+
+  get libc(): Libc {
+    return this.#libc;
+  }
+
+  get counters(): { aToB: number; bToA: number } {
+    return this.#opts.counters;
+  }
+
+  #errno(): string {
+    return this.errnoText();
+  }
+
+  #tune(fd: number): void {
+    setIntOption(this.#libc, fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  }
+
+  #tuneKeepalive(fd: number): void {
+    const libc = this.#libc;
+    const k = this.#opts.keepalive;
+    if (!k) return;
+    setIntOption(libc, fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+    setIntOption(libc, fd, IPPROTO_TCP, TCP_KEEPIDLE, k.idleSec);
+    setIntOption(libc, fd, IPPROTO_TCP, TCP_KEEPINTVL, k.intervalSec);
+    setIntOption(libc, fd, IPPROTO_TCP, TCP_KEEPCNT, k.count);
+  }
+}
+
+function readAddress(buf: Uint8Array, len: number): SocketAddress {
+  const v = new SockaddrView(buf);
+  const family = v.family(len);
+  if (family === AF_INET6) return { address: v.bytesV6().slice(), port: v.port };
+  if (family === AF_INET) return { address: buf.slice(4, 8), port: v.port };
+  return NO_ADDRESS;
+}
+
+/** The one read buffer of every relayed connection (reads are synchronous, one at a time). */
+const buffer = new Uint8Array(RELAY_BUFFER_SIZE);
+/** iovecs onto that buffer (reads: always all of it) and onto whatever is written. */
+const readIoVec = new IoVec();
+/** Set by the first TcpRelayCore (taking a pointer needs the FFI permission, which importing must not). */
+let readVec: Uint8Array = new Uint8Array(0);
+const writeVec = new IoVec();
+const soError = new Int32Array(1);
+const soErrorLen = new Uint32Array(1);
+
+/** One relayed connection: the client's socket `c` and the target's `u`. */
+class Pair implements EpollHandler, RelayedConnection {
+  connected = false;
+  closed = false;
+  /** The client sent something (or closed) before the target accepted: read it once connected. */
+  clientWaiting = false;
+  /** Bytes a full destination could not take yet, per direction. */
+  toTarget: Uint8Array | null = null;
+  toClient: Uint8Array | null = null;
+  /** A direction's source reached EOF; `…Shut` once the destination got its shutdown(SHUT_WR). */
+  clientEof = false;
+  targetEof = false;
+  targetShut = false;
+  clientShut = false;
+  bytesToTarget = 0;
+  bytesToClient = 0;
+
+  constructor(
+    readonly core: TcpRelayCore,
+    readonly c: number,
+    readonly u: number,
+    readonly client: SocketAddress,
+    readonly openedMs: number,
+  ) {}
+
+  onEvents(fd: number, events: number): void {
+    if (this.closed) return;
+    if (!this.connected) {
+      if (fd !== this.u) {
+        this.clientWaiting = true;
+        return;
+      }
+      if (events & (EPOLLERR | EPOLLHUP)) {
+        this.core.dialFailed(this, this.#pendingError());
+        return;
+      }
+      if (!(events & EPOLLOUT)) return;
+      this.connected = true;
+      this.core.dialed(this);
+      if (this.closed) return;
+      if (this.clientWaiting) this.#pump(true, true);
+      if (this.closed) return;
+    }
+    const fromClient = fd === this.c;
+    // Writable again: what waited goes first, then the source that was held back is read again.
+    if (events & EPOLLOUT) this.#flush(!fromClient);
+    if (this.closed) return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+      this.#pump(fromClient, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) !== 0);
+    }
+  }
+
+  /** Bytes to send to the target before anything from the client (the PROXY header). */
+  queue(bytes: Uint8Array): void {
+    const lib = this.core.libc.lib;
+    const n = lib.writev(this.u, writeVec.at(bytes), 1);
+    if (n === bytes.length) return;
+    if (n < 0 && this.core.libc.errno.getInt32(0) !== EAGAIN) {
+      this.core.closePair(this, this.core.errnoText());
+      return;
+    }
+    this.toTarget = bytes.slice(Math.max(n, 0));
+  }
+
+  /**
+   * Moves what `fromClient`'s source has to the other side, until EAGAIN, EOF or a full destination. A short
+   * read ends the round (the next arrival is a new edge) unless `untilEmpty`: the peer's FIN came with this
+   * edge (its data then arrives with no later edge to report the EOF behind it), or the source was not read
+   * for a while.
+   */
+  #pump(fromClient: boolean, untilEmpty: boolean): void {
+    const lib = this.core.libc.lib;
+    const src = fromClient ? this.c : this.u;
+    const dst = fromClient ? this.u : this.c;
+    if ((fromClient ? this.toTarget : this.toClient) !== null) return; // waiting for dst to drain
+    if (fromClient ? this.clientEof : this.targetEof) return;
+    const counters = this.core.counters;
+    for (;;) {
+      const n = lib.readv(src, readVec, 1);
+      if (n > 0) {
+        const w = lib.writev(dst, writeVec.at(buffer, n), 1);
+        const sent = w > 0 ? w : 0;
+        if (fromClient) {
+          this.bytesToTarget += sent;
+          counters.aToB += sent;
+        } else {
+          this.bytesToClient += sent;
+          counters.bToA += sent;
+        }
+        if (w === n) {
+          if (n < RELAY_BUFFER_SIZE && !untilEmpty) return; // drained: the next arrival is a new edge
+          continue;
+        }
+        if (w < 0 && this.core.libc.errno.getInt32(0) !== EAGAIN) {
+          this.core.closePair(this, this.core.errnoText());
+          return;
+        }
+        const rest = buffer.slice(sent, n);
+        if (fromClient) this.toTarget = rest;
+        else this.toClient = rest;
+        return;
+      }
+      if (n === 0) {
+        if (fromClient) this.clientEof = true;
+        else this.targetEof = true;
+        this.#shutIfDone(fromClient);
+        return;
+      }
+      const err = this.core.libc.errno.getInt32(0);
+      if (err === EAGAIN) return;
+      if (err === EINTR) continue;
+      this.core.closePair(this, this.core.errnoText(err));
+      return;
+    }
+  }
+
+  /** Writes what waited for `toTarget`'s destination; once empty, reads its source again. */
+  #flush(toTarget: boolean): void {
+    const pending = toTarget ? this.toTarget : this.toClient;
+    if (pending === null) return;
+    const lib = this.core.libc.lib;
+    const w = lib.writev(toTarget ? this.u : this.c, writeVec.at(pending), 1);
+    if (w < 0) {
+      if (this.core.libc.errno.getInt32(0) !== EAGAIN) this.core.closePair(this, this.core.errnoText());
+      return;
+    }
+    const counters = this.core.counters;
+    if (toTarget) {
+      this.bytesToTarget += w;
+      counters.aToB += w;
+    } else {
+      this.bytesToClient += w;
+      counters.bToA += w;
+    }
+    if (w < pending.length) {
+      if (toTarget) this.toTarget = pending.subarray(w);
+      else this.toClient = pending.subarray(w);
+      return;
+    }
+    if (toTarget) this.toTarget = null;
+    else this.toClient = null;
+    if (toTarget ? this.clientEof : this.targetEof) this.#shutIfDone(toTarget);
+    else this.#pump(toTarget, true); // the source was not read while this waited; no new edge will say so
+  }
+
+  /** After EOF from one side: half-close the other once its remainder is written; close when both ended. */
+  #shutIfDone(fromClient: boolean): void {
+    if ((fromClient ? this.toTarget : this.toClient) !== null) return; // #flush comes back here
+    // The other direction already ended: closing both sends this FIN too, without a shutdown call.
+    if (fromClient ? this.clientShut : this.targetShut) {
+      this.core.closePair(this);
+      return;
+    }
+    const lib = this.core.libc.lib;
+    if (fromClient) {
+      this.targetShut = true;
+      lib.shutdown(this.u, SHUT_WR);
+    } else {
+      this.clientShut = true;
+      lib.shutdown(this.c, SHUT_WR);
+    }
+  }
+
+  #pendingError(): string {
+    soErrorLen[0] = 4;
+    soError[0] = 0;
+    this.core.libc.lib.getsockopt(this.u, SOL_SOCKET, SO_ERROR, soError, soErrorLen);
+    return soError[0] ? this.core.errnoText(soError[0]) : "connection failed";
+  }
+}
+
+/** Env variable that overrides the choice: "deno" (Deno's sockets) or "ffi" (this core; an error if unusable). */
+export const TCP_MODE_ENV = "WGEDGE_TCP";
+
+/** WGEDGE_TCP: "deno", "ffi" or "auto" (unset, or no env permission). Throws on any other value. */
+export function tcpRelayMode(): "deno" | "ffi" | "auto" {
+  let mode: string | undefined;
+  try {
+    mode = Deno.env.get(TCP_MODE_ENV)?.trim().toLowerCase();
+  } catch {
+    mode = undefined; // no env permission: automatic choice
+  }
+  if (!mode || mode === "auto") return "auto";
+  if (mode === "deno" || mode === "ffi") return mode;
+  throw new Error(`${TCP_MODE_ENV}: expected "deno", "ffi" or "auto", got "${mode}"`);
+}
