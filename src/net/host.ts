@@ -155,8 +155,10 @@ export function createHostNet(opts: HostNetOptions = {}): Net {
     throw new DialError(target, classify(last), last);
   }
 
+  const plain = opts.noDelay !== false && opts.keepAlive !== false && !opts.resolver;
   return {
     name: "host",
+    ...(plain ? { kernelSockets: true as const } : {}),
     async dialTcp(hostname: string, port: number, dial: DialOptions = {}): Promise<Conn> {
       const host = unbracket(hostname);
       const target = formatTarget(host, port);

@@ -21,4 +21,9 @@ export interface Net {
    * tunnel). dialTcp already uses it; code that sends datagrams to a name resolves with it first.
    */
   readonly resolver?: Resolver;
+  /**
+   * Set only by the default host Net (plain kernel sockets, TCP_NODELAY and keepalive, the OS resolver): a
+   * relay from the host to an IP address on the host may then open its sockets itself (sys/tcp_relay.ts).
+   */
+  readonly kernelSockets?: true;
 }

@@ -2,8 +2,13 @@
  * A TCP port relay: listen on one Net, and for every accepted client dial the target on the egress Net
  * (resolving the name again each time), then pipe() both ways with half-close carried. A failed dial closes
  * the client at once (it sees EOF rather than hanging) and is counted.
+ *
+ * A relay from the host to an IP address on the host runs on the kernel-socket core instead
+ * (sys/tcp_relay.ts: its own sockets in one epoll loop, no Deno op or promise per connection) where libc is
+ * reachable; WGEDGE_TCP=deno keeps Deno's sockets, WGEDGE_TCP=ffi makes an unusable core an error. Relays
+ * through a tunnel or a SOCKS5 proxy, or to a name, always take the Deno path.
  */
-import type { Conn, Listener, Net } from "../../net/types.ts";
+import type { Conn, Listener, Net, NetAddr } from "../../net/types.ts";
 import { countersAddingTo, pipe } from "../../net/pipe.ts";
 import type { RelayOptions, RelaySpec } from "../../config/relay.ts";
 import type { Logger } from "../../util/log.ts";
@@ -11,6 +16,16 @@ import { newRelayStats, noteError, type RelayStats } from "./stats.ts";
 import { type Clock, systemClock } from "../../util/clock.ts";
 import { proxyV1Header, proxyV2Header } from "./proxy_protocol.ts";
 import { joinHostPort } from "../../util/host_port.ts";
+import {
+  type SocketAddress,
+  TCP_MODE_ENV,
+  TcpRelayCore,
+  tcpRelayCoreUnavailable,
+  tcpRelayMode,
+} from "../../sys/tcp_relay.ts";
+import { formatIpv4, parseIpv4 } from "../../wire/ipv4.ts";
+import { formatIpv6, parseIpv6 } from "../../wire/ipv6.ts";
+import { unbracket } from "../../net/resolve.ts";
 
 export interface RelayDeps {
   /** Where the relay listens (host network). */
@@ -29,6 +44,8 @@ const ACCEPT_BACKOFF_MAX_MS = 1000;
 export class TcpRelay {
   readonly stats: RelayStats = newRelayStats();
   #listener?: Listener;
+  /** Set when the relay runs on the kernel-socket core instead of #listener. */
+  #core?: TcpRelayCore;
   readonly #conns = new Set<Conn>();
   readonly #abort = new AbortController();
   #acceptLoop?: Promise<void>;
@@ -49,7 +66,13 @@ export class TcpRelay {
     });
   }
 
+  /** "kernel" when the relay runs on the kernel-socket core, "deno" on Deno's sockets. */
+  get engine(): "kernel" | "deno" {
+    return this.#core ? "kernel" : "deno";
+  }
+
   get listenAddr(): string {
+    if (this.#core) return joinHostPort(this.spec.bind ?? "0.0.0.0", this.#core.port);
     const a = this.#listener?.addr;
     if (!a) return joinHostPort(this.spec.bind ?? "0.0.0.0", this.spec.inPort);
     return joinHostPort(a.hostname, a.port);
@@ -57,6 +80,7 @@ export class TcpRelay {
 
   /** Binds the port (throws if it cannot) and starts accepting. */
   start(): void {
+    if (this.#startCore()) return;
     try {
       this.#listener = this.deps.listenNet.listenTcp({ hostname: this.spec.bind, port: this.spec.inPort });
     } catch (e) {
@@ -170,8 +194,107 @@ export class TcpRelay {
     }
   }
 
+  /**
+   * Runs the relay on the kernel-socket core when it can: host to an IP address on the host, libc reachable,
+   * WGEDGE_TCP not "deno". False means the Deno path; a bind failure throws as it does there.
+   */
+  #startCore(): boolean {
+    const { spec, options, deps } = this;
+    const mode = tcpRelayMode();
+    if (mode === "deno") return false;
+    const target = ipBytes(spec.outHost);
+    const bind = spec.bind === undefined ? new Uint8Array(4) : ipBytes(spec.bind);
+    if (!deps.listenNet.kernelSockets || !deps.egress.kernelSockets || !target || !bind) return false;
+    const unavailable = tcpRelayCoreUnavailable();
+    if (unavailable) {
+      if (mode === "ffi") throw new Error(`${spec.id}: ${TCP_MODE_ENV}=ffi: ${unavailable}`);
+      return false;
+    }
+    const stats = this.stats;
+    const clock = this.#clock;
+    const logging = options.logging;
+    const log = deps.log;
+    const targetText = joinHostPort(spec.outHost, spec.outPort);
+    const proxy = spec.proxyProtocol;
+    let core: TcpRelayCore;
+    try {
+      core = new TcpRelayCore({
+        bind,
+        port: spec.inPort,
+        target,
+        targetPort: spec.outPort,
+        connectTimeoutMs: options.connectTimeoutMs,
+        keepalive: {
+          idleSec: options.keepAliveIdleSec,
+          intervalSec: options.keepAliveIntervalSec,
+          count: options.keepAliveCount,
+        },
+        clock,
+        counters: this.#bytes,
+        wantClientAddress: logging || proxy !== undefined,
+        header: proxy
+          ? (client, local) =>
+            proxy === "v1"
+              ? proxyV1Header(netAddr(client), netAddr(local))
+              : proxyV2Header(netAddr(client), netAddr(local))
+          : undefined,
+        onDialed: logging
+          ? (c) => {
+            stats.lastSuccessMs = clock.wallMs();
+            log.info("open", { relay: spec.id, client: addressText(c.client), target: targetText });
+          }
+          : () => {
+            stats.lastSuccessMs = clock.wallMs();
+          },
+        onDialFailed: (message, client) => {
+          stats.failed++;
+          noteError(stats, `connect ${targetText}: ${message}`, clock.wallMs());
+          if (logging) {
+            log.warn("connect failed", {
+              relay: spec.id,
+              client: addressText(client),
+              error: stats.lastError,
+            });
+          }
+        },
+        onClosed: logging
+          ? (c, error) =>
+            log.info("close", {
+              relay: spec.id,
+              client: addressText(c.client),
+              bytes_to_target: c.bytesToTarget,
+              bytes_to_client: c.bytesToClient,
+              duration_ms: Math.round(clock.now() - c.openedMs),
+              ...(error ? { error } : {}),
+            })
+          : undefined,
+        onAcceptError: (message) => {
+          noteError(stats, message, clock.wallMs());
+          log.warn("accept failed", { relay: spec.id, error: message });
+        },
+      });
+    } catch (e) {
+      stats.state = "error";
+      noteError(stats, `listen ${this.listenAddr}: ${(e as Error).message}`, clock.wallMs());
+      throw new Error(`${spec.id}: ${stats.lastError}`);
+    }
+    Object.defineProperties(stats, {
+      active: { get: () => core.active, enumerable: true, configurable: true },
+      total: { get: () => core.accepted, enumerable: true, configurable: true },
+    });
+    core.start();
+    this.#core = core;
+    stats.state = "listening";
+    return true;
+  }
+
   /** Stops listening and closes every connection of this relay. */
   async stop(): Promise<void> {
+    if (this.#core) {
+      await this.#core.stop();
+      this.stats.state = "stopped";
+      return;
+    }
     this.#abort.abort();
     this.#listener?.close();
     for (const c of this.#conns) {
@@ -195,4 +318,23 @@ function closeQuietly(c: Conn): void {
 function peerOf(c: Conn): string {
   const a = c.remoteAddr;
   return joinHostPort(a.hostname, a.port);
+}
+
+/** The 4 or 16 bytes of an IP literal (brackets allowed), or undefined for a name. */
+function ipBytes(host: string): Uint8Array | undefined {
+  const h = unbracket(host);
+  return parseIpv4(h) ?? parseIpv6(h) ?? undefined;
+}
+
+function hostText(a: SocketAddress): string {
+  return a.address.length === 16 ? formatIpv6(a.address) : formatIpv4(a.address);
+}
+
+/** A kernel-socket address as logs show it. */
+function addressText(a: SocketAddress): string {
+  return joinHostPort(hostText(a), a.port);
+}
+
+function netAddr(a: SocketAddress): NetAddr {
+  return { transport: "tcp", hostname: hostText(a), port: a.port };
 }
