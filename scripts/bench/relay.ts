@@ -3,7 +3,7 @@
  * with its default threads, rinetd, socat), all on loopback in the same run.
  *
  *   deno run -A scripts/bench/relay.ts [--seconds 3] [--conns 2000] [--rounds 3] [--idle 9900] [--socat-idle 1000]
- *     [--engines wgedge,haproxy-1,haproxy,rinetd,socat,deno-floor] [--udp-only] [--deno-udp] [--udp-window 1]
+ *     [--engines wgedge,haproxy-1,haproxy,rinetd,socat,deno-floor] [--udp-only] [--deno-udp] [--deno-tcp] [--udp-window 1]
  *
  * Every engine runs side by side and each metric is measured in alternating order over several rounds
  * (medians reported): TCP throughput (iperf3 through the relay), TCP connections per second and p50/p99
@@ -24,7 +24,8 @@
  * any group it started is left.
  *
  * --baseline DIR adds wgedge-baseline: `wgedge relay` from another checkout (`git archive COMMIT | tar -x -C DIR`),
- * for a before/after comparison under the same load. --deno-udp adds wgedge with WGEDGE_UDP=deno (Deno's one-op-per-datagram UDP socket). --udp-only measures
+ * for a before/after comparison under the same load. --deno-udp adds wgedge with WGEDGE_UDP=deno (Deno's one-op-per-datagram UDP socket);
+ * --deno-tcp adds wgedge with WGEDGE_TCP=deno (TCP relays on Deno's sockets instead of the kernel-socket core). --udp-only measures
  * only the UDP round trips. --udp-window N keeps N datagrams in flight per UDP client instead of one.
  */
 import { parseArgs } from "node:util";
@@ -41,6 +42,7 @@ const { values: flags } = parseArgs({
     engines: { type: "string", default: "wgedge,haproxy-1,haproxy,rinetd,socat,deno-floor" },
     "udp-only": { type: "boolean", default: false },
     "deno-udp": { type: "boolean", default: false },
+    "deno-tcp": { type: "boolean", default: false },
     "udp-window": { type: "string", default: "1" },
     baseline: { type: "string" },
   },
@@ -61,6 +63,7 @@ const ROOT = new URL("../../", import.meta.url).pathname;
 type EngineName =
   | "wgedge"
   | "wgedge-deno-udp"
+  | "wgedge-deno-tcp"
   | "wgedge-baseline"
   | "haproxy-1"
   | "haproxy"
@@ -75,6 +78,7 @@ const ALL: EngineName[] = [
   "socat",
   "deno-floor",
   "wgedge-deno-udp",
+  "wgedge-deno-tcp",
   "wgedge-baseline",
 ];
 const ENGINES = flags.engines.split(",").map((s) => s.trim()) as EngineName[];
@@ -85,6 +89,7 @@ for (const e of ENGINES) {
   }
 }
 if (flags["deno-udp"] && !ENGINES.includes("wgedge-deno-udp")) ENGINES.push("wgedge-deno-udp");
+if (flags["deno-tcp"] && !ENGINES.includes("wgedge-deno-tcp")) ENGINES.push("wgedge-deno-tcp");
 /** Another checkout of wgedge (e.g. `git archive COMMIT | tar -x -C DIR`), measured as wgedge-baseline. */
 const BASELINE = flags.baseline
   ? new URL(`${flags.baseline.replace(/\/$/, "")}/`, `file://${Deno.cwd()}/`).pathname
@@ -471,7 +476,7 @@ async function startEngine(name: EngineName, tcpTarget: number, udpTarget: numbe
   const iperfServer = spawnGroup(["iperf3", "-s", "-B", "127.0.0.1", "-p", String(iperfPort)]);
   const procs: Deno.ChildProcess[] = [iperfServer];
   let main: Deno.ChildProcess;
-  if (name === "wgedge" || name === "wgedge-deno-udp" || name === "wgedge-baseline") {
+  if (name.startsWith("wgedge")) {
     const root = name === "wgedge-baseline" ? BASELINE : ROOT;
     if (!root) throw new Error("wgedge-baseline needs --baseline DIR");
     main = spawnGroup([
@@ -492,6 +497,7 @@ async function startEngine(name: EngineName, tcpTarget: number, udpTarget: numbe
       ENABLE_LOGGING: "n",
       WGEDGE_LOG_LEVEL: "warn",
       WGEDGE_UDP: name === "wgedge-deno-udp" ? "deno" : "auto",
+      WGEDGE_TCP: name === "wgedge-deno-tcp" ? "deno" : "auto",
     });
     procs.push(main);
   } else if (name === "haproxy-1" || name === "haproxy") {
