@@ -64,9 +64,10 @@ async function statusSection(adminPort: number, names: string[]): Promise<string
 async function udpDiagnosis(
   clients: { socket: Deno.DatagramConn; msg: string; result: PromiseSettledResult<number> }[],
   echo: RecordingUdpEcho,
-  rpsAdmin: number,
-  rpcAdmin: number,
+  rps: { admin: number; log: string },
+  rpc: { admin: number; log: string },
 ): Promise<string> {
+  const rpsAdmin = rps.admin, rpcAdmin = rpc.admin;
   const lines: string[] = [];
   let sentBytes = 0;
   for (const c of clients) {
@@ -92,6 +93,15 @@ async function udpDiagnosis(
       ["rp_client", "rp_routes", "tunnels"],
     )}`,
   );
+  // What either process warned about (a failed send, a receive loop that stopped...).
+  for (const [name, log] of [["rps", rps.log], ["rpc", rpc.log]]) {
+    const warnings = log.split("\n").filter((l) => / (WARN|ERROR) |"level":"(warn|error)"/.test(l)).slice(
+      -20,
+    );
+    lines.push(
+      `${name} warnings and errors (last 20): ${warnings.length ? "\n  " + warnings.join("\n  ") : "none"}`,
+    );
+  }
   return lines.join("\n");
 }
 
@@ -161,7 +171,12 @@ Deno.test({
       if (results.some((r) => r.status === "rejected")) {
         const clients = sockets.map((socket, i) => ({ socket, msg: msgs[i], result: results[i] }));
         throw new Error(
-          `UDP echo through rps/rpc failed:\n${await udpDiagnosis(clients, echo, adminPort, rpcAdminPort)}`,
+          `UDP echo through rps/rpc failed:\n${await udpDiagnosis(
+            clients,
+            echo,
+            { admin: adminPort, log: rps.log.text() },
+            { admin: rpcAdminPort, log: rpc.log.text() },
+          )}`,
         );
       }
       // Each message reached the echo, from one rpc flow each (20 flows on rpc as on rps).
