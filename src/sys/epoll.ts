@@ -5,8 +5,10 @@
  * Deno's own event loop cannot watch a descriptor it did not open, so the wait runs as a `nonblocking` FFI
  * call (`epoll_wait` on one thread of Deno's blocking pool) whose promise resolves with the batch of ready
  * descriptors. That hand-off between the pool thread and the main thread costs tens of microseconds per
- * wake-up, so after every batch the loop asks again at once with a synchronous `epoll_wait(…, 0)` (up to
- * SPIN_ROUNDS times while it finds something): under load most events are picked up there, without a hand-off.
+ * wake-up, so after every batch the main thread waits for the next one itself, for LINGER_NS at most
+ * (`epoll_pwait2`, which sleeps rather than spins; `epoll_wait(…, 0)` where glibc lacks it), and goes on doing
+ * so while batches keep coming, up to MAIN_THREAD_BUDGET_MS before Deno's own events get their turn: under
+ * load most events are picked up there, without a hand-off.
  *
  * Every registration carries a generation number beside its descriptor (the 64-bit epoll data: descriptor low,
  * generation high): an event queued for a socket that was closed, and whose number was reused by a new socket
@@ -37,8 +39,13 @@ const EFD_NONBLOCK = 0o4000;
 
 /** Events taken per epoll_wait call. */
 export const MAX_EVENTS = 256;
-/** Synchronous epoll_wait(0) rounds after a batch before the loop waits on the pool thread again. */
-export const SPIN_ROUNDS = 16;
+/**
+ * After a batch the main thread waits this long for the next one itself (epoll_pwait2; a sleep, not a spin)
+ * before handing the wait back to the pool thread.
+ */
+export const LINGER_NS = 100_000;
+/** The most the loop keeps the main thread before Deno's own events get a turn. */
+export const MAIN_THREAD_BUDGET_MS = 2;
 
 /** Receives the events of the descriptors it registered. */
 export interface EpollHandler {
@@ -178,12 +185,17 @@ export class EpollLoop {
 
   async #run(): Promise<void> {
     const lib = this.#libc.lib;
+    const linger = new Uint8Array(new BigInt64Array([0n, BigInt(LINGER_NS)]).buffer); // struct timespec
+    const pwait2 = lib.epoll_pwait2;
     try {
       while (this.#holders > 0) {
         const n = await lib.epoll_wait_blocking(this.#epfd, this.#asyncEvents, MAX_EVENTS, -1);
         if (n > 0) this.#dispatch(this.#asyncView, n);
-        for (let round = 0; round < SPIN_ROUNDS && this.#holders > 0; round++) {
-          const m = lib.epoll_wait(this.#epfd, this.#syncEvents, MAX_EVENTS, 0);
+        const until = performance.now() + MAIN_THREAD_BUDGET_MS;
+        while (this.#holders > 0 && performance.now() < until) {
+          const m = pwait2
+            ? pwait2(this.#epfd, this.#syncEvents, MAX_EVENTS, linger, null)
+            : lib.epoll_wait(this.#epfd, this.#syncEvents, MAX_EVENTS, 0);
           if (m <= 0) break;
           this.#dispatch(this.#syncView, m);
         }

@@ -42,6 +42,8 @@ const SYMBOLS = {
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
+  // A wait of a fraction of a millisecond on the main thread (glibc 2.35+, Linux 5.11+; epoll.ts).
+  epoll_pwait2: { parameters: ["i32", "buffer", "i32", "buffer", "pointer"], result: "i32", optional: true },
   // The same call on Deno's blocking pool: the wait for the next batch (epoll.ts).
   epoll_wait_blocking: {
     name: "epoll_wait",
@@ -88,15 +90,18 @@ export function loadLibc(): Libc | { reason: string } {
 
 const intBuf = new Int32Array(1);
 const lenBuf = new Uint32Array(1);
+// Byte views of the same memory: V8's fast FFI path takes a "buffer" argument as a Uint8Array only.
+const intBytes = new Uint8Array(intBuf.buffer);
+const lenBytes = new Uint8Array(lenBuf.buffer);
 
 /** An int socket option, or undefined when getsockopt fails (not a socket, closed meanwhile, ...). */
 export function getIntOption(libc: Libc, fd: number, level: number, opt: number): number | undefined {
   lenBuf[0] = 4;
-  return libc.lib.getsockopt(fd, level, opt, intBuf, lenBuf) === 0 ? intBuf[0] : undefined;
+  return libc.lib.getsockopt(fd, level, opt, intBytes, lenBytes) === 0 ? intBuf[0] : undefined;
 }
 
 /** Sets an int socket option; false when setsockopt fails. */
 export function setIntOption(libc: Libc, fd: number, level: number, opt: number, value: number): boolean {
   intBuf[0] = value;
-  return libc.lib.setsockopt(fd, level, opt, intBuf, 4) === 0;
+  return libc.lib.setsockopt(fd, level, opt, intBytes, 4) === 0;
 }

@@ -141,6 +141,7 @@ export class TcpRelayCore implements EpollHandler {
   readonly port: number;
   readonly #nameBuf = new Uint8Array(SOCKADDR_IN6_SIZE);
   readonly #nameLen = new Uint32Array(1);
+  readonly #nameLenBytes = new Uint8Array(this.#nameLen.buffer);
   /** Connections relaying now (dialled or dialling). */
   active = 0;
   /** Connections accepted since start. */
@@ -216,7 +217,7 @@ export class TcpRelayCore implements EpollHandler {
     for (let i = 0; i < ACCEPTS_PER_EVENT && !this.#stopped; i++) {
       this.#nameLen[0] = this.#nameBuf.length;
       const c = wantName
-        ? lib.accept4(this.#listenFd, this.#nameBuf, this.#nameLen, SOCK_NONBLOCK | SOCK_CLOEXEC)
+        ? lib.accept4(this.#listenFd, this.#nameBuf, this.#nameLenBytes, SOCK_NONBLOCK | SOCK_CLOEXEC)
         : lib.accept4(this.#listenFd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (c < 0) {
         const err = this.#libc.errno.getInt32(0);
@@ -316,7 +317,7 @@ export class TcpRelayCore implements EpollHandler {
     const header = this.#opts.header;
     if (header) {
       this.#nameLen[0] = this.#nameBuf.length;
-      const local = this.#libc.lib.getsockname(p.c, this.#nameBuf, this.#nameLen) === 0
+      const local = this.#libc.lib.getsockname(p.c, this.#nameBuf, this.#nameLenBytes) === 0
         ? readAddress(this.#nameBuf, this.#nameLen[0])
         : NO_ADDRESS;
       p.queue(header(p.client, local));
