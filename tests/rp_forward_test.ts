@@ -9,6 +9,7 @@ import { newForwardStats, TcpForwarder, UdpForwarder } from "../src/services/rp/
 import { createHostNet } from "../src/net/host.ts";
 import { ManualClock } from "../src/util/clock.ts";
 import { logger } from "../src/util/log.ts";
+import type { DatagramConn } from "../src/net/types.ts";
 
 const host = createHostNet();
 const log = logger("test");
@@ -76,6 +77,48 @@ Deno.test("rp forward: UDP flows per remote, idle expiry on the injected clock, 
     assert(stats.bytesIn > 0 && stats.bytesIn === stats.bytesOut, "bytes counted both ways");
   } finally {
     for (const c of clients) c.close();
+    await fwd.close();
+    echo.close();
+    await echo.done;
+  }
+  assertEquals(clock.pendingTimers, 0, "no timer left after close");
+});
+
+Deno.test("rp forward: a receive error on the public UDP socket is counted and the mapping keeps serving", async () => {
+  const echo = udpEcho();
+  const clock = new ManualClock();
+  const stats = newForwardStats();
+  const real = host.listenUdp({ hostname: "127.0.0.1", port: 0 });
+  // The first two receives fail as a kernel error would (ENOBUFS); the socket itself stays usable.
+  let failures = 2;
+  const front: DatagramConn = {
+    get addr() {
+      return real.addr;
+    },
+    send: (d, to) => real.send(d, to),
+    receive: () =>
+      failures-- > 0 ? Promise.reject(new Error("No buffer space available (os error 105)")) : real.receive(),
+    close: () => real.close(),
+  };
+  const fwd = new UdpForwarder({
+    front,
+    openUpstream: () => host.listenUdp({ hostname: "127.0.0.1", port: 0 }),
+    target: () => ({ transport: "udp", hostname: "127.0.0.1", port: echo.port }),
+    stats,
+    log,
+    clock,
+  });
+  const client = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  try {
+    await waitFor(() => stats.receiveErrors === 1, "the first receive error counted");
+    clock.advance(50); // the rest after an error, on the injected clock
+    await waitFor(() => stats.receiveErrors === 2, "the second receive error counted");
+    clock.advance(50);
+    assertEquals(await ask(client, fwd.addr.port, "after the errors"), "after the errors");
+    assertEquals(stats.receiveErrors, 2);
+    assertEquals(fwd.flowCount, 1);
+  } finally {
+    client.close();
     await fwd.close();
     echo.close();
     await echo.done;

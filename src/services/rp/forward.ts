@@ -25,6 +25,8 @@ export interface ForwardStats {
   dialFailures: number;
   /** UDP datagrams dropped (flow table full, send failed). */
   datagramsDropped: number;
+  /** Errors receiving on the front UDP socket (the forwarder rests briefly and goes on). */
+  receiveErrors: number;
 }
 
 export function newForwardStats(): ForwardStats {
@@ -35,6 +37,7 @@ export function newForwardStats(): ForwardStats {
     bytesOut: 0,
     dialFailures: 0,
     datagramsDropped: 0,
+    receiveErrors: 0,
   };
 }
 
@@ -178,6 +181,11 @@ interface Flow {
   lastActive: number;
 }
 
+/** After a receive error on the front socket the loop rests this long before receiving again. */
+const RECEIVE_RETRY_MS = 50;
+/** Repeated receive errors are logged at most this often (each is counted). */
+const RECEIVE_WARN_EVERY_MS = 60_000;
+
 /**
  * Per-remote-address UDP flows: datagrams from a remote go out through that flow's own upstream socket, and
  * replies on that socket go back to the remote from the front socket (so the remote sees one peer).
@@ -189,6 +197,9 @@ export class UdpForwarder {
   readonly #maxFlows: number;
   #closed = false;
   #sweepTimer: TimerHandle | undefined;
+  #lastReceiveWarn = 0;
+  /** The rest after a receive error, ended early by close(). */
+  #rest?: { handle: TimerHandle; resolve: () => void };
   readonly #loop: Promise<void>;
 
   constructor(private readonly opts: UdpForwarderOptions) {
@@ -242,8 +253,26 @@ export class UdpForwarder {
       try {
         [data, from] = await front.receive();
       } catch (e) {
-        if (!this.#closed) log.warn("udp receive failed; forwarder stopped", { error: e });
-        return;
+        if (this.#closed) return;
+        // ICMP errors of earlier sends surface here on some systems; the socket itself is fine.
+        if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.ConnectionReset) continue;
+        if (e instanceof Deno.errors.BadResource) {
+          log.warn("udp socket closed under the forwarder; forwarder stopped", { error: e });
+          return;
+        }
+        // Anything else (ENOBUFS, ENOMEM, a batch-core failure): the mapping stays served. Counted, logged
+        // once per burst, and a short rest on the injected clock so a persistent error cannot spin.
+        stats.receiveErrors++;
+        if (stats.receiveErrors === 1 || this.#clock.now() - this.#lastReceiveWarn >= RECEIVE_WARN_EVERY_MS) {
+          this.#lastReceiveWarn = this.#clock.now();
+          log.warn("udp receive failed; retrying", { error: e, errors: stats.receiveErrors });
+        }
+        await new Promise<void>((resolve) => {
+          this.#rest = { handle: this.#clock.setTimer(resolve, RECEIVE_RETRY_MS), resolve };
+        });
+        this.#rest = undefined;
+        if (this.#closed) return;
+        continue;
       }
       if (this.#closed) return;
       const key = `${from.hostname}|${from.port}`;
@@ -314,6 +343,10 @@ export class UdpForwarder {
     if (this.#closed) return;
     this.#closed = true;
     this.#clock.clearTimer(this.#sweepTimer);
+    if (this.#rest) {
+      this.#clock.clearTimer(this.#rest.handle);
+      this.#rest.resolve();
+    }
     for (const [key, flow] of [...this.#flows]) this.#closeFlow(key, flow, "shutdown");
     this.opts.stats.datagramsDropped += this.opts.front.dropped ?? 0;
     try {

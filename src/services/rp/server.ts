@@ -116,6 +116,9 @@ export interface MappingView {
   bytes_in: number;
   bytes_out: number;
   dial_failures: number;
+  /** UDP: datagrams dropped (flow table, failed sends) and receive errors on the public socket. */
+  datagrams_dropped: number;
+  receive_errors: number;
 }
 
 export interface RpResult {
@@ -448,6 +451,7 @@ export class RpServer {
       this.retired.bytesOut += s.bytesOut;
       this.retired.dialFailures += s.dialFailures;
       this.retired.datagramsDropped += s.datagramsDropped;
+      this.retired.receiveErrors += s.receiveErrors;
     };
     log.info("mapping removed", { mapping: entry.key, client: entry.owner, why });
     return entry.forwarder.close().then(retire, retire);
@@ -486,6 +490,8 @@ export class RpServer {
       bytes_in: m.stats.bytesIn,
       bytes_out: m.stats.bytesOut,
       dial_failures: m.stats.dialFailures,
+      datagrams_dropped: m.stats.datagramsDropped,
+      receive_errors: m.stats.receiveErrors,
     };
   }
 

@@ -101,7 +101,17 @@ export class RpsService {
     const clients = m.gauge("wgedge_rp_clients", "Clients seen within the expiry window.");
     const registrations = m.counter("wgedge_rp_registrations_total", "Port mappings created since start.");
     const expired = m.counter("wgedge_rp_clients_expired_total", "Clients expired for missing heartbeats.");
-    const all = [active, total, failed, bytes];
+    const dropped = m.counter(
+      "wgedge_rp_datagrams_dropped_total",
+      "UDP datagrams a mapping dropped (flow table full, send failed).",
+      L,
+    );
+    const receiveErrors = m.counter(
+      "wgedge_rp_receive_errors_total",
+      "Errors receiving on a UDP mapping's public socket (it keeps serving).",
+      L,
+    );
+    const all = [active, total, failed, bytes, dropped, receiveErrors];
     this.#unregister.push(m.addCollector(() => {
       for (const x of all) x.reset();
       const list = server.listAll();
@@ -110,6 +120,10 @@ export class RpsService {
         active.set(l, v.connections_active);
         total.set(l, v.connections_total);
         failed.set(l, v.dial_failures);
+        if (v.protocol === "udp") {
+          dropped.set(l, v.datagrams_dropped);
+          receiveErrors.set(l, v.receive_errors);
+        }
         bytes.set({ ...l, direction: "in" }, v.bytes_in);
         bytes.set({ ...l, direction: "out" }, v.bytes_out);
       }
