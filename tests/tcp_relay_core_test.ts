@@ -84,6 +84,38 @@ Deno.test("tcp relay core: host to an IP address runs on it; a name, WGEDGE_TCP=
   }
 });
 
+Deno.test("tcp relay core: IPv6 listener and target, with the client's address in a PROXY v1 header", async () => {
+  const target = Deno.listen({ hostname: "::1", port: 0 });
+  const targetPort = (target.addr as Deno.NetAddr).port;
+  const inPort = freePort();
+  const svc = await start(`${inPort};${targetPort};[::1];TCP;bind=::1;proxy_protocol=v1`);
+  try {
+    assertEquals(engineOf(svc), "kernel");
+    assertEquals(svc.status()[0].listen, `[::1]:${inPort}`);
+    const client = await Deno.connect({ hostname: "::1", port: inPort });
+    const clientPort = (client.localAddr as Deno.NetAddr).port;
+    await client.write(new TextEncoder().encode("six"));
+    await client.closeWrite();
+    const server = await within(target.accept(), "the relay's dial");
+    const got: number[] = [];
+    const buf = new Uint8Array(256);
+    for (let i = 0; i < 100; i++) {
+      const n = await within(server.read(buf), "the header and bytes");
+      if (n === null) break;
+      got.push(...buf.subarray(0, n));
+    }
+    server.close();
+    client.close();
+    assertEquals(
+      new TextDecoder().decode(new Uint8Array(got)),
+      `PROXY TCP6 ::1 ::1 ${clientPort} ${inPort}\r\nsix`,
+    );
+  } finally {
+    await svc.stop();
+    target.close();
+  }
+});
+
 Deno.test("tcp relay core: a dial that never completes is failed by the connect timeout on the injected clock", async () => {
   const libc = loadLibc();
   if ("reason" in libc) throw new Error(libc.reason);
