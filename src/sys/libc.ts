@@ -105,3 +105,19 @@ export function setIntOption(libc: Libc, fd: number, level: number, opt: number,
   intBuf[0] = value;
   return libc.lib.setsockopt(fd, level, opt, intBytes, 4) === 0;
 }
+
+/**
+ * An FFI path's override variable (WGEDGE_UDP, WGEDGE_TCP): "deno" (Deno's own sockets), "ffi" (the libc path;
+ * an error where it cannot run) or "auto" (unset, or no env permission). Throws on any other value.
+ */
+export function ffiModeFromEnv(name: string): "deno" | "ffi" | "auto" {
+  let mode: string | undefined;
+  try {
+    mode = Deno.env.get(name)?.trim().toLowerCase();
+  } catch {
+    mode = undefined; // no env permission: automatic choice
+  }
+  if (!mode || mode === "auto") return "auto";
+  if (mode === "deno" || mode === "ffi") return mode;
+  throw new Error(`${name}: expected "deno", "ffi" or "auto", got "${mode}"`);
+}

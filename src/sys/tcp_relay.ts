@@ -25,7 +25,7 @@
  * (4 for IPv4, 16 for IPv6); the relay service formats them.
  */
 import { describeErrno, encodeSockaddr, SOCKADDR_IN6_SIZE, SockaddrView } from "./udp_batch.ts";
-import { type Libc, loadLibc, setIntOption } from "./libc.ts";
+import { ffiModeFromEnv, type Libc, loadLibc, setIntOption } from "./libc.ts";
 import {
   EPOLLERR,
   EPOLLET,
@@ -579,13 +579,5 @@ export const TCP_MODE_ENV = "WGEDGE_TCP";
 
 /** WGEDGE_TCP: "deno", "ffi" or "auto" (unset, or no env permission). Throws on any other value. */
 export function tcpRelayMode(): "deno" | "ffi" | "auto" {
-  let mode: string | undefined;
-  try {
-    mode = Deno.env.get(TCP_MODE_ENV)?.trim().toLowerCase();
-  } catch {
-    mode = undefined; // no env permission: automatic choice
-  }
-  if (!mode || mode === "auto") return "auto";
-  if (mode === "deno" || mode === "ffi") return mode;
-  throw new Error(`${TCP_MODE_ENV}: expected "deno", "ffi" or "auto", got "${mode}"`);
+  return ffiModeFromEnv(TCP_MODE_ENV);
 }

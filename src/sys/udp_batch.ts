@@ -30,7 +30,7 @@
  * This file sits below the wire layer (src/sys imports only src/util): addresses cross it as bytes (4 for
  * IPv4, 16 for IPv6); callers parse and format the text forms.
  */
-import { getIntOption, type Libc, type LibcSymbols, loadLibc, setIntOption } from "./libc.ts";
+import { ffiModeFromEnv, getIntOption, type Libc, type LibcSymbols, loadLibc, setIntOption } from "./libc.ts";
 import type { Logger } from "../util/log.ts";
 
 // ---- libc constants (identical on x86_64 and aarch64 Linux: asm-generic) ----
@@ -362,15 +362,7 @@ export const UDP_MODE_ENV = "WGEDGE_UDP";
 
 /** WGEDGE_UDP: "deno", "ffi" or "auto" (unset, or no env permission). Throws on any other value. */
 export function udpBatchMode(): "deno" | "ffi" | "auto" {
-  let mode: string | undefined;
-  try {
-    mode = Deno.env.get(UDP_MODE_ENV)?.trim().toLowerCase();
-  } catch {
-    mode = undefined; // no env permission: automatic choice
-  }
-  if (!mode || mode === "auto") return "auto";
-  if (mode === "deno" || mode === "ffi") return mode;
-  throw new Error(`${UDP_MODE_ENV}: expected "deno", "ffi" or "auto", got "${mode}"`);
+  return ffiModeFromEnv(UDP_MODE_ENV);
 }
 
 function errnoName(code: number): string {
