@@ -54,6 +54,7 @@ Deno.test("tcp relay core: host to an IP address runs on it; a name, WGEDGE_TCP=
   try {
     const kernel = await start(`${freePort()};${echo.port};127.0.0.1;TCP`);
     assertEquals(engineOf(kernel), "kernel");
+    assertEquals(kernel.status()[0].engine, "kernel", "status says which engine");
     await kernel.stop();
 
     const named = await start(`${freePort()};${echo.port};echo.test;TCP`, {
@@ -67,6 +68,7 @@ Deno.test("tcp relay core: host to an IP address runs on it; a name, WGEDGE_TCP=
     try {
       const deno = await start(`${freePort()};${echo.port};127.0.0.1;TCP`);
       assertEquals(engineOf(deno), "deno");
+      assertEquals(deno.status()[0].engine, "deno");
       await deno.stop();
       Deno.env.set("WGEDGE_TCP", "fast");
       const bad = new RelayService();

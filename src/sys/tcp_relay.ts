@@ -19,7 +19,9 @@
  * written (half-close carried, as pipe() does for Deno sockets); the pair is closed when both directions
  * ended, or at once on an error (reset, refused).
  *
- * Dials that do not complete within the connect timeout are failed by a sweep on the injected clock.
+ * Dials that do not complete within the connect timeout are failed by a sweep on the injected clock. A write
+ * to a peer that is gone returns EPIPE rather than killing the process: Deno, like every Rust program,
+ * ignores SIGPIPE.
  *
  * This file sits with libc in src/sys (imports only src/sys and src/util): addresses cross it as bytes
  * (4 for IPv4, 16 for IPv6); the relay service formats them.
@@ -57,6 +59,8 @@ const SHUT_WR = 1;
 const EINTR = 4;
 const EAGAIN = 11;
 const EINPROGRESS = 115;
+const ECONNABORTED = 103;
+const EPROTO = 71;
 const EMFILE = 24;
 const ENFILE = 23;
 const ENOBUFS = 105;
@@ -222,6 +226,8 @@ export class TcpRelayCore implements EpollHandler {
       if (c < 0) {
         const err = this.#libc.errno.getInt32(0);
         if (err === EAGAIN || err === EINTR) return;
+        // A client that gave up (reset) before it was accepted: nothing wrong with the listener.
+        if (err === ECONNABORTED || err === EPROTO) continue;
         this.#opts.onAcceptError(`accept: ${describeErrno(lib, err)}`);
         if (err === EMFILE || err === ENFILE || err === ENOBUFS || err === ENOMEM) this.#restListener();
         return;

@@ -37,6 +37,8 @@ export interface RelayServiceDeps {
 export interface RelayStatus {
   id: string;
   protocol: "tcp" | "udp";
+  /** TCP: "kernel" on wgedge's own sockets (sys/tcp_relay.ts), "deno" on Deno's (a name, via=, no FFI). */
+  engine?: "kernel" | "deno";
   listen: string;
   target: string;
   via: string;
@@ -231,6 +233,8 @@ export class RelayService {
         bytesToTarget: s.bytesToTarget,
         bytesToClient: s.bytesToClient,
       };
+      const tcp = r.relay instanceof RangeRelay ? r.relay.members[0] : r.relay;
+      if (tcp instanceof TcpRelay) st.engine = tcp.engine;
       if (r.spec.protocol === "udp") {
         Object.assign(st, {
           packetsToTarget: s.packetsToTarget,
