@@ -13,11 +13,12 @@
  * gets keepalive and its timings from the once-a-second sweep, only if it lives that long: most connections
  * of a busy relay are short, and four setsockopt calls were a tenth of their cost, while a keepalive probe is
  * due only after KEEPALIVE_IDLE (30 s by default) anyway.
- * When the other side cannot take everything (EAGAIN), what is left is kept for that direction and its source
- * is not read again until the destination is writable: memory per connection stays bounded by one 64 KiB
- * remainder per direction. EOF on one side becomes shutdown(SHUT_WR) on the other once its remainder is
- * written (half-close carried, as pipe() does for Deno sockets); the pair is closed when both directions
- * ended, or at once on an error (reset, refused).
+ *
+ * One connection is a RelayPair (tcp_relay_pair.ts): when the other side cannot take everything (EAGAIN),
+ * what is left is kept for that direction and its source is not read again until the destination is
+ * writable, so memory per connection stays bounded by one 64 KiB remainder per direction. EOF on one side
+ * becomes shutdown(SHUT_WR) on the other once its remainder is written (half-close carried, as pipe() does
+ * for Deno sockets); the pair is closed when both directions ended, or at once on an error (reset, refused).
  *
  * Dials that do not complete within the connect timeout are failed by a sweep on the injected clock. A write
  * to a peer that is gone returns EPIPE rather than killing the process: Deno, like every Rust program,
@@ -28,17 +29,15 @@
  */
 import { describeErrno, encodeSockaddr, SOCKADDR_IN6_SIZE, SockaddrView } from "./udp_batch.ts";
 import { ffiModeFromEnv, type Libc, loadLibc, setIntOption } from "./libc.ts";
+import { EPOLLET, type EpollHandler, EPOLLIN, EpollLoop, EPOLLOUT, EPOLLRDHUP } from "./epoll.ts";
 import {
-  EPOLLERR,
-  EPOLLET,
-  type EpollHandler,
-  EPOLLHUP,
-  EPOLLIN,
-  EpollLoop,
-  EPOLLOUT,
-  EPOLLRDHUP,
-} from "./epoll.ts";
-import { IoVec } from "./iovec.ts";
+  type PairOwner,
+  prepareRelayBuffers,
+  RELAY_BUFFER_SIZE,
+  type RelayedConnection,
+  RelayPair as Pair,
+  type SocketAddress,
+} from "./tcp_relay_pair.ts";
 import type { Clock, TimerHandle } from "../util/clock.ts";
 
 const AF_INET = 2;
@@ -48,14 +47,12 @@ const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SO_REUSEADDR = 2;
-const SO_ERROR = 4;
 const SO_KEEPALIVE = 9;
 const IPPROTO_TCP = 6;
 const TCP_NODELAY = 1;
 const TCP_KEEPIDLE = 4;
 const TCP_KEEPINTVL = 5;
 const TCP_KEEPCNT = 6;
-const SHUT_WR = 1;
 const EINTR = 4;
 const EAGAIN = 11;
 const EINPROGRESS = 115;
@@ -68,8 +65,6 @@ const ENOMEM = 12;
 
 /** What the kernel may queue before accept (capped by net.core.somaxconn). */
 const LISTEN_BACKLOG = 4096;
-/** Bytes moved per read; also the most a direction keeps while its destination is full. */
-export const RELAY_BUFFER_SIZE = 65536;
 /** Accepts per listener event, so one busy listener leaves the others (and the loop) a turn. */
 const ACCEPTS_PER_EVENT = 64;
 /** After EMFILE/ENFILE the listener rests, doubling up to the maximum, as the Deno relay does. */
@@ -77,20 +72,6 @@ const ACCEPT_BACKOFF_MS = 100;
 const ACCEPT_BACKOFF_MAX_MS = 1000;
 /** How often pending dials are checked against the connect timeout, and new target sockets get keepalive. */
 const SWEEP_MS = 1000;
-
-/** An address as bytes (4 or 16) and a port. */
-export interface SocketAddress {
-  address: Uint8Array;
-  port: number;
-}
-
-/** One relayed connection as the hooks see it. */
-export interface RelayedConnection {
-  readonly client: SocketAddress;
-  readonly bytesToTarget: number;
-  readonly bytesToClient: number;
-  readonly openedMs: number;
-}
 
 export interface TcpRelayCoreOptions {
   /** Listening address (4 or 16 bytes; all zeros for any) and port (0: the kernel picks). */
@@ -125,7 +106,10 @@ export function tcpRelayCoreUnavailable(): string | undefined {
 
 const NO_ADDRESS: SocketAddress = { address: new Uint8Array(4), port: 0 };
 
-export class TcpRelayCore implements EpollHandler {
+export type { RelayedConnection, SocketAddress };
+export { RELAY_BUFFER_SIZE };
+
+export class TcpRelayCore implements EpollHandler, PairOwner {
   readonly #libc: Libc;
   readonly #loop: EpollLoop;
   readonly #opts: TcpRelayCoreOptions;
@@ -160,7 +144,7 @@ export class TcpRelayCore implements EpollHandler {
     this.#libc = libc;
     this.#loop = loop;
     this.#opts = opts;
-    if (readVec.length === 0) readVec = readIoVec.at(buffer);
+    prepareRelayBuffers();
     this.#targetFamily = opts.target.length === 16 ? AF_INET6 : AF_INET;
     const target = encodeSockaddr(this.#targetFamily, opts.target, opts.targetPort);
     if (!target) throw new Error("target: expected an IPv4 or IPv6 address and a port");
@@ -397,187 +381,6 @@ function readAddress(buf: Uint8Array, len: number): SocketAddress {
   if (family === AF_INET6) return { address: v.bytesV6().slice(), port: v.port };
   if (family === AF_INET) return { address: buf.slice(4, 8), port: v.port };
   return NO_ADDRESS;
-}
-
-/** The one read buffer of every relayed connection (reads are synchronous, one at a time). */
-const buffer = new Uint8Array(RELAY_BUFFER_SIZE);
-/** iovecs onto that buffer (reads: always all of it) and onto whatever is written. */
-const readIoVec = new IoVec();
-/** Set by the first TcpRelayCore (taking a pointer needs the FFI permission, which importing must not). */
-let readVec: Uint8Array = new Uint8Array(0);
-const writeVec = new IoVec();
-const soError = new Int32Array(1);
-const soErrorLen = new Uint32Array(1);
-
-/** One relayed connection: the client's socket `c` and the target's `u`. */
-class Pair implements EpollHandler, RelayedConnection {
-  connected = false;
-  closed = false;
-  /** The client sent something (or closed) before the target accepted: read it once connected. */
-  clientWaiting = false;
-  /** Bytes a full destination could not take yet, per direction. */
-  toTarget: Uint8Array | null = null;
-  toClient: Uint8Array | null = null;
-  /** A direction's source reached EOF; `…Shut` once the destination got its shutdown(SHUT_WR). */
-  clientEof = false;
-  targetEof = false;
-  targetShut = false;
-  clientShut = false;
-  bytesToTarget = 0;
-  bytesToClient = 0;
-
-  constructor(
-    readonly core: TcpRelayCore,
-    readonly c: number,
-    readonly u: number,
-    readonly client: SocketAddress,
-    readonly openedMs: number,
-  ) {}
-
-  onEvents(fd: number, events: number): void {
-    if (this.closed) return;
-    if (!this.connected) {
-      if (fd !== this.u) {
-        this.clientWaiting = true;
-        return;
-      }
-      if (events & (EPOLLERR | EPOLLHUP)) {
-        this.core.dialFailed(this, this.#pendingError());
-        return;
-      }
-      if (!(events & EPOLLOUT)) return;
-      this.connected = true;
-      this.core.dialed(this);
-      if (this.closed) return;
-      if (this.clientWaiting) this.#pump(true, true);
-      if (this.closed) return;
-    }
-    const fromClient = fd === this.c;
-    // Writable again: what waited goes first, then the source that was held back is read again.
-    if (events & EPOLLOUT) this.#flush(!fromClient);
-    if (this.closed) return;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-      this.#pump(fromClient, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) !== 0);
-    }
-  }
-
-  /** Bytes to send to the target before anything from the client (the PROXY header). */
-  queue(bytes: Uint8Array): void {
-    const lib = this.core.libc.lib;
-    const n = lib.writev(this.u, writeVec.at(bytes), 1);
-    if (n === bytes.length) return;
-    if (n < 0 && this.core.libc.errno.getInt32(0) !== EAGAIN) {
-      this.core.closePair(this, this.core.errnoText());
-      return;
-    }
-    this.toTarget = bytes.slice(Math.max(n, 0));
-  }
-
-  /**
-   * Moves what `fromClient`'s source has to the other side, until EAGAIN, EOF or a full destination. A short
-   * read ends the round (the next arrival is a new edge) unless `untilEmpty`: the peer's FIN came with this
-   * edge (its data then arrives with no later edge to report the EOF behind it), or the source was not read
-   * for a while.
-   */
-  #pump(fromClient: boolean, untilEmpty: boolean): void {
-    const lib = this.core.libc.lib;
-    const src = fromClient ? this.c : this.u;
-    const dst = fromClient ? this.u : this.c;
-    if ((fromClient ? this.toTarget : this.toClient) !== null) return; // waiting for dst to drain
-    if (fromClient ? this.clientEof : this.targetEof) return;
-    const counters = this.core.counters;
-    for (;;) {
-      const n = lib.readv(src, readVec, 1);
-      if (n > 0) {
-        const w = lib.writev(dst, writeVec.at(buffer, n), 1);
-        const sent = w > 0 ? w : 0;
-        if (fromClient) {
-          this.bytesToTarget += sent;
-          counters.aToB += sent;
-        } else {
-          this.bytesToClient += sent;
-          counters.bToA += sent;
-        }
-        if (w === n) {
-          if (n < RELAY_BUFFER_SIZE && !untilEmpty) return; // drained: the next arrival is a new edge
-          continue;
-        }
-        if (w < 0 && this.core.libc.errno.getInt32(0) !== EAGAIN) {
-          this.core.closePair(this, this.core.errnoText());
-          return;
-        }
-        const rest = buffer.slice(sent, n);
-        if (fromClient) this.toTarget = rest;
-        else this.toClient = rest;
-        return;
-      }
-      if (n === 0) {
-        if (fromClient) this.clientEof = true;
-        else this.targetEof = true;
-        this.#shutIfDone(fromClient);
-        return;
-      }
-      const err = this.core.libc.errno.getInt32(0);
-      if (err === EAGAIN) return;
-      if (err === EINTR) continue;
-      this.core.closePair(this, this.core.errnoText(err));
-      return;
-    }
-  }
-
-  /** Writes what waited for `toTarget`'s destination; once empty, reads its source again. */
-  #flush(toTarget: boolean): void {
-    const pending = toTarget ? this.toTarget : this.toClient;
-    if (pending === null) return;
-    const lib = this.core.libc.lib;
-    const w = lib.writev(toTarget ? this.u : this.c, writeVec.at(pending), 1);
-    if (w < 0) {
-      if (this.core.libc.errno.getInt32(0) !== EAGAIN) this.core.closePair(this, this.core.errnoText());
-      return;
-    }
-    const counters = this.core.counters;
-    if (toTarget) {
-      this.bytesToTarget += w;
-      counters.aToB += w;
-    } else {
-      this.bytesToClient += w;
-      counters.bToA += w;
-    }
-    if (w < pending.length) {
-      if (toTarget) this.toTarget = pending.subarray(w);
-      else this.toClient = pending.subarray(w);
-      return;
-    }
-    if (toTarget) this.toTarget = null;
-    else this.toClient = null;
-    if (toTarget ? this.clientEof : this.targetEof) this.#shutIfDone(toTarget);
-    else this.#pump(toTarget, true); // the source was not read while this waited; no new edge will say so
-  }
-
-  /** After EOF from one side: half-close the other once its remainder is written; close when both ended. */
-  #shutIfDone(fromClient: boolean): void {
-    if ((fromClient ? this.toTarget : this.toClient) !== null) return; // #flush comes back here
-    // The other direction already ended: closing both sends this FIN too, without a shutdown call.
-    if (fromClient ? this.clientShut : this.targetShut) {
-      this.core.closePair(this);
-      return;
-    }
-    const lib = this.core.libc.lib;
-    if (fromClient) {
-      this.targetShut = true;
-      lib.shutdown(this.u, SHUT_WR);
-    } else {
-      this.clientShut = true;
-      lib.shutdown(this.c, SHUT_WR);
-    }
-  }
-
-  #pendingError(): string {
-    soErrorLen[0] = 4;
-    soError[0] = 0;
-    this.core.libc.lib.getsockopt(this.u, SOL_SOCKET, SO_ERROR, soError, soErrorLen);
-    return soError[0] ? this.core.errnoText(soError[0]) : "connection failed";
-  }
 }
 
 /** Env variable that overrides the choice: "deno" (Deno's sockets) or "ffi" (this core; an error if unusable). */
