@@ -31,7 +31,6 @@ export const EPOLLRDHUP = 0x2000;
 export const EPOLLET = 0x80000000;
 
 const EPOLL_CTL_ADD = 1;
-const EPOLL_CTL_DEL = 2;
 const EPOLL_CTL_MOD = 3;
 const EPOLL_CLOEXEC = 0o2000000;
 const EFD_CLOEXEC = 0o2000000;
@@ -85,9 +84,6 @@ export class EpollLoop {
   readonly #drainVec = new IoVec();
   #holders = 0;
   #running?: Promise<void>;
-  /** Exceptions thrown by handlers (each is caught so one socket's bug cannot stop the loop). */
-  handlerErrors = 0;
-  onHandlerError?: (e: unknown) => void;
 
   private constructor(
     libc: Libc,
@@ -163,13 +159,6 @@ export class EpollLoop {
     return r !== undefined && this.#ctl(EPOLL_CTL_MOD, fd, events, r.generation) === 0;
   }
 
-  /** Stops watching `fd` (call before closing it; a closed descriptor leaves epoll by itself). */
-  remove(fd: number): void {
-    if (this.#table[fd] === undefined) return;
-    this.#table[fd] = undefined;
-    this.#ctl(EPOLL_CTL_DEL, fd, 0, 0);
-  }
-
   /** Forgets `fd` without a syscall: for a descriptor about to be closed (close removes it from epoll). */
   forget(fd: number): void {
     this.#table[fd] = undefined;
@@ -224,8 +213,11 @@ export class EpollLoop {
       try {
         r.handler.onEvents(fd, events);
       } catch (e) {
-        this.handlerErrors++;
-        this.onHandlerError?.(e);
+        // A bug in one socket's handler must not stop the loop for every other: it is thrown again on its
+        // own, where the process's safety net (util/safety_net.ts) logs and counts it as unexpected.
+        queueMicrotask(() => {
+          throw e;
+        });
       }
     }
   }
