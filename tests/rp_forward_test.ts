@@ -29,6 +29,25 @@ function udpEcho(): { port: number; close: () => void; done: Promise<void> } {
   return { port: (s.addr as Deno.NetAddr).port, close: () => s.close(), done };
 }
 
+/** A UDP forwarder from `front` to the echo on loopback, a host socket per flow. */
+function udpForwarderTo(
+  echoPort: number,
+  front: DatagramConn,
+  stats: ReturnType<typeof newForwardStats>,
+  clock: ManualClock,
+  limits: { idleTimeoutMs?: number; maxFlows?: number } = {},
+): UdpForwarder {
+  return new UdpForwarder({
+    front,
+    openUpstream: () => host.listenUdp({ hostname: "127.0.0.1", port: 0 }),
+    target: () => ({ transport: "udp", hostname: "127.0.0.1", port: echoPort }),
+    stats,
+    log,
+    clock,
+    ...limits,
+  });
+}
+
 async function ask(sock: Deno.DatagramConn, to: number, text: string): Promise<string> {
   await sock.send(new TextEncoder().encode(text), { transport: "udp", hostname: "127.0.0.1", port: to });
   const [d] = await receiveWithin(sock, `the answer to "${text}"`);
@@ -40,16 +59,7 @@ Deno.test("rp forward: UDP flows per remote, idle expiry on the injected clock, 
   const clock = new ManualClock();
   const stats = newForwardStats();
   const front = host.listenUdp({ hostname: "127.0.0.1", port: 0 });
-  const fwd = new UdpForwarder({
-    front,
-    openUpstream: () => host.listenUdp({ hostname: "127.0.0.1", port: 0 }),
-    target: () => ({ transport: "udp", hostname: "127.0.0.1", port: echo.port }),
-    stats,
-    log,
-    clock,
-    idleTimeoutMs: 60_000,
-    maxFlows: 3,
-  });
+  const fwd = udpForwarderTo(echo.port, front, stats, clock, { idleTimeoutMs: 60_000, maxFlows: 3 });
   const clients = Array.from(
     { length: 4 },
     () => Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" }),
@@ -100,14 +110,7 @@ Deno.test("rp forward: a receive error on the public UDP socket is counted and t
       failures-- > 0 ? Promise.reject(new Error("No buffer space available (os error 105)")) : real.receive(),
     close: () => real.close(),
   };
-  const fwd = new UdpForwarder({
-    front,
-    openUpstream: () => host.listenUdp({ hostname: "127.0.0.1", port: 0 }),
-    target: () => ({ transport: "udp", hostname: "127.0.0.1", port: echo.port }),
-    stats,
-    log,
-    clock,
-  });
+  const fwd = udpForwarderTo(echo.port, front, stats, clock);
   const client = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
   try {
     await waitFor(() => stats.receiveErrors === 1, "the first receive error counted");
