@@ -23,8 +23,7 @@ import {
   tcpRelayCoreUnavailable,
   tcpRelayMode,
 } from "../../sys/tcp_relay.ts";
-import { formatIpv4, parseIpv4 } from "../../wire/ipv4.ts";
-import { formatIpv6, parseIpv6 } from "../../wire/ipv6.ts";
+import { formatIp, parseIp } from "../../netstack/addr.ts";
 import { unbracket } from "../../net/resolve.ts";
 
 export interface RelayDeps {
@@ -322,19 +321,14 @@ function peerOf(c: Conn): string {
 
 /** The 4 or 16 bytes of an IP literal (brackets allowed), or undefined for a name. */
 function ipBytes(host: string): Uint8Array | undefined {
-  const h = unbracket(host);
-  return parseIpv4(h) ?? parseIpv6(h) ?? undefined;
-}
-
-function hostText(a: SocketAddress): string {
-  return a.address.length === 16 ? formatIpv6(a.address) : formatIpv4(a.address);
+  return parseIp(unbracket(host)) ?? undefined;
 }
 
 /** A kernel-socket address as logs show it. */
 function addressText(a: SocketAddress): string {
-  return joinHostPort(hostText(a), a.port);
+  return joinHostPort(formatIp(a.address), a.port);
 }
 
 function netAddr(a: SocketAddress): NetAddr {
-  return { transport: "tcp", hostname: hostText(a), port: a.port };
+  return { transport: "tcp", hostname: formatIp(a.address), port: a.port };
 }
