@@ -4,6 +4,7 @@
  *
  *   deno run -A scripts/bench/relay.ts [--seconds 3] [--conns 2000] [--rounds 3] [--idle 9900] [--socat-idle 1000]
  *     [--engines wgedge,haproxy-1,haproxy,rinetd,socat,deno-floor] [--udp-only] [--deno-udp] [--deno-tcp] [--udp-window 1]
+ *     [--udp-load libc|deno]
  *
  * Every engine runs side by side and each metric is measured in alternating order over several rounds
  * (medians reported): TCP throughput (iperf3 through the relay), TCP connections per second and p50/p99
@@ -27,6 +28,12 @@
  * for a before/after comparison under the same load. --deno-udp adds wgedge with WGEDGE_UDP=deno (Deno's one-op-per-datagram UDP socket);
  * --deno-tcp adds wgedge with WGEDGE_TCP=deno (TCP relays on Deno's sockets instead of the kernel-socket core). --udp-only measures
  * only the UDP round trips. --udp-window N keeps N datagrams in flight per UDP client instead of one.
+ *
+ * The UDP clients and the UDP echo run on libc's sockets in processes of their own (scripts/bench/lib/
+ * udp_pingpong.ts: blocking epoll_wait/recvmsg, no promise per datagram), so the two cores go to the relay
+ * rather than to the load generator. --udp-load deno runs them on Deno's sockets instead (the clients in this
+ * process, the echo in the targets process), as the runs before 2026-12-05 10:00 UTC did: they cost about
+ * 120 us of CPU per round trip, which left the relays a fraction of the machine and compressed their ratios.
  */
 import { parseArgs } from "node:util";
 
@@ -44,6 +51,7 @@ const { values: flags } = parseArgs({
     "deno-udp": { type: "boolean", default: false },
     "deno-tcp": { type: "boolean", default: false },
     "udp-window": { type: "string", default: "1" },
+    "udp-load": { type: "string", default: "libc" },
     baseline: { type: "string" },
   },
 });
@@ -55,6 +63,12 @@ const IDLE = Number(flags.idle);
 /** socat forks a process per connection: 10 000 of them is a fork bomb on a small VPS, so it holds fewer. */
 const SOCAT_IDLE = Number(flags["socat-idle"]);
 const UDP_WINDOW = Math.max(1, Number(flags["udp-window"]));
+if (flags["udp-load"] !== "libc" && flags["udp-load"] !== "deno") {
+  throw new Error(`--udp-load: expected "libc" or "deno", got "${flags["udp-load"]}"`);
+}
+/** Whether the UDP clients and echo run on libc's sockets in their own processes (see the header). */
+const UDP_LOAD_LIBC = flags["udp-load"] === "libc";
+const PINGPONG = new URL("./lib/udp_pingpong.ts", import.meta.url).pathname;
 /** A UDP client that heard nothing for this long assumes its datagram was lost and sends another. */
 const UDP_RESEND_MS = 100;
 const DENO = Deno.execPath();
@@ -182,8 +196,8 @@ const l = Deno.listen({ hostname: "127.0.0.1", port: tcpPort });
   (async () => { const b = new Uint8Array(4096);
   try { for (;;) { const n = await c.read(b); if (n === null) break; let o = 0; while (o < n) o += await c.write(b.subarray(o, n)); } } catch {}
   try { c.close(); } catch {} })(); } })();
-const u = Deno.listenDatagram({ hostname: "127.0.0.1", port: udpPort, transport: "udp" });
-(async () => { for (;;) { const [d, a] = await u.receive(); if (d.length > 0) u.send(d, a).catch(() => {}); } })();
+const u = udpPort ? Deno.listenDatagram({ hostname: "127.0.0.1", port: udpPort, transport: "udp" }) : undefined;
+if (u) (async () => { for (;;) { const [d, a] = await u.receive(); if (d.length > 0) u.send(d, a).catch(() => {}); } })();
 `;
 
 /**
@@ -337,6 +351,7 @@ async function connectRate(
  * answered is ignored, so a resend never widens the window. Returns the rate and how many were resent.
  */
 async function udpRate(port: number): Promise<{ rate: number; resent: number }> {
+  if (UDP_LOAD_LIBC) return await libcUdpRate(port);
   const to = { transport: "udp" as const, hostname: "127.0.0.1", port };
   const socks = Array.from(
     { length: 16 },
@@ -392,6 +407,19 @@ async function udpRate(port: number): Promise<{ rate: number; resent: number }> 
     } catch { /* closed */ }
   }
   return { rate: received / SECONDS, resent };
+}
+
+/** udpRate on libc's sockets: the same load from scripts/bench/lib/udp_pingpong.ts in its own process. */
+async function libcUdpRate(port: number): Promise<{ rate: number; resent: number }> {
+  const args = [PINGPONG, "client", port, SECONDS, 16, UDP_WINDOW, UDP_RESEND_MS].map(String);
+  const child = new Deno.Command(DENO, { args: ["run", "-A", ...args], stdout: "piped", stderr: "piped" })
+    .spawn();
+  const killer = setTimeout(() => child.kill("SIGKILL"), (SECONDS + 30) * 1000);
+  const out = await child.output();
+  clearTimeout(killer);
+  if (!out.success) throw new Error(`udp_pingpong client: ${new TextDecoder().decode(out.stderr).trim()}`);
+  const r = JSON.parse(new TextDecoder().decode(out.stdout)) as { received: number; resent: number };
+  return { rate: r.received / SECONDS, resent: r.resent };
 }
 
 async function idleMemory(
@@ -683,13 +711,18 @@ const targets = spawnGroup([
   "--unstable-net",
   `${targetsDir}/targets.ts`,
   String(tcpTarget),
-  String(udpTarget),
+  String(UDP_LOAD_LIBC ? 0 : udpTarget),
 ]);
+/** The UDP echo on libc's sockets (--udp-load libc), in its own process group like every engine. */
+const udpEcho = UDP_LOAD_LIBC
+  ? spawnGroup([DENO, "run", "-A", PINGPONG, "echo", String(udpTarget)])
+  : undefined;
 const loadBefore = loadAverage();
 const started: Engine[] = [];
 const onSignal = () => {
   console.error("interrupted: stopping every engine");
-  Promise.all(started.map(stopEngine)).finally(() => stopGroup(targets)).finally(() => Deno.exit(130));
+  Promise.all(started.map(stopEngine)).finally(() => stopGroup(targets))
+    .finally(() => udpEcho && stopGroup(udpEcho)).finally(() => Deno.exit(130));
 };
 Deno.addSignalListener("SIGINT", onSignal);
 Deno.addSignalListener("SIGTERM", onSignal);
@@ -727,7 +760,9 @@ try {
   );
   console.log(
     `settings: medians of ${ROUNDS} alternating rounds; ${SECONDS} s iperf3, ${CONNS} connections (32 parallel), ` +
-      `UDP ${SECONDS} s (16 clients, ${UDP_WINDOW} in flight each), ${IDLE} idle connections (socat ${SOCAT_IDLE}); ` +
+      `UDP ${SECONDS} s (16 clients, ${UDP_WINDOW} in flight each, load on ${
+        flags["udp-load"]
+      } sockets), ${IDLE} idle connections (socat ${SOCAT_IDLE}); ` +
       `load average before ${loadBefore}, at the end ${loadAverage()}\n`,
   );
   const fmt = (v: number | undefined, digits: number) =>
@@ -785,6 +820,7 @@ try {
 } finally {
   for (const e of started.splice(0)) await stopEngine(e);
   await stopGroup(targets);
+  if (udpEcho) await stopGroup(udpEcho);
   await Deno.remove(targetsDir, { recursive: true }).catch(() => {});
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);
