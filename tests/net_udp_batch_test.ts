@@ -32,6 +32,7 @@ import {
 import { logger } from "../src/util/log.ts";
 import { loadLibc, setIntOption } from "../src/sys/libc.ts";
 import { createHostNet } from "../src/net/host.ts";
+import { EpollLoop } from "../src/sys/epoll.ts";
 import type { NetAddr } from "../src/net/types.ts";
 
 const unavailable = udpBatchUnavailable();
@@ -610,3 +611,45 @@ batchTest({
     await within(listening, "listen() to end");
   },
 });
+
+for (const coreRunning of [false, true]) {
+  batchTest({
+    name:
+      "net_udp_batch: push mode lingers after a wake-up: what another push-mode socket receives meanwhile " +
+      `reaches its handler in the same task${
+        coreRunning ? ", while the epoll loop's pool-thread wait runs" : ""
+      }`,
+    async fn() {
+      const loop = EpollLoop.shared();
+      if ("reason" in loop) throw new Error(loop.reason);
+      // As while a TCP relay runs on the kernel-socket core: the pool thread waits on the same epoll instance.
+      if (coreRunning) loop.acquire();
+      const a = batched("127.0.0.1"), b = batched("127.0.0.1");
+      const peer = deno("127.0.0.1");
+      const toB = { hostname: "127.0.0.1", port: portOf(b) };
+      const order: string[] = [];
+      const listeningA = a.listen((data) => {
+        order.push("a");
+        queueMicrotask(() => order.push("microtask queued by a"));
+        // Staged; it leaves at the end of a's wake-up, and loopback puts it in b's queue during that send.
+        assert(a.sendNow(data, toB), "staged");
+      });
+      const listeningB = b.listen(() => order.push("b"));
+      try {
+        await peer.send(numbered(5, 1), { transport: "udp", hostname: "127.0.0.1", port: portOf(a) });
+        await waitFor(() => order.length === 3, "both handlers and the microtask");
+        if (!coreRunning) {
+          // Without the linger, b would wait for its own wake-up through Deno, after a's microtasks.
+          assertEquals(order, ["a", "b", "microtask queued by a"]);
+        } else assertEquals([...order].sort(), ["a", "b", "microtask queued by a"]);
+      } finally {
+        a.close();
+        b.close();
+        peer.close();
+        if (coreRunning) await within(loop.release(), "the pool thread's wait to end");
+      }
+      await within(listeningA, "a's listen() to end");
+      await within(listeningB, "b's listen() to end");
+    },
+  });
+}

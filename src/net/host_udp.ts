@@ -41,6 +41,7 @@ import {
   udpBatchMode,
   udpBatchUnavailable,
 } from "../sys/udp_batch.ts";
+import { EpollLoop } from "../sys/epoll.ts";
 
 const log = logger("net.udp");
 
@@ -226,6 +227,8 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
   #handler: DatagramHandler | undefined;
   #onWake: (() => void) | undefined;
   #listening: Promise<void> | undefined;
+  /** Push mode: the epoll loop that also watches the socket, for the main thread's linger after a wake-up. */
+  #hot: EpollLoop | undefined;
   /** sendNow()'s sockaddr cache by address object (a forwarder keeps one object per peer). */
   #destinationOf = new WeakMap<UdpDestination, Destination | null>();
 
@@ -349,10 +352,22 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
     this.#handler = handler;
     this.#onWake = onWake;
     this.#pumping = true;
+    // Deno's receive stays the wait after a quiet spell; under load the main thread lingers on the epoll
+    // loop after each wake-up and drains whichever push-mode socket is ready meanwhile (epoll.ts).
+    const loop = EpollLoop.shared();
+    if (!("reason" in loop) && this.#io.watch(loop, { onEvents: () => this.#onReady() })) this.#hot = loop;
     this.#listening = this.#pump().catch((e) =>
       log.error("udp receive loop failed", { error: (e as Error).stack ?? String(e) })
     );
     return this.#listening;
+  }
+
+  /** A linger of the epoll loop found the socket readable: the same work as a wake-up through Deno. */
+  #onReady(): void {
+    if (this.#closed) return;
+    if (this.#onWake) this.#wake();
+    this.#io.drain(this.#pushReceiver);
+    this.#io.sendStaged();
   }
 
   #wake(): void {
@@ -508,6 +523,7 @@ export class BatchedDatagramConn extends UdpBatchCounters implements HostUdpConn
         // What the handler staged leaves now, before the next receive (a system call that finds EAGAIN,
         // then the wait): the staging's microtask would send the same batch only after that.
         this.#io.sendStaged();
+        if (!this.#closed) this.#hot?.linger();
         continue;
       }
       this.#enqueue(data, this.#sourceFromDeno(addr as Deno.NetAddr));

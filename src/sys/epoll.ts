@@ -17,6 +17,12 @@
  * The loop runs while anyone holds it (`acquire()`); the last `release()` wakes the pending wait through an
  * eventfd and resolves once it returned, so no FFI call is left pending (Deno's test sanitizer checks that).
  *
+ * Sockets Deno opened and waits on itself (the batched UDP sockets in push mode, net/host_udp.ts) are added
+ * without acquire(): Deno's receive stays their wait after a quiet spell, with no hand-off, and the socket
+ * calls `linger()` when it has handled that wake-up, so the main thread waits here for what comes next on any
+ * watched socket, as the loop does after a batch. Their events are handled wherever they show up: in a
+ * linger, in the synchronous rounds of the loop, or in the pool thread's batch when the loop runs.
+ *
  * Linux on x86_64 (packed 12-byte struct epoll_event) and aarch64 (16 bytes, data at offset 8).
  */
 import { type Libc, loadLibc } from "./libc.ts";
@@ -31,6 +37,7 @@ export const EPOLLRDHUP = 0x2000;
 export const EPOLLET = 0x80000000;
 
 const EPOLL_CTL_ADD = 1;
+const EPOLL_CTL_DEL = 2;
 const EPOLL_CTL_MOD = 3;
 const EPOLL_CLOEXEC = 0o2000000;
 const EFD_CLOEXEC = 0o2000000;
@@ -84,6 +91,11 @@ export class EpollLoop {
   readonly #drainVec = new IoVec();
   #holders = 0;
   #running?: Promise<void>;
+  /** True during the synchronous rounds: a handler's linger() then returns at once. */
+  #inRounds = false;
+  /** True while the pool thread waits: the wake-up eventfd is then its to read. */
+  #poolWaiting = false;
+  readonly #lingerTimeout = new Uint8Array(new BigInt64Array([0n, BigInt(LINGER_NS)]).buffer); // timespec
 
   private constructor(
     libc: Libc,
@@ -164,6 +176,24 @@ export class EpollLoop {
     this.#table[fd] = undefined;
   }
 
+  /**
+   * Stops watching `fd` now: for a descriptor that stays open elsewhere after its owner here is done with it
+   * (a Deno socket whose descriptor is shared with the process's other copies until Deno closes it).
+   */
+  remove(fd: number): void {
+    this.#table[fd] = undefined;
+    this.#libc.lib.epoll_ctl(this.#epfd, EPOLL_CTL_DEL, fd, this.#one);
+  }
+
+  /**
+   * The main thread waits for the next events itself and handles them, for as long as they keep coming
+   * within LINGER_NS of each other and MAIN_THREAD_BUDGET_MS in all: called by a socket whose wake-up came
+   * through Deno, when it has handled it (see the header). Synchronous; handlers run inside it.
+   */
+  linger(): void {
+    this.#rounds(performance.now() + MAIN_THREAD_BUDGET_MS);
+  }
+
   #ctl(op: number, fd: number, events: number, generation: number): number {
     const v = this.#oneView;
     v.setUint32(0, events, true);
@@ -174,20 +204,13 @@ export class EpollLoop {
 
   async #run(): Promise<void> {
     const lib = this.#libc.lib;
-    const linger = new Uint8Array(new BigInt64Array([0n, BigInt(LINGER_NS)]).buffer); // struct timespec
-    const pwait2 = lib.epoll_pwait2;
     try {
       while (this.#holders > 0) {
+        this.#poolWaiting = true;
         const n = await lib.epoll_wait_blocking(this.#epfd, this.#asyncEvents, MAX_EVENTS, -1);
+        this.#poolWaiting = false;
         if (n > 0) this.#dispatch(this.#asyncView, n);
-        const until = performance.now() + MAIN_THREAD_BUDGET_MS;
-        while (this.#holders > 0 && performance.now() < until) {
-          const m = pwait2
-            ? pwait2(this.#epfd, this.#syncEvents, MAX_EVENTS, linger, null)
-            : lib.epoll_wait(this.#epfd, this.#syncEvents, MAX_EVENTS, 0);
-          if (m <= 0) break;
-          this.#dispatch(this.#syncView, m);
-        }
+        this.#rounds(performance.now() + MAIN_THREAD_BUDGET_MS);
       }
     } finally {
       this.#running = undefined;
@@ -196,16 +219,44 @@ export class EpollLoop {
     }
   }
 
-  #dispatch(view: DataView, n: number): void {
+  /**
+   * Synchronous rounds on the main thread until `until`, a wait of LINGER_NS without events, or the wake-up
+   * eventfd (see #dispatch). A linger() from inside the rounds returns at once.
+   */
+  #rounds(until: number): void {
+    if (this.#inRounds) return;
+    this.#inRounds = true;
+    const lib = this.#libc.lib;
+    const pwait2 = lib.epoll_pwait2;
+    try {
+      while (performance.now() < until) {
+        const m = pwait2
+          ? pwait2(this.#epfd, this.#syncEvents, MAX_EVENTS, this.#lingerTimeout, null)
+          : lib.epoll_wait(this.#epfd, this.#syncEvents, MAX_EVENTS, 0);
+        if (m <= 0 || !this.#dispatch(this.#syncView, m)) break;
+      }
+    } finally {
+      this.#inRounds = false;
+    }
+  }
+
+  /**
+   * Hands each event to its registration's handler; false when the wake-up eventfd was among them. While the
+   * pool thread waits (a linger can run then) the eventfd is left readable for that wait, which is what it
+   * is there to end; otherwise it is read here.
+   */
+  #dispatch(view: DataView, n: number): boolean {
     const size = this.#size;
     const data = this.#dataOffset;
+    let woken = false;
     for (let i = 0; i < n; i++) {
       const at = i * size;
       const events = view.getUint32(at, true);
       const fd = view.getUint32(at + data, true);
       const generation = view.getUint32(at + data + 4, true);
       if (fd === this.#wakeFd && generation === 0) {
-        this.#libc.lib.readv(this.#wakeFd, this.#drainVec.bytes, 1);
+        woken = true;
+        if (!this.#poolWaiting) this.#libc.lib.readv(this.#wakeFd, this.#drainVec.bytes, 1);
         continue;
       }
       const r = this.#table[fd];
@@ -220,5 +271,6 @@ export class EpollLoop {
         });
       }
     }
+    return !woken;
   }
 }

@@ -32,6 +32,7 @@
  */
 import { ffiModeFromEnv, getIntOption, type Libc, type LibcSymbols, loadLibc, setIntOption } from "./libc.ts";
 import type { Logger } from "../util/log.ts";
+import { type EpollHandler, EPOLLIN, type EpollLoop } from "./epoll.ts";
 
 // ---- libc constants (identical on x86_64 and aarch64 Linux: asm-generic) ----
 
@@ -581,6 +582,8 @@ export class UdpBatchIo {
   readonly #sendErrnoSeen = new Set<number>();
   /** Consecutive datagrams of one size to one destination leave as one UDP GSO message (see stage()). */
   #gso: boolean;
+  /** The epoll loop watching the descriptor (watch()); it stops watching on close(). */
+  #watchedBy?: EpollLoop;
 
   constructor(
     readonly libc: Libc,
@@ -606,6 +609,16 @@ export class UdpBatchIo {
 
   get open(): boolean {
     return this.#fd >= 0;
+  }
+
+  /**
+   * Has `loop` watch the descriptor for readability (level-triggered: what one drain leaves is reported
+   * again), so the owner's handler can drain it during the loop's lingers (epoll.ts). False where it cannot.
+   */
+  watch(loop: EpollLoop, handler: EpollHandler): boolean {
+    if (this.#fd < 0 || this.#watchedBy || !loop.add(this.#fd, EPOLLIN, handler)) return false;
+    this.#watchedBy = loop;
+    return true;
   }
 
   /**
@@ -786,6 +799,9 @@ export class UdpBatchIo {
   close(): void {
     if (this.#fd < 0) return;
     this.flush();
+    // Before Deno closes the socket: its number may then go to a new descriptor at once.
+    this.#watchedBy?.remove(this.#fd);
+    this.#watchedBy = undefined;
     this.#fd = -1;
     if (this.#arena.owner === this) this.#arena.owner = undefined;
     this.#arenas.release();
