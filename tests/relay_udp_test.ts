@@ -5,6 +5,7 @@ import { parseRelayConfig } from "../src/config/relay.ts";
 import { ManualClock } from "../src/util/clock.ts";
 import { configureLogging } from "../src/util/log.ts";
 import { receiveWithin } from "./helpers/udp.ts";
+import { waitFor } from "./helpers/wait.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { freePort as freeUdpPort } from "./helpers/ports.ts";
 import { createHostNet } from "../src/net/host.ts";
@@ -207,6 +208,51 @@ Deno.test("relay udp: drops counted by the sockets themselves (batched queues) a
     assertEquals(svc.status()[0].packetsDropped, 5 + 2);
   } finally {
     client.close();
+    await svc.stop();
+    await target.close();
+  }
+});
+
+Deno.test("relay udp: datagrams held while a flow's target resolves reach it intact after later batches", async () => {
+  const target = echoTarget();
+  const inPort = freeUdpPort();
+  // The target's name resolves only when the test says so; the calls show which flows have been seen.
+  let calls = 0;
+  let open!: () => void;
+  const gate = new Promise<void>((r) => open = r);
+  const resolver = {
+    async resolve(_name: string) {
+      calls++;
+      await gate;
+      return ["127.0.0.1"];
+    },
+  };
+  const svc = new RelayService({ resolver });
+  await svc.apply(
+    parseRelayConfig({ RELAY_1: `${inPort};${target.port};echo.test;UDP`, ENABLE_LOGGING: "n" }),
+    true,
+  );
+  const a = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  const b = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  const to = { transport: "udp" as const, hostname: "127.0.0.1", port: inPort };
+  const N = 8;
+  try {
+    // a's datagrams wait in its flow's queue across several wake-ups of the relay's socket, whose receive
+    // buffers are reused meanwhile (b's datagram is read after all of a's: one socket, in order); the queue
+    // must hold copies, not views into those buffers.
+    for (let i = 0; i < N / 2; i++) await a.send(enc.encode(`held ${i}`), to);
+    await waitFor(() => calls === 1, "a's flow to start resolving");
+    for (let i = N / 2; i < N; i++) await a.send(enc.encode(`held ${i}`), to);
+    await b.send(enc.encode("b's first datagram, of another length"), to);
+    await waitFor(() => calls === 2, "b's flow to start resolving, after a's datagrams were read");
+    open();
+    const got = new Set<string>();
+    for (let i = 0; i < N; i++) got.add(dec.decode((await receiveWithin(a, `echo ${i}`))[0]));
+    assertEquals([...got].sort(), Array.from({ length: N }, (_, i) => `echo held ${i}`).sort());
+  } finally {
+    open();
+    a.close();
+    b.close();
     await svc.stop();
     await target.close();
   }

@@ -4,6 +4,11 @@
  * apart); replies from the target go back to that client from the relay's own port. Flows expire after
  * `udp_timeout` seconds without traffic (timers from an injected Clock), and the table is bounded: when full,
  * the least recently active flow is evicted (counted) so a flood of new source ports cannot exhaust sockets.
+ *
+ * On the host's sockets (net/host_udp.ts) the relay runs in their push form: a datagram is handed over as a
+ * view into the receive batch and forwarded by a staged send, with no promise per datagram, and its flow is
+ * found by the source's address object (the socket hands out one per source) rather than a key string. On
+ * any other Net (a tunnel's) it reads and sends through the DatagramConn promises.
  */
 import type { DatagramConn, Net, NetAddr } from "../../net/types.ts";
 import type { RelayOptions, RelaySpec } from "../../config/relay.ts";
@@ -12,6 +17,7 @@ import type { Clock, TimerHandle } from "../../util/clock.ts";
 import { isIpv6Literal, type Resolver } from "../../net/resolve.ts";
 import { newRelayStats, noteError, type RelayStats } from "./stats.ts";
 import { joinHostPort } from "../../util/host_port.ts";
+import type { HostUdpConn } from "../../net/host_udp.ts";
 
 export interface UdpRelayDeps {
   listenNet: Net;
@@ -30,6 +36,8 @@ interface Flow {
   key: string;
   client: NetAddr;
   upstream?: DatagramConn;
+  /** The upstream socket's push form, when it has one and the relay's socket has one too. */
+  upstreamPush?: HostUdpConn;
   target?: NetAddr;
   pending: Uint8Array[] | null;
   lastActive: number;
@@ -44,11 +52,19 @@ function flowKey(a: NetAddr): string {
   return `${a.hostname}|${a.port}`;
 }
 
+/** A host socket's push form (listen/sendNow), or undefined for a socket that has only the promises. */
+function pushForm(conn: DatagramConn): HostUdpConn | undefined {
+  return "listen" in conn && "sendNow" in conn ? conn as HostUdpConn : undefined;
+}
+
 export class UdpRelay {
   readonly stats: RelayStats = newRelayStats();
   /** Map order = least recently active first (refreshed at most every LRU_REFRESH_MS). */
   readonly #flows = new Map<string, Flow>();
   #socket?: DatagramConn;
+  #socketPush?: HostUdpConn;
+  /** Push form: flows by the source's address object (the socket hands out one object per source). */
+  #flowOf = new WeakMap<NetAddr, Flow>();
   #sweepTimer?: TimerHandle;
   #stopped = false;
   #receiveLoop?: Promise<void>;
@@ -96,7 +112,10 @@ export class UdpRelay {
     }
     this.stats.state = "listening";
     this.#armSweep();
-    this.#receiveLoop = this.#receive(this.#socket);
+    this.#socketPush = pushForm(this.#socket);
+    this.#receiveLoop = this.#socketPush
+      ? this.#socketPush.listen((data, from) => this.#fromClientView(data, from))
+      : this.#receive(this.#socket);
   }
 
   #armSweep(): void {
@@ -137,14 +156,30 @@ export class UdpRelay {
     }
   }
 
-  #fromClient(data: Uint8Array, from: NetAddr): void {
-    const key = flowKey(from);
-    const now = this.deps.clock.now();
-    let flow = this.#flows.get(key);
-    if (!flow) {
-      flow = this.#newFlow(key, from, now);
+  /** Push form: `data` is a view valid during this call only, kept only as a copy (a flow still opening). */
+  #fromClientView(data: Uint8Array, from: NetAddr): void {
+    let flow = this.#flowOf.get(from);
+    if (flow === undefined || flow.closed) {
+      flow = this.#flowFor(from, this.deps.clock.now());
       if (!flow) return;
+      this.#flowOf.set(from, flow);
     }
+    this.#forward(flow, flow.pending ? data.slice() : data);
+  }
+
+  #fromClient(data: Uint8Array, from: NetAddr): void {
+    const flow = this.#flowFor(from, this.deps.clock.now());
+    if (flow) this.#forward(flow, data);
+  }
+
+  #flowFor(from: NetAddr, now: number): Flow | undefined {
+    const key = flowKey(from);
+    return this.#flows.get(key) ?? this.#newFlow(key, from, now);
+  }
+
+  #forward(flow: Flow, data: Uint8Array): void {
+    const now = this.deps.clock.now();
+    const key = flow.key;
     flow.lastActive = now;
     if (now - flow.lastRefreshed >= LRU_REFRESH_MS) {
       flow.lastRefreshed = now;
@@ -160,6 +195,14 @@ export class UdpRelay {
   }
 
   #sendUpstream(flow: Flow, data: Uint8Array): void {
+    if (flow.upstreamPush) {
+      if (flow.upstreamPush.sendNow(data, flow.target!)) {
+        this.stats.packetsToTarget++;
+        this.stats.bytesToTarget += data.length;
+        flow.bytesToTarget += data.length;
+      } else this.stats.packetsDropped++;
+      return;
+    }
     flow.upstream!.send(data, flow.target!).then(() => {
       this.stats.packetsToTarget++;
       this.stats.bytesToTarget += data.length;
@@ -232,8 +275,12 @@ export class UdpRelay {
     }
     const queued = flow.pending ?? [];
     flow.pending = null;
+    const socketPush = this.#socketPush;
+    if (socketPush) flow.upstreamPush = pushForm(flow.upstream);
     for (const d of queued) this.#sendUpstream(flow, d);
-    const loop = this.#fromTarget(flow);
+    const loop = flow.upstreamPush && socketPush
+      ? flow.upstreamPush.listen((data, from) => this.#fromTargetView(flow, socketPush, data, from))
+      : this.#fromTarget(flow);
     this.#upstreamLoops.add(loop);
     loop.finally(() => this.#upstreamLoops.delete(loop));
   }
@@ -266,6 +313,22 @@ export class UdpRelay {
         this.stats.packetsDropped++;
       }
     }
+  }
+
+  /** Push form of #fromTarget: `data` is a view, copied by the staged send. */
+  #fromTargetView(flow: Flow, socket: HostUdpConn, data: Uint8Array, from: NetAddr): void {
+    if (flow.closed) return;
+    const target = flow.target!;
+    if (from.port !== target.port || !sameHost(from.hostname, target.hostname)) {
+      this.stats.packetsDropped++;
+      return;
+    }
+    flow.lastActive = this.deps.clock.now();
+    if (socket.sendNow(data, flow.client)) {
+      this.stats.packetsToClient++;
+      this.stats.bytesToClient += data.length;
+      flow.bytesToClient += data.length;
+    } else this.stats.packetsDropped++;
   }
 
   #peer(a: NetAddr): string {
