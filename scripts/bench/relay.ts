@@ -4,7 +4,7 @@
  *
  *   deno run -A scripts/bench/relay.ts [--seconds 3] [--conns 2000] [--rounds 3] [--idle 9900] [--socat-idle 1000]
  *     [--engines wgedge,haproxy-1,haproxy,rinetd,socat,deno-floor] [--udp-only] [--deno-udp] [--deno-tcp] [--udp-window 1]
- *     [--udp-load libc|deno]
+ *     [--load libc|deno]
  *
  * Every engine runs side by side and each metric is measured in alternating order over several rounds
  * (medians reported): TCP throughput (iperf3 through the relay), TCP connections per second and p50/p99
@@ -29,11 +29,13 @@
  * --deno-tcp adds wgedge with WGEDGE_TCP=deno (TCP relays on Deno's sockets instead of the kernel-socket core). --udp-only measures
  * only the UDP round trips. --udp-window N keeps N datagrams in flight per UDP client instead of one.
  *
- * The UDP clients and the UDP echo run on libc's sockets in processes of their own (scripts/bench/lib/
- * udp_pingpong.ts: blocking epoll_wait/recvmsg, no promise per datagram), so the two cores go to the relay
- * rather than to the load generator. --udp-load deno runs them on Deno's sockets instead (the clients in this
- * process, the echo in the targets process), as the runs before 2026-12-05 10:00 UTC did: they cost about
- * 120 us of CPU per round trip, which left the relays a fraction of the machine and compressed their ratios.
+ * The TCP and UDP clients of the rate measurements and the echo targets run on libc's sockets in processes of
+ * their own (scripts/bench/lib/libc_load.ts: one blocking epoll loop each, no promise per read, datagram or
+ * connection), so the two cores go to the relay rather than to the load generator. --load deno runs them on
+ * Deno's sockets instead (the clients in this process, the echoes in a Deno targets process), as the runs
+ * before 2026-12-05 10:00 UTC did: they cost about 120 us of CPU per UDP round trip, which left the relays a
+ * fraction of the machine and compressed their ratios. The idle-memory phase opens its connections from this
+ * process either way (memory, not CPU, is measured there).
  */
 import { parseArgs } from "node:util";
 
@@ -51,7 +53,7 @@ const { values: flags } = parseArgs({
     "deno-udp": { type: "boolean", default: false },
     "deno-tcp": { type: "boolean", default: false },
     "udp-window": { type: "string", default: "1" },
-    "udp-load": { type: "string", default: "libc" },
+    load: { type: "string", default: "libc" },
     baseline: { type: "string" },
   },
 });
@@ -63,12 +65,14 @@ const IDLE = Number(flags.idle);
 /** socat forks a process per connection: 10 000 of them is a fork bomb on a small VPS, so it holds fewer. */
 const SOCAT_IDLE = Number(flags["socat-idle"]);
 const UDP_WINDOW = Math.max(1, Number(flags["udp-window"]));
-if (flags["udp-load"] !== "libc" && flags["udp-load"] !== "deno") {
-  throw new Error(`--udp-load: expected "libc" or "deno", got "${flags["udp-load"]}"`);
+if (flags.load !== "libc" && flags.load !== "deno") {
+  throw new Error(`--load: expected "libc" or "deno", got "${flags.load}"`);
 }
-/** Whether the UDP clients and echo run on libc's sockets in their own processes (see the header). */
-const UDP_LOAD_LIBC = flags["udp-load"] === "libc";
-const PINGPONG = new URL("./lib/udp_pingpong.ts", import.meta.url).pathname;
+/** Whether the clients and echo targets run on libc's sockets in their own processes (see the header). */
+const LOAD_LIBC = flags.load === "libc";
+const LIBC_LOAD = new URL("./lib/libc_load.ts", import.meta.url).pathname;
+/** A connection of the rate measurement without its echo after this long counts as failed. */
+const CONNECT_TIMEOUT_MS = 10_000;
 /** A UDP client that heard nothing for this long assumes its datagram was lost and sends another. */
 const UDP_RESEND_MS = 100;
 const DENO = Deno.execPath();
@@ -196,8 +200,8 @@ const l = Deno.listen({ hostname: "127.0.0.1", port: tcpPort });
   (async () => { const b = new Uint8Array(4096);
   try { for (;;) { const n = await c.read(b); if (n === null) break; let o = 0; while (o < n) o += await c.write(b.subarray(o, n)); } } catch {}
   try { c.close(); } catch {} })(); } })();
-const u = udpPort ? Deno.listenDatagram({ hostname: "127.0.0.1", port: udpPort, transport: "udp" }) : undefined;
-if (u) (async () => { for (;;) { const [d, a] = await u.receive(); if (d.length > 0) u.send(d, a).catch(() => {}); } })();
+const u = Deno.listenDatagram({ hostname: "127.0.0.1", port: udpPort, transport: "udp" });
+(async () => { for (;;) { const [d, a] = await u.receive(); if (d.length > 0) u.send(d, a).catch(() => {}); } })();
 `;
 
 /**
@@ -308,6 +312,19 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 async function connectRate(
   port: number,
 ): Promise<{ rate: number; p50: number; p99: number; errors: number }> {
+  if (LOAD_LIBC) {
+    const r = await runLibcLoad<{ seconds: number; latenciesMs: number[]; errors: number }>(
+      ["tcp-client", port, CONNS, 32, CONNECT_TIMEOUT_MS],
+      (CONNS * CONNECT_TIMEOUT_MS) / 32 / 1000 + 30,
+    );
+    const lat = r.latenciesMs.sort((a, b) => a - b);
+    return {
+      rate: lat.length / r.seconds,
+      p50: lat[Math.floor(lat.length * 0.5)],
+      p99: lat[Math.floor(lat.length * 0.99)],
+      errors: r.errors,
+    };
+  }
   const lat: number[] = [];
   const one = new Uint8Array([42]);
   let next = 0, errors = 0;
@@ -351,7 +368,13 @@ async function connectRate(
  * answered is ignored, so a resend never widens the window. Returns the rate and how many were resent.
  */
 async function udpRate(port: number): Promise<{ rate: number; resent: number }> {
-  if (UDP_LOAD_LIBC) return await libcUdpRate(port);
+  if (LOAD_LIBC) {
+    const r = await runLibcLoad<{ received: number; resent: number }>(
+      ["udp-client", port, SECONDS, 16, UDP_WINDOW, UDP_RESEND_MS],
+      SECONDS + 30,
+    );
+    return { rate: r.received / SECONDS, resent: r.resent };
+  }
   const to = { transport: "udp" as const, hostname: "127.0.0.1", port };
   const socks = Array.from(
     { length: 16 },
@@ -409,17 +432,18 @@ async function udpRate(port: number): Promise<{ rate: number; resent: number }> 
   return { rate: received / SECONDS, resent };
 }
 
-/** udpRate on libc's sockets: the same load from scripts/bench/lib/udp_pingpong.ts in its own process. */
-async function libcUdpRate(port: number): Promise<{ rate: number; resent: number }> {
-  const args = [PINGPONG, "client", port, SECONDS, 16, UDP_WINDOW, UDP_RESEND_MS].map(String);
-  const child = new Deno.Command(DENO, { args: ["run", "-A", ...args], stdout: "piped", stderr: "piped" })
-    .spawn();
-  const killer = setTimeout(() => child.kill("SIGKILL"), (SECONDS + 30) * 1000);
+/** One client run of scripts/bench/lib/libc_load.ts in its own process (killed after limitSeconds): its JSON. */
+async function runLibcLoad<T>(args: (string | number)[], limitSeconds: number): Promise<T> {
+  const child = new Deno.Command(DENO, {
+    args: ["run", "-A", LIBC_LOAD, ...args.map(String)],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const killer = setTimeout(() => child.kill("SIGKILL"), limitSeconds * 1000);
   const out = await child.output();
   clearTimeout(killer);
-  if (!out.success) throw new Error(`udp_pingpong client: ${new TextDecoder().decode(out.stderr).trim()}`);
-  const r = JSON.parse(new TextDecoder().decode(out.stdout)) as { received: number; resent: number };
-  return { rate: r.received / SECONDS, resent: r.resent };
+  if (!out.success) throw new Error(`libc_load ${args[0]}: ${new TextDecoder().decode(out.stderr).trim()}`);
+  return JSON.parse(new TextDecoder().decode(out.stdout)) as T;
 }
 
 async function idleMemory(
@@ -704,25 +728,16 @@ function loadAverage(): string {
 const tcpTarget = freePort(), udpTarget = freePort();
 const targetsDir = await Deno.makeTempDir({ prefix: "wgedge-bench-targets-" });
 await Deno.writeTextFile(`${targetsDir}/targets.ts`, TARGETS_SRC);
-const targets = spawnGroup([
-  DENO,
-  "run",
-  "-A",
-  "--unstable-net",
-  `${targetsDir}/targets.ts`,
-  String(tcpTarget),
-  String(UDP_LOAD_LIBC ? 0 : udpTarget),
-]);
-/** The UDP echo on libc's sockets (--udp-load libc), in its own process group like every engine. */
-const udpEcho = UDP_LOAD_LIBC
-  ? spawnGroup([DENO, "run", "-A", PINGPONG, "echo", String(udpTarget)])
-  : undefined;
+const targets = spawnGroup(
+  LOAD_LIBC
+    ? [DENO, "run", "-A", LIBC_LOAD, "targets", String(tcpTarget), String(udpTarget)]
+    : [DENO, "run", "-A", "--unstable-net", `${targetsDir}/targets.ts`, String(tcpTarget), String(udpTarget)],
+);
 const loadBefore = loadAverage();
 const started: Engine[] = [];
 const onSignal = () => {
   console.error("interrupted: stopping every engine");
-  Promise.all(started.map(stopEngine)).finally(() => stopGroup(targets))
-    .finally(() => udpEcho && stopGroup(udpEcho)).finally(() => Deno.exit(130));
+  Promise.all(started.map(stopEngine)).finally(() => stopGroup(targets)).finally(() => Deno.exit(130));
 };
 Deno.addSignalListener("SIGINT", onSignal);
 Deno.addSignalListener("SIGTERM", onSignal);
@@ -760,10 +775,8 @@ try {
   );
   console.log(
     `settings: medians of ${ROUNDS} alternating rounds; ${SECONDS} s iperf3, ${CONNS} connections (32 parallel), ` +
-      `UDP ${SECONDS} s (16 clients, ${UDP_WINDOW} in flight each, load on ${
-        flags["udp-load"]
-      } sockets), ${IDLE} idle connections (socat ${SOCAT_IDLE}); ` +
-      `load average before ${loadBefore}, at the end ${loadAverage()}\n`,
+      `UDP ${SECONDS} s (16 clients, ${UDP_WINDOW} in flight each), ${IDLE} idle connections (socat ${SOCAT_IDLE}); ` +
+      `clients and echo targets on ${flags.load}'s sockets; load average before ${loadBefore}, at the end ${loadAverage()}\n`,
   );
   const fmt = (v: number | undefined, digits: number) =>
     v === undefined || Number.isNaN(v) ? "-" : v.toFixed(digits);
@@ -820,7 +833,6 @@ try {
 } finally {
   for (const e of started.splice(0)) await stopEngine(e);
   await stopGroup(targets);
-  if (udpEcho) await stopGroup(udpEcho);
   await Deno.remove(targetsDir, { recursive: true }).catch(() => {});
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);
