@@ -231,6 +231,9 @@ Deno.test("dashboard page: problems first, one section per service, words and un
   for (const h of ["relay", "listens on", "sends to", "to target", "to client", "traffic, last 15 min"]) {
     assertStringIncludes(relays, `<th>${h}</th>`);
   }
+  assertStringIncludes(relays, "<small>TCP, own sockets</small>", "which sockets carry a TCP relay");
+  assertStringIncludes(relays, "<small>TCP, Deno sockets</small>");
+  assertStringIncludes(relays, "<small>UDP</small>");
   assertStringIncludes(relays, "5.00 MiB");
   assertStringIncludes(relays, "3.00 KiB");
   assertEquals(relays.match(/<svg class="spark"/g)?.length, 4, "a sparkline per relay");

@@ -33,8 +33,12 @@ export function fullStatus(): Record<string, () => unknown> {
       reloads: 2,
     }),
     relays: () => [
-      relay("RELAY_1"),
-      relay("RELAY_2", { lastError: "connect 127.0.0.1:1: Connection refused (os error 111)", failed: 4 }),
+      relay("RELAY_1", { engine: "kernel" }),
+      relay("RELAY_2", {
+        engine: "deno",
+        lastError: "connect 127.0.0.1:1: Connection refused (os error 111)",
+        failed: 4,
+      }),
       relay("RELAY_3", { protocol: "udp", packetsToTarget: 10, packetsToClient: 9, packetsDropped: 0 }),
       relay("RELAY_4", { state: "error", lastError: "listen 0.0.0.0:50004: address in use" }),
     ],

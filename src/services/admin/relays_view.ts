@@ -59,6 +59,13 @@ function connections(r: Json): string {
   return extra ? `${main}<br><small class="warn">${escapeHtml(extra)}</small>` : main;
 }
 
+/** "TCP" or "UDP", and for a TCP relay which sockets carry it (status `engine`: wgedge's own or Deno's). */
+function protocolText(r: Json): string {
+  const protocol = cell(String(r.protocol ?? "").toUpperCase());
+  const engine = r.engine === "kernel" ? "own sockets" : r.engine === "deno" ? "Deno sockets" : "";
+  return engine ? `${protocol}, ${engine}` : protocol;
+}
+
 function bytesWithPackets(bytes: unknown, packets: unknown): string {
   return num(packets) === undefined
     ? bytesCell(bytes)
@@ -83,7 +90,7 @@ export function renderRelays(relays: unknown, ctx: ViewContext): string {
   const rows = sorted.map((r) => ({
     cls: rank(r) === 0 ? "bad" : rank(r) === 1 ? "warn" : undefined,
     cells: [
-      `<b>${cell(r.id)}</b><br><small>${cell(String(r.protocol ?? "").toUpperCase())}</small>`,
+      `<b>${cell(r.id)}</b><br><small>${protocolText(r)}</small>`,
       `<span class="addr">${cell(r.listen)}</span>`,
       `<span class="addr">${cell(r.target)}</span>${
         r.via && r.via !== "direct" && r.via !== "host" ? `<br><small>via ${cell(r.via)}</small>` : ""
