@@ -10,20 +10,21 @@
  */
 import { logger } from "../util/log.ts";
 import { getIntOption, type Libc, loadLibc, setIntOption } from "../sys/libc.ts";
+import {
+  IPPROTO_TCP,
+  SO_KEEPALIVE,
+  SO_PROTOCOL,
+  SOL_SOCKET,
+  TCP_KEEPCNT,
+  TCP_KEEPIDLE,
+  TCP_KEEPINTVL,
+} from "../sys/constants.ts";
 
 export interface KeepaliveTimings {
   idleSec: number;
   intervalSec: number;
   count: number;
 }
-
-const SOL_SOCKET = 1;
-const SO_KEEPALIVE = 9;
-const SO_PROTOCOL = 38;
-const IPPROTO_TCP = 6;
-const TCP_KEEPIDLE = 4;
-const TCP_KEEPINTVL = 5;
-const TCP_KEEPCNT = 6;
 
 const log = logger("keepalive");
 let warned = false;

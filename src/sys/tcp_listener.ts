@@ -7,16 +7,18 @@
  * gets the same options, which every host listener wants anyway.
  */
 import { getIntOption, loadLibc, setIntOption } from "./libc.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  IPPROTO_TCP,
+  SO_ACCEPTCONN,
+  SO_KEEPALIVE,
+  SO_TYPE,
+  SOCK_STREAM,
+  SOL_SOCKET,
+  TCP_NODELAY,
+} from "./constants.ts";
 
-const SOL_SOCKET = 1;
-const SO_TYPE = 3;
-const SO_KEEPALIVE = 9;
-const SO_ACCEPTCONN = 30;
-const SOCK_STREAM = 1;
-const AF_INET = 2;
-const AF_INET6 = 10;
-const IPPROTO_TCP = 6;
-const TCP_NODELAY = 1;
 /** sockaddr_in6 is the larger of the two; the port sits at bytes 2-3 (network order) in both. */
 const SOCKADDR_MAX = 28;
 

@@ -39,29 +39,30 @@ import {
   type SocketAddress,
 } from "./tcp_relay_pair.ts";
 import type { Clock, TimerHandle } from "../util/clock.ts";
-
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_STREAM = 1;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
-const SO_REUSEADDR = 2;
-const SO_KEEPALIVE = 9;
-const IPPROTO_TCP = 6;
-const TCP_NODELAY = 1;
-const TCP_KEEPIDLE = 4;
-const TCP_KEEPINTVL = 5;
-const TCP_KEEPCNT = 6;
-const EINTR = 4;
-const EAGAIN = 11;
-const EINPROGRESS = 115;
-const ECONNABORTED = 103;
-const EPROTO = 71;
-const EMFILE = 24;
-const ENFILE = 23;
-const ENOBUFS = 105;
-const ENOMEM = 12;
+import {
+  AF_INET,
+  AF_INET6,
+  EAGAIN,
+  ECONNABORTED,
+  EINPROGRESS,
+  EINTR,
+  EMFILE,
+  ENFILE,
+  ENOBUFS,
+  ENOMEM,
+  EPROTO,
+  IPPROTO_TCP,
+  SO_KEEPALIVE,
+  SO_REUSEADDR,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  SOL_SOCKET,
+  TCP_KEEPCNT,
+  TCP_KEEPIDLE,
+  TCP_KEEPINTVL,
+  TCP_NODELAY,
+} from "./constants.ts";
 
 /** What the kernel may queue before accept (capped by net.core.somaxconn). */
 const LISTEN_BACKLOG = 4096;

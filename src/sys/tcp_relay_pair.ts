@@ -9,12 +9,7 @@
 import type { Libc } from "./libc.ts";
 import { EPOLLERR, type EpollHandler, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP } from "./epoll.ts";
 import { IoVec } from "./iovec.ts";
-
-const SOL_SOCKET = 1;
-const SO_ERROR = 4;
-const SHUT_WR = 1;
-const EINTR = 4;
-const EAGAIN = 11;
+import { EAGAIN, EINTR, SHUT_WR, SO_ERROR, SOL_SOCKET } from "./constants.ts";
 
 /** Bytes moved per read; also the most a direction keeps while its destination is full. */
 export const RELAY_BUFFER_SIZE = 65536;

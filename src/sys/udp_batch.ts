@@ -33,35 +33,34 @@
 import { ffiModeFromEnv, getIntOption, type Libc, type LibcSymbols, loadLibc, setIntOption } from "./libc.ts";
 import type { Logger } from "../util/log.ts";
 import { type EpollHandler, EPOLLIN, type EpollLoop } from "./epoll.ts";
-
-// ---- libc constants (identical on x86_64 and aarch64 Linux: asm-generic) ----
-
-export const AF_INET = 2;
-export const AF_INET6 = 10;
-const SOCK_DGRAM = 2;
-const SOL_SOCKET = 1;
-const SO_REUSEADDR = 2;
-const SO_TYPE = 3;
-const SO_REUSEPORT = 15;
-const SO_DOMAIN = 39;
-const SO_SNDBUF = 7;
-const SO_RCVBUF = 8;
-const SO_SNDBUFFORCE = 32;
-const SO_RCVBUFFORCE = 33;
-const SOL_UDP = 17;
-const UDP_SEGMENT = 103;
-const MSG_TRUNC = 0x20;
-const MSG_DONTWAIT = 0x40;
-
-const EPERM = 1;
-const EINTR = 4;
-const EIO = 5;
-const EAGAIN = 11;
-const EACCES = 13;
-const EINVAL = 22;
-const EAFNOSUPPORT = 97;
-const EADDRINUSE = 98;
-const EADDRNOTAVAIL = 99;
+import {
+  AF_INET,
+  AF_INET6,
+  EACCES,
+  EADDRINUSE,
+  EADDRNOTAVAIL,
+  EAFNOSUPPORT,
+  EAGAIN,
+  EINTR,
+  EINVAL,
+  EIO,
+  EPERM,
+  MSG_DONTWAIT,
+  MSG_TRUNC,
+  SO_DOMAIN,
+  SO_RCVBUF,
+  SO_RCVBUFFORCE,
+  SO_REUSEADDR,
+  SO_REUSEPORT,
+  SO_SNDBUF,
+  SO_SNDBUFFORCE,
+  SO_TYPE,
+  SOCK_DGRAM,
+  SOL_SOCKET,
+  SOL_UDP,
+  UDP_SEGMENT,
+} from "./constants.ts";
+export { AF_INET, AF_INET6 } from "./constants.ts";
 
 /** Datagrams per recvmmsg call (wireguard-go reads up to 128 per batch); one vector per process (BatchArenas). */
 export const RECV_BATCH = 64;
