@@ -82,7 +82,12 @@ Deno.test("check-config --json: parseable, redacted, flag beats env", async () =
       WGEDGE_LOG_FORMAT: "json",
     });
     assertEquals(r.code, 0, r.stderr);
-    const j = JSON.parse(r.stdout);
+    const report = JSON.parse(r.stdout);
+    assertEquals(report.valid, true, "the same shape as a failure report");
+    assertEquals(report.warnings, [
+      `${dir}/b.conf:5: Table is a wg-quick host setting; wgedge runs in userspace and ignores it`,
+    ], "the warnings are in the report too");
+    const j = report.config;
     assertEquals(j.tunnel.source, `${dir}/b.conf`);
     assertEquals(j.tunnel.iface.addresses, [{ address: "10.1.0.2", prefix: 32 }]);
     assertEquals(j.tunnel.iface.privateKey, "[redacted]");
@@ -200,7 +205,7 @@ Deno.test("check-config: the shipped mwgp examples (mwgp's own format) load with
     assertEquals(warnings.filter((l) => !l.includes("listens on port 1000 (< 1024)")), [], "no unknown keys");
     for (const s of privkeys) assert(!(r.stdout + r.stderr).includes(s), "example private key leaked");
     if (args.length > 0) {
-      const j = JSON.parse(r.stdout);
+      const j = JSON.parse(r.stdout).config;
       assertEquals(j.mwgp.server.servers.length, 2);
       assertEquals(j.mwgp.server.servers[0].peers[1].csvl, 3, "a per-peer csvl is read");
       assertEquals(j.mwgp.client.dns, { host: "8.8.8.8", port: 53 }, "the resolver key is read");
@@ -216,7 +221,7 @@ Deno.test("check-config: the shipped mwgp examples (mwgp's own format) load with
     await Deno.writeTextFile(file, client);
     const r = await checkConfig(["--json"], { MWGP_CLIENT_CONFIG: file }, repo);
     assertEquals(r.code, 0, r.stderr);
-    assertEquals(JSON.parse(r.stdout).mwgp.client.hn2etxtSecret, "[redacted]");
+    assertEquals(JSON.parse(r.stdout).config.mwgp.client.hn2etxtSecret, "[redacted]");
     assert(!(r.stdout + r.stderr).includes("hn2etxt-secret-Qx7"), "hn2etxt secret leaked");
   } finally {
     await Deno.remove(file);
@@ -237,7 +242,7 @@ Deno.test("check-config: accepts the loader's flags, which beat the environment"
     WG_MTU: "1400",
   });
   assertEquals(r.code, 0, r.stderr);
-  const j = JSON.parse(r.stdout);
+  const j = JSON.parse(r.stdout).config;
   assertEquals(j.tunnel.iface.mtu, 1300);
   assertEquals(j.log.level, "debug");
   assert(j.relay !== undefined, "the -r flag reached the relay section");

@@ -127,7 +127,11 @@ export const checkConfigCommand: Command = defineCommand({
   flags: {
     ...LOADER_FLAGS,
     "env-file": ENV_FILE_FLAG,
-    json: { type: "boolean", help: "print the result (or the errors) as JSON on stdout" },
+    json: {
+      type: "boolean",
+      help:
+        "print the result as JSON on stdout: {valid, warnings, config} or {valid: false, errors, warnings}",
+    },
   },
   notes: [
     "Reads flags, the environment and the env file exactly as serve and up do (flag > environment > env " +
@@ -174,8 +178,10 @@ export const checkConfigCommand: Command = defineCommand({
       ? { ...config, rps: { ...config.rps, ...describeRpsPorts(config.rps), ownPorts: undefined } }
       : config;
     const redacted = redactConfig(withPublicKeys(shown, x25519));
-    if (values.json) console.log(JSON.stringify(redacted, null, 2));
-    else console.log(renderText(redacted).join("\n"));
+    // The same shape as the failure report (valid, warnings), so a script checks `.valid` either way.
+    if (values.json) {
+      console.log(JSON.stringify({ valid: true, warnings: loaded.warnings, config: redacted }, null, 2));
+    } else console.log(renderText(redacted).join("\n"));
     return 0;
   },
 });
