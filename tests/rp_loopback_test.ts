@@ -149,8 +149,10 @@ Deno.test("rp loopback: a 64 MiB download through a mapping is byte-exact, with 
 Deno.test("rp loopback: a socat UDP echo answers through a /udp mapping from 20 client ports", async () => {
   const loop = new LoopbackTunnel();
   const apiPort = freePort(), publicPort = freePort(), echoPort = freePort();
-  const socat = new Deno.Command("socat", {
-    args: ["-T", "30", `UDP4-RECVFROM:${echoPort},bind=127.0.0.1,fork,reuseaddr`, "PIPE"],
+  // In a process group of its own (setsid execs socat in place): its fork children, one per client port, go
+  // with it at the end instead of outliving the test until their 30 s inactivity timeout.
+  const socat = new Deno.Command("setsid", {
+    args: ["socat", "-T", "30", `UDP4-RECVFROM:${echoPort},bind=127.0.0.1,fork,reuseaddr`, "PIPE"],
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -176,7 +178,7 @@ Deno.test("rp loopback: a socat UDP echo answers through a /udp mapping from 20 
     for (const s of sockets) s.close();
     await client.stop();
     await server.close();
-    socat.kill("SIGKILL");
+    Deno.kill(-socat.pid, "SIGKILL");
     await socat.status;
   }
 });
