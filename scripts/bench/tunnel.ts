@@ -11,8 +11,15 @@
  * its CPU (utime + stime from /proc/PID/stat over the iperf3 run, as % of one core) and peak RSS (VmHWM) belong
  * to that cell alone.
  *
- *   deno run -A scripts/bench/tunnel.ts [--seconds 10] [--streams 1,4] [--cpu-prof DIR] [--perf DIR]
+ *   deno run -A scripts/bench/tunnel.ts [--seconds 10] [--streams 1,4] [--direction both|forward|reverse]
+ *     [--rounds 1] [--baseline DIR] [--no-in-memory] [--cpu-prof DIR] [--perf DIR]
  *   deno run -A scripts/bench/tunnel.ts --summarize-profile FILE.cpuprofile [--top 30]
+ *
+ * --direction picks the cells (forward: client->server, reverse: -R). --rounds N repeats the matrix and prints
+ * the median of each column (a ratio is the median of the per-round ratios, each from one round's paired
+ * runs). --baseline DIR measures a second wgedge tree (`git archive COMMIT | tar -x -C DIR`) in the same
+ * cells, its run alternating with this tree's (which goes first alternates by round), so an A/B comparison
+ * does not depend on the load of a different invocation.
  *
  * --cpu-prof DIR runs every wgedge process with `deno run --cpu-prof --cpu-prof-dir DIR`; summarize a profile
  * with --summarize-profile (busy time by category, function and source file). V8's profile samples wall
@@ -48,6 +55,10 @@ const { values } = parseArgs({
     perf: { type: "string" },
     "summarize-profile": { type: "string" },
     top: { type: "string", default: "30" },
+    direction: { type: "string", default: "both" },
+    rounds: { type: "string", default: "1" },
+    baseline: { type: "string" },
+    "no-in-memory": { type: "boolean", default: false },
     "in-memory-worker": { type: "boolean", default: false },
   },
 });
@@ -62,6 +73,30 @@ if (STREAMS.some((n) => !Number.isInteger(n) || n < 1 || n > 32)) {
     `--streams: expected a comma-separated list of stream counts in 1..32, got "${values.streams}"`,
   );
   Deno.exit(2);
+}
+const DIRECTIONS: Record<string, boolean[]> = { both: [false, true], forward: [false], reverse: [true] };
+if (!(values.direction in DIRECTIONS)) {
+  console.error(`--direction: expected both, forward or reverse, got "${values.direction}"`);
+  Deno.exit(2);
+}
+const ROUNDS = Number(values.rounds);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 50) {
+  console.error(`--rounds: expected a whole number in 1..50, got "${values.rounds}"`);
+  Deno.exit(2);
+}
+/** Another wgedge tree measured in the same cells (its main.ts with its deno.json). */
+const BASELINE = values.baseline
+  ? new URL(`${values.baseline.replace(/\/$/, "")}/`, `file://${Deno.cwd()}/`).pathname
+  : undefined;
+if (BASELINE) {
+  for (const f of ["main.ts", "deno.json"]) {
+    try {
+      Deno.statSync(BASELINE + f);
+    } catch {
+      console.error(`--baseline: ${BASELINE}${f} not found (expected a wgedge tree, e.g. from git archive)`);
+      Deno.exit(2);
+    }
+  }
 }
 const SCRIPT = new URL(import.meta.url).pathname;
 const DENO = Deno.execPath();
@@ -105,6 +140,25 @@ function expectProgram(pid: number, name: string): number {
 
 function loadAverage(): string {
   return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+}
+
+/**
+ * Datagrams the kernel dropped for a full UDP receive buffer (IPv4 and IPv6) and the kernel TCP's
+ * retransmitted segments, in one namespace: a lost tunnel datagram shows as one of the first, and as a
+ * retransmission of whichever TCP sends the data.
+ */
+async function netCounters(ns: Netns): Promise<{ udpDrops: number; tcpRetrans: number }> {
+  const text = (await ns.exec(["cat", "/proc/net/snmp", "/proc/net/snmp6"])).stdout;
+  const lines = text.split("\n");
+  const field = (prefix: string, name: string): number => {
+    // /proc/net/snmp: a header line of names, then a line of values, both starting with "Udp:".
+    const rows = lines.filter((l) => l.startsWith(prefix + ":"));
+    if (rows.length < 2) return 0;
+    const i = rows[0].split(/\s+/).indexOf(name);
+    return i < 0 ? 0 : Number(rows[1].split(/\s+/)[i]);
+  };
+  const udp6 = Number(text.match(/^Udp6RcvbufErrors\s+(\d+)/m)?.[1] ?? 0);
+  return { udpDrops: field("Udp", "RcvbufErrors") + udp6, tcpRetrans: field("Tcp", "RetransSegs") };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -167,12 +221,17 @@ interface Measured {
   hwmMiB?: number;
   /** wgedge's RSS once the tunnel is up, before any traffic. */
   startRssMiB?: number;
+  /** UDP receive-buffer drops and kernel TCP retransmissions in the setup's namespace(s) during the run. */
+  udpDrops?: number;
+  tcpRetrans?: number;
 }
 
 interface ReferenceMeasured {
   bitsPerSecond: number;
   /** Both wireguard-go processes together, as a fraction of one core. */
   cpuFraction: number;
+  udpDrops?: number;
+  tcpRetrans?: number;
 }
 
 async function inMemory(seconds: number): Promise<Measured> {
@@ -252,6 +311,7 @@ async function listening(ns: Netns, port: number): Promise<void> {
 // (a) reference: wireguard-go <-> wireguard-go across a veth pair
 
 interface Reference {
+  server: Netns;
   client: Netns;
   serverIp: string;
   wireguardGoPids: number[];
@@ -302,6 +362,7 @@ async function startReference(namespaces: Netns[]): Promise<Reference> {
     100,
   );
   return {
+    server,
     client,
     serverIp: "10.88.0.1",
     wireguardGoPids: [wgServer, wgClient].map((w) => expectProgram(w.child.pid, "wireguard-go")),
@@ -314,10 +375,22 @@ async function measureReference(
   seconds: number,
 ): Promise<ReferenceMeasured> {
   const cpu = () => ref.wireguardGoPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const counters = async () => {
+    const [a, b] = await Promise.all([netCounters(ref.server), netCounters(ref.client)]);
+    return { udpDrops: a.udpDrops + b.udpDrops, tcpRetrans: a.tcpRetrans + b.tcpRetrans };
+  };
+  const net0 = await counters();
   const cpu0 = cpu();
   const t0 = performance.now();
   const bitsPerSecond = await iperf(ref.client, ref.serverIp, IPERF_PORT, cell, seconds);
-  return { bitsPerSecond, cpuFraction: (cpu() - cpu0) / ((performance.now() - t0) / 1000) };
+  const cpuFraction = (cpu() - cpu0) / ((performance.now() - t0) / 1000);
+  const net1 = await counters();
+  return {
+    bitsPerSecond,
+    cpuFraction,
+    udpDrops: net1.udpDrops - net0.udpDrops,
+    tcpRetrans: net1.tcpRetrans - net0.tcpRetrans,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -365,7 +438,15 @@ interface Profiling {
   perfDir?: string;
 }
 
-async function startWgedgeUp(side: WgedgeSide, prof: Profiling): Promise<WgedgeProcess> {
+/** The tree a wgedge process runs from: this checkout, or --baseline's. */
+interface Tree {
+  mainTs: string;
+  denoJson: string;
+}
+
+const THIS_TREE: Tree = { mainTs: MAIN_TS, denoJson: DENO_JSON };
+
+async function startWgedgeUp(side: WgedgeSide, prof: Profiling, tree: Tree): Promise<WgedgeProcess> {
   const profArgs = prof.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", prof.cpuProfDir] : [];
   if (prof.perfDir) profArgs.push("--v8-flags=--perf-basic-prof");
   // The handshake wgedge starts on its persistent keepalive can finish before "tunnel up" is read, so the
@@ -378,9 +459,9 @@ async function startWgedgeUp(side: WgedgeSide, prof: Profiling): Promise<WgedgeP
       "run",
       "-A",
       "--config",
-      DENO_JSON,
+      tree.denoJson,
       ...profArgs,
-      MAIN_TS,
+      tree.mainTs,
       "up",
       "-c",
       side.conf,
@@ -439,8 +520,9 @@ async function measureWgedge(
   cell: IperfCell,
   seconds: number,
   prof: Profiling,
+  tree: Tree,
 ): Promise<Measured> {
-  const p = await startWgedgeUp(side, prof);
+  const p = await startWgedgeUp(side, prof, tree);
   let perf: Deno.ChildProcess | undefined;
   try {
     if (prof.perfDir) {
@@ -452,6 +534,7 @@ async function measureWgedge(
       }).spawn();
     }
     const startRssMiB = vmMiB(p.pid, "VmRSS");
+    const net0 = await netCounters(side.ns);
     const cpu0 = cpuSplit(p.pid), peerCpu0 = cpuSeconds(side.wg.child.pid);
     const t0 = performance.now();
     const bps = await iperf(side.ns, "127.0.0.1", FORWARD_PORT, cell, seconds);
@@ -466,7 +549,17 @@ async function measureWgedge(
     const sysFraction = (cpu1.sys - cpu0.sys) / wall;
     const peerCpuFraction = (cpuSeconds(side.wg.child.pid) - peerCpu0) / wall;
     const hwmMiB = vmMiB(p.pid, "VmHWM");
-    return { bitsPerSecond: bps, cpuFraction, sysFraction, peerCpuFraction, hwmMiB, startRssMiB };
+    const net1 = await netCounters(side.ns);
+    return {
+      bitsPerSecond: bps,
+      cpuFraction,
+      sysFraction,
+      peerCpuFraction,
+      hwmMiB,
+      startRssMiB,
+      udpDrops: net1.udpDrops - net0.udpDrops,
+      tcpRetrans: net1.tcpRetrans - net0.tcpRetrans,
+    };
   } catch (e) {
     throw new Error(`${(e as Error).message}\n--- wgedge stderr ---\n${p.stderr().slice(-3000)}`);
   } finally {
@@ -499,31 +592,111 @@ interface Row {
   scenario: string;
   reference?: ReferenceMeasured;
   wgedge: Measured;
+  /** The --baseline tree in the same cell and round. */
+  baseline?: Measured;
 }
 
-function table(rows: Row[]): string {
-  const mbit = (bps: number) => Number.isFinite(bps) ? (bps / 1e6).toFixed(0) : "failed";
-  const ratio = (x: number) => Number.isFinite(x) ? x.toFixed(2) : "-";
-  const pct = (f: number | undefined) => f === undefined ? "-" : (f * 100).toFixed(0);
-  const out = [
-    "| scenario | reference Mbit/s | wgedge Mbit/s | ratio | wgedge CPU % | wgedge RSS MB " +
-    "| reference CPU % (2 x wireguard-go) | wgedge path CPU % (wgedge + wireguard-go) | Mbit per CPU-second, ratio |",
-    "|---|---|---|---|---|---|---|---|---|",
+/** One table line's numbers; a cell measured over several rounds shows the median of each. */
+type Figures = Record<string, number | undefined>;
+
+/** Throughput per CPU spent on the tunnel's own processes: less sensitive to other load than raw Mbit/s. */
+function pathCpu(w: Measured): number | undefined {
+  return w.peerCpuFraction === undefined ? undefined : (w.cpuFraction ?? 0) + w.peerCpuFraction;
+}
+
+function figures(r: Row): Figures {
+  const w = r.wgedge, ref = r.reference, b = r.baseline;
+  const eff = (m: Measured) => {
+    const path = pathCpu(m);
+    return ref && path ? (m.bitsPerSecond / path) / (ref.bitsPerSecond / ref.cpuFraction) : undefined;
+  };
+  return {
+    refMbit: ref && ref.bitsPerSecond / 1e6,
+    mbit: w.bitsPerSecond / 1e6,
+    ratio: ref && w.bitsPerSecond / ref.bitsPerSecond,
+    cpu: w.cpuFraction,
+    sys: w.sysFraction,
+    rss: w.hwmMiB,
+    refCpu: ref?.cpuFraction,
+    pathCpu: pathCpu(w),
+    eff: eff(w),
+    refDrops: ref?.udpDrops,
+    refRetrans: ref?.tcpRetrans,
+    drops: w.udpDrops,
+    retrans: w.tcpRetrans,
+    bMbit: b && b.bitsPerSecond / 1e6,
+    bRatio: b && ref && b.bitsPerSecond / ref.bitsPerSecond,
+    bCpu: b?.cpuFraction,
+    bEff: b && eff(b),
+    bDrops: b?.udpDrops,
+    bRetrans: b?.tcpRetrans,
+    vsBaseline: b && w.bitsPerSecond / b.bitsPerSecond,
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** The median of every figure over the rounds that measured it (a failed run leaves NaN out). */
+function medianFigures(rounds: Figures[]): Figures {
+  const out: Figures = {};
+  for (const k of Object.keys(rounds[0] ?? {})) {
+    const xs = rounds.map((f) => f[k]).filter((x): x is number => x !== undefined && Number.isFinite(x));
+    out[k] = xs.length ? median(xs) : rounds.some((f) => f[k] !== undefined) ? NaN : undefined;
+  }
+  return out;
+}
+
+function table(lines: { scenario: string; f: Figures }[], withBaseline: boolean): string {
+  const num = (x: number | undefined, digits: number, failed = "-") =>
+    x === undefined ? "-" : Number.isFinite(x) ? x.toFixed(digits) : failed;
+  const pct = (x: number | undefined) => x === undefined || !Number.isFinite(x) ? "-" : (x * 100).toFixed(0);
+  const pair = (a: number | undefined, b: number | undefined) =>
+    a === undefined && b === undefined ? "-" : `${num(a, 0)} / ${num(b, 0)}`;
+  const head = [
+    "scenario",
+    "reference Mbit/s",
+    "wgedge Mbit/s",
+    "ratio",
+    "wgedge CPU %",
+    "wgedge RSS MB",
+    "reference CPU % (2 x wireguard-go)",
+    "wgedge path CPU % (wgedge + wireguard-go)",
+    "Mbit per CPU-second, ratio",
   ];
-  for (const r of rows) {
-    const w = r.wgedge, ref = r.reference;
-    const pathCpu = w.peerCpuFraction === undefined ? undefined : (w.cpuFraction ?? 0) + w.peerCpuFraction;
-    // Throughput per CPU spent on the tunnel's own processes: less sensitive to other load than raw Mbit/s.
-    const efficiency = ref && pathCpu
-      ? ratio((w.bitsPerSecond / pathCpu) / (ref.bitsPerSecond / ref.cpuFraction))
-      : "-";
-    out.push(
-      `| ${r.scenario} | ${ref ? mbit(ref.bitsPerSecond) : "-"} | ${mbit(w.bitsPerSecond)} | ${
-        ref ? ratio(w.bitsPerSecond / ref.bitsPerSecond) : "-"
-      } | ${pct(w.cpuFraction)}${w.sysFraction === undefined ? "" : ` (sys ${pct(w.sysFraction)})`} | ${
-        w.hwmMiB === undefined ? "-" : w.hwmMiB.toFixed(0)
-      } | ${pct(ref?.cpuFraction)} | ${pct(pathCpu)} | ${efficiency} |`,
-    );
+  if (withBaseline) {
+    head.push("baseline Mbit/s", "baseline ratio", "baseline CPU %", "baseline Mbit per CPU-second, ratio");
+    head.push("wgedge / baseline");
+  }
+  head.push("UDP drops / kernel TCP retransmits: reference; wgedge" + (withBaseline ? "; baseline" : ""));
+  const out = [`| ${head.join(" | ")} |`, `|${"---|".repeat(head.length)}`];
+  for (const { scenario, f } of lines) {
+    const cells = [
+      scenario,
+      num(f.refMbit, 0, "failed"),
+      num(f.mbit, 0, "failed"),
+      num(f.ratio, 2),
+      `${pct(f.cpu)}${f.sys === undefined ? "" : ` (sys ${pct(f.sys)})`}`,
+      num(f.rss, 0),
+      pct(f.refCpu),
+      pct(f.pathCpu),
+      num(f.eff, 2),
+    ];
+    if (withBaseline) {
+      cells.push(
+        num(f.bMbit, 0, "failed"),
+        num(f.bRatio, 2),
+        pct(f.bCpu),
+        num(f.bEff, 2),
+        num(f.vsBaseline, 2),
+      );
+    }
+    const drops = [pair(f.refDrops, f.refRetrans), pair(f.drops, f.retrans)];
+    if (withBaseline) drops.push(pair(f.bDrops, f.bRetrans));
+    cells.push(drops.join("; "));
+    out.push(`| ${cells.join(" | ")} |`);
   }
   return out.join("\n");
 }
@@ -554,50 +727,98 @@ async function benchmark(): Promise<void> {
   const failures: string[] = [];
   const loadBefore = loadAverage();
   const started = new Date();
+  const cells: IperfCell[] = STREAMS.flatMap((streams) =>
+    DIRECTIONS[values.direction].map((reverse) => ({ streams, reverse }))
+  );
+  let inMemoryRow: Row | undefined;
   try {
-    const cells: IperfCell[] = STREAMS.flatMap((streams) => [
-      { streams, reverse: false },
-      { streams, reverse: true },
-    ]);
     const ref = await startReference(namespaces);
     const side = await startWgedgeSide(namespaces, dir);
     const prof: Profiling = { cpuProfDir: values["cpu-prof"], perfDir: values.perf };
     for (const d of [prof.cpuProfDir, prof.perfDir]) if (d) await Deno.mkdir(d, { recursive: true });
-    for (const cell of cells) {
-      // A failed cell is reported and the run goes on: one flaky iperf3 should not cost the other cells.
-      const row: Row = { scenario: cellName(cell), wgedge: { bitsPerSecond: NaN } };
-      try {
-        row.reference = await measureReference(ref, cell, SECONDS);
-      } catch (e) {
-        failures.push(`${row.scenario}, reference: ${(e as Error).message}`);
+    const baseTree: Tree | undefined = BASELINE
+      ? { mainTs: `${BASELINE}main.ts`, denoJson: `${BASELINE}deno.json` }
+      : undefined;
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const cell of cells) {
+        // A failed run is reported and the run goes on: one flaky iperf3 should not cost the other cells.
+        const row: Row = { scenario: cellName(cell), wgedge: { bitsPerSecond: NaN } };
+        const attempt = async (what: string, f: () => Promise<void>) => {
+          try {
+            await f();
+          } catch (e) {
+            failures.push(`${row.scenario}, round ${round + 1}, ${what}: ${(e as Error).message}`);
+          }
+        };
+        await attempt(
+          "reference",
+          async () => void (row.reference = await measureReference(ref, cell, SECONDS)),
+        );
+        const runThis = () =>
+          attempt(
+            "wgedge",
+            async () => void (row.wgedge = await measureWgedge(side, cell, SECONDS, prof, THIS_TREE)),
+          );
+        const runBase = () =>
+          attempt("baseline", async () => {
+            row.baseline = { bitsPerSecond: NaN };
+            row.baseline = await measureWgedge(side, cell, SECONDS, prof, baseTree!);
+          });
+        // The tree that runs right after the reference alternates by round.
+        if (baseTree && round % 2 === 1) {
+          await runBase();
+          await runThis();
+        } else {
+          await runThis();
+          if (baseTree) await runBase();
+        }
+        rows.push(row);
+        const line = table([{ scenario: row.scenario, f: figures(row) }], !!baseTree).split("\n")[2];
+        console.error(`round ${round + 1}/${ROUNDS}: ${line} (load average ${loadAverage()})`);
       }
-      try {
-        row.wgedge = await measureWgedge(side, cell, SECONDS, prof);
-      } catch (e) {
-        failures.push(`${row.scenario}, wgedge: ${(e as Error).message}`);
-      }
-      rows.push(row);
-      console.error(`done: ${table([row]).split("\n")[2]}`);
     }
-    const mem = await inMemory(SECONDS);
-    rows.push({
-      scenario: "in-memory link, no crypto, 1 TCP stream (both stacks in one process)",
-      wgedge: mem,
-    });
+    if (!values["no-in-memory"]) {
+      inMemoryRow = {
+        scenario: "in-memory link, no crypto, 1 TCP stream (both stacks in one process)",
+        wgedge: await inMemory(SECONDS),
+      };
+    }
   } finally {
     await cleanup();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
-  console.log(`\nTunnel throughput, ${SECONDS} s per cell, started ${started.toISOString()}`);
+  console.log(
+    `\nTunnel throughput, ${SECONDS} s per cell, ${ROUNDS} round(s)${
+      ROUNDS > 1 ? " (medians)" : ""
+    }, started ${started.toISOString()}`,
+  );
   for (const l of await machine()) console.log(l);
   console.log(`load average before: ${loadBefore}; after: ${loadAverage()}`);
   console.log(
     "reference = wireguard-go <-> wireguard-go across a veth pair; wgedge = iperf3 -> up --forward -> wgedge -> " +
       "wireguard-go -> kernel; CPU % of one core (utime+stime over the iperf3 run; sys = stime); " +
-      "RSS = VmHWM of that process\n",
+      "RSS = VmHWM of that process" +
+      (BASELINE ? `; baseline = the same wgedge cells run from ${BASELINE}` : "") +
+      "\n",
   );
-  console.log(table(rows));
+  const lines = cells.map((cell) => {
+    const name = cellName(cell);
+    return { scenario: name, f: medianFigures(rows.filter((r) => r.scenario === name).map(figures)) };
+  });
+  if (inMemoryRow) lines.push({ scenario: inMemoryRow.scenario, f: figures(inMemoryRow) });
+  console.log(table(lines, !!BASELINE));
+  if (ROUNDS > 1) {
+    for (const cell of cells) {
+      const name = cellName(cell);
+      const per = rows.filter((r) => r.scenario === name).map(figures);
+      const list = (k: string) => per.map((f) => f[k] === undefined ? "-" : f[k]!.toFixed(2)).join(" ");
+      console.log(
+        `${name}: ratio per round ${list("ratio")}` +
+          (BASELINE ? `; baseline ratio ${list("bRatio")}; wgedge / baseline ${list("vsBaseline")}` : ""),
+      );
+    }
+  }
   const startRss = rows.map((r) => r.wgedge.startRssMiB).filter((x): x is number => x !== undefined);
   if (startRss.length) {
     console.log(
