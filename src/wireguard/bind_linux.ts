@@ -6,7 +6,7 @@
  * where IPv6 is off), found by its address and port among this process's descriptors. Deno's `receive()` is
  * kept only as the wait for data; each wake-up hands that first datagram over and then drains the queue
  * behind it with synchronous `recvmmsg()` calls. Everything sent during one task leaves in one `sendmmsg()`
- * at the next microtask. The batching itself (arenas, drain, flush, error counting) is the shared core in
+ * at the next microtask, consecutive datagrams to one endpoint as UDP GSO trains where the kernel has them. The batching itself (arenas, drain, flush, error counting) is the shared core in
  * src/sys/udp_batch.ts, also used by the host Net's UDP sockets; this file keeps what is WireGuard's: the
  * Bind interface, endpoint identity (one frozen object per source, its sockaddr cached for replies) and the
  * choice of bind (`defaultBind()`). An open bind holds the process's malloc trimmer (src/sys/malloc.ts), so a
@@ -132,8 +132,11 @@ export class LinuxUdpBind extends UdpBatchCounters implements Bind {
     this.#conn = conn;
     this.#family = local.hostname.includes(":") ? AF_INET6 : AF_INET;
     const address = addressBytes(local.hostname);
+    // GSO trains: a window of full-sized transport messages to one peer goes through the kernel's UDP and IP
+    // output (and on loopback its input) once per train instead of once per datagram; wireguard-go sends the
+    // same way. The peer receives the datagrams unchanged (its kernel cuts the train unless it asked for GRO).
     const io = address
-      ? attachBatchIo({ address, port: local.port }, this, log)
+      ? attachBatchIo({ address, port: local.port }, this, log, { gso: true })
       : { reason: "unparsable local address" };
     if ("reason" in io) {
       log.warn(`${io.reason}; sending and receiving one datagram per Deno op`);
