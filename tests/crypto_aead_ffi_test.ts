@@ -20,7 +20,8 @@ import {
   nobleAead,
   RFC8439_VECTOR,
 } from "../src/crypto/aead.ts";
-import { probeLibcryptoAead, SlabAllocator } from "../src/crypto/aead_libcrypto.ts";
+import { probeLibcryptoAead } from "../src/crypto/aead_libcrypto.ts";
+import { SlabAllocator } from "../src/util/slab.ts";
 import { seededRandom } from "../src/util/random.ts";
 import { capabilityTest } from "./helpers/interop.ts";
 

@@ -7,7 +7,8 @@
  * FFI ("sodium (prototype)"), when libsodium.so.23 loads; docs/benchmarks.md says why it is not a backend.
  */
 import { type AeadBackend, aeadBackends, counterNonce, TAG_LEN } from "../../src/crypto/aead.ts";
-import { dlopenFirst, SlabAllocator } from "../../src/crypto/aead_libcrypto.ts";
+import { dlopenFirst } from "../../src/crypto/aead_libcrypto.ts";
+import { SlabAllocator } from "../../src/util/slab.ts";
 import { generatePrivateKey, publicKey } from "../../src/crypto/x25519.ts";
 import {
   consumeInitiation,
