@@ -97,6 +97,8 @@ export class Peer {
     droppedStaged: 0,
   };
   #staged: Uint8Array[] = [];
+  /** Where a packet is padded to a multiple of 16 before sealing (see #encryptAndSend). */
+  #pad = new Uint8Array(0);
   #lastSentHandshake = -Infinity;
   #sentLastMinuteHandshake = false;
   #stopped = false;
@@ -320,8 +322,12 @@ export class Peer {
     if (padded > mtu) padded = Math.max(packet.length, mtu);
     let plaintext = packet;
     if (padded !== packet.length) {
-      plaintext = new Uint8Array(padded);
+      // seal() reads the plaintext before it returns, so one buffer serves every padded packet (an ACK is
+      // one of these: a fresh array per packet cost more than its encryption).
+      if (this.#pad.length < padded) this.#pad = new Uint8Array(padded);
+      plaintext = this.#pad.subarray(0, padded);
       plaintext.set(packet);
+      plaintext.fill(0, packet.length);
     }
     const msg = aead().seal(
       kp.sendKey,
