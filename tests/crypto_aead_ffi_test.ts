@@ -49,6 +49,29 @@ function atOffset(bytes: Uint8Array, offset = 7): Uint8Array {
   return big.subarray(offset, offset + bytes.length);
 }
 
+libcryptoTest(
+  "seal into a caller's buffer and open in place give the vector; a forged tag is still refused",
+  (b) => {
+    const key = fromHex(v.key), nonce = fromHex(v.nonce), aad = fromHex(v.aad), pt = fromHex(v.plaintext);
+    // seal: the result is a view of `into` after the header room; a too small `into` is ignored.
+    const into = new Uint8Array(16 + pt.length + 16 + 9).fill(0xaa);
+    const sealed = b.seal(key, nonce, pt, aad, 16, into);
+    assertEquals(sealed.buffer, into.buffer);
+    assertEquals(toHex(sealed.subarray(16)), v.sealed);
+    assertEquals(toHex(b.seal(key, nonce, pt, aad, 0, new Uint8Array(4))), v.sealed);
+    // open in place: the plaintext overwrites the ciphertext at the same start, the tag bytes are untouched.
+    const wire = atOffset(fromHex(v.sealed), 8);
+    const opened = b.open(key, nonce, wire, aad, wire);
+    assertEquals(opened, pt);
+    assertEquals(opened!.buffer, wire.buffer);
+    assertEquals(opened!.byteOffset, wire.byteOffset);
+    assertEquals(toHex(wire.subarray(pt.length)), v.sealed.slice(-32), "the tag stays");
+    const forged = fromHex(v.sealed);
+    forged[forged.length - 1] ^= 1;
+    assertEquals(b.open(key, nonce, forged, aad, forged), null);
+  },
+);
+
 libcryptoTest("RFC 8439 2.8.2 vector both ways, also from views at odd offsets", (b) => {
   assert(backendPassesVector(b), "backendPassesVector");
   const key = fromHex(v.key), nonce = fromHex(v.nonce), aad = fromHex(v.aad), pt = fromHex(v.plaintext);

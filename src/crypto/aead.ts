@@ -21,8 +21,10 @@ export const NONCE_LEN = 12;
 export interface AeadBackend {
   readonly name: string;
   /**
-   * Returns ciphertext || tag, preceded by `headerRoom` zero bytes the caller fills in (WireGuard puts its
-   * 16-byte transport header there, which saves a copy of every packet).
+   * Returns ciphertext || tag, preceded by `headerRoom` bytes the caller fills in (WireGuard puts its 16-byte
+   * transport header there, which saves a copy of every packet). `into`, when given and large enough, may
+   * hold the result (a view of it is returned; its header bytes are then whatever `into` held): for a caller
+   * whose next step copies the message anyway. A backend may ignore it and return a fresh, zeroed array.
    */
   seal(
     key: Uint8Array,
@@ -30,9 +32,20 @@ export interface AeadBackend {
     plaintext: Uint8Array,
     aad?: Uint8Array,
     headerRoom?: number,
+    into?: Uint8Array,
   ): Uint8Array;
-  /** Returns the plaintext, or null if authentication fails. */
-  open(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Uint8Array | null;
+  /**
+   * Returns the plaintext, or null if authentication fails. `into`, when given and large enough, may hold the
+   * plaintext (a view of it is returned); it may be `sealed` itself (decryption in place, for a caller done
+   * with the ciphertext). A backend may ignore it and return a fresh array.
+   */
+  open(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    sealed: Uint8Array,
+    aad?: Uint8Array,
+    into?: Uint8Array,
+  ): Uint8Array | null;
 }
 
 export const nobleAead: AeadBackend = {

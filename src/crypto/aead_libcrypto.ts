@@ -102,6 +102,7 @@ class LibcryptoAead implements AeadBackend {
     plaintext: Uint8Array,
     aad?: Uint8Array,
     headerRoom = 0,
+    into?: Uint8Array,
   ): Uint8Array {
     // OpenSSL reads exactly 32 key and 12 nonce bytes from the pointers: a shorter array would be read past.
     if (key.length !== KEY_LEN) throw new RangeError(`AEAD key must be ${KEY_LEN} bytes`);
@@ -111,7 +112,8 @@ class LibcryptoAead implements AeadBackend {
       throw new RangeError("AEAD input too long");
     }
     const evp = this.#evp, ctx = this.#sealCtx, outLen = this.#outLen;
-    const out = this.#slabs.alloc(headerRoom + n + TAG_LEN);
+    const total = headerRoom + n + TAG_LEN;
+    const out = into && into.length >= total ? into.subarray(0, total) : this.#slabs.alloc(total);
     if (evp.EVP_EncryptInit_ex(ctx, null, null, key, nonce) !== 1) {
       throw new Error("EVP_EncryptInit_ex failed");
     }
@@ -133,7 +135,13 @@ class LibcryptoAead implements AeadBackend {
     return out;
   }
 
-  open(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Uint8Array | null {
+  open(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    sealed: Uint8Array,
+    aad?: Uint8Array,
+    into?: Uint8Array,
+  ): Uint8Array | null {
     if (key.length !== KEY_LEN || nonce.length !== NONCE_LEN) return null;
     if (sealed.length < TAG_LEN || sealed.length > MAX_EVP_LEN || (aad && aad.length > MAX_EVP_LEN)) {
       return null;
@@ -143,9 +151,9 @@ class LibcryptoAead implements AeadBackend {
     if (evp.EVP_DecryptInit_ex(ctx, null, null, key, nonce) !== 1) return null;
     if (evp.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, sealed.subarray(n)) !== 1) return null;
     if (aad && aad.length && evp.EVP_DecryptUpdate(ctx, null, outLen, aad, aad.length) !== 1) return null;
-    // Not decrypted in place: the caller may keep the plaintext, and the datagram buffer is reused for the
-    // next receive. A fresh slab region is the only allocation per packet.
-    const plaintext = this.#slabs.alloc(n);
+    // OpenSSL decrypts in place when `into` is `sealed` (the same start); the tag was read above and lies
+    // after the n bytes written. Otherwise a fresh slab region is the only allocation per packet.
+    const plaintext = into && into.length >= n ? into.subarray(0, n) : this.#slabs.alloc(n);
     if (n && (evp.EVP_DecryptUpdate(ctx, plaintext, outLen, sealed, n) !== 1 || outLen[0] !== n)) return null;
     // Final checks the tag; on failure the unauthenticated plaintext is dropped with the array.
     if (evp.EVP_DecryptFinal_ex(ctx, this.#finalScratch, outLen) !== 1 || outLen[0] !== 0) return null;

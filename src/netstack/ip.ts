@@ -10,7 +10,6 @@
 import type { IpPrefix } from "../wireguard/config.ts";
 import type { Clock } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
-import { SlabAllocator } from "../util/slab.ts";
 import {
   IPPROTO_ICMP,
   IPPROTO_ICMPV6,
@@ -174,8 +173,8 @@ export class IpLayer implements IpSender {
   readonly #ratePerMs: number;
   readonly #burst: number;
   #closed = false;
-  /** Outgoing packets (util/slab.ts). */
-  readonly #slabs = new SlabAllocator();
+  /** Where every unfragmented outgoing packet is built (see sendSegment). */
+  #out = new Uint8Array(0);
 
   constructor(link: PacketInterface, opts: IpLayerOptions) {
     this.#link = link;
@@ -366,9 +365,15 @@ export class IpLayer implements IpSender {
       this.stats.txDropped.tooBig++;
       return;
     }
-    // The link owns what it is given (it may queue or encrypt it later), so each packet gets a region of its
-    // own; a slab region costs a tenth of a fresh ArrayBuffer, which was most of this function's time.
-    const out = this.#slabs.alloc(total);
+    // A packet is only valid during link.send() (the link copies what it keeps), so every packet the link can
+    // carry whole is built in one buffer: no allocation per packet. One to be fragmented is cut into fresh
+    // arrays anyway.
+    let out: Uint8Array;
+    if (fragment) out = new Uint8Array(total);
+    else {
+      if (this.#out.length < total) this.#out = new Uint8Array(total);
+      out = this.#out.subarray(0, total);
+    }
     if (v6) writeIpv6Header(out, 0, { src, dst, nextHeader: proto, payloadLen: segment.length });
     else {
       this.#ident = (this.#ident + 1) & 0xffff;

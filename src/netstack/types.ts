@@ -13,9 +13,15 @@ export const IPPROTO_ICMPV6 = 58;
 export interface PacketInterface {
   /** Largest IP packet the link carries. */
   readonly mtu: number;
-  /** Sends one whole IP packet. Must not throw; a link that cannot send drops and counts. */
+  /**
+   * Sends one whole IP packet. Must not throw; a link that cannot send drops and counts. The packet is only
+   * valid during the call (the IP layer builds every packet in one buffer): a link that keeps it copies it.
+   */
   send(packet: Uint8Array): void;
-  /** Installs the receiver of inbound IP packets (one whole packet per call). */
+  /**
+   * Installs the receiver of inbound IP packets (one whole packet per call, only valid during the call: the
+   * WireGuard device decrypts into the datagram's buffer, which the next receive reuses).
+   */
   setReceiver(receive: (packet: Uint8Array) => void): void;
 }
 

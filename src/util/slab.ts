@@ -1,6 +1,6 @@
 /**
  * Short-lived byte regions carved from shared 64 KiB slabs: per-packet buffers (sealed and opened WireGuard
- * messages, outgoing IP packets) without an ArrayBuffer each.
+ * messages where no reused buffer can take them) without an ArrayBuffer each.
  */
 
 /**
@@ -9,7 +9,7 @@
  * packet), more than the cipher on a full packet; a view on a slab costs about a tenth of that. Each region is
  * handed out once, so a caller may keep what it gets for as long as it likes; a slab is freed by the GC when the
  * last view on it is gone (callers copy what they keep: the netstack writes TCP data into its ring and slices
- * UDP payloads; a sent packet lives until it is encrypted, so at most a few slabs are pinned at a time).
+ * UDP payloads, so at most a few slabs are pinned at a time).
  */
 export class SlabAllocator {
   static readonly SLAB_SIZE = 64 * 1024;

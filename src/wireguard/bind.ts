@@ -23,6 +23,8 @@ export interface Bind {
   send(data: Uint8Array, to: BindEndpoint): void;
   close(): void;
   readonly sendErrors: number;
+  /** True when send() has copied the datagram when it returns, so the caller may reuse its buffer at once. */
+  readonly copiesOnSend?: boolean;
 }
 
 export function endpointKey(e: BindEndpoint): string {

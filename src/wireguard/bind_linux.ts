@@ -296,6 +296,11 @@ export class LinuxUdpBind extends UdpBatchCounters implements Bind {
     conn.send(data, { transport: "udp", hostname: to.address, port: to.port }).catch(() => this.sendErrors++);
   }
 
+  /** Sends are staged as copies, except on the Deno fallback (its send holds the array until it is done). */
+  get copiesOnSend(): boolean {
+    return this.#io !== undefined;
+  }
+
   /** Bytes of the buffer Deno's receive reads the first datagram of a wake-up into (FIRST_READ_BYTES or a slot). */
   get firstReadCapacity(): number {
     return this.#first.length;

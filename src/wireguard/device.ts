@@ -166,6 +166,8 @@ export class Device implements PeerHost {
   };
   listenPort = 0;
   #bind: Bind;
+  /** Transport messages are sealed here when the bind copies them (PeerHost.sealScratch). */
+  #sealScratch = new Uint8Array(0);
   /** A bind given in the options is reopened on a listen-port change; the default one is replaced. */
   readonly #injectedBind: boolean;
   #started = false;
@@ -460,6 +462,14 @@ export class Device implements PeerHost {
     this.#indices.set(keypair.localIndex, { peer, keypair });
   }
 
+  sealScratch(): Uint8Array | undefined {
+    if (!this.#bind.copiesOnSend) return undefined;
+    // Header, the largest padded packet (the MTU) and the tag.
+    const need = this.mtu + 32;
+    if (this.#sealScratch.length < need) this.#sealScratch = new Uint8Array(need);
+    return this.#sealScratch;
+  }
+
   sendDatagram(data: Uint8Array, to: BindEndpoint): void {
     this.stats.txDatagrams++;
     this.#bind.send(this.#transform ? this.#transform.encode(data) : data, to);
@@ -649,10 +659,15 @@ export class Device implements PeerHost {
     const counter = view.getUint32(8, true) + view.getUint32(12, true) * 0x1_0000_0000;
     if (counter >= REJECT_AFTER_MESSAGES) return this.#drop("replay");
     if (this.clock.now() - kp.created >= REJECT_AFTER_TIME_MS) return this.#drop("expiredKey");
+    // Decrypted in place: the datagram is only valid during this call, and so is the packet handed on (the
+    // stack copies what it keeps), so no array per packet.
+    const sealed = data.subarray(TRANSPORT_HEADER_SIZE);
     const plaintext = aead().open(
       kp.receiveKey,
       counterNonce(counter, this.#nonce),
-      data.subarray(TRANSPORT_HEADER_SIZE),
+      sealed,
+      undefined,
+      sealed,
     );
     if (!plaintext) return this.#drop("decrypt");
     if (!kp.replay.validate(counter, REJECT_AFTER_MESSAGES)) return this.#drop("replay");

@@ -44,6 +44,11 @@ export interface PeerHost {
   /** Registers the index of a derived session so transport packets find it. */
   registerKeypair(keypair: Keypair, peer: Peer): void;
   sendDatagram(data: Uint8Array, to: BindEndpoint): void;
+  /**
+   * A buffer a transport message may be sealed into when sendDatagram() copies what it is given before it
+   * returns (the batched bind stages a copy), so the message needs no array of its own; undefined otherwise.
+   */
+  sealScratch(): Uint8Array | undefined;
 }
 
 export interface PeerStats {
@@ -264,14 +269,25 @@ export class Peer {
     return true;
   }
 
-  /** Queues an IP packet and sends everything queued if a session is usable (else starts a handshake). */
+  /**
+   * Sends an IP packet now when a session is usable and nothing is queued before it; otherwise queues a copy
+   * (the packet is only valid during the call) and sends everything queued, or starts a handshake.
+   */
   send(packet: Uint8Array): void {
     if (this.#stopped) return;
+    if (this.#staged.length === 0) {
+      const kp = this.#usableKeypair();
+      if (kp && this.endpoint) {
+        this.#encryptAndSend(kp, packet);
+        this.#keepKeyFreshSending(kp);
+        return;
+      }
+    }
     if (this.#staged.length >= MAX_STAGED_PACKETS) {
       this.#staged.shift();
       this.stats.droppedStaged++;
     }
-    this.#staged.push(packet);
+    this.#staged.push(packet.slice());
     this.sendStaged();
   }
 
@@ -335,9 +351,12 @@ export class Peer {
       plaintext,
       undefined,
       TRANSPORT_HEADER_SIZE,
+      this.host.sealScratch(),
     );
     const view = new DataView(msg.buffer, msg.byteOffset, msg.byteLength);
     msg[0] = MESSAGE_TRANSPORT;
+    // Reserved: zero (the scratch may hold another peer's Reserved bytes); #sendMessage writes WARP's.
+    msg[1] = msg[2] = msg[3] = 0;
     view.setUint32(4, kp.remoteIndex, true);
     view.setUint32(8, counter % 0x1_0000_0000, true);
     view.setUint32(12, Math.floor(counter / 0x1_0000_0000), true);
