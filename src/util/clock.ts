@@ -29,6 +29,32 @@ export const systemClock: Clock = {
   },
 };
 
+/**
+ * The system clock read at most once per task: the first now() of a task reads performance.now() and a
+ * microtask forgets it, so every later now() of the same synchronous run (a drained batch of datagrams, the
+ * segments one ACK releases) returns that same instant. The tunnel's send and receive paths read the clock
+ * several times per packet (key age, timer deadlines, TCP timestamps), each read an op call; a batch takes
+ * well under a millisecond, the resolution of every deadline it feeds. Timers are the system clock's.
+ */
+export const taskClock: Clock = (() => {
+  let cached = -1;
+  const forget = () => {
+    cached = -1;
+  };
+  return {
+    now() {
+      if (cached < 0) {
+        cached = performance.now();
+        queueMicrotask(forget);
+      }
+      return cached;
+    },
+    wallMs: systemClock.wallMs,
+    setTimer: systemClock.setTimer,
+    clearTimer: systemClock.clearTimer,
+  };
+})();
+
 interface Pending {
   handle: TimerHandle;
   at: number;

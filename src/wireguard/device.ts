@@ -7,7 +7,7 @@ import { lookup } from "node:dns/promises";
 import { aead, counterNonce } from "../crypto/aead.ts";
 import { encodeKey } from "../crypto/x25519.ts";
 import { equalBytes } from "../util/bytes.ts";
-import { type Clock, systemClock } from "../util/clock.ts";
+import { type Clock, taskClock } from "../util/clock.ts";
 import { type Logger, logger } from "../util/log.ts";
 import { cryptoRandom, type RandomFill, randomU32 } from "../util/random.ts";
 import { formatIpv4, parseIpv4 } from "../wire/ipv4.ts";
@@ -192,7 +192,7 @@ export class Device implements PeerHost {
   readonly #logLimiter = new Map<string, { at: number; suppressed: number }>();
 
   constructor(private readonly opts: DeviceOptions) {
-    this.clock = opts.clock ?? systemClock;
+    this.clock = opts.clock ?? taskClock;
     this.random = opts.random ?? cryptoRandom;
     this.log = logger(opts.name ? `wg.${opts.name}` : "wg");
     this.mtu = opts.mtu ?? DEFAULT_MTU;
