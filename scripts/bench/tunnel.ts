@@ -515,6 +515,22 @@ async function startWgedgeUp(side: WgedgeSide, prof: Profiling, tree: Tree): Pro
   };
 }
 
+/**
+ * Waits (bounded, 5 s) until the kernel iperf3 server has no established connection left. iperf3 returns when
+ * it has its results, and the close of its connections may still be on its way through wgedge: stopping
+ * wgedge then would leave the server "busy running a test" until its own timeout, and the next cell fail.
+ */
+async function serverIdle(ns: Netns): Promise<void> {
+  await waitFor(
+    async () =>
+      (await ns.exec(["ss", "-tnH", "state", "established", `( sport = :${IPERF_PORT} )`], { check: false }))
+        .stdout.trim() === "",
+    "the iperf3 server's connections to close",
+    50,
+    100,
+  ).catch(() => {/* the next cell's iperf3 retries while the server is busy */});
+}
+
 async function measureWgedge(
   side: WgedgeSide,
   cell: IperfCell,
@@ -550,6 +566,7 @@ async function measureWgedge(
     const peerCpuFraction = (cpuSeconds(side.wg.child.pid) - peerCpu0) / wall;
     const hwmMiB = vmMiB(p.pid, "VmHWM");
     const net1 = await netCounters(side.ns);
+    await serverIdle(side.ns);
     return {
       bitsPerSecond: bps,
       cpuFraction,
