@@ -1,11 +1,23 @@
 /**
  * mwgp benchmark: iperf3 and ping between wireguard-go clients and a wireguard-go server, directly and
- * through `wgedge mwgp server`, in the same run (same server, same veth setup). Prints one table: throughput
- * ratio, added latency p50/p99 and mwgp CPU. With --obfs a third path runs wireguard-go -> wgedge mwgp client
- * -> wgedge mwgp server (both obfuscating) -> wireguard-go; its CPU column is client + server.
+ * through `wgedge mwgp server`, in the same run (same server, same veth setup). With --obfs a path runs
+ * wireguard-go -> wgedge mwgp client -> wgedge mwgp server (both obfuscating) -> wireguard-go; its hop CPU is
+ * client + server.
+ *
+ * Two reference hops run beside mwgp (unless --no-refs), each a single UDP forwarder in the same place
+ * (client -> hub address -> 127.0.0.1:51001, the server's port), so the table shows what any userspace hop
+ * costs on this machine: `via socat` (socat UDP-LISTEN -> UDP, one peer, no fork) and `via wgedge relay`
+ * (`wgedge relay -r "IN;51001;127.0.0.1;UDP"`, wgedge's UDP port relay). WireGuard roams, so the server simply
+ * answers the hop's address.
+ *
+ * Every path gets the same columns: throughput both ways, ratio vs direct, RTT p50/p99, added p50/p99, the
+ * hop's CPU (% of one core, utime+stime over both iperf3 runs), the two wireguard-go processes' CPU (client +
+ * server) and how busy the whole machine was over the same window (/proc/stat: busy share of all CPUs, steal
+ * shown apart), so the table says whether the direct path already saturates the machine and a hop can only
+ * take its CPU from the endpoints.
  *
  *   deno run -A scripts/bench/mwgp.ts [--seconds 10] [--pings 300] [--rounds 1] [--obfs] [--deno-udp]
- *     [--cpu-prof DIR]
+ *     [--no-refs] [--cpu-prof DIR]
  *
  * --rounds N measures every path N times, the paths alternating within each round, and prints medians (and the
  * load average at the start and the end), so a neighbour's load falls on all paths alike.
@@ -16,11 +28,12 @@
  * --deno-udp adds a path through a second `wgedge mwgp server` started with WGEDGE_UDP=deno (Deno's
  * one-op-per-datagram UDP socket instead of recvmmsg/sendmmsg batches), measured in the same run.
  *
- * Needs root, ip netns, wireguard-go, wg, iperf3 (shared/spec/testing.md). Traffic stays inside network
- * namespaces created here and removed at the end.
+ * Needs root, ip netns, wireguard-go, wg, iperf3, socat (shared/spec/testing.md). Traffic stays inside network
+ * namespaces created here and removed at the end; socat runs in its own process group (setsid), killed at the
+ * end, and the script checks that no process it started is left.
  */
 import { parseArgs } from "node:util";
-import { type Netns, wgKeyPair, WireguardGo } from "../../tests/helpers/interop.ts";
+import { collect, type Netns, waitFor, wgKeyPair, WireguardGo } from "../../tests/helpers/interop.ts";
 import { type MwgpProcess, MwgpTopology, startMwgp } from "../../tests/helpers/mwgp.ts";
 
 const { values } = parseArgs({
@@ -31,6 +44,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "1" },
     obfs: { type: "boolean", default: false },
     "deno-udp": { type: "boolean", default: false },
+    "no-refs": { type: "boolean", default: false },
     "cpu-prof": { type: "string" },
   },
 });
@@ -39,12 +53,51 @@ const PINGS = Number(values.pings);
 const ROUNDS = Math.max(1, Number(values.rounds));
 const loadavg = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PASSWORD = "benchmark obfuscation password";
+/** wireguard-go's port in the hub; every hop forwards to 127.0.0.1 on it. */
+const WG_PORT = 51001;
+
+function procStat(pid: number): string[] {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
 
 function cpuSeconds(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const fields = procStat(pid);
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime in USER_HZ (100) ticks
+}
+
+/** The machine's CPU ticks so far (the `cpu` line of /proc/stat, all CPUs summed). */
+function machineTicks(): { busy: number; steal: number; total: number } {
+  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0];
+  // user nice system idle iowait irq softirq steal (guest time is already inside user/nice)
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(
+    Number,
+  );
+  const busy = user + nice + system + irq + softirq;
+  return { busy, steal, total: busy + idle + iowait + steal };
+}
+
+/** The live (non-zombie) pids whose process group is pgid. */
+function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const f = procStat(Number(e.name));
+      if (Number(f[2]) === pgid && f[0] !== "Z") out.push(Number(e.name));
+    } catch { /* exited */ }
+  }
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    return procStat(pid)[0] !== "Z";
+  } catch {
+    return false;
+  }
 }
 
 async function iperf(client: Netns, seconds: number, reverse: boolean): Promise<number> {
@@ -54,7 +107,7 @@ async function iperf(client: Netns, seconds: number, reverse: boolean): Promise<
     const r = await client.exec(args, { check: false });
     const j = r.stdout ? JSON.parse(r.stdout) : {};
     if (r.code === 0 && !j.error) return j.end.sum_received.bits_per_second as number;
-    await new Promise((res) => setTimeout(res, 200));
+    await sleep(200);
   }
   throw new Error("iperf3 failed");
 }
@@ -69,33 +122,89 @@ async function pingStats(client: Netns, count: number): Promise<{ p50: number; p
   return { p50: q(0.5), p99: q(0.99) };
 }
 
+/** `wgedge relay` with one UDP relay, in ns, once it logs that the relay started. */
+async function startRelay(ns: Netns, relay: string): Promise<MwgpProcess> {
+  const child = ns.spawnWgedge(["relay", "-r", relay], {
+    stderr: "piped",
+    env: { WGEDGE_LOG_LEVEL: "info", WGEDGE_UDP: "auto" },
+  });
+  const err = collect(child.stderr);
+  let exited = false;
+  child.status.then(() => exited = true);
+  await waitFor(() => exited || err.text().includes("relay started"), "wgedge relay to start", 600, 50);
+  if (exited) throw new Error(`wgedge relay exited early:\n${err.text()}`);
+  return {
+    child,
+    log: err.text,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+      await err.done;
+    },
+  };
+}
+
+/**
+ * socat as a one-peer UDP forwarder (UDP-LISTEN takes the first client's address and serves only it, no fork)
+ * in its own process group (`setsid` execs in place, so the pid is socat's and the group's); stop() kills
+ * the group.
+ */
+async function startSocat(ns: Netns, listen: string, port: number, to: string): Promise<MwgpProcess> {
+  const child = ns.spawn(["setsid", "socat", `UDP-LISTEN:${port},bind=${listen},reuseaddr`, `UDP:${to}`], {
+    stderr: "piped",
+  });
+  const err = collect(child.stderr);
+  await waitFor(async () => {
+    const r = await ns.exec(["ss", "-Hlun", `sport = :${port}`], { check: false });
+    return r.stdout.trim() !== "";
+  }, `socat to bind ${listen}:${port}`);
+  return {
+    child,
+    log: err.text,
+    async stop() {
+      for (const sig of ["SIGTERM", "SIGKILL"] as const) {
+        try {
+          Deno.kill(-child.pid, sig);
+        } catch { /* group gone */ }
+        for (let i = 0; i < 40 && groupMembers(child.pid).length > 0; i++) await sleep(50);
+      }
+      await child.status;
+      await err.done;
+    },
+  };
+}
+
 interface Path {
   name: string;
   ns: Netns;
-  /** Processes whose CPU is charged to this path. */
+  /** Processes whose CPU is charged to this path's hop. */
   procs: MwgpProcess[];
+  /** The client's wireguard-go. */
+  wg: WireguardGo;
 }
 
 const topo = await MwgpTopology.create();
+/** Every hop started (stopped at the end, then checked gone). */
+const hops: MwgpProcess[] = [];
+/** socat's process groups, checked empty at the end. */
+const socatGroups: number[] = [];
 try {
-  const [s, c1, c2, c3, c4] = await Promise.all([
-    wgKeyPair(),
-    wgKeyPair(),
-    wgKeyPair(),
-    wgKeyPair(),
-    wgKeyPair(),
-  ]);
+  const refs = !values["no-refs"];
+  const keys = await Promise.all([1, 2, 3, 4, 5, 6].map(() => wgKeyPair()));
+  const s = await wgKeyPair();
   const hub = topo.hub;
-  await WireguardGo.start(hub, {
+  const serverWg = await WireguardGo.start(hub, {
     privateKey: s.privateKey,
-    listenPort: 51001,
+    listenPort: WG_PORT,
     addresses: ["10.1.0.1/24"],
-    peers: [c1, c2, c3, c4].map((c, i) => ({ publicKey: c.publicKey, allowedIps: [`10.1.0.${i + 2}/32`] })),
+    peers: keys.map((c, i) => ({ publicKey: c.publicKey, allowedIps: [`10.1.0.${i + 2}/32`] })),
   });
   const cfg = await topo.writeFile(
     "server.json5",
     `{ listen: ":1000", ${values.obfs ? `obfs: "${PASSWORD}",` : ""}
-       servers: [{ privkey: "${s.privateKey}", address: "127.0.0.1", peers: [{ forward_to: ":51001" }] }] }`,
+       servers: [{ privkey: "${s.privateKey}", address: "127.0.0.1", peers: [{ forward_to: ":${WG_PORT}" }] }] }`,
   );
   const profDir = values["cpu-prof"];
   if (profDir) await Deno.mkdir(profDir, { recursive: true });
@@ -103,33 +212,73 @@ try {
     WGEDGE_LOG_LEVEL: "info",
     WGEDGE_UDP: "auto",
   }, profDir ? ["--cpu-prof", "--cpu-prof-dir", profDir] : []);
+  hops.push(server);
   let denoServer: MwgpProcess | undefined;
   if (values["deno-udp"]) {
     const denoCfg = await topo.writeFile(
       "server-deno-udp.json5",
       `{ listen: ":1001", ${values.obfs ? `obfs: "${PASSWORD}",` : ""}
-         servers: [{ privkey: "${s.privateKey}", address: "127.0.0.1", peers: [{ forward_to: ":51001" }] }] }`,
+         servers: [{ privkey: "${s.privateKey}", address: "127.0.0.1", peers: [{ forward_to: ":${WG_PORT}" }] }] }`,
     );
     denoServer = await startMwgp(hub, ["server", denoCfg, "--no-cache"], {
       WGEDGE_LOG_LEVEL: "info",
       WGEDGE_UDP: "deno",
     });
+    hops.push(denoServer);
   }
 
-  // One client namespace per path. The mwgp path's handshake goes through mwgp, so the server's endpoint for
-  // that peer is mwgp and both directions cross it.
-  const paths: Path[] = [];
-  // [name, client key index (1..4: its address 10.1.0.n+1), mwgp server port or wireguard-go's, server]
-  const specs: [string, number, number, MwgpProcess | null][] = [
-    ["direct", 1, 51001, null],
-    ["via mwgp", 2, 1000, server],
+  // One client namespace per path (client n: veth 192.168.n.0/24, tunnel address 10.1.0.n+1). A path's
+  // handshake goes through its hop, so the server's endpoint for that peer is the hop and both directions
+  // cross it.
+  type Spec = {
+    name: string;
+    k: number;
+    hop: (hubAddr: string) => Promise<{ port: number; via?: MwgpProcess }>;
+  };
+  const specs: Spec[] = [
+    { name: "direct", k: 1, hop: () => Promise.resolve({ port: WG_PORT }) },
+    { name: "via mwgp", k: 2, hop: () => Promise.resolve({ port: 1000, via: server }) },
   ];
-  if (values.obfs) specs.push(["via mwgp client+server, obfs", 3, 1000, server]);
-  if (denoServer) specs.push(["via mwgp, WGEDGE_UDP=deno", 4, 1001, denoServer]);
-  const keys = [c1, c2, c3, c4];
-  for (const [name, k, port, via] of specs) {
-    const key = keys[k - 1], i = k - 1;
+  if (values.obfs) {
+    specs.push({
+      name: "via mwgp client+server, obfs",
+      k: 3,
+      hop: () => Promise.resolve({ port: 1000, via: server }),
+    });
+  }
+  if (denoServer) {
+    specs.push({
+      name: "via mwgp, WGEDGE_UDP=deno",
+      k: 4,
+      hop: () => Promise.resolve({ port: 1001, via: denoServer }),
+    });
+  }
+  if (refs) {
+    specs.push({
+      name: "via socat",
+      k: 5,
+      hop: async (hubAddr) => {
+        const via = await startSocat(hub, hubAddr, 1002, `127.0.0.1:${WG_PORT}`);
+        hops.push(via);
+        socatGroups.push(via.child.pid);
+        return { port: 1002, via };
+      },
+    });
+    specs.push({
+      name: "via wgedge relay",
+      k: 6,
+      hop: async (hubAddr) => {
+        const via = await startRelay(hub, `1003;${WG_PORT};127.0.0.1;UDP;bind=${hubAddr}`);
+        hops.push(via);
+        return { port: 1003, via };
+      },
+    });
+  }
+  const paths: Path[] = [];
+  for (const { name, k, hop } of specs) {
+    const key = keys[k - 1];
     const { ns, hubAddr } = await topo.addClient(k);
+    const { port, via } = await hop(hubAddr);
     const procs: MwgpProcess[] = via ? [via] : [];
     let endpoint = `${hubAddr}:${port}`;
     if (k === 3) {
@@ -138,58 +287,92 @@ try {
         `{ server: "${hubAddr}:1000", listen: "127.0.0.1:2000", obfs: "${PASSWORD}",
            server_pubkey: "${s.publicKey}", client_pubkey: "${key.publicKey}" }`,
       );
-      procs.push(await startMwgp(ns, ["client", clientCfg, "--no-cache"], { WGEDGE_LOG_LEVEL: "info" }));
+      const client = await startMwgp(ns, ["client", clientCfg, "--no-cache"], { WGEDGE_LOG_LEVEL: "info" });
+      hops.push(client);
+      procs.push(client);
       endpoint = "127.0.0.1:2000";
     }
-    await WireguardGo.start(ns, {
+    const wg = await WireguardGo.start(ns, {
       privateKey: key.privateKey,
-      addresses: [`10.1.0.${i + 2}/24`],
+      addresses: [`10.1.0.${k + 1}/24`],
       peers: [{ publicKey: s.publicKey, allowedIps: ["10.1.0.0/24"], endpoint }],
     });
-    paths.push({ name, ns, procs });
+    paths.push({ name, ns, procs, wg });
   }
   hub.spawn(["iperf3", "-s", "-B", "10.1.0.1"]);
-  await new Promise((r) => setTimeout(r, 1000));
+  await sleep(1000);
 
-  type Row = { name: string; up: number; down: number; p50: number; p99: number; cpu: number };
+  type Row = {
+    name: string;
+    up: number;
+    down: number;
+    p50: number;
+    p99: number;
+    cpu: number;
+    wgCpu: number;
+    busy: number;
+    steal: number;
+  };
   const samples: Row[][] = paths.map(() => []);
   const loadStart = loadavg();
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [pi, { name, ns, procs }] of paths.entries()) {
+    for (const [pi, { name, ns, procs, wg }] of paths.entries()) {
       for (let i = 0; i < 30; i++) {
         if ((await ns.exec(["ping", "-c", "1", "-W", "1", "10.1.0.1"], { check: false })).code === 0) break;
       }
       const cpu = () => procs.reduce((sum, p) => sum + cpuSeconds(p.child.pid), 0);
-      const cpu0 = cpu();
+      const wgCpu = () => cpuSeconds(wg.child.pid) + cpuSeconds(serverWg.child.pid);
+      const cpu0 = cpu(), wg0 = wgCpu(), m0 = machineTicks();
       const t0 = performance.now();
       const up = await iperf(ns, SECONDS, false);
       const down = await iperf(ns, SECONDS, true);
-      const used = (cpu() - cpu0) / ((performance.now() - t0) / 1000);
+      const secs = (performance.now() - t0) / 1000;
+      const m1 = machineTicks(), total = m1.total - m0.total;
       const { p50, p99 } = await pingStats(ns, PINGS);
-      samples[pi].push({ name, up, down, p50, p99, cpu: used });
+      samples[pi].push({
+        name,
+        up,
+        down,
+        p50,
+        p99,
+        cpu: (cpu() - cpu0) / secs,
+        wgCpu: (wgCpu() - wg0) / secs,
+        busy: (m1.busy - m0.busy) / total,
+        steal: (m1.steal - m0.steal) / total,
+      });
     }
+    if (ROUNDS > 1) console.error(`round ${round + 1}/${ROUNDS} done (load average ${loadavg()})`);
   }
+  const col = (ss: Row[], k: keyof Omit<Row, "name">) => median(ss.map((s) => s[k]));
   const rows: Row[] = samples.map((ss) => ({
     name: ss[0].name,
-    up: median(ss.map((s) => s.up)),
-    down: median(ss.map((s) => s.down)),
-    p50: median(ss.map((s) => s.p50)),
-    p99: median(ss.map((s) => s.p99)),
-    cpu: median(ss.map((s) => s.cpu)),
+    up: col(ss, "up"),
+    down: col(ss, "down"),
+    p50: col(ss, "p50"),
+    p99: col(ss, "p99"),
+    cpu: col(ss, "cpu"),
+    wgCpu: col(ss, "wgCpu"),
+    busy: col(ss, "busy"),
+    steal: col(ss, "steal"),
   }));
-  for (const p of paths.flatMap((p) => p.procs)) await p.stop().catch(() => {});
 
   const d = rows[0];
   const mbit = (b: number) => (b / 1e6).toFixed(0);
+  const pct = (x: number) => (x * 100).toFixed(0);
+  const ncpu = navigator.hardwareConcurrency;
   console.log(
     `\nmwgp benchmark (${SECONDS}s iperf3 each way, ${PINGS} pings at 10 ms, ${
       ROUNDS > 1 ? `medians of ${ROUNDS} alternating rounds` : "one round"
-    }; ${Deno.build.target}; load average ${loadStart} at the start, ${loadavg()} at the end)`,
+    }; ${Deno.build.target}, ${ncpu} CPUs; load average ${loadStart} at the start, ${loadavg()} at the end)`,
   );
   console.log(
-    "| path | client->server Mbit/s | server->client Mbit/s | ratio vs direct | RTT p50 ms | RTT p99 ms | added p50/p99 ms | mwgp CPU |",
+    "hop CPU and wireguard-go CPU: % of one core over both iperf3 runs; machine busy: % of all " +
+      `${ncpu} CPUs busy (user+nice+system+irq+softirq of /proc/stat) over the same window, steal apart`,
   );
-  console.log("|---|---|---|---|---|---|---|---|");
+  console.log(
+    "| path | client->server Mbit/s | server->client Mbit/s | ratio vs direct | RTT p50 ms | RTT p99 ms | added p50/p99 ms | hop CPU | wireguard-go CPU (client + server) | machine busy (steal) |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
     const direct = r === d;
     console.log(
@@ -197,9 +380,20 @@ try {
         direct ? "1" : `${(r.up / d.up).toFixed(2)}x / ${(r.down / d.down).toFixed(2)}x`
       } | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${
         direct ? "-" : `${(r.p50 - d.p50).toFixed(3)} / ${(r.p99 - d.p99).toFixed(3)}`
-      } | ${direct ? "-" : `${(r.cpu * 100).toFixed(0)}% of a core`} |`,
+      } | ${direct ? "-" : `${pct(r.cpu)}% of a core`} | ${pct(r.wgCpu)}% | ${pct(r.busy)}% (${
+        pct(r.steal)
+      }%) |`,
     );
   }
 } finally {
+  for (const p of hops) await p.stop().catch(() => {});
   await topo.destroy();
+  const left = [...hops.map((h) => h.child.pid).filter(alive), ...socatGroups.flatMap(groupMembers)];
+  console.log(
+    left.length === 0
+      ? `cleanup: no hop process left (${hops.length} started; socat groups ${
+        socatGroups.join(", ") || "none"
+      })`
+      : `cleanup: processes left: ${[...new Set(left)].join(", ")}`,
+  );
 }
