@@ -11,10 +11,10 @@
  * answers the hop's address.
  *
  * Every path gets the same columns: throughput both ways, ratio vs direct, RTT p50/p99, added p50/p99, the
- * hop's CPU (% of one core, utime+stime over both iperf3 runs), the two wireguard-go processes' CPU (client +
- * server) and how busy the whole machine was over the same window (/proc/stat: busy share of all CPUs, steal
- * shown apart), so the table says whether the direct path already saturates the machine and a hop can only
- * take its CPU from the endpoints.
+ * hop's CPU (% of one core, utime+stime over both iperf3 runs) and that CPU per Gbit/s carried. A second table
+ * says where the whole machine's CPU went over the same windows (/proc/stat busy share of all CPUs, split into
+ * the hop, the two wireguard-go processes, iperf3 client + server, this script and the rest), so it shows
+ * whether the direct path already fills the machine, and a hop can then only take its CPU from the endpoints.
  *
  *   deno run -A scripts/bench/mwgp.ts [--seconds 10] [--pings 300] [--rounds 1] [--obfs] [--deno-udp]
  *     [--no-refs] [--cpu-prof DIR]
@@ -68,15 +68,24 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime in USER_HZ (100) ticks
 }
 
-/** The machine's CPU ticks so far (the `cpu` line of /proc/stat, all CPUs summed). */
-function machineTicks(): { busy: number; steal: number; total: number } {
+/**
+ * This process's own CPU seconds and those of its reaped children (cutime + cstime): the iperf3 clients run
+ * as `ip netns exec NS iperf3`, which execs in place, so their CPU lands there once they are waited for.
+ */
+function selfCpuSeconds(): { own: number; children: number } {
+  const f = procStat(Deno.pid);
+  return { own: (Number(f[11]) + Number(f[12])) / 100, children: (Number(f[13]) + Number(f[14])) / 100 };
+}
+
+/** The machine's CPU ticks so far (the `cpu` line of /proc/stat, all CPUs summed; USER_HZ = 100 per second). */
+function machineTicks(): { busy: number; softirq: number; steal: number; total: number } {
   const line = Deno.readTextFileSync("/proc/stat").split("\n")[0];
   // user nice system idle iowait irq softirq steal (guest time is already inside user/nice)
   const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(
     Number,
   );
   const busy = user + nice + system + irq + softirq;
-  return { busy, steal, total: busy + idle + iowait + steal };
+  return { busy, softirq: irq + softirq, steal, total: busy + idle + iowait + steal };
 }
 
 /** The live (non-zombie) pids whose process group is pgid. */
@@ -299,7 +308,7 @@ try {
     });
     paths.push({ name, ns, procs, wg });
   }
-  hub.spawn(["iperf3", "-s", "-B", "10.1.0.1"]);
+  const iperfServer = hub.spawn(["iperf3", "-s", "-B", "10.1.0.1"]);
   await sleep(1000);
 
   type Row = {
@@ -310,7 +319,10 @@ try {
     p99: number;
     cpu: number;
     wgCpu: number;
+    iperfCpu: number;
+    benchCpu: number;
     busy: number;
+    softirq: number;
     steal: number;
   };
   const samples: Row[][] = paths.map(() => []);
@@ -322,12 +334,12 @@ try {
       }
       const cpu = () => procs.reduce((sum, p) => sum + cpuSeconds(p.child.pid), 0);
       const wgCpu = () => cpuSeconds(wg.child.pid) + cpuSeconds(serverWg.child.pid);
-      const cpu0 = cpu(), wg0 = wgCpu(), m0 = machineTicks();
-      const t0 = performance.now();
+      const cpu0 = cpu(), wg0 = wgCpu(), iperf0 = cpuSeconds(iperfServer.pid), self0 = selfCpuSeconds();
+      const m0 = machineTicks(), t0 = performance.now();
       const up = await iperf(ns, SECONDS, false);
       const down = await iperf(ns, SECONDS, true);
-      const secs = (performance.now() - t0) / 1000;
-      const m1 = machineTicks(), total = m1.total - m0.total;
+      const m1 = machineTicks(), secs = (performance.now() - t0) / 1000, total = m1.total - m0.total;
+      const self1 = selfCpuSeconds();
       const { p50, p99 } = await pingStats(ns, PINGS);
       samples[pi].push({
         name,
@@ -337,7 +349,11 @@ try {
         p99,
         cpu: (cpu() - cpu0) / secs,
         wgCpu: (wgCpu() - wg0) / secs,
+        iperfCpu: (cpuSeconds(iperfServer.pid) - iperf0 + self1.children - self0.children) / secs,
+        benchCpu: (self1.own - self0.own) / secs,
+        // As shares of all CPUs (the ticks of every CPU are summed in /proc/stat).
         busy: (m1.busy - m0.busy) / total,
+        softirq: (m1.softirq - m0.softirq) / total,
         steal: (m1.steal - m0.steal) / total,
       });
     }
@@ -352,7 +368,10 @@ try {
     p99: col(ss, "p99"),
     cpu: col(ss, "cpu"),
     wgCpu: col(ss, "wgCpu"),
+    iperfCpu: col(ss, "iperfCpu"),
+    benchCpu: col(ss, "benchCpu"),
     busy: col(ss, "busy"),
+    softirq: col(ss, "softirq"),
     steal: col(ss, "steal"),
   }));
 
@@ -366,13 +385,9 @@ try {
     }; ${Deno.build.target}, ${ncpu} CPUs; load average ${loadStart} at the start, ${loadavg()} at the end)`,
   );
   console.log(
-    "hop CPU and wireguard-go CPU: % of one core over both iperf3 runs; machine busy: % of all " +
-      `${ncpu} CPUs busy (user+nice+system+irq+softirq of /proc/stat) over the same window, steal apart`,
+    "| path | client->server Mbit/s | server->client Mbit/s | ratio vs direct | RTT p50 ms | RTT p99 ms | added p50/p99 ms | hop CPU | hop CPU per Gbit/s |",
   );
-  console.log(
-    "| path | client->server Mbit/s | server->client Mbit/s | ratio vs direct | RTT p50 ms | RTT p99 ms | added p50/p99 ms | hop CPU | wireguard-go CPU (client + server) | machine busy (steal) |",
-  );
-  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
     const direct = r === d;
     console.log(
@@ -380,9 +395,29 @@ try {
         direct ? "1" : `${(r.up / d.up).toFixed(2)}x / ${(r.down / d.down).toFixed(2)}x`
       } | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${
         direct ? "-" : `${(r.p50 - d.p50).toFixed(3)} / ${(r.p99 - d.p99).toFixed(3)}`
-      } | ${direct ? "-" : `${pct(r.cpu)}% of a core`} | ${pct(r.wgCpu)}% | ${pct(r.busy)}% (${
-        pct(r.steal)
-      }%) |`,
+      } | ${direct ? "-" : `${pct(r.cpu)}% of a core`} | ${
+        direct ? "-" : `${(r.cpu / ((r.up + r.down) / 2 / 1e9)).toFixed(2)} core-s per Gbit`
+      } |`,
+    );
+  }
+  // Where the machine's CPU went over the same iperf3 windows: does the direct path already fill it?
+  console.log(
+    `\nmachine CPU over the iperf3 windows (medians; % of one core, the machine has ${ncpu * 100}): ` +
+      "busy = user+nice+system+irq+softirq of /proc/stat; iperf3 = client + server; rest = busy minus the " +
+      "processes before it (other processes, kernel threads, softirq on idle CPUs); softirq = irq+softirq ticks " +
+      "(veth delivery; tick accounting also charges them to the task they interrupted, so they overlap the columns)",
+  );
+  console.log(
+    `| path | machine busy (% of ${ncpu} CPUs) | hop | wireguard-go (client + server) | iperf3 | this script | rest | softirq | steal |`,
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|");
+  for (const r of rows) {
+    const all = r.busy * ncpu, soft = r.softirq * ncpu;
+    const rest = all - r.cpu - r.wgCpu - r.iperfCpu - r.benchCpu;
+    console.log(
+      `| ${r.name} | ${pct(r.busy)}% | ${r === d ? "-" : pct(r.cpu)} | ${pct(r.wgCpu)} | ${
+        pct(r.iperfCpu)
+      } | ${pct(r.benchCpu)} | ${pct(rest)} | ${pct(soft)} | ${pct(r.steal * ncpu)} |`,
     );
   }
 } finally {
