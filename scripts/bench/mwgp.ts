@@ -4,11 +4,12 @@
  * wireguard-go -> wgedge mwgp client -> wgedge mwgp server (both obfuscating) -> wireguard-go; its hop CPU is
  * client + server.
  *
- * Two reference hops run beside mwgp (unless --no-refs), each a single UDP forwarder in the same place
+ * Three reference hops run beside mwgp (unless --no-refs), each a single UDP forwarder in the same place
  * (client -> hub address -> 127.0.0.1:51001, the server's port), so the table shows what any userspace hop
  * costs on this machine: `via socat` (socat UDP-LISTEN -> UDP, one peer, no fork) and `via wgedge relay`
- * (`wgedge relay -r "IN;51001;127.0.0.1;UDP"`, wgedge's UDP port relay). WireGuard roams, so the server simply
- * answers the hop's address.
+ * (`wgedge relay -r "IN;51001;127.0.0.1;UDP"`, wgedge's UDP port relay) and `via bare Deno forwarder` (20
+ * lines on Deno's own UDP sockets, one receive() per datagram: the floor of any hop written in Deno). WireGuard
+ * roams, so the server simply answers the hop's address.
  *
  * Every path gets the same columns: throughput both ways, ratio vs direct, RTT p50/p99, added p50/p99, the
  * hop's CPU (% of one core, utime+stime over both iperf3 runs) and that CPU per Gbit/s carried. A second table
@@ -156,6 +157,61 @@ async function startRelay(ns: Netns, relay: string): Promise<MwgpProcess> {
 }
 
 /**
+ * The floor of a UDP hop written in Deno: Deno's own sockets, one receive() per datagram each way, no table,
+ * counters, logging or batching; the first client address is the one peer. What any Deno forwarder pays.
+ */
+const DENO_HOP_SRC = `
+const [listen, port, toHost, toPort] = Deno.args;
+const front = Deno.listenDatagram({ transport: "udp", hostname: listen, port: Number(port) });
+const back = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+const target = { transport: "udp", hostname: toHost, port: Number(toPort) };
+let client;
+(async () => { for (;;) { const [d, a] = await front.receive(); client = a; back.send(d, target).catch(() => {}); } })();
+(async () => { for (;;) { const [d] = await back.receive(); if (client) front.send(d, client).catch(() => {}); } })();
+console.error("deno hop started");
+`;
+
+/** The bare Deno forwarder above, in ns, once it is listening. */
+async function startDenoHop(
+  ns: Netns,
+  file: string,
+  listen: string,
+  port: number,
+  to: string,
+): Promise<MwgpProcess> {
+  const [toHost, toPort] = to.split(":");
+  const child = ns.spawn([
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--unstable-net",
+    file,
+    listen,
+    String(port),
+    toHost,
+    toPort,
+  ], {
+    stderr: "piped",
+  });
+  const err = collect(child.stderr);
+  let exited = false;
+  child.status.then(() => exited = true);
+  await waitFor(() => exited || err.text().includes("deno hop started"), "the Deno hop to start", 600, 50);
+  if (exited) throw new Error(`the Deno hop exited early:\n${err.text()}`);
+  return {
+    child,
+    log: err.text,
+    async stop() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+      await err.done;
+    },
+  };
+}
+
+/**
  * socat as a one-peer UDP forwarder (UDP-LISTEN takes the first client's address and serves only it, no fork)
  * in its own process group (`setsid` execs in place, so the pid is socat's and the group's); stop() kills
  * the group.
@@ -201,7 +257,7 @@ const hops: MwgpProcess[] = [];
 const socatGroups: number[] = [];
 try {
   const refs = !values["no-refs"];
-  const keys = await Promise.all([1, 2, 3, 4, 5, 6].map(() => wgKeyPair()));
+  const keys = await Promise.all([1, 2, 3, 4, 5, 6, 7].map(() => wgKeyPair()));
   const s = await wgKeyPair();
   const hub = topo.hub;
   const serverWg = await WireguardGo.start(hub, {
@@ -280,6 +336,16 @@ try {
         const via = await startRelay(hub, `1003;${WG_PORT};127.0.0.1;UDP;bind=${hubAddr}`);
         hops.push(via);
         return { port: 1003, via };
+      },
+    });
+    specs.push({
+      name: "via bare Deno forwarder",
+      k: 7,
+      hop: async (hubAddr) => {
+        const file = await topo.writeFile("deno_hop.js", DENO_HOP_SRC);
+        const via = await startDenoHop(hub, file, hubAddr, 1004, `127.0.0.1:${WG_PORT}`);
+        hops.push(via);
+        return { port: 1004, via };
       },
     });
   }
