@@ -58,6 +58,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PASSWORD = "benchmark obfuscation password";
 /** wireguard-go's port in the hub; every hop forwards to 127.0.0.1 on it. */
 const WG_PORT = 51001;
+const NCPU = navigator.hardwareConcurrency;
 
 function procStat(pid: number): string[] {
   const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
@@ -78,15 +79,17 @@ function selfCpuSeconds(): { own: number; children: number } {
   return { own: (Number(f[11]) + Number(f[12])) / 100, children: (Number(f[13]) + Number(f[14])) / 100 };
 }
 
-/** The machine's CPU ticks so far (the `cpu` line of /proc/stat, all CPUs summed; USER_HZ = 100 per second). */
-function machineTicks(): { busy: number; softirq: number; steal: number; total: number } {
+/**
+ * The machine's CPU time so far in USER_HZ (100 per second) ticks, all CPUs summed (the `cpu` line of
+ * /proc/stat). Busy time is taken as what is not idle: with NO_HZ the kernel tracks idle and iowait exactly,
+ * while user/system are sampled at the tick and undercount short bursts, so wall time x CPUs - idle is the
+ * better measure of how full the machine was.
+ */
+function machineTicks(): { idle: number; softirq: number; steal: number } {
   const line = Deno.readTextFileSync("/proc/stat").split("\n")[0];
   // user nice system idle iowait irq softirq steal (guest time is already inside user/nice)
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(
-    Number,
-  );
-  const busy = user + nice + system + irq + softirq;
-  return { busy, softirq: irq + softirq, steal, total: busy + idle + iowait + steal };
+  const [, , , idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  return { idle: idle + iowait, softirq: irq + softirq, steal };
 }
 
 /** The live (non-zombie) pids whose process group is pgid. */
@@ -404,7 +407,7 @@ try {
       const m0 = machineTicks(), t0 = performance.now();
       const up = await iperf(ns, SECONDS, false);
       const down = await iperf(ns, SECONDS, true);
-      const m1 = machineTicks(), secs = (performance.now() - t0) / 1000, total = m1.total - m0.total;
+      const m1 = machineTicks(), secs = (performance.now() - t0) / 1000, total = secs * 100 * NCPU;
       const self1 = selfCpuSeconds();
       const { p50, p99 } = await pingStats(ns, PINGS);
       samples[pi].push({
@@ -418,7 +421,7 @@ try {
         iperfCpu: (cpuSeconds(iperfServer.pid) - iperf0 + self1.children - self0.children) / secs,
         benchCpu: (self1.own - self0.own) / secs,
         // As shares of all CPUs (the ticks of every CPU are summed in /proc/stat).
-        busy: (m1.busy - m0.busy) / total,
+        busy: 1 - (m1.idle - m0.idle) / total,
         softirq: (m1.softirq - m0.softirq) / total,
         steal: (m1.steal - m0.steal) / total,
       });
@@ -444,11 +447,10 @@ try {
   const d = rows[0];
   const mbit = (b: number) => (b / 1e6).toFixed(0);
   const pct = (x: number) => (x * 100).toFixed(0);
-  const ncpu = navigator.hardwareConcurrency;
   console.log(
     `\nmwgp benchmark (${SECONDS}s iperf3 each way, ${PINGS} pings at 10 ms, ${
       ROUNDS > 1 ? `medians of ${ROUNDS} alternating rounds` : "one round"
-    }; ${Deno.build.target}, ${ncpu} CPUs; load average ${loadStart} at the start, ${loadavg()} at the end)`,
+    }; ${Deno.build.target}, ${NCPU} CPUs; load average ${loadStart} at the start, ${loadavg()} at the end)`,
   );
   console.log(
     "| path | client->server Mbit/s | server->client Mbit/s | ratio vs direct | RTT p50 ms | RTT p99 ms | added p50/p99 ms | hop CPU | hop CPU per Gbit/s |",
@@ -468,22 +470,22 @@ try {
   }
   // Where the machine's CPU went over the same iperf3 windows: does the direct path already fill it?
   console.log(
-    `\nmachine CPU over the iperf3 windows (medians; % of one core, the machine has ${ncpu * 100}): ` +
-      "busy = user+nice+system+irq+softirq of /proc/stat; iperf3 = client + server; rest = busy minus the " +
+    `\nmachine CPU over the iperf3 windows (medians; % of one core, the machine has ${NCPU * 100}): ` +
+      "busy = wall time x CPUs - idle - iowait (/proc/stat); iperf3 = client + server; rest = busy minus the " +
       "processes before it (other processes, kernel threads, softirq on idle CPUs); softirq = irq+softirq ticks " +
       "(veth delivery; tick accounting also charges them to the task they interrupted, so they overlap the columns)",
   );
   console.log(
-    `| path | machine busy (% of ${ncpu} CPUs) | hop | wireguard-go (client + server) | iperf3 | this script | rest | softirq | steal |`,
+    `| path | machine busy (% of ${NCPU} CPUs) | hop | wireguard-go (client + server) | iperf3 | this script | rest | softirq | steal |`,
   );
   console.log("|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
-    const all = r.busy * ncpu, soft = r.softirq * ncpu;
+    const all = r.busy * NCPU, soft = r.softirq * NCPU;
     const rest = all - r.cpu - r.wgCpu - r.iperfCpu - r.benchCpu;
     console.log(
       `| ${r.name} | ${pct(r.busy)}% | ${r === d ? "-" : pct(r.cpu)} | ${pct(r.wgCpu)} | ${
         pct(r.iperfCpu)
-      } | ${pct(r.benchCpu)} | ${pct(rest)} | ${pct(soft)} | ${pct(r.steal * ncpu)} |`,
+      } | ${pct(r.benchCpu)} | ${pct(rest)} | ${pct(soft)} | ${pct(r.steal * NCPU)} |`,
     );
   }
 } finally {
