@@ -6,7 +6,7 @@
  *
  * Three reference hops run beside mwgp (unless --no-refs), each a single UDP forwarder in the same place
  * (client -> hub address -> 127.0.0.1:51001, the server's port), so the table shows what any userspace hop
- * costs on this machine: `via socat` (socat UDP-LISTEN -> UDP, one peer, no fork) and `via wgedge relay`
+ * costs on this machine: `via socat` (socat UDP-LISTEN -> UDP, one peer, no fork), `via wgedge relay`
  * (`wgedge relay -r "IN;51001;127.0.0.1;UDP"`, wgedge's UDP port relay) and `via bare Deno forwarder` (20
  * lines on Deno's own UDP sockets, one receive() per datagram: the floor of any hop written in Deno). WireGuard
  * roams, so the server simply answers the hop's address.
@@ -18,7 +18,12 @@
  * whether the direct path already fills the machine, and a hop can then only take its CPU from the endpoints.
  *
  *   deno run -A scripts/bench/mwgp.ts [--seconds 10] [--pings 300] [--rounds 1] [--obfs] [--deno-udp]
- *     [--no-refs] [--cpu-prof DIR]
+ *     [--no-refs] [--burner PCT] [--cpu-prof DIR]
+ *
+ * Unless --no-refs or --burner 0, a control path runs too: `direct + CPU burner`, the direct path while a
+ * process spins PCT % of every 10 ms (--burner PCT, default 30: it gets about 20 to 25 % of a core on the
+ * loaded machine, what mwgp takes), forwarding nothing; its hop CPU column is what it got. If the direct path
+ * loses as much there as through mwgp, the CPU the hop takes from the endpoints explains the loss.
  *
  * --rounds N measures every path N times, the paths alternating within each round, and prints medians (and the
  * load average at the start and the end), so a neighbour's load falls on all paths alike.
@@ -46,6 +51,7 @@ const { values } = parseArgs({
     obfs: { type: "boolean", default: false },
     "deno-udp": { type: "boolean", default: false },
     "no-refs": { type: "boolean", default: false },
+    burner: { type: "string", default: "30" },
     "cpu-prof": { type: "string" },
   },
 });
@@ -215,6 +221,40 @@ async function startDenoHop(
 }
 
 /**
+ * A CPU burner: spins `busy` ms of every 10 ms on the main thread and sleeps the rest, so it takes about that
+ * share of one core from whatever else wants the CPUs, and forwards nothing.
+ */
+const BURNER_SRC = `
+const busyMs = Number(Deno.args[0]);
+console.error("burner started");
+for (;;) {
+  const t = performance.now();
+  while (performance.now() - t < busyMs);
+  await new Promise((r) => setTimeout(r, 10 - busyMs));
+}
+`;
+
+async function startBurner(ns: Netns, file: string, pct: number): Promise<MwgpProcess> {
+  const child = ns.spawn([Deno.execPath(), "run", "-A", file, String(pct / 10)], { stderr: "piped" });
+  const err = collect(child.stderr);
+  let exited = false;
+  child.status.then(() => exited = true);
+  await waitFor(() => exited || err.text().includes("burner started"), "the CPU burner to start", 600, 50);
+  if (exited) throw new Error(`the CPU burner exited early:\n${err.text()}`);
+  return {
+    child,
+    log: err.text,
+    async stop() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+      await err.done;
+    },
+  };
+}
+
+/**
  * socat as a one-peer UDP forwarder (UDP-LISTEN takes the first client's address and serves only it, no fork)
  * in its own process group (`setsid` execs in place, so the pid is socat's and the group's); stop() kills
  * the group.
@@ -251,6 +291,8 @@ interface Path {
   procs: MwgpProcess[];
   /** The client's wireguard-go. */
   wg: WireguardGo;
+  /** A process run only while this path is measured (the CPU burner), charged as its hop. */
+  during?: () => Promise<MwgpProcess>;
 }
 
 const topo = await MwgpTopology.create();
@@ -377,6 +419,24 @@ try {
     });
     paths.push({ name, ns, procs, wg });
   }
+  const burnPct = Number(values.burner);
+  if (refs && burnPct > 0) {
+    // The control: the direct path while another process takes about what mwgp takes. If throughput falls as
+    // far as through mwgp, the CPU the hop takes from the endpoints explains the drop, not the forwarding.
+    const file = await topo.writeFile("burner.js", BURNER_SRC);
+    const { ns, wg } = paths[0];
+    paths.push({
+      name: `direct + CPU burner (spins ${burnPct}% of each 10 ms)`,
+      ns,
+      procs: [],
+      wg,
+      during: async () => {
+        const b = await startBurner(hub, file, burnPct);
+        hops.push(b);
+        return b;
+      },
+    });
+  }
   const iperfServer = hub.spawn(["iperf3", "-s", "-B", "10.1.0.1"]);
   await sleep(1000);
 
@@ -397,7 +457,9 @@ try {
   const samples: Row[][] = paths.map(() => []);
   const loadStart = loadavg();
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [pi, { name, ns, procs, wg }] of paths.entries()) {
+    for (const [pi, { name, ns, procs: pathProcs, wg, during }] of paths.entries()) {
+      const extra = during ? await during() : undefined;
+      const procs = extra ? [...pathProcs, extra] : pathProcs;
       for (let i = 0; i < 30; i++) {
         if ((await ns.exec(["ping", "-c", "1", "-W", "1", "10.1.0.1"], { check: false })).code === 0) break;
       }
@@ -408,17 +470,18 @@ try {
       const up = await iperf(ns, SECONDS, false);
       const down = await iperf(ns, SECONDS, true);
       const m1 = machineTicks(), secs = (performance.now() - t0) / 1000, total = secs * 100 * NCPU;
-      const self1 = selfCpuSeconds();
+      const self1 = selfCpuSeconds(), cpu1 = cpu(), wg1 = wgCpu(), iperf1 = cpuSeconds(iperfServer.pid);
       const { p50, p99 } = await pingStats(ns, PINGS);
+      await extra?.stop();
       samples[pi].push({
         name,
         up,
         down,
         p50,
         p99,
-        cpu: (cpu() - cpu0) / secs,
-        wgCpu: (wgCpu() - wg0) / secs,
-        iperfCpu: (cpuSeconds(iperfServer.pid) - iperf0 + self1.children - self0.children) / secs,
+        cpu: (cpu1 - cpu0) / secs,
+        wgCpu: (wg1 - wg0) / secs,
+        iperfCpu: (iperf1 - iperf0 + self1.children - self0.children) / secs,
         benchCpu: (self1.own - self0.own) / secs,
         // As shares of all CPUs (the ticks of every CPU are summed in /proc/stat).
         busy: 1 - (m1.idle - m0.idle) / total,
