@@ -40,7 +40,7 @@
  */
 import { parseArgs } from "node:util";
 import { collect, type Netns, waitFor, wgKeyPair, WireguardGo } from "../../tests/helpers/interop.ts";
-import { type MwgpProcess, MwgpTopology, startMwgp } from "../../tests/helpers/mwgp.ts";
+import { type MwgpProcess, MwgpTopology, startMwgp, whenStarted } from "../../tests/helpers/mwgp.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -147,22 +147,7 @@ async function startRelay(ns: Netns, relay: string): Promise<MwgpProcess> {
     stderr: "piped",
     env: { WGEDGE_LOG_LEVEL: "info", WGEDGE_UDP: "auto" },
   });
-  const err = collect(child.stderr);
-  let exited = false;
-  child.status.then(() => exited = true);
-  await waitFor(() => exited || err.text().includes("relay started"), "wgedge relay to start", 600, 50);
-  if (exited) throw new Error(`wgedge relay exited early:\n${err.text()}`);
-  return {
-    child,
-    log: err.text,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
-      await err.done;
-    },
-  };
+  return await whenStarted(child, "relay started", "wgedge relay", "SIGTERM");
 }
 
 /**
@@ -202,22 +187,7 @@ async function startDenoHop(
   ], {
     stderr: "piped",
   });
-  const err = collect(child.stderr);
-  let exited = false;
-  child.status.then(() => exited = true);
-  await waitFor(() => exited || err.text().includes("deno hop started"), "the Deno hop to start", 600, 50);
-  if (exited) throw new Error(`the Deno hop exited early:\n${err.text()}`);
-  return {
-    child,
-    log: err.text,
-    async stop() {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-      await child.status;
-      await err.done;
-    },
-  };
+  return await whenStarted(child, "deno hop started", "the Deno hop", "SIGKILL");
 }
 
 /**
@@ -236,22 +206,7 @@ for (;;) {
 
 async function startBurner(ns: Netns, file: string, pct: number): Promise<MwgpProcess> {
   const child = ns.spawn([Deno.execPath(), "run", "-A", file, String(pct / 10)], { stderr: "piped" });
-  const err = collect(child.stderr);
-  let exited = false;
-  child.status.then(() => exited = true);
-  await waitFor(() => exited || err.text().includes("burner started"), "the CPU burner to start", 600, 50);
-  if (exited) throw new Error(`the CPU burner exited early:\n${err.text()}`);
-  return {
-    child,
-    log: err.text,
-    async stop() {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-      await child.status;
-      await err.done;
-    },
-  };
+  return await whenStarted(child, "burner started", "the CPU burner", "SIGKILL");
 }
 
 /**

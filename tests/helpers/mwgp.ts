@@ -63,17 +63,30 @@ export async function startMwgp(
     env: { WGEDGE_LOG_LEVEL: "debug", ...env },
     denoFlags,
   });
+  return await whenStarted(child, "mwgp started", "mwgp", "SIGTERM");
+}
+
+/**
+ * A spawned process (stderr piped) once its stderr shows `marker`: its log so far and a stop() that sends
+ * `signal` and waits for it. Throws with the log if it exits first.
+ */
+export async function whenStarted(
+  child: Deno.ChildProcess,
+  marker: string,
+  what: string,
+  signal: Deno.Signal,
+): Promise<MwgpProcess> {
   const err = collect(child.stderr);
   let exited = false;
   child.status.then(() => exited = true);
-  await waitFor(() => exited || err.text().includes("mwgp started"), "mwgp to start", 600, 50);
-  if (exited) throw new Error(`mwgp exited early:\n${err.text()}`);
+  await waitFor(() => exited || err.text().includes(marker), `${what} to start`, 600, 50);
+  if (exited) throw new Error(`${what} exited early:\n${err.text()}`);
   return {
     child,
     log: err.text,
     async stop() {
       try {
-        child.kill("SIGTERM");
+        child.kill(signal);
       } catch { /* gone */ }
       await child.status;
       await err.done;
