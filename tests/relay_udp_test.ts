@@ -9,7 +9,8 @@ import { waitFor } from "./helpers/wait.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { freePort as freeUdpPort } from "./helpers/ports.ts";
 import { createHostNet } from "../src/net/host.ts";
-import type { Net } from "../src/net/types.ts";
+import type { Net, NetAddr } from "../src/net/types.ts";
+import type { DatagramHandler, HostUdpConn } from "../src/net/host_udp.ts";
 
 configureLogging({ level: "error" });
 
@@ -255,5 +256,52 @@ Deno.test("relay udp: datagrams held while a flow's target resolves reach it int
     b.close();
     await svc.stop();
     await target.close();
+  }
+});
+
+Deno.test("relay udp: a datagram the flow's socket refuses in push form is counted once, by the socket", async () => {
+  const inPort = freeUdpPort();
+  const host = createHostNet();
+  let refused = 0;
+  // The flow's upstream socket: the host's push form, except that every sendNow() is refused (as a closed
+  // socket or a wrong address family would be) and counted in its own `dropped`, as the host sockets do.
+  const refusing: Net = {
+    ...host,
+    name: host.name,
+    listenUdp(opts) {
+      const inner = host.listenUdp(opts) as HostUdpConn;
+      return {
+        addr: inner.addr,
+        batched: inner.batched,
+        receiveHandlerErrors: 0,
+        send: (d: Uint8Array, to: NetAddr) => inner.send(d, to),
+        receive: () => inner.receive(),
+        listen: (h: DatagramHandler, onWake?: () => void) => inner.listen(h, onWake),
+        sendNow: () => {
+          refused++;
+          return false;
+        },
+        close: () => inner.close(),
+        get dropped() {
+          return refused;
+        },
+      } satisfies HostUdpConn;
+    },
+  };
+  const svc = new RelayService({
+    egress: { acquire: () => Promise.resolve({ net: refusing, release: () => {} }), key: () => "" },
+  });
+  await svc.apply(parseRelayConfig({ RELAY_1: `${inPort};9;127.0.0.1;UDP`, ENABLE_LOGGING: "n" }), true);
+  const client = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  try {
+    const to = { transport: "udp" as const, hostname: "127.0.0.1", port: inPort };
+    for (let i = 0; i < 3; i++) await client.send(enc.encode(`refused ${i}`), to);
+    await waitFor(() => refused === 3, "the three datagrams to reach the flow's socket");
+    const st = svc.status()[0];
+    assertEquals(st.packetsDropped, 3, "each refused datagram once, not by the relay and the socket both");
+    assertEquals(st.packetsToTarget, 0);
+  } finally {
+    client.close();
+    await svc.stop();
   }
 });

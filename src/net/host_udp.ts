@@ -119,6 +119,10 @@ export class HostDatagramConn implements HostUdpConn {
   #closed = false;
   sendErrors = 0;
   receiveHandlerErrors = 0;
+  /** See DatagramConn.dropped: sendNow()'s datagrams that could not leave (send() reports its own). */
+  get dropped(): number {
+    return this.sendErrors;
+  }
   #inflight = 0;
   #sendSettled: (() => void) | undefined;
   constructor(private inner: Deno.DatagramConn) {

@@ -196,11 +196,12 @@ export class UdpRelay {
 
   #sendUpstream(flow: Flow, data: Uint8Array): void {
     if (flow.upstreamPush) {
+      // A datagram sendNow() refuses is counted by the socket (its `dropped`, summed in packetsDropped()).
       if (flow.upstreamPush.sendNow(data, flow.target!)) {
         this.stats.packetsToTarget++;
         this.stats.bytesToTarget += data.length;
         flow.bytesToTarget += data.length;
-      } else this.stats.packetsDropped++;
+      }
       return;
     }
     flow.upstream!.send(data, flow.target!).then(() => {
@@ -328,7 +329,7 @@ export class UdpRelay {
       this.stats.packetsToClient++;
       this.stats.bytesToClient += data.length;
       flow.bytesToClient += data.length;
-    } else this.stats.packetsDropped++;
+    } // else counted by the socket, as above
   }
 
   #peer(a: NetAddr): string {
