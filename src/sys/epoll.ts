@@ -177,8 +177,8 @@ export class EpollLoop {
   }
 
   /**
-   * Stops watching `fd` now: for a descriptor that stays open elsewhere after its owner here is done with it
-   * (a Deno socket whose descriptor is shared with the process's other copies until Deno closes it).
+   * Stops watching `fd` now: for a descriptor someone else closes later (a Deno socket: Deno closes it after
+   * this, and its number may then go to a new descriptor at once).
    */
   remove(fd: number): void {
     this.#table[fd] = undefined;
