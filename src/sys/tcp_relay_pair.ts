@@ -131,19 +131,12 @@ export class RelayPair implements EpollHandler, RelayedConnection {
     const dst = fromClient ? this.u : this.c;
     if ((fromClient ? this.toTarget : this.toClient) !== null) return; // waiting for dst to drain
     if (fromClient ? this.clientEof : this.targetEof) return;
-    const counters = this.core.counters;
     for (;;) {
       const n = lib.readv(src, readVec, 1);
       if (n > 0) {
         const w = lib.writev(dst, writeVec.at(buffer, n), 1);
         const sent = w > 0 ? w : 0;
-        if (fromClient) {
-          this.bytesToTarget += sent;
-          counters.aToB += sent;
-        } else {
-          this.bytesToClient += sent;
-          counters.bToA += sent;
-        }
+        this.#count(fromClient, sent);
         if (w === n) {
           if (n < RELAY_BUFFER_SIZE && !untilEmpty) return; // drained: the next arrival is a new edge
           continue;
@@ -181,14 +174,7 @@ export class RelayPair implements EpollHandler, RelayedConnection {
       if (this.core.libc.errno.getInt32(0) !== EAGAIN) this.core.closePair(this, this.core.errnoText());
       return;
     }
-    const counters = this.core.counters;
-    if (toTarget) {
-      this.bytesToTarget += w;
-      counters.aToB += w;
-    } else {
-      this.bytesToClient += w;
-      counters.bToA += w;
-    }
+    this.#count(toTarget, w);
     if (w < pending.length) {
       if (toTarget) this.toTarget = pending.subarray(w);
       else this.toClient = pending.subarray(w);
@@ -198,6 +184,17 @@ export class RelayPair implements EpollHandler, RelayedConnection {
     else this.toClient = null;
     if (toTarget ? this.clientEof : this.targetEof) this.#shutIfDone(toTarget);
     else this.#pump(toTarget, true); // the source was not read while this waited; no new edge will say so
+  }
+
+  /** Bytes written towards the target (`toTarget`) or the client, on this connection and relay-wide. */
+  #count(toTarget: boolean, n: number): void {
+    if (toTarget) {
+      this.bytesToTarget += n;
+      this.core.counters.aToB += n;
+    } else {
+      this.bytesToClient += n;
+      this.core.counters.bToA += n;
+    }
   }
 
   /** After EOF from one side: half-close the other once its remainder is written; close when both ended. */
