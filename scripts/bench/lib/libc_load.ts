@@ -86,13 +86,17 @@ function address(buf: Uint8Array): bigint {
   return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
 }
 
-/** One struct iovec over `buf`; `setLength` changes the count it carries. */
-function iovec(buf: Uint8Array): { bytes: Uint8Array; setLength(n: number): void } {
+/**
+ * One struct iovec over `buf`; `setLength` changes the count it carries. It keeps `buf` itself: the iovec
+ * holds only its address, and a buffer nothing else refers to is freed by the next GC while the kernel
+ * would still write into it (a run against HAProxy aborted in malloc that way).
+ */
+function iovec(buf: Uint8Array): { bytes: Uint8Array; buf: Uint8Array; setLength(n: number): void } {
   const bytes = new Uint8Array(16);
   const v = new DataView(bytes.buffer);
   v.setBigUint64(0, address(buf), true);
   v.setBigUint64(8, BigInt(buf.length), true);
-  return { bytes, setLength: (n) => v.setBigUint64(8, BigInt(n), true) };
+  return { bytes, buf, setLength: (n) => v.setBigUint64(8, BigInt(n), true) };
 }
 
 /** One epoll instance with a reusable event buffer; the event data is a descriptor number. */
