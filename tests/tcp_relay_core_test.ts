@@ -18,7 +18,16 @@ import { collect, DENO_JSON, MAIN_TS } from "./helpers/interop.ts";
 import { waitFor, within } from "./helpers/wait.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { freePort } from "./helpers/ports.ts";
-import { tcpEcho } from "./helpers/tcp.ts";
+import { ask, tcpEcho } from "./helpers/tcp.ts";
+import { TcpRelayCore } from "../src/sys/tcp_relay.ts";
+import {
+  IPPROTO_TCP,
+  SO_KEEPALIVE,
+  SOL_SOCKET,
+  TCP_KEEPCNT,
+  TCP_KEEPIDLE,
+  TCP_KEEPINTVL,
+} from "../src/sys/constants.ts";
 
 configureLogging({ level: "error" });
 
@@ -269,6 +278,69 @@ Deno.test("tcp relay core: without the FFI permission `wgedge relay` falls back 
     assert(status.code !== 0, "exits with an error");
     assert(/WGEDGE_TCP=ffi: no FFI permission/.test(err2.text()), err2.text());
   } finally {
+    echo.close();
+  }
+});
+
+Deno.test("tcp relay core: a target socket gets keepalive once its connection lived a sweep; the sweep then stops", async () => {
+  const libc = loadLibc();
+  if ("reason" in libc) throw new Error(libc.reason);
+  const echo = tcpEcho();
+  const clock = new ManualClock();
+  const dialed: { u: number }[] = [];
+  const core = new TcpRelayCore({
+    bind: new Uint8Array([127, 0, 0, 1]),
+    port: 0,
+    target: new Uint8Array([127, 0, 0, 1]),
+    targetPort: echo.port,
+    connectTimeoutMs: 10_000,
+    keepalive: { idleSec: 42, intervalSec: 7, count: 3 },
+    clock,
+    counters: { aToB: 0, bToA: 0 },
+    onDialed: (c) => dialed.push(c as unknown as { u: number }),
+    onDialFailed: (message) => {
+      throw new Error(`dial failed: ${message}`);
+    },
+    onAcceptError: (message) => {
+      throw new Error(message);
+    },
+    wantClientAddress: false,
+  });
+  core.start();
+  const value = new Int32Array(1);
+  const size = new Uint32Array(1);
+  const option = (fd: number, level: number, name: number) => {
+    size[0] = 4;
+    assertEquals(libc.lib.getsockopt(fd, level, name, value, size), 0);
+    return value[0];
+  };
+  const open = async () => {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port: core.port });
+    assertEquals(await ask(c, "x"), "x");
+    return c;
+  };
+  const clients: Deno.Conn[] = [];
+  try {
+    clients.push(await open()); // opened at 0 ms
+    clock.advance(500);
+    clients.push(await open()); // opened at 500 ms
+    await waitFor(() => dialed.length === 2, "both dials");
+    const [first, second] = dialed.map((p) => p.u);
+    assertEquals(option(first, SOL_SOCKET, SO_KEEPALIVE), 0, "no keepalive before the sweep");
+    clock.advance(500); // the sweep at 1 s: only the first has lived a second
+    assertEquals(option(first, SOL_SOCKET, SO_KEEPALIVE), 1);
+    assertEquals(option(first, IPPROTO_TCP, TCP_KEEPIDLE), 42);
+    assertEquals(option(first, IPPROTO_TCP, TCP_KEEPINTVL), 7);
+    assertEquals(option(first, IPPROTO_TCP, TCP_KEEPCNT), 3);
+    assertEquals(option(second, SOL_SOCKET, SO_KEEPALIVE), 0, "the younger one waits for the next sweep");
+    assertEquals(clock.pendingTimers, 1, "the sweep goes on while a socket waits");
+    clock.advance(1000);
+    assertEquals(option(second, SOL_SOCKET, SO_KEEPALIVE), 1);
+    assertEquals(clock.pendingTimers, 0, "nothing left to tune or to time out: no sweep");
+    assertEquals(core.active, 2);
+  } finally {
+    for (const c of clients) c.close();
+    await core.stop();
     echo.close();
   }
 });

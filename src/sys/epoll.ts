@@ -58,11 +58,6 @@ export interface EpollHandler {
   onEvents(fd: number, events: number): void;
 }
 
-interface Registration {
-  handler: EpollHandler;
-  generation: number;
-}
-
 /** struct epoll_event's size and data offset on this architecture. */
 function eventLayout(): { size: number; dataOffset: number } | undefined {
   if (Deno.build.arch === "x86_64") return { size: 12, dataOffset: 4 };
@@ -76,8 +71,12 @@ export class EpollLoop {
   readonly #wakeFd: number;
   readonly #size: number;
   readonly #dataOffset: number;
-  /** Registrations by descriptor number (descriptors are small integers). */
-  readonly #table: (Registration | undefined)[] = [];
+  /**
+   * Registrations by descriptor number (descriptors are small integers): the handler and its generation in
+   * two arrays rather than an object per registration, since a relay registers two sockets per connection.
+   */
+  readonly #handlers: (EpollHandler | undefined)[] = [];
+  readonly #generations: number[] = [];
   #generation = 0;
   /** One event for epoll_ctl; two batches (the pool thread's and the synchronous rounds'). */
   readonly #one: Uint8Array;
@@ -161,19 +160,20 @@ export class EpollLoop {
     // Generation 0 marks the wake-up eventfd.
     const generation = this.#generation = ((this.#generation + 1) >>> 0) || 1;
     if (this.#ctl(EPOLL_CTL_ADD, fd, events, generation) !== 0) return false;
-    this.#table[fd] = { handler, generation };
+    this.#handlers[fd] = handler;
+    this.#generations[fd] = generation;
     return true;
   }
 
   /** Changes the events watched on a registered descriptor. */
   modify(fd: number, events: number): boolean {
-    const r = this.#table[fd];
-    return r !== undefined && this.#ctl(EPOLL_CTL_MOD, fd, events, r.generation) === 0;
+    return this.#handlers[fd] !== undefined &&
+      this.#ctl(EPOLL_CTL_MOD, fd, events, this.#generations[fd]) === 0;
   }
 
   /** Forgets `fd` without a syscall: for a descriptor about to be closed (close removes it from epoll). */
   forget(fd: number): void {
-    this.#table[fd] = undefined;
+    this.#handlers[fd] = undefined;
   }
 
   /**
@@ -181,7 +181,7 @@ export class EpollLoop {
    * this, and its number may then go to a new descriptor at once).
    */
   remove(fd: number): void {
-    this.#table[fd] = undefined;
+    this.#handlers[fd] = undefined;
     this.#libc.lib.epoll_ctl(this.#epfd, EPOLL_CTL_DEL, fd, this.#one);
   }
 
@@ -259,10 +259,10 @@ export class EpollLoop {
         if (!this.#poolWaiting) this.#libc.lib.readv(this.#wakeFd, this.#drainVec.bytes, 1);
         continue;
       }
-      const r = this.#table[fd];
-      if (r === undefined || r.generation !== generation) continue; // closed, or its number reused since
+      const handler = this.#handlers[fd];
+      if (handler === undefined || this.#generations[fd] !== generation) continue; // closed, or reused since
       try {
-        r.handler.onEvents(fd, events);
+        handler.onEvents(fd, events);
       } catch (e) {
         // A bug in one socket's handler must not stop the loop for every other: it is thrown again on its
         // own, where the process's safety net (util/safety_net.ts) logs and counts it as unexpected.

@@ -59,6 +59,8 @@ const soErrorLen = new Uint32Array(1);
 export class RelayPair implements EpollHandler, RelayedConnection {
   connected = false;
   closed = false;
+  /** The target socket has no keepalive yet (the relay's once-a-second sweep gives it one). */
+  untuned = false;
   /** The client sent something (or closed) before the target accepted: read it once connected. */
   clientWaiting = false;
   /** Bytes a full destination could not take yet, per direction. */
