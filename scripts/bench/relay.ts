@@ -2,7 +2,7 @@
  * Relay benchmark: wgedge's relay beside the relays people deploy (HAProxy `mode tcp` with one thread and
  * with its default threads, rinetd, socat), all on loopback in the same run.
  *
- *   deno run -A scripts/bench/relay.ts [--seconds 3] [--conns 2000] [--rounds 3] [--idle 9900] [--socat-idle 1000]
+ *   deno run -A scripts/bench/relay.ts [--seconds 3] [--conns 10000] [--socat-conns 2000] [--rounds 3] [--idle 9900] [--socat-idle 1000]
  *     [--engines wgedge,haproxy-1,haproxy,rinetd,socat,deno-floor] [--udp-only] [--deno-udp] [--deno-tcp] [--udp-window 1]
  *     [--load libc|deno]
  *
@@ -42,7 +42,10 @@ import { parseArgs } from "node:util";
 const { values: flags } = parseArgs({
   options: {
     seconds: { type: "string", default: "3" },
-    conns: { type: "string", default: "2000" },
+    // 10 000 connections take about a second at HAProxy's rate: 2 000 (0.2 s) let one GC pause or one
+    // scheduling hiccup move a sample by 10 %. socat forks a process per connection (about 300/s), so fewer.
+    conns: { type: "string", default: "10000" },
+    "socat-conns": { type: "string", default: "2000" },
     rounds: { type: "string", default: "3" },
     // The relay holds two sockets per relayed connection and this machine's hard fd limit is 20 000 (no
     // CAP_SYS_RESOURCE to raise it), so 9 900 is the most one relay process can hold here.
@@ -61,6 +64,7 @@ const UDP_ONLY = flags["udp-only"];
 const SECONDS = Number(flags.seconds);
 const ROUNDS = Number(flags.rounds);
 const CONNS = Number(flags.conns);
+const SOCAT_CONNS = Number(flags["socat-conns"]);
 const IDLE = Number(flags.idle);
 /** socat forks a process per connection: 10 000 of them is a fork bomb on a small VPS, so it holds fewer. */
 const SOCAT_IDLE = Number(flags["socat-idle"]);
@@ -311,11 +315,12 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 async function connectRate(
   port: number,
+  conns: number,
 ): Promise<{ rate: number; p50: number; p99: number; errors: number }> {
   if (LOAD_LIBC) {
     const r = await runLibcLoad<{ seconds: number; latenciesMs: number[]; errors: number }>(
-      ["tcp-client", port, CONNS, 32, CONNECT_TIMEOUT_MS],
-      (CONNS * CONNECT_TIMEOUT_MS) / 32 / 1000 + 30,
+      ["tcp-client", port, conns, 32, CONNECT_TIMEOUT_MS],
+      (conns * CONNECT_TIMEOUT_MS) / 32 / 1000 + 30,
     );
     const lat = r.latenciesMs.sort((a, b) => a - b);
     return {
@@ -331,7 +336,7 @@ async function connectRate(
   const start = performance.now();
   const worker = async () => {
     const buf = new Uint8Array(1);
-    while (next < CONNS) {
+    while (next < conns) {
       next++;
       const t0 = performance.now();
       let c: Deno.TcpConn | undefined;
@@ -663,8 +668,9 @@ async function measure(engines: Engine[]): Promise<Map<EngineName, Samples>> {
       for (const e of order) {
         const s = samples.get(e.name)!;
         const cpu0 = treeCpuSeconds(e.pid);
-        const c = await connectRate(e.tcpIn);
-        s.cpuPerConnUs.push(((treeCpuSeconds(e.pid) - cpu0) * 1e6) / CONNS);
+        const conns = e.name === "socat" ? SOCAT_CONNS : CONNS;
+        const c = await connectRate(e.tcpIn, conns);
+        s.cpuPerConnUs.push(((treeCpuSeconds(e.pid) - cpu0) * 1e6) / conns);
         s.cps.push(c.rate);
         s.p50.push(c.p50);
         s.p99.push(c.p99);
@@ -774,7 +780,7 @@ try {
       `commit ${head}; ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
   );
   console.log(
-    `settings: medians of ${ROUNDS} alternating rounds; ${SECONDS} s iperf3, ${CONNS} connections (32 parallel), ` +
+    `settings: medians of ${ROUNDS} alternating rounds; ${SECONDS} s iperf3, ${CONNS} connections (socat ${SOCAT_CONNS}; 32 parallel), ` +
       `UDP ${SECONDS} s (16 clients, ${UDP_WINDOW} in flight each), ${IDLE} idle connections (socat ${SOCAT_IDLE}); ` +
       `clients and echo targets on ${flags.load}'s sockets; load average before ${loadBefore}, at the end ${loadAverage()}\n`,
   );
