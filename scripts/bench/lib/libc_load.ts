@@ -25,6 +25,19 @@
  * Each mode is one blocking epoll_wait loop on the main thread (this process does nothing else). Linux on
  * x86_64 and aarch64 (the struct layouts below).
  */
+import {
+  AF_INET,
+  EAGAIN,
+  EINPROGRESS,
+  SO_ERROR,
+  SO_REUSEADDR,
+  SOCK_DGRAM,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  SOL_SOCKET,
+} from "../../../src/sys/constants.ts";
+import { EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT } from "../../../src/sys/epoll.ts";
+
 const libc = Deno.dlopen("libc.so.6", {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
@@ -47,21 +60,8 @@ const libc = Deno.dlopen("libc.so.6", {
 const errnoView = new Deno.UnsafePointerView(libc.__errno_location()!);
 const errno = () => errnoView.getInt32(0);
 
-const AF_INET = 2;
-const SOCK_STREAM = 1;
-const SOCK_DGRAM = 2;
-const SOCK_NONBLOCK = 0o4000;
-const SOL_SOCKET = 1;
-const SO_REUSEADDR = 2;
-const SO_ERROR = 4;
-const EAGAIN = 11;
-const EINPROGRESS = 115;
 const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_MOD = 3;
-const EPOLLIN = 0x1;
-const EPOLLOUT = 0x4;
-const EPOLLERR = 0x8;
-const EPOLLHUP = 0x10;
 /** struct epoll_event is packed on x86_64 (12 bytes), naturally aligned elsewhere (16). */
 const EVENT_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
 const EVENT_DATA_OFFSET = Deno.build.arch === "x86_64" ? 4 : 8;
