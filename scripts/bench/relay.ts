@@ -4,6 +4,7 @@
  *
  *   deno run -A scripts/bench/relay.ts [--seconds 3] [--conns 10000] [--socat-conns 2000] [--rounds 3] [--idle 9900] [--socat-idle 1000]
  *     [--engines wgedge,haproxy-1,haproxy,rinetd,socat,deno-floor] [--udp-only] [--deno-udp] [--deno-tcp] [--udp-window 1]
+ *     [--warmup 2000]
  *     [--load libc|deno]
  *
  * Every engine runs side by side and each metric is measured in alternating order over several rounds
@@ -12,11 +13,18 @@
  * CPU per connection, UDP round trips per second (16 clients ping-pong for a fixed time, every client active
  * to the end) with the relay's CPU per round trip, and memory (PSS) holding N idle TCP connections, in a
  * fresh process of each engine. The echo targets run in their own process so they cost every engine the same.
- * Prints one table. Not a test: nothing is asserted.
+ * Before the first round every engine relays --warmup connections that are not measured (a relay that runs
+ * for months is past its JIT warm-up; HAProxy gets the same). Beside each connection sample the load reports
+ * how much of the machine stayed idle meanwhile: a rate that leaves cores idle is bound by wake-ups and
+ * latency, not by CPU. Prints one table, then wgedge's ratio to HAProxy (1 thread) in each round, to show
+ * the spread behind the median. Not a test: nothing is asserted.
  *
  * Engines: wgedge (`wgedge relay`), haproxy-1 (`nbthread 1`), haproxy (default threads: one per CPU), rinetd
  * (Debian's 0.73, TCP and `/udp`), socat (a process per connection; per UDP peer with `fork`), deno-floor (a
- * bare Deno program: accept, dial, two copy loops with 1 KiB buffers; what any Deno relay costs at least).
+ * bare Deno program: accept, dial, two copy loops with 1 KiB buffers; what any Deno relay costs at least),
+ * deno-uring (only when named in --engines: scripts/bench/lib/uring_relay.ts, an io_uring relay in Deno whose
+ * thread blocks in io_uring_enter, TCP only; a ceiling for an io_uring relay core, not an engine wgedge has;
+ * left out of the idle-memory phase, as it holds two receive buffers per idle connection).
  * HAProxy has no UDP. CPU is utime + stime of the engine's whole process tree, including the forks socat has
  * reaped (cutime/cstime).
  *
@@ -58,6 +66,8 @@ const { values: flags } = parseArgs({
     "udp-window": { type: "string", default: "1" },
     load: { type: "string", default: "libc" },
     baseline: { type: "string" },
+    // Before the first round: unmeasured connections through every engine (socat a tenth of them).
+    warmup: { type: "string", default: "2000" },
   },
 });
 const UDP_ONLY = flags["udp-only"];
@@ -66,6 +76,7 @@ const ROUNDS = Number(flags.rounds);
 const CONNS = Number(flags.conns);
 const SOCAT_CONNS = Number(flags["socat-conns"]);
 const IDLE = Number(flags.idle);
+const WARMUP = Number(flags.warmup);
 /** socat forks a process per connection: 10 000 of them is a fork bomb on a small VPS, so it holds fewer. */
 const SOCAT_IDLE = Number(flags["socat-idle"]);
 const UDP_WINDOW = Math.max(1, Number(flags["udp-window"]));
@@ -75,6 +86,7 @@ if (flags.load !== "libc" && flags.load !== "deno") {
 /** Whether the clients and echo targets run on libc's sockets in their own processes (see the header). */
 const LOAD_LIBC = flags.load === "libc";
 const LIBC_LOAD = new URL("./lib/libc_load.ts", import.meta.url).pathname;
+const URING_RELAY = new URL("./lib/uring_relay.ts", import.meta.url).pathname;
 /** A connection of the rate measurement without its echo after this long counts as failed. */
 const CONNECT_TIMEOUT_MS = 10_000;
 /** A UDP client that heard nothing for this long assumes its datagram was lost and sends another. */
@@ -91,7 +103,8 @@ type EngineName =
   | "haproxy"
   | "rinetd"
   | "socat"
-  | "deno-floor";
+  | "deno-floor"
+  | "deno-uring";
 const ALL: EngineName[] = [
   "wgedge",
   "haproxy-1",
@@ -102,6 +115,7 @@ const ALL: EngineName[] = [
   "wgedge-deno-udp",
   "wgedge-deno-tcp",
   "wgedge-baseline",
+  "deno-uring",
 ];
 const ENGINES = flags.engines.split(",").map((s) => s.trim()) as EngineName[];
 for (const e of ENGINES) {
@@ -117,7 +131,8 @@ const BASELINE = flags.baseline
   ? new URL(`${flags.baseline.replace(/\/$/, "")}/`, `file://${Deno.cwd()}/`).pathname
   : undefined;
 if (BASELINE && !ENGINES.includes("wgedge-baseline")) ENGINES.splice(1, 0, "wgedge-baseline");
-const hasUdp = (e: EngineName) => e !== "haproxy-1" && e !== "haproxy" && e !== "deno-floor";
+const hasUdp = (e: EngineName) =>
+  e !== "haproxy-1" && e !== "haproxy" && e !== "deno-floor" && e !== "deno-uring";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -316,9 +331,11 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 async function connectRate(
   port: number,
   conns: number,
-): Promise<{ rate: number; p50: number; p99: number; errors: number }> {
+): Promise<{ rate: number; p50: number; p99: number; errors: number; machineIdle: number }> {
   if (LOAD_LIBC) {
-    const r = await runLibcLoad<{ seconds: number; latenciesMs: number[]; errors: number }>(
+    const r = await runLibcLoad<
+      { seconds: number; latenciesMs: number[]; errors: number; machineIdle: number }
+    >(
       ["tcp-client", port, conns, 32, CONNECT_TIMEOUT_MS],
       (conns * CONNECT_TIMEOUT_MS) / 32 / 1000 + 30,
     );
@@ -328,6 +345,7 @@ async function connectRate(
       p50: lat[Math.floor(lat.length * 0.5)],
       p99: lat[Math.floor(lat.length * 0.99)],
       errors: r.errors,
+      machineIdle: r.machineIdle,
     };
   }
   const lat: number[] = [];
@@ -362,6 +380,7 @@ async function connectRate(
     p50: lat[Math.floor(lat.length * 0.5)],
     p99: lat[Math.floor(lat.length * 0.99)],
     errors,
+    machineIdle: NaN, // the load runs in this process: the machine's idle time says nothing of the relay
   };
 }
 
@@ -578,6 +597,9 @@ async function startEngine(name: EngineName, tcpTarget: number, udpTarget: numbe
     );
     main = spawnGroup(["rinetd", "-f", "-c", cfg]);
     procs.push(main);
+  } else if (name === "deno-uring") {
+    main = spawnGroup([DENO, "run", "-A", URING_RELAY, String(tcpIn), String(tcpTarget)]);
+    procs.push(main, spawnGroup([DENO, "run", "-A", URING_RELAY, String(iperfIn), String(iperfPort)]));
   } else if (name === "deno-floor") {
     const src = `${dir}/floor.js`;
     await Deno.writeTextFile(src, FLOOR_SRC);
@@ -636,6 +658,7 @@ interface Samples {
   p99: number[];
   cpuPerConnUs: number[];
   connErrors: number[];
+  machineIdle: number[];
   udp: number[];
   udpCpuUs: number[];
   udpResent: number[];
@@ -656,10 +679,14 @@ async function measure(engines: Engine[]): Promise<Map<EngineName, Samples>> {
       p99: [],
       cpuPerConnUs: [],
       connErrors: [],
+      machineIdle: [],
       udp: [],
       udpCpuUs: [],
       udpResent: [],
     });
+  }
+  if (!UDP_ONLY && WARMUP > 0) {
+    for (const e of engines) await connectRate(e.tcpIn, e.name === "socat" ? Math.ceil(WARMUP / 10) : WARMUP);
   }
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? engines : [...engines].reverse();
@@ -675,6 +702,7 @@ async function measure(engines: Engine[]): Promise<Map<EngineName, Samples>> {
         s.p50.push(c.p50);
         s.p99.push(c.p99);
         s.connErrors.push(c.errors);
+        s.machineIdle.push(c.machineIdle * 100);
       }
     }
     for (const e of order) {
@@ -759,7 +787,7 @@ try {
   // Memory: a fresh process of each engine, so the number is what idle connections cost, not what the
   // stress rounds above left in the heap.
   const idle = new Map<EngineName, { mib: number; held: number; baseMiB: number }>();
-  for (const name of UDP_ONLY ? [] : ENGINES.filter((n) => n !== "wgedge-deno-udp")) {
+  for (const name of UDP_ONLY ? [] : ENGINES.filter((n) => n !== "wgedge-deno-udp" && n !== "deno-uring")) {
     await drainTimeWait();
     const e = await startEngine(name, tcpTarget, udpTarget);
     started.push(e);
@@ -794,6 +822,11 @@ try {
     ["TCP throughput (Gbit/s, iperf3, 1 stream)", (n) => median(samples.get(n)!.tp), 2],
     ["TCP connections/s (connect + 1-byte echo + close, 32 parallel)", (n) => median(samples.get(n)!.cps), 0],
     ["relay CPU per connection (us)", (n) => median(samples.get(n)!.cpuPerConnUs), 0],
+    [
+      "machine idle during the connection samples (% of all cores)",
+      (n) => median(samples.get(n)!.machineIdle),
+      0,
+    ],
     ["connect-through latency p50 (ms)", (n) => median(samples.get(n)!.p50), 2],
     ["connect-through latency p99 (ms)", (n) => median(samples.get(n)!.p99), 2],
     ["UDP round trips/s (16 clients ping-pong)", (n) => median(samples.get(n)!.udp), 0],
@@ -833,6 +866,11 @@ try {
         ratio("UDP", (n) => median(samples.get(n)!.udp), "wgedge-baseline"),
       ].filter(Boolean).join("; "),
     );
+  }
+  if (ENGINES.includes("wgedge") && ENGINES.includes("haproxy-1")) {
+    // Each round's pair of samples ran back to back: their ratio shows the spread behind the median.
+    const w = samples.get("wgedge")!.cps, h = samples.get("haproxy-1")!.cps;
+    console.log(`wgedge / haproxy-1 conn/s by round: ${w.map((v, i) => (v / h[i]).toFixed(2)).join(" ")}`);
   }
   const errs = ENGINES.map((n) => `${n} ${samples.get(n)!.connErrors.reduce((a, b) => a + b, 0)}`);
   console.log(`failed connections (all rounds): ${errs.join(", ")}`);

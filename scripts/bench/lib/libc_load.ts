@@ -15,7 +15,8 @@
  *
  * tcp-client: CONNS connections, PARALLEL at a time: connect, write one byte, read its echo, close. A
  * connection that has not got its echo after TIMEOUT_MS counts as an error. Prints
- * `{"seconds":S,"latenciesMs":[...],"errors":N}` (the latencies of the connections that completed).
+ * `{"seconds":S,"latenciesMs":[...],"errors":N,"machineIdle":F}`: the latencies of the connections that
+ * completed, and the share of all CPUs' time that was idle meanwhile (/proc/stat).
  *
  * udp-client: CLIENTS sockets connected to 127.0.0.1:PORT, each keeping WINDOW 64-byte datagrams in flight for
  * SECONDS. A datagram carries a sequence number: a client that heard nothing for RESEND_MS sends its
@@ -125,6 +126,13 @@ class Epoll {
 
 function setInt(fd: number, level: number, opt: number, value: number): void {
   libc.setsockopt(fd, level, opt, new Uint8Array(new Int32Array([value]).buffer), 4);
+}
+
+/** All CPUs' busy and idle clock ticks so far (/proc/stat's first line; idle counts iowait). */
+function machineTicks(): { busy: number; idle: number } {
+  const f = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+  return { busy: user + nice + system + irq + softirq + steal, idle: idle + iowait };
 }
 
 function runTargets(tcpPort: number, udpPort: number): never {
@@ -251,6 +259,7 @@ function runTcpClient(port: number, conns: number, parallel: number, timeoutMs: 
     finish(slot, n === 1);
   };
 
+  const machineBefore = machineTicks();
   const start = performance.now();
   let nextTimeoutCheck = start + 100;
   while (started < conns || slots.size > 0) {
@@ -263,7 +272,9 @@ function runTcpClient(port: number, conns: number, parallel: number, timeoutMs: 
     }
   }
   const seconds = (performance.now() - start) / 1000;
-  console.log(JSON.stringify({ seconds, latenciesMs: latencies, errors }));
+  const machineAfter = machineTicks();
+  const busy = machineAfter.busy - machineBefore.busy, idle = machineAfter.idle - machineBefore.idle;
+  console.log(JSON.stringify({ seconds, latenciesMs: latencies, errors, machineIdle: idle / (busy + idle) }));
 }
 
 function runUdpClient(
