@@ -147,30 +147,34 @@ function submit(
   unsubmitted++;
 }
 
-// What a completion is for: the low three bits of its user data; the connection's slot above them.
+// What a completion is for: the low three bits of its user data; the connection's slot above them. A
+// receive or send is tagged with its direction: upstream (client to target) or downstream.
 const K_ACCEPT = 0,
   K_SOCKET = 1,
   K_CONNECT = 2,
-  K_RECV_CLIENT = 3,
-  K_RECV_TARGET = 4,
-  K_SEND_CLIENT = 5,
-  K_SEND_TARGET = 6,
+  K_RECV_UP = 3,
+  K_RECV_DOWN = 4,
+  K_SEND_UP = 5,
+  K_SEND_DOWN = 6,
   K_CLOSE = 7;
 
-/** One relayed connection; `toTarget`/`toClient` are the receive buffers of the client and target sides. */
+/** One way through a connection: received into `buffer` from one socket, sent on to the other. */
+interface Direction {
+  readonly up: boolean;
+  buffer: { bytes: Uint8Array; address: bigint };
+  /** Bytes received and not yet sent on, and how far their send got. */
+  pending: number;
+  sent: number;
+  /** The source sent FIN. */
+  ended: boolean;
+}
+
 interface Conn {
   client: number;
   target: number;
-  toTarget: { bytes: Uint8Array; address: bigint };
-  toClient: { bytes: Uint8Array; address: bigint };
-  /** Bytes received and not yet sent on, and how far the send got, per direction. */
-  pendingToTarget: number;
-  sentToTarget: number;
-  pendingToClient: number;
-  sentToClient: number;
+  upstream: Direction;
+  downstream: Direction;
   inFlight: number;
-  clientEnded: boolean;
-  targetEnded: boolean;
   failed: boolean;
 }
 const conns: (Conn | undefined)[] = [];
@@ -178,7 +182,13 @@ const freeSlots: number[] = [];
 /** Buffers of finished connections, reused by the next ones. */
 const spareBuffers: { bytes: Uint8Array; address: bigint }[] = [];
 const target = sockaddrIn(targetPort);
-const buffer = () => spareBuffers.pop() ?? pinned(BUFFER_SIZE);
+const direction = (up: boolean): Direction => ({
+  up,
+  buffer: spareBuffers.pop() ?? pinned(BUFFER_SIZE),
+  pending: 0,
+  sent: 0,
+  ended: false,
+});
 
 const listener = lib.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 lib.setsockopt(listener, 1, 2, pinned(4).bytes.fill(1, 0, 1), 4); // SO_REUSEADDR
@@ -201,19 +211,25 @@ function op(
   submit(code, fd, address, len, off, slot * 8 + kind);
 }
 
-function recvClient(conn: Conn, slot: number) {
-  op(conn, slot, OP_RECV, conn.client, conn.toTarget.address, BUFFER_SIZE, K_RECV_CLIENT);
+function receive(conn: Conn, slot: number, d: Direction) {
+  const from = d.up ? conn.client : conn.target;
+  op(conn, slot, OP_RECV, from, d.buffer.address, BUFFER_SIZE, d.up ? K_RECV_UP : K_RECV_DOWN);
 }
-function recvTarget(conn: Conn, slot: number) {
-  op(conn, slot, OP_RECV, conn.target, conn.toClient.address, BUFFER_SIZE, K_RECV_TARGET);
+
+function sendOn(conn: Conn, slot: number, d: Direction) {
+  const to = d.up ? conn.target : conn.client;
+  const at = d.buffer.address + BigInt(d.sent);
+  op(conn, slot, OP_SEND, to, at, d.pending - d.sent, d.up ? K_SEND_UP : K_SEND_DOWN);
 }
-function sendTarget(conn: Conn, slot: number) {
-  const from = conn.toTarget.address + BigInt(conn.sentToTarget);
-  op(conn, slot, OP_SEND, conn.target, from, conn.pendingToTarget - conn.sentToTarget, K_SEND_TARGET);
-}
-function sendClient(conn: Conn, slot: number) {
-  const from = conn.toClient.address + BigInt(conn.sentToClient);
-  op(conn, slot, OP_SEND, conn.client, from, conn.pendingToClient - conn.sentToClient, K_SEND_CLIENT);
+
+/**
+ * The source of `d` sent FIN: carried on as shutdown(SHUT_WR) of its destination, or, when the other way has
+ * ended too, the connection closes (nothing is in flight then: each way has one receive or one send at a time).
+ */
+function ended(conn: Conn, slot: number, d: Direction) {
+  d.ended = true;
+  if ((d.up ? conn.downstream : conn.upstream).ended) return closeIfIdle(conn, slot);
+  lib.shutdown(d.up ? conn.target : conn.client, SHUT_WR);
 }
 
 /** A failed operation: both sockets are shut down, which ends the other pending operations; closed after. */
@@ -230,7 +246,7 @@ function closeIfIdle(conn: Conn, slot: number) {
   if (conn.inFlight > 0) return;
   submit(OP_CLOSE, conn.client, 0n, 0, 0n, K_CLOSE);
   if (conn.target >= 0) submit(OP_CLOSE, conn.target, 0n, 0, 0n, K_CLOSE);
-  spareBuffers.push(conn.toTarget, conn.toClient);
+  spareBuffers.push(conn.upstream.buffer, conn.downstream.buffer);
   conns[slot] = undefined;
   freeSlots.push(slot);
 }
@@ -239,15 +255,9 @@ function onAccepted(fd: number) {
   const conn: Conn = {
     client: fd,
     target: -1,
-    toTarget: buffer(),
-    toClient: buffer(),
-    pendingToTarget: 0,
-    sentToTarget: 0,
-    pendingToClient: 0,
-    sentToClient: 0,
+    upstream: direction(true),
+    downstream: direction(false),
     inFlight: 0,
-    clientEnded: false,
-    targetEnded: false,
     failed: false,
   };
   const slot = freeSlots.pop() ?? conns.length;
@@ -273,35 +283,18 @@ function onCompletion(user: number, res: number, flags: number) {
       conn.target = res;
       return op(conn, slot, OP_CONNECT, res, target.address, 0, K_CONNECT, 16n);
     case K_CONNECT:
-      recvClient(conn, slot);
-      return recvTarget(conn, slot);
-    case K_RECV_CLIENT:
-      if (res === 0) {
-        conn.clientEnded = true;
-        if (conn.targetEnded) return closeIfIdle(conn, slot);
-        lib.shutdown(conn.target, SHUT_WR);
-        return;
-      }
-      conn.pendingToTarget = res;
-      conn.sentToTarget = 0;
-      return sendTarget(conn, slot);
-    case K_RECV_TARGET:
-      if (res === 0) {
-        conn.targetEnded = true;
-        if (conn.clientEnded) return closeIfIdle(conn, slot);
-        lib.shutdown(conn.client, SHUT_WR);
-        return;
-      }
-      conn.pendingToClient = res;
-      conn.sentToClient = 0;
-      return sendClient(conn, slot);
-    case K_SEND_TARGET:
-      conn.sentToTarget += res;
-      return conn.sentToTarget < conn.pendingToTarget ? sendTarget(conn, slot) : recvClient(conn, slot);
-    case K_SEND_CLIENT:
-      conn.sentToClient += res;
-      return conn.sentToClient < conn.pendingToClient ? sendClient(conn, slot) : recvTarget(conn, slot);
+      receive(conn, slot, conn.upstream);
+      return receive(conn, slot, conn.downstream);
   }
+  const d = kind === K_RECV_UP || kind === K_SEND_UP ? conn.upstream : conn.downstream;
+  if (kind === K_RECV_UP || kind === K_RECV_DOWN) {
+    if (res === 0) return ended(conn, slot, d);
+    d.pending = res;
+    d.sent = 0;
+    return sendOn(conn, slot, d);
+  }
+  d.sent += res;
+  return d.sent < d.pending ? sendOn(conn, slot, d) : receive(conn, slot, d);
 }
 
 function armAccept() {
