@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { ManualClock } from "../src/util/clock.ts";
-import { logger } from "../src/util/log.ts";
+import { configureLogging, logger } from "../src/util/log.ts";
 import type { RandomFill } from "../src/util/random.ts";
 import type { StationConfig } from "../src/config/ntrip_stations.ts";
 import { StationWorker } from "../src/services/ntrip/worker.ts";
@@ -33,6 +33,8 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 const quietLog = logger("test.ntrip");
+/** The log's default sink, put back after a test that captured the lines. */
+const stderrLines = { write: (l: string) => Deno.stderr.writeSync(new TextEncoder().encode(l + "\n")) };
 
 const station = stationConfig;
 
@@ -268,6 +270,42 @@ Deno.test("source killed mid-stream: reconnect with backoff while the destinatio
   assert(!dstConn.peer.closed);
   assertEquals(h.worker.source.attempts, 2);
   await h.worker.stop();
+});
+
+Deno.test("a source lost mid-stream is logged when lost and again when frames flow: down time and attempts", async () => {
+  const lines: string[] = [];
+  configureLogging({ sink: { write: (l) => lines.push(l) }, json: true, level: "info" });
+  try {
+    const { h, c } = await running();
+    const lostAt = h.clock.now();
+    c.src.last.close();
+    await settle();
+    // The first reconnect (after 5 s) is refused; the second (10 s later) reaches a caster that streams.
+    h.net.on("src.example", 2101, "refuse");
+    await advance(h.clock, 5_000, 500);
+    assertEquals(h.worker.state, "BACKOFF");
+    const again = answering(h.net, "src.example", 2101, ICY);
+    await advance(h.clock, 10_000, 500);
+    assertEquals(h.worker.state, "WAITING_DATA");
+    const mine = () => lines.map((l) => JSON.parse(l)).filter((e) => e.station === h.worker.id);
+    assertEquals(mine().filter((e) => e.msg === "source back"), [], "not back before a frame flows");
+    again.send(rtcmFrame(1230, 12, 7));
+    await settle();
+    assertEquals(h.worker.state, "RUNNING");
+    const back = mine().filter((e) => e.msg === "source back");
+    assertEquals(back.length, 1);
+    assertEquals(back[0].level, "info");
+    assertEquals(back[0].from, "SRC");
+    assertEquals(back[0].attempts, 2);
+    assertEquals(back[0].down_ms, h.clock.now() - lostAt);
+    assertEquals(mine().filter((e) => e.level === "warn").map((e) => e.msg), [
+      "source closed",
+      "source connect",
+    ]);
+    await h.worker.stop();
+  } finally {
+    configureLogging({ sink: stderrLines, json: false });
+  }
 });
 
 Deno.test("destination killed: the source stays connected; a new destination after >= 15 s starts on a frame boundary", async () => {

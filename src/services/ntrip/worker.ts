@@ -120,6 +120,12 @@ export class StationWorker {
   #destinationTimer?: TimerHandle;
   /** Source version chosen by "auto" after a fallback: 1 for the rest of this worker's life. */
   #sourceFellBack = false;
+  /**
+   * When a streaming source was lost (clock ms) and the source attempts made by then: the loss is logged as a
+   * warning, and so is its return, once frames flow again (the destination session was kept through it, so
+   * no `connected` line says so).
+   */
+  #sourceLost?: { atMs: number; attempts: number };
   #destinationFellBack = false;
   readonly #sourceBackoff: Backoff;
   readonly #destinationBackoff: Backoff;
@@ -251,12 +257,25 @@ export class StationWorker {
   #sourceData(session: SourceSession, data: Uint8Array, frames: number): void {
     if (this.#src !== session) return;
     this.lastDataWallMs = this.deps.clock.wallMs();
-    if (this.#sourcePhase === "waiting_data") this.#setSource("streaming");
+    if (this.#sourcePhase === "waiting_data") {
+      this.#setSource("streaming");
+      if (this.#sourceLost) this.#logSourceBack(this.#sourceLost);
+    }
     if (this.#destinationPhase === "idle") this.#connectDestination();
     else if (this.#destinationPhase === "streaming" && this.#dst) {
       this.#dst.send(data);
       this.framesOut += frames || 1;
     }
+  }
+
+  #logSourceBack(lost: { atMs: number; attempts: number }): void {
+    this.#sourceLost = undefined;
+    this.deps.log.info("source back", {
+      station: this.id,
+      from: this.station.source.mount,
+      down_ms: Math.round(this.deps.clock.now() - lost.atMs),
+      attempts: this.source.attempts - lost.attempts,
+    });
   }
 
   #sourceEnded(session: SourceSession, end: SessionEnd): void {
@@ -267,6 +286,9 @@ export class StationWorker {
       : undefined;
     this.source.sessionSince = undefined;
     if (this.#stopped || end.kind === "stopped") return;
+    if (this.#sourcePhase === "streaming") {
+      this.#sourceLost = { atMs: this.deps.clock.now(), attempts: this.source.attempts };
+    }
     if (end.replyLine !== undefined) this.source.lastReply = end.replyLine;
     this.source.failures++;
     this.#recordError("source", end.kind, end.message);
