@@ -122,6 +122,29 @@ Deno.test("caster: a client joining mid-frame starts on the next whole frame; ga
   }
 });
 
+Deno.test("caster: the frames of one read from the source reach a client in one write (one v2 chunk)", async () => {
+  const c = startCaster();
+  const peers: NtripPeer[] = [];
+  try {
+    const src = await v1Source(c, "OPEN", "openpw");
+    const rover = await client(c, "OPEN", "", true);
+    peers.push(src, rover);
+    const offsets = [...frameOffsets(F9T), F9T.length];
+    const groups: Uint8Array[] = [];
+    for (let k = 0; k < 5; k++) groups.push(F9T.subarray(offsets[7 * k], offsets[7 * k + 7]));
+    let sent = 0;
+    for (const g of groups) {
+      await src.write(g);
+      sent += g.length;
+      await waitFor(() => rover.dechunked().length === sent, "the group at the client");
+    }
+    assertEquals(rover.chunks(), groups, "one chunk per group of 7 frames, not the first frame alone");
+  } finally {
+    peers.forEach((p) => p.close());
+    await c.caster.stop();
+  }
+});
+
 Deno.test("caster: v2 POST chunked and with Content-Length, served to v1 clients", async () => {
   const c = startCaster();
   const peers: NtripPeer[] = [];

@@ -101,6 +101,13 @@ export class NtripPeer {
     return concatBytes(...out);
   }
 
+  /** The body's chunks, each one's data (the writes of a v2 caster: one chunk per write). */
+  chunks(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    new ChunkedDecoder().push(this.split().body, (d) => out.push(d.slice()));
+    return out;
+  }
+
   close(): void {
     try {
       this.conn.close();

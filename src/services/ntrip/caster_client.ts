@@ -29,6 +29,8 @@ export class CasterClient {
   #inflightBytes = 0;
   #finishing = false;
   #closed = false;
+  /** A microtask will start the writer. */
+  #drainQueued = false;
   bytesOut = 0;
   readonly connectedAt: string;
 
@@ -68,7 +70,15 @@ export class CasterClient {
     ) return false;
     this.#queue.push({ bytes: frame, at: now });
     this.#queuedBytes += frame.length;
-    if (this.#inflightAt === undefined) this.#drain();
+    if (this.#inflightAt === undefined && !this.#drainQueued) {
+      // The frames of one read from the source are offered in one synchronous run: starting the writer after
+      // it sends them as one write (one TCP segment, one chunk) instead of the first alone and the rest after.
+      this.#drainQueued = true;
+      queueMicrotask(() => {
+        this.#drainQueued = false;
+        if (this.#inflightAt === undefined) this.#drain();
+      });
+    }
     return true;
   }
 
