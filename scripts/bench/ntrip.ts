@@ -3,12 +3,14 @@
  * WireGuard tunnel, sources at their real rate (issue 10, shared/spec/ntrip.md).
  *
  *   deno run -A scripts/bench/ntrip.ts [--stations 300] [--seconds 60] [--settle-seconds 10]
- *     [--running-timeout 300] [--down-seconds 0] [--burst] [--quick] [--relay-deno-flags="FLAGS"]
+ *     [--running-timeout 300] [--down-seconds 0] [--burst] [--quick] [--relay-deno-flags="FLAGS"] [--relay-output FILE]
  *
  * --quick is for development: 10 stations, 15 s windows, 3 s settle (flags given explicitly win).
  * --relay-deno-flags adds `deno run` flags to the relay under test, for profiling: e.g.
  * "--inspect=127.0.0.1:9229" (heap snapshots or a CPU profile of one window over CDP, from inside the relay
  * namespace) or "--cpu-prof --cpu-prof-dir=DIR" (the whole run); their cost is in the figures then.
+ * --relay-output FILE keeps the relay's whole stdout and stderr there (with "--v8-flags=--trace-gc": the heap
+ * at every collection); otherwise the run only summarizes its log.
  *
  * Topology (two network namespaces created here; nothing is configured on the host):
  *   relay namespace: one wireguard-go, the hub (UDP 51820 on this namespace's loopback, N peers by
@@ -88,6 +90,8 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     // Extra `deno run` flags for the relay under test (profiling: "--cpu-prof --cpu-prof-dir=DIR", "--inspect").
     "relay-deno-flags": { type: "string", default: "" },
+    // Where to keep the relay's whole output (e.g. a --v8-flags=--trace-gc trace); otherwise only summarized.
+    "relay-output": { type: "string" },
     // Internal: the pacing pusher run inside the source namespace.
     "pusher-worker": { type: "boolean", default: false },
     target: { type: "string", default: "10.78.0.1:2101" },
@@ -1103,6 +1107,10 @@ async function benchmark(res: Resources, r: Result): Promise<void> {
   r.notes.push(`relay info log: ${infoSummary(logText(relay))}`);
 
   await stopProc(relay, 10_000);
+  if (values["relay-output"]) {
+    await Deno.writeTextFile(values["relay-output"], relay.stdout.text() + relay.stderr.text());
+    r.notes.push(`relay output kept in ${values["relay-output"]}`);
+  }
   r.notes.push(
     `relay log: ${logSummary(logText(relay))} (exit: ${relay.how})`,
   );
