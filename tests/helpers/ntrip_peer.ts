@@ -96,9 +96,7 @@ export class NtripPeer {
 
   /** The body with the chunked coding removed. */
   dechunked(): Uint8Array {
-    const out: Uint8Array[] = [];
-    new ChunkedDecoder().push(this.split().body, (d) => out.push(d.slice()));
-    return concatBytes(...out);
+    return concatBytes(...this.chunks());
   }
 
   /** The body's chunks, each one's data (the writes of a v2 caster: one chunk per write). */

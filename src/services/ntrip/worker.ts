@@ -121,8 +121,8 @@ export class StationWorker {
   /** Source version chosen by "auto" after a fallback: 1 for the rest of this worker's life. */
   #sourceFellBack = false;
   /**
-   * When a streaming source was lost (clock ms) and the source attempts made by then: the loss is logged as a
-   * warning, and so is its return, once frames flow again (the destination session was kept through it, so
+   * When a streaming source was lost (clock ms) and the source attempts made by then. The loss is logged as a
+   * warning; its return, once frames flow again, as info (the destination session was kept through it, so
    * no `connected` line says so).
    */
   #sourceLost?: { atMs: number; attempts: number };
