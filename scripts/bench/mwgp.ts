@@ -41,6 +41,7 @@
 import { parseArgs } from "node:util";
 import { collect, type Netns, waitFor, wgKeyPair, WireguardGo } from "../../tests/helpers/interop.ts";
 import { type MwgpProcess, MwgpTopology, startMwgp, whenStarted } from "../../tests/helpers/mwgp.ts";
+import { machineTicks } from "./lib/proc.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -83,19 +84,6 @@ function cpuSeconds(pid: number): number {
 function selfCpuSeconds(): { own: number; children: number } {
   const f = procStat(Deno.pid);
   return { own: (Number(f[11]) + Number(f[12])) / 100, children: (Number(f[13]) + Number(f[14])) / 100 };
-}
-
-/**
- * The machine's CPU time so far in USER_HZ (100 per second) ticks, all CPUs summed (the `cpu` line of
- * /proc/stat). Busy time is taken as what is not idle: with NO_HZ the kernel tracks idle and iowait exactly,
- * while user/system are sampled at the tick and undercount short bursts, so wall time x CPUs - idle is the
- * better measure of how full the machine was.
- */
-function machineTicks(): { idle: number; softirq: number; steal: number } {
-  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0];
-  // user nice system idle iowait irq softirq steal (guest time is already inside user/nice)
-  const [, , , idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number);
-  return { idle: idle + iowait, softirq: irq + softirq, steal };
 }
 
 /** The live (non-zombie) pids whose process group is pgid. */

@@ -38,6 +38,7 @@ import {
   SOL_SOCKET,
 } from "../../../src/sys/constants.ts";
 import { EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT } from "../../../src/sys/epoll.ts";
+import { machineTicks } from "./proc.ts";
 
 const libc = Deno.dlopen("libc.so.6", {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -126,13 +127,6 @@ class Epoll {
 
 function setInt(fd: number, level: number, opt: number, value: number): void {
   libc.setsockopt(fd, level, opt, new Uint8Array(new Int32Array([value]).buffer), 4);
-}
-
-/** All CPUs' busy and idle clock ticks so far (/proc/stat's first line; idle counts iowait). */
-function machineTicks(): { busy: number; idle: number } {
-  const f = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
-  return { busy: user + nice + system + irq + softirq + steal, idle: idle + iowait };
 }
 
 function runTargets(tcpPort: number, udpPort: number): never {

@@ -295,6 +295,26 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/**
+ * The machine's CPU time so far in USER_HZ ticks, all CPUs summed (the `cpu` line of /proc/stat): idle
+ * (with iowait), irq + softirq, steal, and busy (everything but idle). With NO_HZ the kernel tracks idle
+ * exactly while user and system are sampled at the tick, so wall time x CPUs - idle is the better measure of
+ * how full the machine was; `busy` is the sum of the sampled fields.
+ */
+export function machineTicks(): { idle: number; softirq: number; steal: number; busy: number } {
+  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0];
+  // user nice system idle iowait irq softirq steal (guest time is already inside user/nice)
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(
+    Number,
+  );
+  return {
+    idle: idle + iowait,
+    softirq: irq + softirq,
+    steal,
+    busy: user + nice + system + irq + softirq + steal,
+  };
+}
+
 /** The memory fields of /proc/PID/status and smaps_rollup, in KiB (NaN where a field is missing). */
 export interface MemKiB {
   /** VmRSS. */
