@@ -16,6 +16,18 @@
  * connection holds two 16 KiB receive buffers while idle (a provided-buffer ring would share them), and there
  * is no connect timeout, keepalive, counter or log. Linux 6.1 or later (IORING_SETUP_DEFER_TASKRUN).
  */
+import {
+  AF_INET,
+  EINTR,
+  SHUT_WR,
+  SO_REUSEADDR,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  SOL_SOCKET,
+} from "../../../src/sys/constants.ts";
+import { SOCKADDR_IN_SIZE, SockaddrView } from "../../../src/sys/udp_batch.ts";
+
 const [listenPort, targetPort] = Deno.args.map(Number);
 if (!(listenPort > 0 && targetPort > 0)) {
   console.error("usage: uring_relay.ts LISTEN_PORT TARGET_PORT");
@@ -45,8 +57,8 @@ const IORING_CQE_F_MORE = 2;
 const OP_ACCEPT = 13, OP_CONNECT = 16, OP_CLOSE = 19, OP_SEND = 26, OP_RECV = 27, OP_SOCKET = 45;
 const SQE_SIZE = 64, CQE_SIZE = 16;
 const PROT_READ_WRITE = 3, MAP_SHARED_POPULATE = 0x01 | 0x8000;
-const AF_INET = 2, SOCK_STREAM = 1, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000, SHUT_WR = 1;
-const EINTR = 4;
+/** shutdown(2)'s both ways (constants.ts has only SHUT_WR). */
+const SHUT_RDWR = 2;
 const ENTRIES = 4096;
 const BUFFER_SIZE = 16384;
 
@@ -63,11 +75,8 @@ function pinned(size: number): { bytes: Uint8Array; address: bigint } {
 }
 
 function sockaddrIn(port: number): { bytes: Uint8Array; address: bigint } {
-  const sa = pinned(16);
-  const v = new DataView(sa.bytes.buffer);
-  v.setUint16(0, AF_INET, true);
-  v.setUint16(2, port, false);
-  sa.bytes.set([127, 0, 0, 1], 4);
+  const sa = pinned(SOCKADDR_IN_SIZE);
+  SockaddrView.writeV4(sa.bytes, new Uint8Array([127, 0, 0, 1]), port);
   return sa;
 }
 
@@ -191,9 +200,9 @@ const direction = (up: boolean): Direction => ({
 });
 
 const listener = lib.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-lib.setsockopt(listener, 1, 2, pinned(4).bytes.fill(1, 0, 1), 4); // SO_REUSEADDR
+lib.setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, pinned(4).bytes.fill(1, 0, 1), 4);
 const here = sockaddrIn(listenPort);
-if (lib.bind(listener, here.bytes, 16) !== 0 || lib.listen(listener, 4096) !== 0) {
+if (lib.bind(listener, here.bytes, SOCKADDR_IN_SIZE) !== 0 || lib.listen(listener, 4096) !== 0) {
   throw new Error(`cannot listen on 127.0.0.1:${listenPort}`);
 }
 
@@ -236,8 +245,8 @@ function ended(conn: Conn, slot: number, d: Direction) {
 function fail(conn: Conn, slot: number) {
   if (!conn.failed) {
     conn.failed = true;
-    lib.shutdown(conn.client, 2);
-    if (conn.target >= 0) lib.shutdown(conn.target, 2);
+    lib.shutdown(conn.client, SHUT_RDWR);
+    if (conn.target >= 0) lib.shutdown(conn.target, SHUT_RDWR);
   }
   closeIfIdle(conn, slot);
 }
@@ -281,7 +290,7 @@ function onCompletion(user: number, res: number, flags: number) {
   switch (kind) {
     case K_SOCKET:
       conn.target = res;
-      return op(conn, slot, OP_CONNECT, res, target.address, 0, K_CONNECT, 16n);
+      return op(conn, slot, OP_CONNECT, res, target.address, 0, K_CONNECT, BigInt(SOCKADDR_IN_SIZE));
     case K_CONNECT:
       receive(conn, slot, conn.upstream);
       return receive(conn, slot, conn.downstream);
